@@ -1,0 +1,75 @@
+//! The contracts between components: what a receiver hands events to, what a processor does,
+//! and what a receiver is given to run.
+
+use crate::event::Event;
+use async_trait::async_trait;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Events move between components in batches, never one at a time.
+pub type Batch = Vec<Event>;
+
+/// What a pipeline reports after accepting a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// Events received in the batch.
+    pub received: usize,
+    /// Events handed to at least one exporter queue (the rest were filtered out).
+    pub queued: usize,
+}
+
+/// Why a pipeline did not accept a batch. Nothing of a refused batch was kept.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// An exporter queue is full; the sender should retry after the given delay.
+    #[error("pipeline is full (an exporter queue has no room); retry after {}s", retry_after.as_secs().max(1))]
+    Full {
+        /// Suggested delay before retrying.
+        retry_after: Duration,
+    },
+    /// siemrelay is shutting down and accepts nothing new.
+    #[error("siemrelay is shutting down")]
+    ShuttingDown,
+    /// A queue could not store the batch (e.g. a disk error).
+    #[error("could not queue the batch: {0}")]
+    Failed(String),
+}
+
+/// The entry point of one or more pipelines, as seen by a receiver.
+///
+/// `accept` returns once the batch is in every target exporter's queue (durably, for disk
+/// queues): only then may the receiver acknowledge its sender.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Runs the batch through the pipelines and queues it for their exporters.
+    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal>;
+}
+
+/// A synchronous transformation of batches (filter, enrich, sign).
+pub trait Processor: Send + Sync + 'static {
+    /// Transforms the batch in place; may remove events.
+    fn process(&self, batch: &mut Batch);
+}
+
+/// What a running receiver is given.
+#[derive(Clone)]
+pub struct ReceiverContext {
+    /// The receiver's component id (`webhook`, `file/audit`).
+    pub id: String,
+    /// Where accepted events go.
+    pub sink: Arc<dyn EventSink>,
+    /// Cancelled when the receiver must stop accepting.
+    pub shutdown: CancellationToken,
+    /// The receiver's own directory under `service.storage.directory` (checkpoints).
+    pub storage_dir: PathBuf,
+}
+
+/// A running receiver. Sockets are bound when it is built, so start-up errors surface before
+/// `run`; `run` serves until `ctx.shutdown` is cancelled and then returns.
+#[async_trait]
+pub trait Receiver: Send + 'static {
+    /// Serves until shutdown.
+    async fn run(self: Box<Self>, ctx: ReceiverContext) -> anyhow::Result<()>;
+}

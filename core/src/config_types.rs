@@ -1,0 +1,170 @@
+//! Value types used in component configs: durations (`5s`), sizes (`10MiB`), listen addresses,
+//! and secrets that never print.
+
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// A duration written like `200ms`, `5s`, `5m`, `24h`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigDuration(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim())
+            .map(ConfigDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} ({e}); write e.g. 200ms, 5s, 5m, 24h"
+                ))
+            })
+    }
+}
+
+impl From<ConfigDuration> for std::time::Duration {
+    fn from(value: ConfigDuration) -> Self {
+        value.0
+    }
+}
+
+/// A size in bytes written like `512KiB`, `10MiB`, `1GiB`, `1MB` or a plain number of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigSize(pub u64);
+
+impl ConfigSize {
+    /// The size as `usize`, saturating.
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ConfigSize(n)),
+            Raw::Text(text) => text
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|s| ConfigSize(s.as_u64()))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "invalid size {text:?}; write e.g. 512KiB, 10MiB, 1GiB or a number of bytes"
+                    ))
+                }),
+        }
+    }
+}
+
+/// A `host:port` to listen on or connect to, checked at load time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    /// The text as configured.
+    pub text: String,
+    /// The resolved address (first one for names such as `localhost`).
+    pub addr: SocketAddr,
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_host_port(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `host:port`, naming what is wrong.
+pub fn parse_host_port(text: &str) -> Result<HostPort, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid endpoint {text:?}: expected host:port"))?;
+    let port: u32 = port
+        .parse()
+        .map_err(|_| format!("invalid endpoint {text:?}: port {port:?} is not a number"))?;
+    if port > 65535 {
+        return Err(format!(
+            "invalid endpoint {text:?}: port {port} is out of range 0-65535"
+        ));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = (host, port as u16)
+        .to_socket_addrs()
+        .map_err(|e| format!("invalid endpoint {text:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("invalid endpoint {text:?}: host does not resolve"))?;
+    Ok(HostPort {
+        text: text.to_string(),
+        addr,
+    })
+}
+
+/// A secret (token, key): deserialized from config, never printed.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret's text, for use on the wire only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.is_empty() {
+            return Err(serde::de::Error::custom("secret is empty"));
+        }
+        Ok(Secret(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_sizes_and_endpoints_parse_with_clear_errors() {
+        let d: ConfigDuration = serde_json::from_str("\"5s\"").unwrap();
+        assert_eq!(d.0.as_secs(), 5);
+        assert!(
+            serde_json::from_str::<ConfigDuration>("\"5 parsecs\"")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid duration")
+        );
+        let s: ConfigSize = serde_json::from_str("\"10MiB\"").unwrap();
+        assert_eq!(s.0, 10 * 1024 * 1024);
+        let s: ConfigSize = serde_json::from_str("\"1GiB\"").unwrap();
+        assert_eq!(s.0, 1 << 30);
+        assert!(serde_json::from_str::<ConfigSize>("\"ten\"").is_err());
+        assert_eq!(parse_host_port("127.0.0.1:8088").unwrap().addr.port(), 8088);
+        assert!(
+            parse_host_port("127.0.0.1:70000")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(
+            parse_host_port("127.0.0.1")
+                .unwrap_err()
+                .contains("host:port")
+        );
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

@@ -1,0 +1,15 @@
+//! siemrelay's trunk: the security event every component shares, the traits that connect
+//! receivers, processors and the pipeline runtime, attribute paths, and config value types.
+
+pub mod component;
+pub mod config_types;
+pub mod event;
+pub mod ingest;
+pub mod path;
+pub mod severity;
+pub mod time;
+
+pub use component::{Accepted, Batch, EventSink, Processor, ReceiverContext, Refusal};
+pub use event::{Event, Map, Signature, Value};
+pub use severity::Severity;
+pub use time::Timestamp;

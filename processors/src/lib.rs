@@ -1,0 +1,1 @@
+//! siemrelay processors.

@@ -1,0 +1,1 @@
+//! Helpers for siemrelay's end-to-end tests.
