@@ -168,3 +168,22 @@ mod tests {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
     }
 }
+
+/// A problem found while validating one component's config, with the key path inside that
+/// component (`include.attributes.user_email.regex`). The loader prefixes the component's place
+/// in the file (`processors.filter/security-only.`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigIssue {
+    /// Dotted key path relative to the component's config block ("" for the block itself).
+    pub key: String,
+    /// What is wrong, never containing a secret value.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    /// A new issue at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
+        ConfigIssue { key: key.into(), message: message.into() }
+    }
+}

@@ -9,6 +9,7 @@ pub mod path;
 pub mod severity;
 pub mod time;
 
+pub use config_types::ConfigIssue;
 pub use component::{Accepted, Batch, EventSink, Processor, ReceiverContext, Refusal};
 pub use event::{Event, Map, Signature, Value};
 pub use severity::Severity;

@@ -1,1 +1,8 @@
-//! siemrelay receivers.
+//! siemrelay receivers: where events enter. One module per component type.
+//!
+//! Each module exposes a `Config` (serde, unknown keys rejected), a `validate` step that needs no
+//! sockets, and a `build` that binds its listeners and returns a [`siemrelay_core::component::Receiver`].
+
+pub mod file;
+pub mod otlp;
+pub mod webhook;
