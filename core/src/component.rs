@@ -73,3 +73,15 @@ pub trait Receiver: Send + 'static {
     /// Serves until shutdown.
     async fn run(self: Box<Self>, ctx: ReceiverContext) -> anyhow::Result<()>;
 }
+
+/// What a processor is given when it is built. Processors are built once per pipeline that lists
+/// them, so state (such as a signature chain) is per pipeline.
+#[derive(Clone, Debug)]
+pub struct ProcessorContext {
+    /// The processor's component id (`filter/security-only`).
+    pub id: String,
+    /// The pipeline this instance belongs to (`security`).
+    pub pipeline: String,
+    /// A directory this instance may keep state in (created by the runtime).
+    pub storage_dir: PathBuf,
+}

@@ -10,7 +10,7 @@ pub mod severity;
 pub mod time;
 
 pub use config_types::ConfigIssue;
-pub use component::{Accepted, Batch, EventSink, Processor, ReceiverContext, Refusal};
+pub use component::{Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal};
 pub use event::{Event, Map, Signature, Value};
 pub use severity::Severity;
 pub use time::Timestamp;
