@@ -1,1 +1,9 @@
-//! siemrelay exporters.
+//! siemrelay exporters and the delivery layer they all share.
+//!
+//! An exporter only encodes events into requests and classifies the replies (it implements
+//! [`delivery::Sink`]); queueing, batching, retries with backoff, dead-letter files, status and
+//! delivery history live once, in [`delivery`].
+
+pub mod delivery;
+pub mod file;
+pub mod stdout;

@@ -1,0 +1,343 @@
+//! The bounded in-memory queue. A crash loses what it holds; a clean shutdown delivers it or,
+//! past the shutdown timeout, writes it to the dead-letter file.
+
+use super::config::WhenFull;
+use super::queue::{
+    Chunk, DeliveryQueue, PopLimits, QueueDepth, QueueError, Receipt, Reservation, SizedBatch,
+};
+use async_trait::async_trait;
+use siemrelay_core::{Event, Timestamp};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Notify;
+
+struct Queued {
+    event: Event,
+    size: u32,
+    enqueued_at: Timestamp,
+}
+
+#[derive(Default)]
+struct State {
+    queued: VecDeque<Queued>,
+    queued_bytes: usize,
+    /// Queued + in flight + reserved.
+    used_events: usize,
+    used_bytes: usize,
+    closed: bool,
+}
+
+/// A bounded FIFO in memory.
+pub struct MemoryQueue {
+    id: String,
+    max_events: usize,
+    max_bytes: usize,
+    when_full: WhenFull,
+    state: Mutex<State>,
+    pushed: Notify,
+    dropped: AtomicU64,
+}
+
+impl MemoryQueue {
+    /// A queue for exporter `id` holding at most `max_events` and `max_bytes`.
+    pub fn new(id: &str, max_events: usize, max_bytes: usize, when_full: WhenFull) -> MemoryQueue {
+        MemoryQueue {
+            id: id.to_string(),
+            max_events,
+            max_bytes,
+            when_full,
+            state: Mutex::new(State::default()),
+            pushed: Notify::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Events dropped by `when_full: drop_oldest` so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the counters inconsistent (every update is
+        // a few arithmetic steps), so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn fits(&self, state: &State, events: usize, bytes: usize) -> bool {
+        // An empty queue takes any batch, so an oversized batch is never refused forever.
+        state.used_events == 0
+            || (state.used_events + events <= self.max_events
+                && state.used_bytes + bytes <= self.max_bytes)
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for MemoryQueue {
+    fn try_reserve(&self, events: usize, bytes: usize) -> Result<Reservation, QueueError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(QueueError::Closed);
+        }
+        if !self.fits(&state, events, bytes) && self.when_full == WhenFull::DropOldest {
+            let mut dropped = 0u64;
+            while !self.fits(&state, events, bytes) {
+                let Some(oldest) = state.queued.pop_front() else {
+                    break;
+                };
+                state.queued_bytes -= oldest.size as usize;
+                state.used_events -= 1;
+                state.used_bytes -= oldest.size as usize;
+                dropped += 1;
+            }
+            if dropped > 0 {
+                self.dropped.fetch_add(dropped, Ordering::Relaxed);
+                metrics::counter!("siemrelay_exporter_queue_dropped_events_total", "exporter" => self.id.clone())
+                    .increment(dropped);
+                tracing::warn!(exporter = %self.id, dropped, "queue full: dropped the oldest events (when_full: drop_oldest)");
+            }
+        }
+        if !self.fits(&state, events, bytes) {
+            return Err(QueueError::Full);
+        }
+        state.used_events += events;
+        state.used_bytes += bytes;
+        Ok(Reservation { events, bytes })
+    }
+
+    fn cancel(&self, reservation: Reservation) {
+        let mut state = self.lock();
+        state.used_events -= reservation.events;
+        state.used_bytes -= reservation.bytes;
+    }
+
+    async fn push(&self, reservation: Reservation, batch: SizedBatch) -> Result<(), QueueError> {
+        let now = Timestamp::now();
+        {
+            let mut state = self.lock();
+            // The reservation covered exactly this batch; keep the books exact if it did not.
+            state.used_events = state.used_events + batch.len() - reservation.events;
+            state.used_bytes = state.used_bytes + batch.total_bytes - reservation.bytes;
+            state.queued_bytes += batch.total_bytes;
+            for (event, size) in batch.events.into_iter().zip(batch.sizes) {
+                state.queued.push_back(Queued {
+                    event,
+                    size,
+                    enqueued_at: now,
+                });
+            }
+        }
+        self.pushed.notify_waiters();
+        Ok(())
+    }
+
+    async fn pop(&self, limits: PopLimits) -> Option<Chunk> {
+        loop {
+            let notified = self.pushed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Decide under the lock; wait (for more events or the linger deadline) after it.
+            let wait: Option<std::time::Duration> = {
+                let mut state = self.lock();
+                match state.queued.front() {
+                    None if state.closed => return None,
+                    None => None,
+                    Some(front) => {
+                        let deadline = front
+                            .enqueued_at
+                            .0
+                            .saturating_add(limits.linger.as_nanos() as i64);
+                        let enough = state.queued.len() >= limits.min_events.max(1)
+                            || state.queued_bytes >= limits.max_bytes
+                            || state.closed;
+                        let now = Timestamp::now().0;
+                        if enough || now >= deadline {
+                            return Some(take_chunk(&mut state, limits));
+                        }
+                        Some(std::time::Duration::from_nanos((deadline - now) as u64))
+                    }
+                }
+            };
+            match wait {
+                None => notified.await,
+                Some(until_deadline) => {
+                    let _ = tokio::time::timeout(until_deadline, notified).await;
+                }
+            }
+        }
+    }
+
+    fn complete(&self, receipt: Receipt) {
+        let mut state = self.lock();
+        state.used_events -= receipt.events;
+        state.used_bytes -= receipt.bytes;
+    }
+
+    fn depth(&self) -> QueueDepth {
+        let state = self.lock();
+        QueueDepth {
+            events: state.used_events,
+            bytes: state.used_bytes,
+            max_events: self.max_events,
+            max_bytes: self.max_bytes,
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.pushed.notify_waiters();
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    fn take_remaining(&self) -> Vec<Event> {
+        let mut state = self.lock();
+        let taken: Vec<Queued> = state.queued.drain(..).collect();
+        let bytes: usize = taken.iter().map(|q| q.size as usize).sum();
+        state.queued_bytes = 0;
+        state.used_events -= taken.len();
+        state.used_bytes -= bytes;
+        taken.into_iter().map(|q| q.event).collect()
+    }
+}
+
+fn take_chunk(state: &mut State, limits: PopLimits) -> Chunk {
+    let mut events = Vec::with_capacity(limits.max_events.min(state.queued.len()));
+    let mut bytes = 0usize;
+    let enqueued_at = state.queued.front().map_or(Timestamp(0), |q| q.enqueued_at);
+    while let Some(front) = state.queued.front() {
+        let size = front.size as usize;
+        if !events.is_empty()
+            && (events.len() >= limits.max_events || bytes + size > limits.max_bytes)
+        {
+            break;
+        }
+        let Some(queued) = state.queued.pop_front() else {
+            break;
+        };
+        bytes += size;
+        events.push(queued.event);
+    }
+    state.queued_bytes -= bytes;
+    let receipt = Receipt {
+        events: events.len(),
+        bytes,
+        records: Vec::new(),
+    };
+    Chunk {
+        events,
+        enqueued_at,
+        receipt,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn batch(n: usize) -> SizedBatch {
+        SizedBatch::new((0..n).map(|i| Event::new(format!("t{i}"))).collect())
+    }
+
+    fn limits(min: usize, max: usize, linger_ms: u64) -> PopLimits {
+        PopLimits {
+            max_events: max,
+            max_bytes: usize::MAX,
+            min_events: min,
+            linger: Duration::from_millis(linger_ms),
+        }
+    }
+
+    async fn push(queue: &MemoryQueue, b: SizedBatch) -> Result<(), QueueError> {
+        let r = queue.try_reserve(b.len(), b.total_bytes)?;
+        queue.push(r, b).await
+    }
+
+    #[tokio::test]
+    async fn pops_at_batch_size_without_waiting_for_linger() {
+        let queue = MemoryQueue::new("t", 1000, usize::MAX, WhenFull::Backpressure);
+        push(&queue, batch(10)).await.unwrap();
+        let started = std::time::Instant::now();
+        let chunk = queue.pop(limits(10, 100, 5_000)).await.unwrap();
+        assert_eq!(chunk.events.len(), 10);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn max_events_splits_and_order_is_kept() {
+        let queue = MemoryQueue::new("t", 1000, usize::MAX, WhenFull::Backpressure);
+        push(&queue, batch(25)).await.unwrap();
+        let a = queue.pop(limits(1, 10, 0)).await.unwrap();
+        let b = queue.pop(limits(1, 10, 0)).await.unwrap();
+        let c = queue.pop(limits(1, 10, 0)).await.unwrap();
+        assert_eq!(
+            (a.events.len(), b.events.len(), c.events.len()),
+            (10, 10, 5)
+        );
+        assert_eq!(a.events[0].event_type, "t0");
+        assert_eq!(c.events[4].event_type, "t24");
+    }
+
+    #[tokio::test]
+    async fn linger_releases_a_partial_batch_after_the_timeout() {
+        let queue = MemoryQueue::new("t", 1000, usize::MAX, WhenFull::Backpressure);
+        push(&queue, batch(3)).await.unwrap();
+        let started = std::time::Instant::now();
+        let chunk = queue.pop(limits(100, 1000, 150)).await.unwrap();
+        let waited = started.elapsed();
+        assert_eq!(chunk.events.len(), 3);
+        assert!(
+            waited >= Duration::from_millis(100),
+            "released too early: {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(2), "held too long: {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_until_completed() {
+        let queue = MemoryQueue::new("t", 20, usize::MAX, WhenFull::Backpressure);
+        push(&queue, batch(15)).await.unwrap();
+        assert_eq!(queue.try_reserve(10, 10), Err(QueueError::Full));
+        let chunk = queue.pop(limits(1, 100, 0)).await.unwrap();
+        // Popped but not completed: the room stays taken.
+        assert_eq!(queue.try_reserve(10, 10), Err(QueueError::Full));
+        queue.complete(chunk.receipt);
+        let r = queue.try_reserve(10, 10).unwrap();
+        queue.cancel(r);
+        assert_eq!(queue.depth().events, 0);
+    }
+
+    #[tokio::test]
+    async fn drop_oldest_makes_room_and_counts() {
+        let queue = MemoryQueue::new("t", 20, usize::MAX, WhenFull::DropOldest);
+        push(&queue, batch(15)).await.unwrap();
+        push(&queue, batch(10)).await.unwrap();
+        assert_eq!(queue.dropped(), 5);
+        let chunk = queue.pop(limits(1, 100, 0)).await.unwrap();
+        assert_eq!(chunk.events.len(), 20);
+        assert_eq!(chunk.events[0].event_type, "t5");
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let queue = MemoryQueue::new("t", 100, usize::MAX, WhenFull::Backpressure);
+        push(&queue, batch(2)).await.unwrap();
+        queue.close();
+        assert_eq!(queue.try_reserve(1, 1), Err(QueueError::Closed));
+        assert_eq!(
+            queue
+                .pop(limits(100, 100, 60_000))
+                .await
+                .unwrap()
+                .events
+                .len(),
+            2
+        );
+        assert!(queue.pop(limits(1, 100, 0)).await.is_none());
+    }
+}
