@@ -1,1 +1,200 @@
-//! Helpers for siemrelay's end-to-end tests.
+//! Helpers for siemrelay's end-to-end tests: start the real binary on a config, talk to it, stop
+//! or kill it, and fake SIEM servers that speak the real protocols (see [`fake`]).
+
+pub mod fake;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// The siemrelay binary under test: `$SIEMRELAY_BIN`, or `target/debug/siemrelay` next to the
+/// running test executable (cargo builds it because the `siemrelay-pipelines` package has
+/// integration tests).
+pub fn siemrelay_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SIEMRELAY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug/siemrelay
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("siemrelay");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it with `cargo build -p siemrelay-pipelines` (the test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Waits until something accepts TCP connections on `addr`.
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A running siemrelay process in its own working directory (so `./siemrelay-data` is private).
+pub struct Siemrelay {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+impl Siemrelay {
+    /// Writes `config` to `<tmp>/siemrelay.yaml` and runs `siemrelay run --config` there.
+    pub fn start(config: &str) -> Siemrelay {
+        Self::start_with(config, &[], &[])
+    }
+
+    /// Like [`Siemrelay::start`] with extra arguments after `run --config FILE` and extra env vars.
+    pub fn start_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Siemrelay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, config, args, env)
+    }
+
+    /// Starts in a given directory (to restart on the same data).
+    pub fn start_in(dir: tempfile::TempDir, config: &str, args: &[&str], env: &[(&str, &str)]) -> Siemrelay {
+        let config_path = dir.path().join("siemrelay.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log_path = dir.path().join(format!("siemrelay-{}.log", Instant::now().elapsed().as_nanos() ^ std::process::id() as u128));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
+        let mut command = Command::new(siemrelay_bin());
+        command
+            .current_dir(dir.path())
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .env("RUST_LOG", std::env::var("SIEMRELAY_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start siemrelay");
+        Siemrelay { child: Some(child), dir, log_path }
+    }
+
+    /// The process's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits until `addr` accepts connections, panicking with the logs if it does not.
+    pub fn wait_ready(&mut self, addr: SocketAddr) {
+        if !wait_for_port(addr, Duration::from_secs(20)) {
+            let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            panic!("siemrelay did not listen on {addr} (exit: {status:?}); logs:\n{}", self.logs());
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal (e.g. `libc::SIGTERM`, `libc::SIGHUP`).
+    pub fn signal(&self, signal: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) with a pid we own; no memory is shared.
+            unsafe {
+                libc::kill(child.id() as i32, signal);
+            }
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (up to `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.signal(libc::SIGTERM);
+        self.wait_exit(timeout)
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            } else {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Stops the process (SIGKILL if needed) and hands back its directory for a restart.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Siemrelay {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- siemrelay logs ----\n{}", self.logs());
+        }
+    }
+}
+
+/// Runs `siemrelay ARGS…` to completion (for `validate`, `verify`, `test`, …).
+pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(siemrelay_bin()).args(args).current_dir(dir).output().expect("run siemrelay")
+}
+
+/// Reads every NDJSON line of every file in `dir` whose name starts with `prefix`.
+pub fn read_ndjson_files(dir: &Path, prefix: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str(line) {
+                Ok(value) => out.push(value),
+                Err(e) => panic!("{}: bad line {line:?}: {e}", path.display()),
+            }
+        }
+    }
+    out
+}

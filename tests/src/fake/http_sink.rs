@@ -1,0 +1,1 @@
+//! Fake http_sink server.
