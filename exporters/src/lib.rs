@@ -4,6 +4,10 @@
 //! [`delivery::Sink`]); queueing, batching, retries with backoff, dead-letter files, status and
 //! delivery history live once, in [`delivery`].
 
+pub mod datadog;
 pub mod delivery;
+pub mod elasticsearch;
 pub mod file;
+pub mod splunk_hec;
 pub mod stdout;
+pub mod webhook;
