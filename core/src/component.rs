@@ -51,6 +51,12 @@ pub trait EventSink: Send + Sync + 'static {
 pub trait Processor: Send + Sync + 'static {
     /// Transforms the batch in place; may remove events.
     fn process(&self, batch: &mut Batch);
+
+    /// True when batches must reach the exporter queues in the order this processor saw them
+    /// (a signature chain). The runtime then serializes processing and queueing per pipeline.
+    fn requires_ordering(&self) -> bool {
+        false
+    }
 }
 
 /// What a running receiver is given.

@@ -204,13 +204,13 @@ pub fn event_from_object(
         }
     }
 
-    if options.strict {
-        if let Some(first) = misfits.first() {
-            return Err(IngestError {
-                field: first.key.clone(),
-                reason: first.reason.clone(),
-            });
-        }
+    if options.strict
+        && let Some(first) = misfits.first()
+    {
+        return Err(IngestError {
+            field: first.key.clone(),
+            reason: first.reason.clone(),
+        });
     }
 
     for (key, value) in extras.into_iter().chain(displaced) {

@@ -1,0 +1,197 @@
+use super::*;
+use serde_json::json;
+
+fn ctx() -> ProcessorContext {
+    ProcessorContext {
+        id: "enrich".into(),
+        pipeline: "security".into(),
+        storage_dir: std::env::temp_dir(),
+    }
+}
+
+fn enrich(yaml: &str) -> Enrich {
+    let config: EnrichConfig = serde_yaml::from_str(yaml).unwrap();
+    assert_eq!(config.validate(), []);
+    build(config, &ctx()).unwrap()
+}
+
+/// Runs `yaml`'s processor over one event with `attributes` and returns the attributes after.
+fn run(yaml: &str, attributes: Value) -> Value {
+    let mut batch = vec![Event::new("login")];
+    batch[0].attributes = attributes.as_object().unwrap().clone();
+    enrich(yaml).process(&mut batch);
+    Value::Object(batch.remove(0).attributes)
+}
+
+fn issue_keys(yaml: &str) -> Vec<String> {
+    let config: EnrichConfig = serde_yaml::from_str(yaml).unwrap();
+    let issues = config.validate();
+    assert_eq!(build(config, &ctx()).unwrap_err(), issues);
+    issues.into_iter().map(|i| i.key).collect()
+}
+
+#[test]
+fn insert_sets_only_absent_keys() {
+    let yaml = "actions: [{ action: insert, key: tags.env, value: prod }]";
+    assert_eq!(run(yaml, json!({})), json!({"tags": {"env": "prod"}}));
+    assert_eq!(
+        run(yaml, json!({"tags": {"env": "dev"}})),
+        json!({"tags": {"env": "dev"}})
+    );
+    // A non-map parent blocks insert rather than being replaced.
+    assert_eq!(run(yaml, json!({"tags": "flat"})), json!({"tags": "flat"}));
+}
+
+#[test]
+fn upsert_sets_and_replaces() {
+    let yaml = "actions: [{ action: upsert, key: deployment.env, value: prod }]";
+    assert_eq!(run(yaml, json!({})), json!({"deployment": {"env": "prod"}}));
+    assert_eq!(
+        run(yaml, json!({"deployment": {"env": "dev", "x": 1}})),
+        json!({"deployment": {"env": "prod", "x": 1}})
+    );
+    assert_eq!(
+        run(yaml, json!({"deployment": 5})),
+        json!({"deployment": {"env": "prod"}})
+    );
+}
+
+#[test]
+fn update_replaces_only_present_keys() {
+    let yaml = r"actions: [{ action: update, key: 'a\.b', value: 2 }]";
+    assert_eq!(run(yaml, json!({"a.b": 1})), json!({"a.b": 2}));
+    assert_eq!(run(yaml, json!({"a": {"b": 1}})), json!({"a": {"b": 1}}));
+    assert_eq!(run(yaml, json!({})), json!({}));
+}
+
+#[test]
+fn delete_removes_nested_keys_and_keeps_order() {
+    let yaml = "actions: [{ action: delete, key: tags.internal }]";
+    let out = run(
+        yaml,
+        json!({"z": 1, "tags": {"b": 1, "internal": true, "a": 2}, "y": 0}),
+    );
+    assert_eq!(out, json!({"z": 1, "tags": {"b": 1, "a": 2}, "y": 0}));
+    let keys: Vec<&String> = out["tags"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["b", "a"]);
+    assert_eq!(run(yaml, json!({"other": 1})), json!({"other": 1}));
+}
+
+#[test]
+fn rename_moves_and_copy_duplicates() {
+    let rename = "actions: [{ action: rename, from: usr, to: user.name }]";
+    assert_eq!(
+        run(rename, json!({"usr": "bob", "user": {"id": 7}})),
+        json!({"user": {"id": 7, "name": "bob"}})
+    );
+    assert_eq!(
+        run(rename, json!({"user": {"name": "kept"}})),
+        json!({"user": {"name": "kept"}})
+    );
+    let copy = "actions: [{ action: copy, from: user.name, to: actor }]";
+    assert_eq!(
+        run(copy, json!({"user": {"name": "bob"}, "actor": "x"})),
+        json!({"user": {"name": "bob"}, "actor": "bob"})
+    );
+    assert_eq!(run(copy, json!({})), json!({}));
+}
+
+#[test]
+fn promote_resource_copies_listed_or_all_without_overwriting() {
+    let mut event = Event::new("login");
+    event.resource = json!({"service.name": "auth", "host.name": "h1", "zone": "eu"})
+        .as_object()
+        .unwrap()
+        .clone();
+    event.attributes = json!({"zone": "mine"}).as_object().unwrap().clone();
+    let mut batch = vec![event.clone()];
+    enrich("actions: [{ action: promote_resource, keys: [service.name, missing] }]")
+        .process(&mut batch);
+    assert_eq!(
+        Value::Object(batch[0].attributes.clone()),
+        json!({"zone": "mine", "service.name": "auth"})
+    );
+    let mut batch = vec![event];
+    enrich("actions: [{ action: promote_resource }]").process(&mut batch);
+    assert_eq!(
+        Value::Object(batch[0].attributes.clone()),
+        json!({"zone": "mine", "service.name": "auth", "host.name": "h1"})
+    );
+}
+
+#[test]
+fn actions_apply_in_listed_order() {
+    let copy_then_delete =
+        "actions: [{ action: copy, from: a, to: b }, { action: delete, key: a }]";
+    assert_eq!(run(copy_then_delete, json!({"a": 1})), json!({"b": 1}));
+    let delete_then_copy =
+        "actions: [{ action: delete, key: a }, { action: copy, from: a, to: b }]";
+    assert_eq!(run(delete_then_copy, json!({"a": 1})), json!({}));
+    let insert_then_upsert =
+        "actions: [{ action: insert, key: k, value: 1 }, { action: upsert, key: k, value: 2 }]";
+    assert_eq!(run(insert_then_upsert, json!({})), json!({"k": 2}));
+    let upsert_then_insert =
+        "actions: [{ action: upsert, key: k, value: 2 }, { action: insert, key: k, value: 1 }]";
+    assert_eq!(run(upsert_then_insert, json!({})), json!({"k": 2}));
+}
+
+#[test]
+fn config_values_and_hostname_appear_and_source_is_filled() {
+    let yaml = r#"
+actions:
+  - { action: upsert, key: region, value: "eu-west-1 (from env)" }
+  - { action: upsert, key: limits, value: { max: 5, ratio: 0.5, on: true, list: [1, "two"] } }
+  - { action: insert, key: host, value_from: hostname }
+source: gateway
+"#;
+    let mut batch = vec![Event::new("a"), Event::new("b")];
+    batch[1].source = Some("toktra".into());
+    enrich(yaml).process(&mut batch);
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    assert!(!host.is_empty());
+    for event in &batch {
+        assert_eq!(event.attributes["region"], "eu-west-1 (from env)");
+        assert_eq!(
+            event.attributes["limits"],
+            json!({"max": 5, "ratio": 0.5, "on": true, "list": [1, "two"]})
+        );
+        assert_eq!(event.attributes["host"], host.as_str());
+    }
+    assert_eq!(batch[0].source.as_deref(), Some("gateway"));
+    assert_eq!(batch[1].source.as_deref(), Some("toktra"));
+}
+
+#[test]
+fn config_errors_name_the_action_field() {
+    let keys = issue_keys(
+        r#"
+actions:
+  - { action: insert, key: a }
+  - { action: upsert, value: 1 }
+  - { action: update, key: a, value: 1, value_from: hostname }
+  - { action: rename, from: a }
+  - { action: copy, from: "a..b", to: c }
+  - { action: delete, key: a, to: b }
+  - { action: promote_resource, keys: [] }
+"#,
+    );
+    assert_eq!(
+        keys,
+        [
+            "actions[0].value",
+            "actions[1].key",
+            "actions[2].value_from",
+            "actions[3].to",
+            "actions[4].from",
+            "actions[5].to",
+            "actions[6].keys",
+        ]
+    );
+    assert!(
+        serde_yaml::from_str::<EnrichConfig>("actions: [{ action: explode, key: a }]").is_err()
+    );
+    assert!(
+        serde_yaml::from_str::<EnrichConfig>("actions: [{ action: delete, key: a, bogus: 1 }]")
+            .is_err()
+    );
+}
