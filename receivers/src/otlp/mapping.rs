@@ -1,0 +1,581 @@
+//! OTLP log records → siemrelay events (the mapping table is in `README-otlp.md`).
+//!
+//! One request becomes one batch. Strings are moved out of the decoded request, never copied,
+//! except the resource map, which every event of a `ResourceLogs` carries.
+
+use base64::Engine as _;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use siemrelay_core::severity::{name_for_number, number_for_name};
+use siemrelay_core::{Batch, Event, Map, Severity, Timestamp, Value};
+use uuid::Uuid;
+
+/// `event_type` of records that name none.
+pub const DEFAULT_EVENT_TYPE: &str = "otlp.log";
+
+/// The events of one request, and what could not be mapped.
+#[derive(Debug, Default)]
+pub struct MappedRequest {
+    /// One event per mappable log record, in request order.
+    pub events: Batch,
+    /// Log records that could not be mapped (reported in `partial_success`).
+    pub rejected: u64,
+    /// Why the first rejected record was rejected, with its place in the request.
+    pub first_rejection: Option<String>,
+}
+
+impl MappedRequest {
+    /// The `partial_success.error_message` for this request ("" when nothing was rejected).
+    pub fn rejection_message(&self) -> String {
+        match &self.first_rejection {
+            None => String::new(),
+            Some(first) if self.rejected == 1 => format!("1 log record rejected: {first}"),
+            Some(first) => format!("{} log records rejected; the first: {first}", self.rejected),
+        }
+    }
+}
+
+/// Maps every log record of `request` to an event observed at `now`.
+pub fn map_request(request: ExportLogsServiceRequest, now: Timestamp) -> MappedRequest {
+    let total: usize = request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    let mut mapped = MappedRequest {
+        events: Vec::with_capacity(total),
+        ..MappedRequest::default()
+    };
+    let mut ids = EventIds::new(now);
+    for (r, resource_logs) in request.resource_logs.into_iter().enumerate() {
+        let resource = resource_logs
+            .resource
+            .map(|res| key_values_to_map(res.attributes))
+            .unwrap_or_default();
+        let source = match resource.get("service.name") {
+            Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+            _ => None,
+        };
+        for (s, scope_logs) in resource_logs.scope_logs.into_iter().enumerate() {
+            let scope = ScopeFields::new(scope_logs.scope);
+            for (l, record) in scope_logs.log_records.into_iter().enumerate() {
+                if let Err(reason) = check_record(&record) {
+                    mapped.rejected += 1;
+                    if mapped.first_rejection.is_none() {
+                        mapped.first_rejection = Some(format!(
+                            "resource_logs[{r}].scope_logs[{s}].log_records[{l}]: {reason}"
+                        ));
+                    }
+                    continue;
+                }
+                let mut event = map_record(record, &scope, now, &mut ids);
+                event.resource = resource.clone();
+                event.source = source.clone();
+                mapped.events.push(event);
+            }
+        }
+    }
+    mapped
+}
+
+/// Why a record cannot become an event, if it cannot.
+fn check_record(record: &LogRecord) -> Result<(), String> {
+    if !(0..=24).contains(&record.severity_number) {
+        return Err(format!(
+            "severity_number {} is outside 0-24",
+            record.severity_number
+        ));
+    }
+    for (field, nanos) in [
+        ("time_unix_nano", record.time_unix_nano),
+        ("observed_time_unix_nano", record.observed_time_unix_nano),
+    ] {
+        if i64::try_from(nanos).is_err() {
+            return Err(format!(
+                "{field} {nanos} is after 2262-04-11, the latest time siemrelay can represent"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The instrumentation scope's fields, converted once per `ScopeLogs`.
+struct ScopeFields {
+    name: Option<String>,
+    version: Option<String>,
+    attributes: Option<Map>,
+}
+
+impl ScopeFields {
+    fn new(scope: Option<InstrumentationScope>) -> ScopeFields {
+        let Some(scope) = scope else {
+            return ScopeFields {
+                name: None,
+                version: None,
+                attributes: None,
+            };
+        };
+        ScopeFields {
+            name: Some(scope.name).filter(|n| !n.is_empty()),
+            version: Some(scope.version).filter(|v| !v.is_empty()),
+            attributes: Some(key_values_to_map(scope.attributes)).filter(|a| !a.is_empty()),
+        }
+    }
+}
+
+/// Maps one checked record.
+fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut EventIds) -> Event {
+    let mut attributes = Map::with_capacity(record.attributes.len() + 4);
+    for KeyValue { key, value, .. } in record.attributes {
+        attributes.insert(key, any_value_to_json(value));
+    }
+    let summary = record.body.and_then(|body| map_body(body, &mut attributes));
+    if let Some(name) = &scope.name {
+        insert_derived(
+            &mut attributes,
+            "otel.scope.name",
+            Value::String(name.clone()),
+        );
+    }
+    if let Some(version) = &scope.version {
+        insert_derived(
+            &mut attributes,
+            "otel.scope.version",
+            Value::String(version.clone()),
+        );
+    }
+    if let Some(scope_attributes) = &scope.attributes {
+        insert_derived(
+            &mut attributes,
+            "otel.scope.attributes",
+            Value::Object(scope_attributes.clone()),
+        );
+    }
+    if let Some(trace_id) = nonzero_hex(&record.trace_id) {
+        insert_derived(&mut attributes, "trace_id", Value::String(trace_id));
+    }
+    if let Some(span_id) = nonzero_hex(&record.span_id) {
+        insert_derived(&mut attributes, "span_id", Value::String(span_id));
+    }
+
+    let event_type = if record.event_name.is_empty() {
+        ["event.name", "event_type"]
+            .iter()
+            .find_map(|key| match attributes.get(*key) {
+                Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| DEFAULT_EVENT_TYPE.to_string())
+    } else {
+        record.event_name
+    };
+    let event_id = ["event.id", "event_id"]
+        .iter()
+        .find_map(|key| match attributes.get(*key) {
+            Some(Value::String(id)) => Uuid::try_parse(id).ok(),
+            _ => None,
+        })
+        .unwrap_or_else(|| ids.next());
+    // Unsigned nanoseconds were checked to fit i64 by `check_record`.
+    let timestamp = [record.time_unix_nano, record.observed_time_unix_nano]
+        .into_iter()
+        .find(|nanos| *nanos != 0)
+        .and_then(|nanos| i64::try_from(nanos).ok())
+        .map_or(now, Timestamp);
+
+    Event {
+        event_id,
+        timestamp,
+        observed_timestamp: now,
+        event_type,
+        severity: map_severity(record.severity_number, record.severity_text),
+        source: None,
+        summary,
+        attributes,
+        resource: Map::new(),
+        signature: None,
+    }
+}
+
+/// Severity from the record's number (0–24, checked) and text.
+fn map_severity(number: i32, text: String) -> Severity {
+    let number = u8::try_from(number).unwrap_or(0);
+    match (number, text.is_empty()) {
+        (0, true) => Severity::default(),
+        (0, false) => Severity {
+            number: number_for_name(&text).unwrap_or(0),
+            text,
+        },
+        (_, true) => Severity {
+            number,
+            text: name_for_number(number),
+        },
+        (_, false) => Severity { number, text },
+    }
+}
+
+/// Maps the body: a string is the summary, a kvlist is merged into the attributes, a scalar
+/// becomes the summary as JSON text, bytes and arrays go to the `body` attribute.
+fn map_body(body: AnyValue, attributes: &mut Map) -> Option<String> {
+    match body.value? {
+        AnyValueKind::StringValue(text) => Some(text),
+        AnyValueKind::BoolValue(b) => Some(b.to_string()),
+        AnyValueKind::IntValue(i) => Some(i.to_string()),
+        AnyValueKind::DoubleValue(d) => Some(double_to_json(d).to_string()),
+        AnyValueKind::KvlistValue(list) => {
+            let mut clashes = Map::new();
+            for KeyValue { key, value, .. } in list.values {
+                let value = any_value_to_json(value);
+                if attributes.contains_key(&key) {
+                    clashes.insert(key, value);
+                } else {
+                    attributes.insert(key, value);
+                }
+            }
+            if !clashes.is_empty() {
+                insert_derived(attributes, "body", Value::Object(clashes));
+            }
+            None
+        }
+        other => {
+            insert_derived(attributes, "body", any_value_kind_to_json(other));
+            None
+        }
+    }
+}
+
+/// Inserts a value siemrelay derived (not an attribute the sender named) without replacing a
+/// sender's attribute: on a clash the value goes to `otel.<key>` (then `otel.<key>.1`, …).
+fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
+    if !attributes.contains_key(key) {
+        attributes.insert(key.to_string(), value);
+        return;
+    }
+    let base = if key.starts_with("otel.") {
+        key.to_string()
+    } else {
+        format!("otel.{key}")
+    };
+    let mut candidate = base.clone();
+    let mut n = 0u32;
+    while attributes.contains_key(&candidate) {
+        n += 1;
+        candidate = format!("{base}.{n}");
+    }
+    attributes.insert(candidate, value);
+}
+
+/// Lowercase hex of a trace or span id, `None` when empty or all zero.
+fn nonzero_hex(id: &[u8]) -> Option<String> {
+    id.iter().any(|b| *b != 0).then(|| hex::encode(id))
+}
+
+/// Converts key-value pairs to a map (a repeated key keeps its last value).
+pub fn key_values_to_map(pairs: Vec<KeyValue>) -> Map {
+    let mut map = Map::with_capacity(pairs.len());
+    for KeyValue { key, value, .. } in pairs {
+        map.insert(key, any_value_to_json(value));
+    }
+    map
+}
+
+/// Converts an OTLP `AnyValue` to a JSON value (see the mapping table).
+pub fn any_value_to_json(value: Option<AnyValue>) -> Value {
+    value
+        .and_then(|v| v.value)
+        .map_or(Value::Null, any_value_kind_to_json)
+}
+
+fn any_value_kind_to_json(kind: AnyValueKind) -> Value {
+    match kind {
+        AnyValueKind::StringValue(s) => Value::String(s),
+        AnyValueKind::BoolValue(b) => Value::Bool(b),
+        AnyValueKind::IntValue(i) => Value::from(i),
+        AnyValueKind::DoubleValue(d) => double_to_json(d),
+        AnyValueKind::BytesValue(bytes) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        AnyValueKind::ArrayValue(array) => Value::Array(
+            array
+                .values
+                .into_iter()
+                .map(|v| any_value_to_json(Some(v)))
+                .collect(),
+        ),
+        AnyValueKind::KvlistValue(list) => Value::Object(key_values_to_map(list.values)),
+        // Profiling-only string table reference: meaningless for logs.
+        AnyValueKind::StringValueStrindex(_) => Value::Null,
+    }
+}
+
+/// A double as JSON; NaN and infinities (not JSON numbers) become the strings protobuf's JSON
+/// mapping uses: `"NaN"`, `"Infinity"`, `"-Infinity"`.
+fn double_to_json(d: f64) -> Value {
+    match serde_json::Number::from_f64(d) {
+        Some(n) => Value::Number(n),
+        None if d.is_nan() => Value::String("NaN".into()),
+        None if d > 0.0 => Value::String("Infinity".into()),
+        None => Value::String("-Infinity".into()),
+    }
+}
+
+/// UUIDv7 ids for one batch without a syscall or lock per event: the batch's millisecond
+/// timestamp plus 74 bits from a SplitMix64 sequence seeded once per batch.
+struct EventIds {
+    millis: u64,
+    state: u64,
+}
+
+impl EventIds {
+    fn new(now: Timestamp) -> EventIds {
+        // One OS-random UUIDv7 per batch seeds the sequence.
+        let seed = Uuid::now_v7().as_u128();
+        EventIds {
+            millis: u64::try_from(now.as_epoch_millis()).unwrap_or(0),
+            state: (seed as u64) ^ ((seed >> 64) as u64),
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn next(&mut self) -> Uuid {
+        let a = self.next_u64().to_le_bytes();
+        let b = self.next_u64().to_le_bytes();
+        let mut random = [0u8; 10];
+        random[..8].copy_from_slice(&a);
+        random[8..].copy_from_slice(&b[..2]);
+        uuid::Builder::from_unix_timestamp_millis(self.millis, &random).into_uuid()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use serde_json::json;
+
+    fn string(s: &str) -> Option<AnyValue> {
+        Some(AnyValue {
+            value: Some(AnyValueKind::StringValue(s.into())),
+        })
+    }
+
+    fn kv(key: &str, value: AnyValueKind) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", AnyValueKind::StringValue("edr".into()))],
+                    ..Resource::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    scope: Some(InstrumentationScope {
+                        name: "acme.exporter".into(),
+                        version: "1.2".into(),
+                        ..InstrumentationScope::default()
+                    }),
+                    log_records: records,
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn record_fields_map_to_event_fields() {
+        let id = "0192f0c4-8a52-7c3e-9d4b-2f6a1b3c4d5e";
+        let record = LogRecord {
+            time_unix_nano: 1_718_000_000_123_000_000,
+            severity_number: 17,
+            severity_text: "ERROR".into(),
+            body: string("malware blocked"),
+            attributes: vec![
+                kv("event.name", AnyValueKind::StringValue("malware".into())),
+                kv("event.id", AnyValueKind::StringValue(id.into())),
+                kv("count", AnyValueKind::IntValue(i64::MAX)),
+                kv("ratio", AnyValueKind::DoubleValue(0.5)),
+                kv("blob", AnyValueKind::BytesValue(vec![1, 2, 3])),
+                kv(
+                    "list",
+                    AnyValueKind::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(AnyValueKind::BoolValue(true)),
+                        }],
+                    }),
+                ),
+            ],
+            trace_id: hex::decode("5b8efff798038103d269b633813fc60c").unwrap(),
+            span_id: vec![0; 8],
+            ..LogRecord::default()
+        };
+        let now = Timestamp(1);
+        let mapped = map_request(request(vec![record]), now);
+        assert_eq!(mapped.rejected, 0);
+        let event = &mapped.events[0];
+        assert_eq!(event.timestamp, Timestamp(1_718_000_000_123_000_000));
+        assert_eq!(event.observed_timestamp, now);
+        assert_eq!(event.event_type, "malware");
+        assert_eq!(event.event_id.to_string(), id);
+        assert_eq!(
+            event.severity,
+            Severity {
+                number: 17,
+                text: "ERROR".into()
+            }
+        );
+        assert_eq!(event.summary.as_deref(), Some("malware blocked"));
+        assert_eq!(event.source.as_deref(), Some("edr"));
+        assert_eq!(event.resource["service.name"], "edr");
+        let attributes = Value::Object(event.attributes.clone());
+        assert_eq!(attributes["count"], json!(i64::MAX));
+        assert_eq!(attributes["ratio"], json!(0.5));
+        assert_eq!(attributes["blob"], "AQID");
+        assert_eq!(attributes["list"], json!([true]));
+        assert_eq!(attributes["trace_id"], "5b8efff798038103d269b633813fc60c");
+        assert!(
+            attributes.get("span_id").is_none(),
+            "all-zero span id is absent"
+        );
+        assert_eq!(attributes["otel.scope.name"], "acme.exporter");
+        assert_eq!(attributes["otel.scope.version"], "1.2");
+    }
+
+    #[test]
+    fn defaults_and_fallbacks() {
+        let records = vec![
+            LogRecord {
+                observed_time_unix_nano: 42,
+                severity_text: "warning".into(),
+                attributes: vec![kv(
+                    "event.id",
+                    AnyValueKind::StringValue("not-a-uuid".into()),
+                )],
+                ..LogRecord::default()
+            },
+            LogRecord {
+                severity_number: 10,
+                event_name: "login".into(),
+                attributes: vec![kv(
+                    "event_type",
+                    AnyValueKind::StringValue("ignored".into()),
+                )],
+                ..LogRecord::default()
+            },
+            LogRecord::default(),
+        ];
+        let mapped = map_request(request(records), Timestamp(7));
+        let [a, b, c] = &mapped.events[..] else {
+            panic!("3 events")
+        };
+        assert_eq!(a.timestamp, Timestamp(42));
+        assert_eq!(
+            a.severity,
+            Severity {
+                number: 13,
+                text: "warning".into()
+            }
+        );
+        assert_eq!(a.event_type, DEFAULT_EVENT_TYPE);
+        assert_eq!(
+            a.attributes["event.id"], "not-a-uuid",
+            "kept as an attribute"
+        );
+        assert_eq!(a.event_id.get_version_num(), 7);
+        assert_eq!(b.event_type, "login");
+        assert_eq!(
+            b.severity,
+            Severity {
+                number: 10,
+                text: "INFO2".into()
+            }
+        );
+        assert_eq!(c.timestamp, Timestamp(7));
+        assert_eq!(c.severity, Severity::default());
+        assert_ne!(a.event_id, c.event_id);
+    }
+
+    #[test]
+    fn structured_bodies_merge_without_losing_clashing_keys() {
+        let body = AnyValue {
+            value: Some(AnyValueKind::KvlistValue(KeyValueList {
+                values: vec![
+                    kv("user", AnyValueKind::StringValue("body-user".into())),
+                    kv("action", AnyValueKind::StringValue("delete".into())),
+                ],
+            })),
+        };
+        let records = vec![
+            LogRecord {
+                body: Some(body),
+                attributes: vec![kv("user", AnyValueKind::StringValue("attr-user".into()))],
+                ..LogRecord::default()
+            },
+            LogRecord {
+                body: Some(AnyValue {
+                    value: Some(AnyValueKind::IntValue(5)),
+                }),
+                ..LogRecord::default()
+            },
+            LogRecord {
+                body: Some(AnyValue {
+                    value: Some(AnyValueKind::BytesValue(vec![255])),
+                }),
+                attributes: vec![kv("body", AnyValueKind::StringValue("taken".into()))],
+                ..LogRecord::default()
+            },
+        ];
+        let mapped = map_request(request(records), Timestamp(1));
+        let attrs = Value::Object(mapped.events[0].attributes.clone());
+        assert_eq!(attrs["user"], "attr-user");
+        assert_eq!(attrs["action"], "delete");
+        assert_eq!(attrs["body"], json!({"user": "body-user"}));
+        assert_eq!(mapped.events[0].summary, None);
+        assert_eq!(mapped.events[1].summary.as_deref(), Some("5"));
+        let attrs = &mapped.events[2].attributes;
+        assert_eq!(attrs["body"], "taken");
+        assert_eq!(attrs["otel.body"], "/w==");
+    }
+
+    #[test]
+    fn unmappable_records_are_counted_and_the_rest_kept() {
+        let records = vec![
+            LogRecord {
+                severity_number: 30,
+                ..LogRecord::default()
+            },
+            LogRecord::default(),
+            LogRecord {
+                time_unix_nano: u64::MAX,
+                ..LogRecord::default()
+            },
+        ];
+        let mapped = map_request(request(records), Timestamp(1));
+        assert_eq!(mapped.events.len(), 1);
+        assert_eq!(mapped.rejected, 2);
+        let message = mapped.rejection_message();
+        assert!(message.starts_with("2 log records rejected"), "{message}");
+        assert!(
+            message.contains("resource_logs[0].scope_logs[0].log_records[0]: severity_number 30"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Send OTLP log records with the official OpenTelemetry Python SDK.
+
+Usage: otlp_send.py --protocol grpc|http --endpoint URL --count N [--gzip] [--token T]
+
+Record i carries: body "python record i", severity WARN (13, text "WARN"), attributes
+seq=i (int), user="user-i", event.name="python.login", event.id=<a fixed UUID with i in the
+last 12 hex digits>, ratio=0.5, tags=["a", "b"]; resource service.name="python-sdk",
+host.name="test-host"; instrumentation scope "siemrelay.python" version "2.0".
+
+Exits 0 only when every export call succeeded and all N records were exported.
+For http, --endpoint is the full logs URL (http://host:4318/v1/logs).
+"""
+
+import argparse
+import sys
+
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.grpc.exporter import Compression as GrpcCompression
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+EVENT_ID_PREFIX = "0192f0c4-8a52-7c3e-9d4b-"
+
+
+def event_id(i: int) -> str:
+    return f"{EVENT_ID_PREFIX}{i:012x}"
+
+
+def make_exporter(args, results):
+    headers = {"authorization": f"Bearer {args.token}"} if args.token else None
+    if args.protocol == "grpc":
+        base = GrpcExporter
+        kwargs = dict(
+            endpoint=args.endpoint,
+            insecure=True,
+            headers=headers,
+            compression=GrpcCompression.Gzip if args.gzip else GrpcCompression.NoCompression,
+        )
+    else:
+        base = HttpExporter
+        kwargs = dict(
+            endpoint=args.endpoint,
+            headers=headers,
+            compression=HttpCompression.Gzip if args.gzip else HttpCompression.NoCompression,
+        )
+
+    class CheckingExporter(base):
+        """Records the result of every export call."""
+
+        def export(self, batch):
+            result = super().export(batch)
+            results.append((result, len(batch)))
+            return result
+
+    return CheckingExporter(**kwargs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocol", choices=["grpc", "http"], required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--token")
+    args = parser.parse_args()
+
+    results = []
+    exporter = make_exporter(args, results)
+    resource = Resource.create({"service.name": "python-sdk", "host.name": "test-host"})
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    logger = provider.get_logger("siemrelay.python", "2.0")
+    for i in range(args.count):
+        logger.emit(
+            body=f"python record {i}",
+            severity_number=SeverityNumber.WARN,
+            severity_text="WARN",
+            event_name="python.login",
+            attributes={
+                "seq": i,
+                "user": f"user-{i}",
+                "event.name": "python.login",
+                "event.id": event_id(i),
+                "ratio": 0.5,
+                "tags": ["a", "b"],
+            },
+        )
+    flushed = provider.force_flush(30_000)
+    provider.shutdown()
+
+    exported = sum(n for result, n in results if result.name == "SUCCESS")
+    failed = [result.name for result, _ in results if result.name != "SUCCESS"]
+    if not flushed or failed or exported != args.count:
+        print(
+            f"export failed: flushed={flushed} exported={exported}/{args.count} failures={failed}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"exported {exported} log records over {args.protocol}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
