@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the test suite's real peers need: a Python virtualenv with the official
+# OpenTelemetry SDK (and later moto, schemathesis, confluent-kafka) under target/py-venv.
+# Idempotent: re-running only installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages (rsyslog, chromium, …) listed in tests/apt-packages.txt.
+packages=$(grep -v '^#' tests/apt-packages.txt | tr -s ' \n' ' ' || true)
+missing=""
+for package in $packages; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing Debian packages:$missing"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "missing Debian packages:$missing (run as root or install them: apt-get install$missing)" >&2
+    exit 1
+  fi
+fi
+venv=target/py-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want" > "$stamp"
+fi
+echo "python test env ready: $venv/bin/python"
