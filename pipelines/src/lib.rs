@@ -1,1 +1,7 @@
-//! siemrelay pipelines.
+//! siemrelay's pipelines crate: config loading and validation, the component registry, the
+//! pipeline graph and runtime, and the commands of the `siemrelay` binary.
+
+pub mod commands;
+pub mod config;
+pub mod registry;
+pub mod runtime;

@@ -1,1 +1,86 @@
-fn main() {}
+//! The `siemrelay` command.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use siemrelay_pipelines::commands;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// siemrelay forwards security events from receivers (webhook, OTLP, files) through processors
+/// (filter, enrich, batch, sign) to SIEM exporters, without losing any.
+#[derive(Parser)]
+#[command(
+    name = "siemrelay",
+    version,
+    about,
+    after_help = "Examples:\n  siemrelay run                                  # embedded default: webhook on 127.0.0.1:8088 → ./siemrelay-data/*.ndjson\n  siemrelay run --config pipeline.yaml\n  siemrelay validate --config pipeline.yaml\n  siemrelay test splunk_hec/prod --config pipeline.yaml\n  siemrelay verify --keys keys.yaml --chain ./siemrelay-data/events-2026-11-25.ndjson"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipelines (the embedded default config when --config is not given).
+    Run {
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a pipeline file; exit 1 and list every error if it is not valid.
+    Validate {
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Send one synthetic `test_connection` event through an exporter and report the outcome.
+    Test {
+        /// Exporter id, e.g. `splunk_hec/prod`.
+        exporter: Option<String>,
+        /// Exporter id (same as the positional argument).
+        #[arg(long = "exporter")]
+        exporter_flag: Option<String>,
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check the signatures (and optionally the chain) of signed events in NDJSON.
+    Verify {
+        /// YAML file with the `keys:` list of the sign processor.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Also check that events form an unbroken chain.
+        #[arg(long)]
+        chain: bool,
+        /// NDJSON file of events, or `-` for standard input.
+        events: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    commands::init_logging(matches!(cli.log_format, LogFormat::Json));
+    match cli.command {
+        Command::Run { config } => commands::run::run(config.as_deref()),
+        Command::Validate { config } => commands::validate::validate(&config),
+        Command::Test { exporter, exporter_flag, config } => match exporter.or(exporter_flag) {
+            Some(id) => commands::test::test(&id, &config),
+            None => {
+                eprintln!("error: give the exporter id: siemrelay test EXPORTER_ID --config FILE");
+                ExitCode::from(2)
+            }
+        },
+        Command::Verify { keys, chain, events } => commands::verify::verify(&keys, chain, &events),
+    }
+}

@@ -1,0 +1,24 @@
+//! The commands of the `siemrelay` binary.
+
+pub mod run;
+pub mod test;
+pub mod validate;
+pub mod verify;
+
+/// Sets up `tracing` output on stderr: readable lines, or JSON with `--log-format json`.
+/// The level comes from `RUST_LOG` (default `info`).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// A multi-threaded tokio runtime for a command.
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("siemrelay").build()
+}

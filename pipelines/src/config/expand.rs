@@ -1,0 +1,169 @@
+//! `${env:NAME}`, `${env:NAME:-default}` and `${file:/path}` in config values.
+//!
+//! References are expanded inside string values only, after the YAML is parsed, so a secret can
+//! hold any characters. `$${` writes a literal `${`. Expanded values stay strings. Every value that
+//! came from the environment or a file is remembered so error messages can be scrubbed of it.
+
+use serde_yaml::Value;
+
+/// A reference that could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandError {
+    /// Dotted key path of the value.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Expands every reference in `value`. Returns the values substituted (for scrubbing errors).
+pub fn expand_tree(value: &mut Value, path: &str, secrets: &mut Vec<String>, errors: &mut Vec<ExpandError>) {
+    match value {
+        Value::String(text) => {
+            if text.contains('$') {
+                match expand_str(text, secrets) {
+                    Ok(expanded) => *text = expanded,
+                    Err(message) => errors.push(ExpandError { path: path.to_string(), message }),
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, item) in items.iter_mut().enumerate() {
+                expand_tree(item, &format!("{path}[{index}]"), secrets, errors);
+            }
+        }
+        Value::Mapping(map) => {
+            for (key, item) in map.iter_mut() {
+                let key = key_text(key);
+                let child = if path.is_empty() { key } else { format!("{path}.{key}") };
+                expand_tree(item, &child, secrets, errors);
+            }
+        }
+        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, secrets, errors),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// A YAML key as text for paths.
+pub fn key_text(key: &Value) -> String {
+    match key {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn expand_str(text: &str, secrets: &mut Vec<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('$') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        if let Some(stripped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = stripped;
+            continue;
+        }
+        let Some(body_start) = after.strip_prefix("${") else {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        };
+        let end = body_start.find('}').ok_or_else(|| format!("unterminated reference in {text:?}: missing `}}`"))?;
+        let reference = &body_start[..end];
+        let value = resolve(reference)?;
+        if value.len() >= 4 {
+            secrets.push(value.clone());
+        }
+        out.push_str(&value);
+        rest = &body_start[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn resolve(reference: &str) -> Result<String, String> {
+    if let Some(spec) = reference.strip_prefix("env:") {
+        let (name, default) = match spec.split_once(":-") {
+            Some((name, default)) => (name, Some(default)),
+            None => (spec, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid environment variable name {name:?} in ${{env:{spec}}}"));
+        }
+        match std::env::var(name) {
+            Ok(value) if !(value.is_empty() && default.is_some()) => Ok(value),
+            Ok(_) | Err(std::env::VarError::NotPresent) => match default {
+                Some(default) => Ok(default.to_string()),
+                None => Err(format!("environment variable {name} is not set (write ${{env:{name}:-default}} for a default)")),
+            },
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("environment variable {name} is not valid UTF-8")),
+        }
+    } else if let Some(path) = reference.strip_prefix("file:") {
+        let path = path.trim();
+        let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read ${{file:{path}}}: {e}"))?;
+        // Secret files usually end with a newline that is not part of the secret.
+        Ok(content.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&content).to_string())
+    } else {
+        Err(format!("unknown reference ${{{reference}}}: use ${{env:NAME}}, ${{env:NAME:-default}} or ${{file:/path}}"))
+    }
+}
+
+/// Replaces every remembered secret in `message` with `***`.
+pub fn scrub(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_string();
+    for secret in secrets {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(text: &str) -> Result<String, String> {
+        expand_str(text, &mut Vec::new())
+    }
+
+    #[test]
+    fn env_default_file_and_escapes() {
+        // SAFETY: tests in this module are the only users of these variable names.
+        unsafe {
+            std::env::set_var("SIEMRELAY_TEST_EXPAND_A", "alpha");
+            std::env::remove_var("SIEMRELAY_TEST_EXPAND_UNSET");
+        }
+        assert_eq!(expand("x-${env:SIEMRELAY_TEST_EXPAND_A}-y").unwrap(), "x-alpha-y");
+        assert_eq!(expand("${env:SIEMRELAY_TEST_EXPAND_UNSET:-fallback}").unwrap(), "fallback");
+        let err = expand("${env:SIEMRELAY_TEST_EXPAND_UNSET}").unwrap_err();
+        assert!(err.contains("SIEMRELAY_TEST_EXPAND_UNSET is not set"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret-token\n").unwrap();
+        assert_eq!(expand(&format!("${{file:{}}}", file.display())).unwrap(), "s3cret-token");
+        assert!(expand("${file:/nonexistent/x}").unwrap_err().contains("cannot read"));
+        assert_eq!(expand("cost $5 and $${env:X}").unwrap(), "cost $5 and ${env:X}");
+        assert!(expand("${vault:x}").unwrap_err().contains("unknown reference"));
+        assert!(expand("${env:A").unwrap_err().contains("unterminated"));
+    }
+
+    #[test]
+    fn tree_expansion_reports_paths_and_collects_secrets() {
+        unsafe {
+            std::env::set_var("SIEMRELAY_TEST_EXPAND_TOKEN", "tok-123456");
+        }
+        let mut value: Value = serde_yaml::from_str(
+            "exporters:\n  splunk_hec/prod:\n    token: ${env:SIEMRELAY_TEST_EXPAND_TOKEN}\n    index: ${env:SIEMRELAY_TEST_EXPAND_NOPE}\n",
+        )
+        .unwrap();
+        let mut secrets = Vec::new();
+        let mut errors = Vec::new();
+        expand_tree(&mut value, "", &mut secrets, &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "exporters.splunk_hec/prod.index");
+        assert_eq!(secrets, vec!["tok-123456".to_string()]);
+        assert_eq!(scrub("bad value tok-123456 here", &secrets), "bad value *** here");
+    }
+}

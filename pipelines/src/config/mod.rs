@@ -1,0 +1,364 @@
+//! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
+//! Every problem is collected (not just the first) with the file, the key path and the reason.
+
+pub mod expand;
+
+use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
+use serde::Deserialize;
+use serde_yaml::Value;
+use siemrelay_core::config_types::ConfigDuration;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration `siemrelay run` uses when given no `--config`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
+
+/// One config problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key path (`exporters.splunk_hec/prod.endpoint`), or "" for the file as a whole.
+    pub path: String,
+    /// What is wrong (secrets scrubbed).
+    pub message: String,
+}
+
+/// Every problem found in a config file.
+#[derive(Clone, Debug)]
+pub struct ConfigErrors {
+    /// The file (or `<embedded default>`).
+    pub file: String,
+    /// The problems, in file order where possible.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(f, "{}: {n} error{} in the configuration:", self.file, if n == 1 { "" } else { "s" })?;
+        for error in &self.errors {
+            if error.path.is_empty() {
+                writeln!(f, "  - {}: {}", self.file, error.message)?;
+            } else {
+                writeln!(f, "  - {}: {}: {}", self.file, error.path, error.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// `service.pipelines.<name>`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Receiver ids feeding the pipeline.
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    /// Processor ids, run in this order.
+    #[serde(default)]
+    pub processors: Vec<String>,
+    /// Exporter ids the pipeline delivers to.
+    #[serde(default)]
+    pub exporters: Vec<String>,
+}
+
+/// `service.storage`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Holds disk queues (`queues/`), dead-letter files (`dead_letter/`), receiver checkpoints
+    /// (`receivers/`), processor state (`processors/`) (default `./siemrelay-data`).
+    #[serde(default = "default_storage")]
+    pub directory: PathBuf,
+}
+
+fn default_storage() -> PathBuf {
+    PathBuf::from("./siemrelay-data")
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { directory: default_storage() }
+    }
+}
+
+/// `service:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// The pipelines by name.
+    #[serde(default)]
+    pub pipelines: indexmap::IndexMap<String, PipelineConfig>,
+    /// How long a clean shutdown may take to deliver what was accepted (default 30s).
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: ConfigDuration,
+    /// Where state lives.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+fn default_shutdown_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(30))
+}
+
+/// A component id split into type and optional name (`splunk_hec/prod`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ComponentId {
+    /// The full id.
+    pub id: String,
+    /// The type part.
+    pub kind: String,
+}
+
+impl ComponentId {
+    /// Parses `type` or `type/name`.
+    pub fn parse(id: &str) -> Result<ComponentId, String> {
+        let (kind, name) = match id.split_once('/') {
+            Some((kind, name)) => (kind, Some(name)),
+            None => (id, None),
+        };
+        if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("invalid component id {id:?}: the type must be letters, digits and _"));
+        }
+        if let Some(name) = name {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) {
+                return Err(format!("invalid component id {id:?}: the name after / must be letters, digits, _ - . /"));
+            }
+        }
+        Ok(ComponentId { id: id.to_string(), kind: kind.to_string() })
+    }
+
+    /// A file-system-safe form of the id (`splunk_hec__prod`).
+    pub fn file_name(&self) -> String {
+        self.id.replace('/', "__")
+    }
+}
+
+/// A validated configuration, ready to run.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// Where it came from.
+    pub file: String,
+    /// Receivers by id, in file order.
+    pub receivers: Vec<(ComponentId, ReceiverSpec)>,
+    /// Processors by id.
+    pub processors: Vec<(ComponentId, ProcessorSpec)>,
+    /// Exporters by id.
+    pub exporters: Vec<(ComponentId, ExporterSpec)>,
+    /// `service:`.
+    pub service: ServiceConfig,
+    /// Non-fatal findings (unused components, insecure settings).
+    pub warnings: Vec<String>,
+    /// Values that came from the environment or files, scrubbed from any message.
+    pub secrets: Vec<String>,
+}
+
+impl LoadedConfig {
+    /// The exporter spec with this id.
+    pub fn exporter(&self, id: &str) -> Option<&(ComponentId, ExporterSpec)> {
+        self.exporters.iter().find(|(cid, _)| cid.id == id)
+    }
+}
+
+/// Loads and validates a config file.
+pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: file.clone(),
+        errors: vec![ConfigError { path: String::new(), message: format!("cannot read the file: {e}") }],
+    })?;
+    load_str(&text, &file)
+}
+
+/// Loads and validates config text; `file` names it in messages.
+pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let fail = |errors: Vec<ConfigError>| ConfigErrors { file: file.to_string(), errors };
+    let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
+        let at = e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
+        fail(vec![ConfigError { path: String::new(), message: format!("not valid YAML{at}: {e}") }])
+    })?;
+    if root.is_null() {
+        return Err(fail(vec![ConfigError { path: String::new(), message: "the file is empty".into() }]));
+    }
+    let mut secrets = Vec::new();
+    let mut expand_errors = Vec::new();
+    expand::expand_tree(&mut root, "", &mut secrets, &mut expand_errors);
+    errors.extend(expand_errors.into_iter().map(|e| ConfigError { path: e.path, message: e.message }));
+
+    let Value::Mapping(top) = root else {
+        return Err(fail(vec![ConfigError { path: String::new(), message: "the top level must be a map with receivers, processors, exporters and service".into() }]));
+    };
+    let mut sections: [(&str, Option<Value>); 4] =
+        [("receivers", None), ("processors", None), ("exporters", None), ("service", None)];
+    for (key, value) in top {
+        let key = expand::key_text(&key);
+        match sections.iter_mut().find(|(name, _)| *name == key) {
+            Some(slot) => slot.1 = Some(value),
+            None => errors.push(ConfigError {
+                path: key.clone(),
+                message: format!("unknown top-level key `{key}`; expected receivers, processors, exporters, service"),
+            }),
+        }
+    }
+    let [(_, receivers), (_, processors), (_, exporters), (_, service)] = sections;
+
+    let mut defined: Vec<(&str, String)> = Vec::new();
+    let receivers = components(receivers, "receivers", &mut errors, &mut defined, registry::receiver_from_yaml);
+    let processors = components(processors, "processors", &mut errors, &mut defined, registry::processor_from_yaml);
+    let exporters = components(exporters, "exporters", &mut errors, &mut defined, registry::exporter_from_yaml);
+    let service: Option<ServiceConfig> = match service {
+        None => {
+            errors.push(ConfigError { path: "service".into(), message: "missing: define service.pipelines".into() });
+            None
+        }
+        Some(value) => match deserialize_at::<ServiceConfig>(value, "service") {
+            Ok(service) => Some(service),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+    };
+    let mut warnings = Vec::new();
+    if let Some(service) = &service {
+        check_pipelines(service, &defined, &mut errors, &mut warnings);
+    }
+    for error in &mut errors {
+        error.message = expand::scrub(&error.message, &secrets);
+    }
+    match service {
+        Some(service) if errors.is_empty() => Ok(LoadedConfig {
+            file: file.to_string(),
+            receivers,
+            processors,
+            exporters,
+            service,
+            warnings,
+            secrets,
+        }),
+        _ => Err(fail(errors)),
+    }
+}
+
+/// Parses one section (`receivers:` …) into typed components, collecting errors.
+fn components<S>(
+    section: Option<Value>,
+    name: &'static str,
+    errors: &mut Vec<ConfigError>,
+    defined: &mut Vec<(&'static str, String)>,
+    parse: fn(&ComponentId, Value, &str) -> Result<S, Vec<ConfigError>>,
+) -> Vec<(ComponentId, S)> {
+    let mut out = Vec::new();
+    let map = match section {
+        None | Some(Value::Null) => return out,
+        Some(Value::Mapping(map)) => map,
+        Some(_) => {
+            errors.push(ConfigError { path: name.into(), message: "must be a map of component id to settings".into() });
+            return out;
+        }
+    };
+    for (key, value) in map {
+        let key = expand::key_text(&key);
+        let path = format!("{name}.{key}");
+        defined.push((name, key.clone()));
+        let id = match ComponentId::parse(&key) {
+            Ok(id) => id,
+            Err(message) => {
+                errors.push(ConfigError { path, message });
+                continue;
+            }
+        };
+        // `webhook:` with nothing after it means "all defaults".
+        let value = if value.is_null() { Value::Mapping(Default::default()) } else { value };
+        match parse(&id, value, &path) {
+            Ok(spec) => out.push((id, spec)),
+            Err(mut errs) => errors.append(&mut errs),
+        }
+    }
+    out
+}
+
+/// Deserializes `value` into `T`, turning a serde error into one with the full key path.
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let mut full = join_path(path, if inner == "." { "" } else { &inner });
+        let message = e.inner().to_string();
+        // serde names an unknown key in the message but not in the path: put it in the path.
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            if let Some((field, _)) = rest.split_once('`') {
+                if !full.ends_with(field) {
+                    full = join_path(&full, field);
+                }
+            }
+        }
+        ConfigError { path: full, message: tidy_serde_message(&message) }
+    })
+}
+
+/// Joins key paths with a dot.
+pub fn join_path(base: &str, rest: &str) -> String {
+    match (base.is_empty(), rest.is_empty()) {
+        (_, true) => base.to_string(),
+        (true, false) => rest.to_string(),
+        (false, false) => format!("{base}.{rest}"),
+    }
+}
+
+fn tidy_serde_message(message: &str) -> String {
+    // serde_yaml appends " at line N column M" positions relative to a sub-document; drop them.
+    match message.find(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn check_pipelines(
+    service: &ServiceConfig,
+    defined: &[(&'static str, String)],
+    errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
+) {
+    if service.pipelines.is_empty() {
+        errors.push(ConfigError { path: "service.pipelines".into(), message: "no pipeline is defined".into() });
+    }
+    let mut used: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for (name, pipeline) in &service.pipelines {
+        let base = format!("service.pipelines.{name}");
+        if pipeline.receivers.is_empty() {
+            errors.push(ConfigError { path: format!("{base}.receivers"), message: "a pipeline needs at least one receiver".into() });
+        }
+        if pipeline.exporters.is_empty() {
+            errors.push(ConfigError { path: format!("{base}.exporters"), message: "a pipeline needs at least one exporter".into() });
+        }
+        let lists: [(&'static str, &Vec<String>); 3] =
+            [("receivers", &pipeline.receivers), ("processors", &pipeline.processors), ("exporters", &pipeline.exporters)];
+        for (section, listed) in lists {
+            let mut seen = std::collections::HashSet::new();
+            for (index, id) in listed.iter().enumerate() {
+                if !seen.insert(id.as_str()) {
+                    errors.push(ConfigError { path: format!("{base}.{section}[{index}]"), message: format!("{id} is listed twice") });
+                }
+                if defined.iter().any(|(s, d)| *s == section && d == id) {
+                    used.insert((section, id.as_str()));
+                } else {
+                    errors.push(ConfigError {
+                        path: format!("{base}.{section}[{index}]"),
+                        message: format!("{id} is not defined under `{section}:`"),
+                    });
+                }
+            }
+        }
+    }
+    for (section, id) in defined {
+        if !used.contains(&(*section, id.as_str())) {
+            warnings.push(format!("{section}.{id} is defined but not used by any pipeline"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
