@@ -40,6 +40,7 @@ impl Default for Severity {
 pub fn number_for_name(name: &str) -> Option<u8> {
     let lower = name.trim().to_ascii_lowercase();
     let base = match lower.as_str() {
+        "unspecified" | "" => 0,
         "trace" => 1,
         "debug" => 5,
         "info" | "informational" | "notice" => 9,
@@ -129,6 +130,7 @@ mod tests {
         ] {
             assert_eq!(number_for_name(name), Some(number), "{name}");
         }
+        assert_eq!(number_for_name("unspecified"), Some(0));
         assert_eq!(number_for_name("bogus"), None);
         assert_eq!(number_for_name("info7"), None);
     }

@@ -1,1 +1,534 @@
-//! The `splunk_hec` exporter.
+//! The `splunk_hec` exporter: events to a Splunk HTTP Event Collector.
+//!
+//! `POST <endpoint>/services/collector/event` with `Authorization: Splunk <token>` and a body of
+//! JSON envelopes back to back, one per event:
+//! `{"time":1718000000.123456,"host":"…","source":"…","sourcetype":"siemrelay:security","index":"…","event":{…}}`.
+//! Only those keys are sent (an unknown top-level key can make Splunk drop the rest of a batch).
+//! Replies are judged in [`reply`]; with `acknowledgements: true` a request counts as delivered
+//! only once its ack id reads `true` ([`ack`]).
+
+mod ack;
+mod reply;
+
+pub use reply::{HecReply, hint_for};
+
+use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
+use crate::delivery::pack::{CONCATENATED, Encoded, pack};
+use crate::delivery::{RequestLimits, RequestRecord, Sink};
+use async_trait::async_trait;
+use reqwest::header::HeaderValue;
+use serde::Deserialize;
+use siemrelay_core::config_types::{ConfigDuration, ConfigSize, Secret};
+use siemrelay_core::{ConfigIssue, Event, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The API path appended to `endpoint`.
+pub const EVENT_PATH: &str = "/services/collector/event";
+/// The acknowledgement poll path appended to `endpoint`.
+pub const ACK_PATH: &str = "/services/collector/ack";
+/// Default `sourcetype`.
+pub const DEFAULT_SOURCETYPE: &str = "siemrelay:security";
+/// Default `max_request_size` (Splunk Cloud's limit; Vector's batch cap).
+pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 1_000_000;
+/// Default `max_events` (HEC has no count limit; this keeps requests and retries bounded).
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+
+/// `splunk_hec/<name>:` settings (the delivery keys and `tls`/`compression`/`signing` are
+/// handled by the delivery layer).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecConfig {
+    /// Base URL of the collector, e.g. `https://splunk.example.com:8088` (required);
+    /// `/services/collector/event` is appended.
+    pub endpoint: String,
+    /// The HEC token (a GUID; required). Sent as `Authorization: Splunk <token>`.
+    pub token: Secret,
+    /// Index to write to (default: the token's default index).
+    #[serde(default)]
+    pub index: Option<String>,
+    /// `sourcetype` of every event (default `siemrelay:security`).
+    #[serde(default = "default_sourcetype")]
+    pub sourcetype: String,
+    /// `source` of every event (default: the event's `source`, omitted when it has none).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// `host` of every event (default: the event's resource `host.name`, else its attribute
+    /// `host`, else omitted so Splunk uses the sender's address).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Count events as delivered only once Splunk confirms they were indexed (indexer
+    /// acknowledgement; the token needs "Enable indexer acknowledgement"). Default false.
+    #[serde(default)]
+    pub acknowledgements: bool,
+    /// How often to poll `/services/collector/ack` (default 1s).
+    #[serde(default = "default_ack_poll_interval")]
+    pub ack_poll_interval: ConfigDuration,
+    /// How long to wait for acks before the request's events are resent (default 20s; kept below
+    /// `sending.timeout`).
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: ConfigDuration,
+    /// Largest request body before compression (default 1MB = 1,000,000 bytes).
+    #[serde(default = "default_max_request_size")]
+    pub max_request_size: ConfigSize,
+    /// Most events per request (default 10,000).
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+fn default_sourcetype() -> String {
+    DEFAULT_SOURCETYPE.into()
+}
+
+fn default_ack_poll_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(1))
+}
+
+fn default_ack_timeout() -> ConfigDuration {
+    ConfigDuration(Duration::from_secs(20))
+}
+
+fn default_max_request_size() -> ConfigSize {
+    ConfigSize(DEFAULT_MAX_REQUEST_SIZE)
+}
+
+fn default_max_events() -> usize {
+    DEFAULT_MAX_EVENTS
+}
+
+impl SplunkHecConfig {
+    /// Semantic checks (keys relative to the exporter block).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Err(message) = base_url(&self.endpoint) {
+            issues.push(ConfigIssue::new("endpoint", message));
+        }
+        if self.token.expose().trim().is_empty() {
+            issues.push(ConfigIssue::new("token", "must not be blank"));
+        } else if HeaderValue::from_str(&format!("Splunk {}", self.token.expose())).is_err() {
+            issues.push(ConfigIssue::new(
+                "token",
+                "contains characters not allowed in an HTTP header",
+            ));
+        }
+        if let Some(index) = &self.index {
+            let valid = !index.is_empty()
+                && index.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid {
+                issues.push(ConfigIssue::new(
+                    "index",
+                    format!(
+                        "{index:?} is not a Splunk index name (lowercase letters, digits, _ and -)"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("sourcetype", Some(&self.sourcetype)),
+            ("source", self.source.as_ref()),
+            ("host", self.host.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.trim().is_empty()) {
+                issues.push(ConfigIssue::new(
+                    key,
+                    "must not be blank (leave it out instead)",
+                ));
+            }
+        }
+        if self.max_request_size.0 < 1024 {
+            issues.push(ConfigIssue::new(
+                "max_request_size",
+                "must be at least 1KiB",
+            ));
+        }
+        if self.max_events == 0 || self.max_events > 100_000 {
+            issues.push(ConfigIssue::new(
+                "max_events",
+                "must be between 1 and 100000",
+            ));
+        }
+        if self.acknowledgements {
+            if self.ack_poll_interval.0.is_zero() {
+                issues.push(ConfigIssue::new(
+                    "ack_poll_interval",
+                    "must be more than 0s",
+                ));
+            }
+            if self.ack_timeout <= self.ack_poll_interval {
+                issues.push(ConfigIssue::new(
+                    "ack_timeout",
+                    "must be longer than ack_poll_interval",
+                ));
+            }
+        }
+        issues
+    }
+}
+
+/// The endpoint without a trailing slash, checked: http(s), a host, no query, and not already the
+/// API path.
+fn base_url(endpoint: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
+        format!("{endpoint:?} is not a URL ({e}); write e.g. https://splunk.example.com:8088")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{endpoint:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{endpoint:?} must not have a query or fragment"));
+    }
+    if url.path().contains("/services/collector") {
+        return Err(format!(
+            "{endpoint:?}: give the base URL (e.g. https://splunk.example.com:8088); siemrelay appends {EVENT_PATH}"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Builds the exporter's sink. `timeout` is `sending.timeout`: it bounds each request and, with
+/// acknowledgements, the ack wait (kept to at most three quarters of it).
+pub fn build(
+    id: &str,
+    config: SplunkHecConfig,
+    http: &HttpOptions,
+    timeout: Duration,
+) -> anyhow::Result<Arc<dyn Sink>> {
+    let base = base_url(&config.endpoint).map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+    let channel = config
+        .acknowledgements
+        .then(|| uuid::Uuid::now_v7().hyphenated().to_string());
+    let encoder = HecEncoder::new(&base, &config, channel.clone())?;
+    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?;
+    let Some(channel) = channel else {
+        return Ok(Arc::new(sink));
+    };
+    let limit = timeout.mul_f64(0.75);
+    let wait = if config.ack_timeout.0 > limit {
+        tracing::warn!(
+            exporter = id,
+            ack_timeout = ?config.ack_timeout.0,
+            sending_timeout = ?timeout,
+            "ack_timeout is not below sending.timeout; waiting at most {limit:?} for acknowledgements"
+        );
+        limit
+    } else {
+        config.ack_timeout.0
+    };
+    let poller = ack::AckPoller::new(
+        id,
+        &base,
+        &channel,
+        &config.token,
+        config.ack_poll_interval.0,
+        wait,
+    )?;
+    Ok(Arc::new(ack::AckingSink::new(sink, poller)))
+}
+
+/// Encodes events as HEC envelopes and judges HEC replies.
+pub struct HecEncoder {
+    url: String,
+    authorization: HeaderValue,
+    channel: Option<HeaderValue>,
+    /// `,"host":"…"` when configured.
+    host: Option<Vec<u8>>,
+    /// `,"source":"…"` when configured.
+    source: Option<Vec<u8>>,
+    /// `,"sourcetype":"…"` and `,"index":"…"`.
+    tail: Vec<u8>,
+    index: Option<String>,
+    limits: RequestLimits,
+}
+
+impl HecEncoder {
+    /// An encoder posting to `<base>/services/collector/event` (with the channel header when
+    /// acknowledgements are on).
+    pub fn new(
+        base: &str,
+        config: &SplunkHecConfig,
+        channel: Option<String>,
+    ) -> anyhow::Result<HecEncoder> {
+        let mut authorization = HeaderValue::from_str(&format!("Splunk {}", config.token.expose()))
+            .map_err(|_| {
+                anyhow::anyhow!("token: contains characters not allowed in an HTTP header")
+            })?;
+        authorization.set_sensitive(true);
+        let channel = channel
+            .map(|c| HeaderValue::from_str(&c))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("channel: {e}"))?;
+        let field = |key: &str, value: &str| {
+            let mut out = format!(",\"{key}\":").into_bytes();
+            json_string(value, &mut out);
+            out
+        };
+        let mut tail = field("sourcetype", &config.sourcetype);
+        if let Some(index) = &config.index {
+            tail.extend(field("index", index));
+        }
+        Ok(HecEncoder {
+            url: format!("{base}{EVENT_PATH}"),
+            authorization,
+            channel,
+            host: config.host.as_deref().map(|h| field("host", h)),
+            source: config.source.as_deref().map(|s| field("source", s)),
+            tail,
+            index: config.index.clone(),
+            limits: RequestLimits {
+                max_events: config.max_events.max(1),
+                max_bytes: config.max_request_size.as_usize(),
+            },
+        })
+    }
+
+    /// Appends one envelope for `event`.
+    pub fn write_envelope(&self, event: &Event, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":");
+        write_epoch_seconds(event.timestamp.0, out);
+        match &self.host {
+            Some(host) => out.extend_from_slice(host),
+            None => {
+                if let Some(host) = event_host(event) {
+                    out.extend_from_slice(b",\"host\":");
+                    json_string(host, out);
+                }
+            }
+        }
+        match &self.source {
+            Some(source) => out.extend_from_slice(source),
+            None => {
+                if let Some(source) = &event.source {
+                    out.extend_from_slice(b",\"source\":");
+                    json_string(source, out);
+                }
+            }
+        }
+        out.extend_from_slice(&self.tail);
+        out.extend_from_slice(b",\"event\":");
+        event.write_json(out);
+        out.push(b'}');
+    }
+}
+
+#[async_trait]
+impl HttpEncoder for HecEncoder {
+    fn limits(&self) -> RequestLimits {
+        self.limits
+    }
+
+    fn encode(&self, events: &[Event]) -> Encoded {
+        pack(
+            events.iter().enumerate(),
+            self.limits,
+            CONCATENATED,
+            |event, out| {
+                self.write_envelope(event, out);
+                Ok(())
+            },
+        )
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    async fn request(
+        &self,
+        client: &reqwest::Client,
+        _events: usize,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let mut request = client
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
+        if let Some(channel) = &self.channel {
+            request = request.header(ack::CHANNEL_HEADER, channel.clone());
+        }
+        Ok(request)
+    }
+
+    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified {
+        reply::classify(reply, events, self.index.as_deref())
+    }
+
+    fn hint(&self, record: &RequestRecord) -> Option<String> {
+        hint_for(record, self.index.as_deref())
+    }
+}
+
+/// The event's host: resource `host.name` (flat or nested), else attribute `host` (a string, or an
+/// object's `name`).
+pub fn event_host(event: &Event) -> Option<&str> {
+    fn text(value: Option<&Value>) -> Option<&str> {
+        value.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    fn name(value: Option<&Value>) -> Option<&str> {
+        text(value.and_then(|v| v.get("name")))
+    }
+    text(event.resource.get("host.name"))
+        .or_else(|| name(event.resource.get("host")))
+        .or_else(|| text(event.attributes.get("host")))
+        .or_else(|| name(event.attributes.get("host")))
+}
+
+/// Writes epoch seconds with a 6-digit microsecond fraction (`1718000000.123456`), exactly.
+pub fn write_epoch_seconds(nanos: i64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let micros = nanos.div_euclid(1_000);
+    let sign = if micros < 0 { "-" } else { "" };
+    let abs = micros.unsigned_abs();
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000);
+}
+
+fn json_string(value: &str, out: &mut Vec<u8>) {
+    // Serializing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siemrelay_core::Timestamp;
+
+    fn config(yaml: serde_json::Value) -> SplunkHecConfig {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    fn minimal() -> SplunkHecConfig {
+        config(serde_json::json!({"endpoint": "https://splunk.example.com:8088/", "token": "abc"}))
+    }
+
+    #[test]
+    fn time_is_epoch_seconds_with_microseconds() {
+        let mut out = Vec::new();
+        write_epoch_seconds(1_718_000_000_123_456_789, &mut out);
+        assert_eq!(out, b"1718000000.123456");
+        out.clear();
+        write_epoch_seconds(1_718_000_000_000_000_000, &mut out);
+        assert_eq!(out, b"1718000000.000000");
+        out.clear();
+        write_epoch_seconds(-1_500_000_000, &mut out);
+        assert_eq!(out, b"-1.500000");
+    }
+
+    #[test]
+    fn envelope_has_only_the_hec_keys_and_the_event_json_form() {
+        let encoder = HecEncoder::new("https://s:8088", &minimal(), None).unwrap();
+        let mut event = Event::new("login_failed");
+        event.timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:00.123456Z").unwrap();
+        event.source = Some("toktra".into());
+        event.resource.insert("host.name".into(), "sensor-1".into());
+        event.attributes.insert("host".into(), "other".into());
+        let mut out = Vec::new();
+        encoder.write_envelope(&event, &mut out);
+        let envelope: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let keys: Vec<&str> = envelope
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["time", "host", "source", "sourcetype", "event"]);
+        assert_eq!(envelope["time"].as_f64().unwrap(), 1_795_165_200.123456);
+        assert!(String::from_utf8_lossy(&out).starts_with("{\"time\":1795165200.123456,"));
+        assert_eq!(envelope["host"], "sensor-1");
+        assert_eq!(envelope["source"], "toktra");
+        assert_eq!(envelope["sourcetype"], DEFAULT_SOURCETYPE);
+        assert_eq!(envelope["event"], event.to_json_value());
+    }
+
+    #[test]
+    fn configured_metadata_wins_and_missing_host_is_omitted() {
+        let cfg = config(serde_json::json!({
+            "endpoint": "https://s:8088", "token": "abc", "index": "security",
+            "sourcetype": "acme:alert", "source": "relay", "host": "relay-1"
+        }));
+        let encoder = HecEncoder::new("https://s:8088", &cfg, None).unwrap();
+        let mut event = Event::new("x");
+        event.source = Some("toktra".into());
+        event.resource.insert("host.name".into(), "sensor-1".into());
+        let mut out = Vec::new();
+        encoder.write_envelope(&event, &mut out);
+        let envelope: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                &envelope["host"],
+                &envelope["source"],
+                &envelope["sourcetype"],
+                &envelope["index"]
+            ),
+            (
+                &"relay-1".into(),
+                &"relay".into(),
+                &"acme:alert".into(),
+                &"security".into()
+            )
+        );
+
+        let plain = HecEncoder::new("https://s:8088", &minimal(), None).unwrap();
+        let mut bare = Event::new("x");
+        out.clear();
+        plain.write_envelope(&bare, &mut out);
+        let envelope: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(envelope.get("host").is_none() && envelope.get("source").is_none());
+        bare.attributes
+            .insert("host".into(), serde_json::json!({"name": "db-7"}));
+        assert_eq!(event_host(&bare), Some("db-7"));
+    }
+
+    #[test]
+    fn validate_names_the_bad_keys() {
+        assert!(minimal().validate().is_empty());
+        let cfg = config(serde_json::json!({
+            "endpoint": "https://s:8088/services/collector/event", "token": "abc",
+            "index": "Security!", "sourcetype": " ", "max_request_size": 10, "max_events": 0,
+            "acknowledgements": true, "ack_poll_interval": "5s", "ack_timeout": "1s"
+        }));
+        let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoint",
+                "index",
+                "sourcetype",
+                "max_request_size",
+                "max_events",
+                "ack_timeout"
+            ]
+        );
+        let err = serde_json::from_value::<SplunkHecConfig>(
+            serde_json::json!({"endpoint": "https://s", "token": "t", "tokne": "x"}),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tokne"));
+        assert!(
+            !format!("{:?}", minimal()).contains("abc"),
+            "the token never prints"
+        );
+    }
+
+    #[test]
+    fn batches_respect_the_byte_limit() {
+        let cfg = config(serde_json::json!({
+            "endpoint": "https://s:8088", "token": "abc", "max_request_size": 4096
+        }));
+        let encoder = HecEncoder::new("https://s:8088", &cfg, None).unwrap();
+        let events: Vec<Event> = (0..100).map(|i| Event::new(format!("t{i}"))).collect();
+        let encoded = encoder.encode(&events);
+        assert!(encoded.rejected.is_empty());
+        assert!(encoded.requests.len() > 1);
+        let mut count = 0;
+        for request in &encoded.requests {
+            assert!(request.body.len() <= 4096);
+            count += serde_json::Deserializer::from_slice(&request.body)
+                .into_iter::<serde_json::Value>()
+                .map(Result::unwrap)
+                .count();
+        }
+        assert_eq!(count, 100);
+    }
+}

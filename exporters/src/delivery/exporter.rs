@@ -423,9 +423,9 @@ impl Shared {
 /// `5m`, `24h`, `30s`, `250ms`.
 fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{}h", secs / 3600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else if secs > 0 {
         format!("{secs}s")

@@ -91,22 +91,22 @@ impl HttpOptions {
             ("tls.cert_file", &self.tls.cert_file),
             ("tls.key_file", &self.tls.key_file),
         ] {
-            if let Some(path) = path {
-                if !path.is_file() {
-                    issues.push(ConfigIssue::new(
-                        key,
-                        format!("file {} does not exist", path.display()),
-                    ));
-                }
-            }
-        }
-        if let Some(signing) = &self.signing {
-            if reqwest::header::HeaderName::from_bytes(signing.header.as_bytes()).is_err() {
+            if let Some(path) = path
+                && !path.is_file()
+            {
                 issues.push(ConfigIssue::new(
-                    "signing.header",
-                    format!("{:?} is not a valid header name", signing.header),
+                    key,
+                    format!("file {} does not exist", path.display()),
                 ));
             }
+        }
+        if let Some(signing) = &self.signing
+            && reqwest::header::HeaderName::from_bytes(signing.header.as_bytes()).is_err()
+        {
+            issues.push(ConfigIssue::new(
+                "signing.header",
+                format!("{:?} is not a valid header name", signing.header),
+            ));
         }
         issues
     }

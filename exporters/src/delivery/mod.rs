@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod dead_letter;
+pub mod disk_queue;
 pub mod exporter;
 pub mod http;
 pub mod memory_queue;

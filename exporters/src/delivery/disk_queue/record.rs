@@ -19,7 +19,7 @@
 //! ```
 
 use siemrelay_core::ingest::{IngestOptions, event_from_object};
-use siemrelay_core::{Event, Map, Timestamp};
+use siemrelay_core::{Event, Map, Severity, Timestamp, Value};
 
 /// First bytes of every record.
 pub const MAGIC: [u8; 4] = *b"SRQ1";
@@ -229,11 +229,21 @@ pub fn decode_data(payload: &[u8]) -> Result<(Vec<Event>, Vec<u32>), String> {
         .take(count)
         .enumerate()
     {
-        let object: Map = serde_json::from_slice(line)
+        let mut object: Map = serde_json::from_slice(line)
             .map_err(|e| format!("event {line_no} of the record is not a JSON object: {e}"))?;
-        let ingested = event_from_object(object, &options, Timestamp(0))
-            .map_err(|e| format!("event {line_no} of the record: {e}"))?;
-        events.push(ingested.event);
+        // The severity is restored exactly as written (ingest would reject `unspecified`).
+        let text = object.remove("severity");
+        let number = object.remove("severity_number");
+        let mut event = event_from_object(object, &options, Timestamp(0))
+            .map_err(|e| format!("event {line_no} of the record: {e}"))?
+            .event;
+        if let (Some(Value::String(text)), Some(number)) = (text, number.and_then(|n| n.as_u64())) {
+            event.severity = Severity {
+                number: u8::try_from(number).unwrap_or(0),
+                text,
+            };
+        }
+        events.push(event);
     }
     Ok((events, sizes))
 }
@@ -268,7 +278,11 @@ mod tests {
         event
             .attributes
             .insert("user".into(), serde_json::json!({"name": "ann", "n": 3}));
-        let events = vec![event, Event::new("other")];
+        let mut high = Event::new("other");
+        high.severity = Severity::from_name("high").unwrap();
+        high.source = Some("edr".into());
+        high.resource.insert("host".into(), "h1".into());
+        let events = vec![event, high];
         let sizes = vec![10, 20];
         let mut rec = encode_data(Timestamp(42), &events, &sizes);
         rec.seal(7);

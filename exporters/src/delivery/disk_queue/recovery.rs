@@ -127,8 +127,7 @@ fn analyze(scans: &[ScannedSegment]) -> Analysis {
             }
         }
     }
-    let mut per_segment: BTreeMap<u64, (u64, u64)> =
-        scans.iter().map(|s| (s.id, (0, 0))).collect();
+    let mut per_segment: BTreeMap<u64, (u64, u64)> = scans.iter().map(|s| (s.id, (0, 0))).collect();
     let mut pending = Vec::new();
     for rec in data {
         let counts = per_segment.entry(rec.segment).or_default();
@@ -313,7 +312,9 @@ pub struct InspectReport {
 impl InspectReport {
     /// True when no damage was found.
     pub fn is_clean(&self) -> bool {
-        self.corrupt_regions == 0 && self.records_skipped == 0 && self.unreadable_segments.is_empty()
+        self.corrupt_regions == 0
+            && self.records_skipped == 0
+            && self.unreadable_segments.is_empty()
     }
 }
 
@@ -339,7 +340,11 @@ pub fn inspect(dir: &Path) -> Result<InspectReport, DiskQueueError> {
     Ok(InspectReport {
         directory: dir.to_path_buf(),
         pending_records: analysis.pending.len(),
-        pending_events: analysis.pending.iter().map(|r| r.summary.events as usize).sum(),
+        pending_events: analysis
+            .pending
+            .iter()
+            .map(|r| r.summary.events as usize)
+            .sum(),
         pending_bytes: analysis.pending.iter().map(|r| r.len).sum(),
         pending_estimated_bytes: analysis
             .pending

@@ -114,10 +114,10 @@ fn resync(buf: &[u8], from: usize, last_seq: Option<u64>) -> Option<ScannedRecor
     while at + MAGIC.len() <= buf.len() {
         let found = buf[at..].windows(MAGIC.len()).position(|w| w == MAGIC)?;
         at += found;
-        if let Ok(rec) = parse_at(buf, at) {
-            if last_seq.is_none_or(|last| rec.seq > last) {
-                return Some(rec);
-            }
+        if let Ok(rec) = parse_at(buf, at)
+            && last_seq.is_none_or(|last| rec.seq > last)
+        {
+            return Some(rec);
         }
         at += 1;
     }

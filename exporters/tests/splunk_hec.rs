@@ -1,0 +1,614 @@
+//! The `splunk_hec` exporter through a real `ExporterHandle` (queue, workers, retries, dead-letter
+//! file, status) against the fake HEC over real sockets.
+
+use serde_json::{Value, json};
+use siemrelay_core::{Event, Timestamp};
+use siemrelay_e2e::fake::hec::{AckRelease, Behaviour, FakeHec, HecOptions, Scripted, TOKEN};
+use siemrelay_exporters::delivery::config::WhenFull;
+use siemrelay_exporters::delivery::dead_letter::{DeadLetter, DeadLetterEntry, read_entries};
+use siemrelay_exporters::delivery::http::HttpOptions;
+use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
+use siemrelay_exporters::delivery::queue::SizedBatch;
+use siemrelay_exporters::delivery::{
+    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
+};
+use siemrelay_exporters::splunk_hec::{self, SplunkHecConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ID: &str = "splunk_hec/test";
+
+/// An exporter running on a memory queue with its dead-letter file in a temp dir.
+struct Rig {
+    handle: ExporterHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn delivery(retry: Value) -> DeliveryConfig {
+    serde_json::from_value(
+        json!({ "sending": { "concurrency": 4, "timeout": "5s" }, "retry": retry }),
+    )
+    .expect("delivery config")
+}
+
+fn fast_retry() -> DeliveryConfig {
+    delivery(
+        json!({ "initial_interval": "20ms", "max_interval": "100ms", "max_elapsed_time": "20s" }),
+    )
+}
+
+fn sink(endpoint: &str, extra: Value, http: Value) -> Arc<dyn Sink> {
+    let mut config = json!({ "endpoint": endpoint, "token": TOKEN });
+    if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+        config.extend(extra.clone());
+    }
+    let config: SplunkHecConfig = serde_json::from_value(config).expect("hec config");
+    assert!(config.validate().is_empty(), "{:?}", config.validate());
+    let http: HttpOptions = serde_json::from_value(http).expect("http options");
+    splunk_hec::build(ID, config, &http, Duration::from_secs(5)).expect("build")
+}
+
+impl Rig {
+    fn start(sink: Arc<dyn Sink>, config: &DeliveryConfig) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let queue = Arc::new(MemoryQueue::new(
+            ID,
+            100_000,
+            512 << 20,
+            WhenFull::Backpressure,
+        ));
+        let batch = BatchPolicy {
+            min_events: 2_000,
+            max_events: 0,
+            linger: Duration::from_millis(20),
+        };
+        let handle = ExporterHandle::start(
+            ID,
+            sink,
+            config,
+            batch,
+            queue,
+            DeadLetter::new(dir.path(), ID),
+        );
+        Rig { handle, _dir: dir }
+    }
+
+    async fn push(&self, events: &[Event]) {
+        for chunk in events.chunks(500) {
+            let batch = SizedBatch::new(chunk.to_vec());
+            let queue = self.handle.queue();
+            let reservation = queue
+                .try_reserve(batch.len(), batch.total_bytes)
+                .expect("room in the queue");
+            queue.push(reservation, batch).await.expect("push");
+        }
+    }
+
+    /// Closes the queue and waits until every event reached a final outcome.
+    async fn drain(&self) {
+        let report = self
+            .handle
+            .shutdown(Instant::now() + Duration::from_secs(20))
+            .await;
+        assert!(report.drained, "not drained: {report:?}");
+    }
+
+    fn dead_letters(&self) -> Vec<DeadLetterEntry> {
+        let (entries, problems) =
+            read_entries(self.handle.dead_letter().path()).expect("read dead letters");
+        assert!(problems.is_empty(), "{problems:?}");
+        entries
+    }
+}
+
+/// Polls `done` every 10 ms (status has no change notification) until it holds or `timeout`.
+async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}
+
+/// Events with a mix of host sources: resource `host.name`, attribute `host`, or none.
+fn events(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut event = Event::new("policy_violation");
+            event.timestamp = Timestamp(1_795_165_200_000_000_000 + i as i64 * 1_234_567);
+            if i % 3 == 0 {
+                event.source = Some("toktra".into());
+            }
+            match i % 4 {
+                0 => {
+                    event
+                        .resource
+                        .insert("host.name".into(), format!("sensor-{}", i % 10).into());
+                }
+                1 => {
+                    event.attributes.insert("host".into(), "db-1".into());
+                }
+                _ => {}
+            }
+            event.summary = Some(format!("rule R{} matched", i % 50));
+            event.attributes.insert("seq".into(), i.into());
+            event
+        })
+        .collect()
+}
+
+fn expected_host(event: &Event) -> Option<String> {
+    event
+        .resource
+        .get("host.name")
+        .or_else(|| event.attributes.get("host"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_arrive_once_with_the_documented_mapping() {
+    let hec = FakeHec::start_default();
+    let rig = Rig::start(
+        sink(
+            &format!("{}/", hec.url()),
+            json!({ "index": "security" }),
+            json!({ "compression": "gzip" }),
+        ),
+        &fast_retry(),
+    );
+    let sent = events(10_000);
+    rig.push(&sent).await;
+    assert!(
+        hec.events_reached(10_000, Duration::from_secs(20)).await,
+        "only {} arrived",
+        hec.distinct_events()
+    );
+    rig.drain().await;
+
+    assert_eq!(
+        hec.total_events(),
+        10_000,
+        "duplicates: {:?}",
+        hec.read(|s| s.events.duplicates())
+    );
+    assert!(hec.violations().is_empty(), "{:?}", hec.violations());
+    let by_id: HashMap<String, &Event> = sent.iter().map(|e| (e.event_id.to_string(), e)).collect();
+    hec.read(|state| {
+        assert!(
+            state.requests >= 5,
+            "10,000 events of ~500 bytes need several 1 MB requests"
+        );
+        assert!(
+            state.max_body_bytes <= 1_000_000,
+            "a request carried {} bytes",
+            state.max_body_bytes
+        );
+        assert!(
+            state.statuses.iter().all(|s| *s == 200),
+            "{:?}",
+            state.statuses
+        );
+        for headers in &state.headers {
+            assert_eq!(headers["authorization"], format!("Splunk {TOKEN}").as_str());
+            assert_eq!(headers["content-encoding"], "gzip");
+            assert_eq!(headers["content-type"], "application/json");
+        }
+        for envelope in &state.events.items {
+            let event_json = &envelope["event"];
+            let event = by_id[event_json["event_id"].as_str().expect("event_id")];
+            assert_eq!(event_json, &event.to_json_value());
+            let micros = (envelope["time"].as_f64().expect("time") * 1e6).round() as i64;
+            assert_eq!(micros, event.timestamp.0 / 1_000);
+            assert_eq!(
+                envelope
+                    .get("host")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                expected_host(event)
+            );
+            assert_eq!(
+                envelope.get("source").and_then(Value::as_str),
+                event.source.as_deref()
+            );
+            assert_eq!(envelope["sourcetype"], "siemrelay:security");
+            assert_eq!(envelope["index"], "security");
+            let mut keys: Vec<&str> = envelope
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.retain(|k| !["host", "source"].contains(k));
+            assert_eq!(keys, ["time", "sourcetype", "index", "event"]);
+        }
+    });
+    let status = rig.handle.status().snapshot();
+    assert_eq!(
+        (status.events_sent, status.events_dead_lettered),
+        (10_000, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_and_failing_hec_is_retried_until_each_event_is_delivered_once() {
+    let hec = FakeHec::start_default();
+    hec.script([
+        Scripted::busy(),
+        Scripted::internal_error(),
+        Scripted::busy(),
+        Scripted::queues_full(),
+        Scripted::throttled(1),
+    ]);
+    let rig = Rig::start(
+        sink(
+            &hec.url(),
+            json!({ "max_request_size": 100_000 }),
+            json!({}),
+        ),
+        &fast_retry(),
+    );
+    let sent = events(2_000);
+    rig.push(&sent).await;
+    assert!(hec.events_reached(2_000, Duration::from_secs(20)).await);
+    rig.drain().await;
+
+    assert_eq!(
+        hec.total_events(),
+        2_000,
+        "duplicates: {:?}",
+        hec.read(|s| s.events.duplicates())
+    );
+    let statuses = hec.read(|s| s.statuses.clone());
+    for status in [503, 500, 429] {
+        assert!(
+            statuses.contains(&status),
+            "{status} never answered: {statuses:?}"
+        );
+    }
+    let status = rig.handle.status().snapshot();
+    assert_eq!(
+        (status.events_sent, status.events_dead_lettered),
+        (2_000, 0)
+    );
+    assert!(status.events_retried > 0);
+    assert_eq!(status.state, ExporterState::Active);
+    let history = rig.handle.status().history();
+    assert!(
+        history.iter().any(|r| r.outcome == "retry"
+            && r.http_status == Some(503)
+            && r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("Server is busy"))),
+        "{history:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_event_number_dead_letters_only_the_bad_event() {
+    let hec = FakeHec::start_default();
+    let sent = events(3_000);
+    let bad: Vec<String> = [10, 1_500, 2_999]
+        .iter()
+        .map(|i| sent[*i].event_id.to_string())
+        .collect();
+    hec.reject_event_ids(bad.clone());
+    let rig = Rig::start(
+        sink(
+            &hec.url(),
+            json!({ "max_request_size": 200_000 }),
+            json!({}),
+        ),
+        &fast_retry(),
+    );
+    rig.push(&sent).await;
+    rig.drain().await;
+
+    assert_eq!(hec.distinct_events(), 2_997);
+    assert_eq!(
+        hec.total_events(),
+        2_997,
+        "duplicates: {:?}",
+        hec.read(|s| s.events.duplicates())
+    );
+    let entries = rig.dead_letters();
+    let mut dead: Vec<String> = entries
+        .iter()
+        .map(|e| e.event["event_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    dead.sort();
+    let mut expected = bad.clone();
+    expected.sort();
+    assert_eq!(dead, expected);
+    for entry in &entries {
+        assert!(
+            entry.error.contains("code 6: Invalid data format"),
+            "{}",
+            entry.error
+        );
+        assert!(
+            entry.error.contains("invalid-event-number"),
+            "{}",
+            entry.error
+        );
+        assert_eq!(entry.attempts, 1);
+        assert_eq!(entry.exporter, ID);
+        let original = sent
+            .iter()
+            .find(|e| e.event_id.to_string() == entry.event["event_id"])
+            .expect("sent");
+        assert_eq!(entry.event, original.to_json_value());
+    }
+    let status = rig.handle.status().snapshot();
+    assert_eq!(
+        (status.events_sent, status.events_dead_lettered),
+        (2_997, 3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scripted_invalid_event_number_splits_one_request() {
+    let hec = FakeHec::start_default();
+    hec.script([Scripted::InvalidEventAt(5)]);
+    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &fast_retry());
+    let sent = events(100);
+    rig.push(&sent).await;
+    rig.drain().await;
+
+    let entries = rig.dead_letters();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].event["event_id"], sent[5].event_id.to_string());
+    assert_eq!(hec.distinct_events(), 99);
+    assert_eq!(
+        hec.total_events(),
+        99,
+        "events before position 5 must not be resent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hec_down_longer_than_max_elapsed_time_fails_then_recovers() {
+    let hec = FakeHec::start_default();
+    hec.go_down();
+    let config = delivery(
+        json!({ "initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "1s" }),
+    );
+    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &config);
+    let sent = events(100);
+    rig.push(&sent).await;
+    let status = rig.handle.status();
+    assert!(
+        eventually(Duration::from_secs(3), || status.state()
+            == ExporterState::Degraded)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || status.state()
+            == ExporterState::Failed)
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || rig
+            .handle
+            .dead_letter()
+            .written()
+            == 100)
+        .await
+    );
+
+    let snapshot = status.snapshot();
+    let queued = rig.handle.queue().depth().events as u64;
+    assert_eq!(
+        snapshot.events_sent + snapshot.events_dead_lettered + queued,
+        100
+    );
+    assert_eq!(snapshot.events_dead_lettered, 100);
+    let last_error = snapshot.last_error.unwrap_or_default();
+    assert!(last_error.contains("retries exhausted"), "{last_error}");
+    let entries = rig.dead_letters();
+    assert_eq!(entries.len(), 100);
+    assert!(
+        entries[0].error.contains("retries exhausted")
+            && entries[0].error.contains("request failed")
+    );
+    assert!(entries[0].attempts >= 2);
+
+    // Back up: the failed exporter's probe succeeds and it becomes active again.
+    hec.come_up();
+    let later = events(10);
+    rig.push(&later).await;
+    assert!(hec.events_reached(10, Duration::from_secs(5)).await);
+    assert!(
+        eventually(Duration::from_secs(3), || status.state()
+            == ExporterState::Active)
+        .await
+    );
+    rig.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_signatures_verify_with_the_secret_and_fail_with_a_wrong_one() {
+    let hec = FakeHec::start(HecOptions {
+        signing_secret: Some("shared-secret".into()),
+        ..Default::default()
+    });
+    let sent = events(1_000);
+    let right = Rig::start(
+        sink(
+            &hec.url(),
+            json!({}),
+            json!({ "compression": "gzip", "signing": { "secret": "shared-secret" } }),
+        ),
+        &fast_retry(),
+    );
+    right.push(&sent[..500]).await;
+    right.drain().await;
+    let checks = hec.signatures();
+    assert!(checks.passed > 0);
+    assert_eq!(checks.failed, 0);
+
+    let wrong = Rig::start(
+        sink(
+            &hec.url(),
+            json!({}),
+            json!({ "signing": { "secret": "not-it" } }),
+        ),
+        &fast_retry(),
+    );
+    wrong.push(&sent[500..]).await;
+    wrong.drain().await;
+    let after = hec.signatures();
+    assert_eq!(after.passed, checks.passed);
+    assert!(after.failed > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_delivery_reports_good_bad_token_and_unreachable() {
+    let hec = FakeHec::start_default();
+    let good = test_delivery(
+        sink(&hec.url(), json!({}), json!({})).as_ref(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(good.ok, "{good:?}");
+    assert_eq!(good.outcome, "delivered");
+    assert_eq!(hec.count_of(&good.event_id), 1);
+
+    let config: SplunkHecConfig = serde_json::from_value(
+        json!({ "endpoint": hec.url(), "token": "00000000-0000-0000-0000-000000000000" }),
+    )
+    .expect("config");
+    let bad_sink = splunk_hec::build(ID, config, &HttpOptions::default(), Duration::from_secs(5))
+        .expect("build");
+    let bad = test_delivery(bad_sink.as_ref(), Duration::from_secs(5)).await;
+    assert!(!bad.ok);
+    assert_eq!(
+        (bad.outcome.as_str(), bad.http_status),
+        ("permanent", Some(403))
+    );
+    assert!(
+        bad.hint.as_deref().unwrap_or("").contains("token"),
+        "{bad:?}"
+    );
+
+    let port = siemrelay_e2e::free_port();
+    let unreachable = test_delivery(
+        sink(&format!("http://127.0.0.1:{port}"), json!({}), json!({})).as_ref(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!unreachable.ok);
+    assert_eq!(unreachable.outcome, "retry");
+    assert!(
+        unreachable
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("unreachable"),
+        "{unreachable:?}"
+    );
+}
+
+fn ack_sink(hec: &FakeHec, ack_timeout: &str) -> Arc<dyn Sink> {
+    sink(
+        &hec.url(),
+        json!({ "acknowledgements": true, "ack_poll_interval": "20ms", "ack_timeout": ack_timeout }),
+        json!({}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_acknowledgements_events_count_only_once_acked() {
+    let hec = FakeHec::start(HecOptions {
+        ack: true,
+        ..Default::default()
+    });
+    hec.set_ack_release(AckRelease::Manually);
+    let rig = Rig::start(ack_sink(&hec, "3s"), &fast_retry());
+    rig.push(&events(500)).await;
+    assert!(hec.events_reached(500, Duration::from_secs(5)).await);
+    assert!(
+        hec.recorder()
+            .wait_until_async(Duration::from_secs(2), |s| s.ack_polls >= 2)
+            .await
+    );
+    assert_eq!(
+        rig.handle.status().snapshot().events_sent,
+        0,
+        "indexed but not acknowledged yet"
+    );
+
+    hec.release_acks();
+    let status = rig.handle.status();
+    assert!(
+        eventually(Duration::from_secs(3), || status.snapshot().events_sent
+            == 500)
+        .await
+    );
+    rig.drain().await;
+    assert_eq!(hec.total_events(), 500);
+    hec.read(|state| {
+        assert_eq!(state.channels.len(), 1, "one channel per exporter instance");
+        assert!(state.acks_confirmed >= 1);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_requests_are_resent_after_the_ack_timeout() {
+    let hec = FakeHec::start(HecOptions {
+        ack: true,
+        ..Default::default()
+    });
+    hec.set_ack_release(AckRelease::Never);
+    let rig = Rig::start(ack_sink(&hec, "300ms"), &fast_retry());
+    rig.push(&events(50)).await;
+    let status = rig.handle.status();
+    assert!(
+        eventually(Duration::from_secs(3), || status.snapshot().events_retried
+            > 0)
+        .await
+    );
+    assert_eq!(status.state(), ExporterState::Degraded);
+    assert!(
+        status
+            .snapshot()
+            .last_error
+            .unwrap_or_default()
+            .contains("did not acknowledge")
+    );
+
+    hec.set_ack_release(AckRelease::Immediately);
+    rig.drain().await;
+    let snapshot = status.snapshot();
+    assert_eq!(
+        (snapshot.events_sent, snapshot.events_dead_lettered),
+        (50, 0)
+    );
+    assert_eq!(hec.distinct_events(), 50);
+    assert!(
+        hec.total_events() >= 100,
+        "unacknowledged requests are resent: duplicates, never losses"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_hec_for_every_request_keeps_events_queued_and_retried() {
+    let hec = FakeHec::start_default();
+    hec.set_behaviour(Behaviour::Busy);
+    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &fast_retry());
+    rig.push(&events(20)).await;
+    let status = rig.handle.status();
+    assert!(
+        eventually(Duration::from_secs(3), || status.snapshot().events_retried
+            >= 40)
+        .await
+    );
+    assert_eq!(hec.distinct_events(), 0);
+    hec.set_behaviour(Behaviour::Normal);
+    rig.drain().await;
+    assert_eq!(hec.total_events(), 20);
+}
