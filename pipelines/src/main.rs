@@ -55,6 +55,28 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Deliver archived events (NDJSON, e.g. the file exporter's output) through an exporter.
+    Send {
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Exporter id, e.g. `elasticsearch`.
+        #[arg(long)]
+        exporter: String,
+        /// NDJSON files, or `-` for standard input.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Inspect, resend or delete an exporter's dead-lettered events.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// Inspect a disk queue directory (read-only; safe next to a running siemrelay).
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Check the signatures (and optionally the chain) of signed events in NDJSON.
     Verify {
         /// YAML file with the `keys:` list of the sign processor.
@@ -65,6 +87,46 @@ enum Command {
         chain: bool,
         /// NDJSON file of events, or `-` for standard input.
         events: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// Print pending records, segments and any damage of a disk queue as JSON.
+    Inspect {
+        /// The queue directory (e.g. ./siemrelay-data/queues/splunk_hec__prod).
+        directory: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List dead-lettered events with their errors.
+    List {
+        /// Exporter id.
+        exporter: String,
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Resend dead-lettered events through the exporter (event ids kept).
+    Replay {
+        /// Exporter id.
+        exporter: String,
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Delete dead-lettered events (asks for confirmation).
+    Purge {
+        /// Exporter id.
+        exporter: String,
+        /// Pipeline file (YAML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -82,5 +144,12 @@ fn main() -> ExitCode {
             }
         },
         Command::Verify { keys, chain, events } => commands::verify::verify(&keys, chain, &events),
+        Command::Send { config, exporter, files } => commands::send::send(&exporter, &config, &files),
+        Command::Queue { action: QueueAction::Inspect { directory } } => commands::queue_inspect(&directory),
+        Command::Dlq { action } => match action {
+            DlqAction::List { exporter, config } => commands::dlq::list(&exporter, &config),
+            DlqAction::Replay { exporter, config } => commands::dlq::replay(&exporter, &config),
+            DlqAction::Purge { exporter, config, yes } => commands::dlq::purge(&exporter, &config, yes),
+        },
     }
 }

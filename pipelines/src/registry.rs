@@ -63,10 +63,14 @@ pub enum ExporterKind {
     File(exporters::file::FileConfig),
     /// `stdout`
     Stdout(exporters::stdout::StdoutConfig),
+    /// `splunk_hec`
+    SplunkHec(exporters::splunk_hec::SplunkHecConfig),
     /// `datadog`
     Datadog(exporters::datadog::DatadogConfig),
     /// `elasticsearch`
     Elasticsearch(exporters::elasticsearch::ElasticsearchConfig),
+    /// `webhook`
+    Webhook(exporters::webhook::WebhookConfig),
 }
 
 /// Exporter types, for messages.
@@ -130,7 +134,9 @@ pub fn exporter_from_yaml(id: &ComponentId, value: Value, path: &str) -> Result<
     let kind = match id.kind.as_str() {
         "file" => typed(own, path, exporters::file::FileConfig::validate).map(ExporterKind::File),
         "stdout" => typed(own, path, |_: &exporters::stdout::StdoutConfig| Vec::new()).map(ExporterKind::Stdout),
+        "splunk_hec" => typed(own, path, exporters::splunk_hec::SplunkHecConfig::validate).map(ExporterKind::SplunkHec),
         "datadog" => typed(own, path, exporters::datadog::DatadogConfig::validate).map(ExporterKind::Datadog),
+        "webhook" => typed(own, path, exporters::webhook::WebhookConfig::validate).map(ExporterKind::Webhook),
         "elasticsearch" => {
             typed(own, path, exporters::elasticsearch::ElasticsearchConfig::validate).map(ExporterKind::Elasticsearch)
         }
@@ -180,7 +186,9 @@ pub fn build_sink(id: &ComponentId, spec: &ExporterSpec) -> anyhow::Result<Arc<d
     Ok(match &spec.kind {
         ExporterKind::File(config) => Arc::new(exporters::file::FileSink::new(config)),
         ExporterKind::Stdout(_) => Arc::new(exporters::stdout::StdoutSink),
+        ExporterKind::SplunkHec(config) => exporters::splunk_hec::build(&id.id, config.clone(), &spec.http, timeout)?,
         ExporterKind::Datadog(config) => exporters::datadog::build(&id.id, config.clone(), &spec.http, timeout)?,
+        ExporterKind::Webhook(config) => exporters::webhook::build(&id.id, config.clone(), &spec.http, timeout)?,
         ExporterKind::Elasticsearch(config) => {
             exporters::elasticsearch::build(&id.id, config.clone(), &spec.http, timeout)?
         }

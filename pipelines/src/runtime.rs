@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal};
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::dead_letter::DeadLetter;
+use siemrelay_exporters::delivery::disk_queue::DiskQueue;
 use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{BatchPolicy, DeliveryQueue, ExporterHandle, QueueError, Reservation};
@@ -142,7 +143,8 @@ pub struct ShutdownReport {
 
 /// The sub-directories of `service.storage.directory`.
 pub struct StorageLayout {
-    root: PathBuf,
+    /// `service.storage.directory`.
+    pub root: PathBuf,
 }
 
 impl StorageLayout {
@@ -185,11 +187,37 @@ fn open_queue(id: &ComponentId, spec: &registry::ExporterSpec, layout: &StorageL
 }
 
 fn open_disk_queue(
-    _dir: &Path,
+    dir: &Path,
     id: &ComponentId,
-    _queue: &siemrelay_exporters::delivery::QueueConfig,
+    queue: &siemrelay_exporters::delivery::QueueConfig,
 ) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
-    anyhow::bail!("exporters.{}.queue.type: disk queues are not available in this build yet", id.id)
+    let (disk, report) = DiskQueue::open(dir, &id.id, queue.max_events, queue.max_bytes(), queue.when_full)
+        .map_err(|e| anyhow::anyhow!("exporters.{}.queue: cannot open the disk queue in {}: {e}", id.id, dir.display()))?;
+    if !report.is_clean() {
+        tracing::warn!(exporter = %id.id, directory = %dir.display(), report = ?report, "disk queue recovered from damage: the intact events will be delivered");
+    }
+    Ok(Arc::new(disk))
+}
+
+/// Warns about queue directories that no configured exporter uses: their events are not
+/// delivered until the exporter is configured again (they are never deleted automatically).
+fn report_orphan_queues(layout: &StorageLayout, config: &LoadedConfig) {
+    let Ok(entries) = std::fs::read_dir(layout.root.join("queues")) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let known = config.exporters.iter().any(|(id, spec)| {
+            id.file_name() == name && spec.delivery.queue.kind == QueueType::Disk
+        });
+        if known {
+            continue;
+        }
+        let pending = DiskQueue::inspect(&entry.path()).map(|r| r.pending_events).unwrap_or(0);
+        tracing::warn!(
+            directory = %entry.path().display(),
+            pending_events = pending,
+            "a disk queue directory has no matching exporter with `queue: {{type: disk}}` in the config: its events are kept but not delivered; configure the exporter again, or inspect it with `siemrelay queue inspect`"
+        );
+    }
 }
 
 impl Runtime {
@@ -197,6 +225,7 @@ impl Runtime {
     /// receivers (binding their listeners; an error here stops the start).
     pub async fn start(config: LoadedConfig) -> anyhow::Result<Runtime> {
         let layout = StorageLayout::new(&config.service.storage.directory);
+        report_orphan_queues(&layout, &config);
         let closing = Arc::new(AtomicBool::new(false));
 
         // Batch policy per exporter: from the first pipeline listing it that has a `batch`.
