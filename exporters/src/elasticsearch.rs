@@ -1,1 +1,451 @@
-//! The `elasticsearch` exporter.
+//! The `elasticsearch` exporter: Bulk API NDJSON to `<endpoint>/_bulk` (Elasticsearch 7/8,
+//! OpenSearch).
+//!
+//! Every event is a `create` action with `_id` = event id, so a resent event is never stored
+//! twice (its item answers 409, counted as delivered). The index comes from the `index` template
+//! filled with the UTC time of the event, or is the data stream (`mode: data_stream`). Per-item
+//! results: 2xx / 409 delivered, 429 and 5xx retried (only those items), anything else
+//! dead-lettered with the item's error type and reason. Whole requests: 413 split, 408/429/5xx
+//! retried, 400/401/403/404 permanent. See README-elasticsearch.md.
+
+mod bulk;
+mod config;
+mod index_name;
+mod template;
+
+pub use bulk::Document;
+pub use config::{AuthConfig, BasicAuth, ElasticsearchConfig, Mode};
+pub use index_name::{IndexTemplate, check_index_name};
+pub use template::{TEMPLATE_NAME, template_body};
+
+use crate::delivery::http::{
+    Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, SigningConfig, sign_body,
+};
+use crate::delivery::pack::{Encoded, LINES, pack};
+use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
+use async_trait::async_trait;
+use siemrelay_core::Event;
+use siemrelay_core::config_types::Secret;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// Builds the Elasticsearch sink for a validated config.
+pub fn build(
+    id: &str,
+    config: ElasticsearchConfig,
+    http: &HttpOptions,
+    timeout: Duration,
+) -> anyhow::Result<Arc<dyn Sink>> {
+    let mut encoder = ElasticsearchEncoder::new(id, &config)?;
+    encoder.signing = http.signing.clone();
+    Ok(Arc::new(HttpSink::new(
+        id,
+        encoder,
+        http,
+        timeout,
+        Compression::None,
+    )?))
+}
+
+/// Where documents go.
+enum Target {
+    /// Dated indices.
+    Indices(IndexTemplate),
+    /// One data stream.
+    DataStream(String),
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        match self {
+            Target::Indices(template) => format!("indices {}", template.pattern()),
+            Target::DataStream(name) => format!("data stream {name}"),
+        }
+    }
+}
+
+/// How requests authenticate.
+enum Auth {
+    None,
+    ApiKey(reqwest::header::HeaderValue),
+    Basic { username: String, password: Secret },
+}
+
+/// Encodes events as bulk `create` actions and judges bulk replies.
+pub struct ElasticsearchEncoder {
+    exporter: String,
+    bulk_url: reqwest::Url,
+    template_url: Option<reqwest::Url>,
+    template_installed: OnceCell<()>,
+    target: Target,
+    auth: Auth,
+    limits: RequestLimits,
+    /// Signs the index template request like the bulk requests (which `HttpSink` signs).
+    signing: Option<SigningConfig>,
+}
+
+impl ElasticsearchEncoder {
+    /// An encoder for `config`; fails on an invalid config.
+    pub fn new(
+        exporter: &str,
+        config: &ElasticsearchConfig,
+    ) -> anyhow::Result<ElasticsearchEncoder> {
+        if let Some(issue) = config.validate().first() {
+            anyhow::bail!("exporter {exporter}: {issue}");
+        }
+        let base = config::check_endpoint(&config.endpoint)
+            .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))?;
+        let join = |path: &str| {
+            reqwest::Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/')))
+                .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))
+        };
+        let mut bulk_url = join("_bulk")?;
+        if let Some(pipeline) = &config.pipeline {
+            bulk_url.query_pairs_mut().append_pair("pipeline", pipeline);
+        }
+        let template_url = if config.index_template {
+            Some(join(&format!("_index_template/{TEMPLATE_NAME}"))?)
+        } else {
+            None
+        };
+        let target = match config.mode {
+            Mode::Index => Target::Indices(
+                IndexTemplate::parse(&config.index)
+                    .map_err(|e| anyhow::anyhow!("exporter {exporter}: index: {e}"))?,
+            ),
+            Mode::DataStream => Target::DataStream(config.data_stream.clone()),
+        };
+        let auth = match &config.auth {
+            Some(AuthConfig {
+                api_key: Some(key), ..
+            }) => {
+                let mut value =
+                    reqwest::header::HeaderValue::from_str(&format!("ApiKey {}", key.expose()))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "exporter {exporter}: auth.api_key is not a valid header value"
+                            )
+                        })?;
+                value.set_sensitive(true);
+                Auth::ApiKey(value)
+            }
+            Some(AuthConfig {
+                basic: Some(basic), ..
+            }) => Auth::Basic {
+                username: basic.username.clone(),
+                password: basic.password.clone(),
+            },
+            _ => Auth::None,
+        };
+        Ok(ElasticsearchEncoder {
+            exporter: exporter.to_string(),
+            bulk_url,
+            template_url,
+            template_installed: OnceCell::new(),
+            target,
+            auth,
+            limits: RequestLimits {
+                max_events: config.max_events,
+                max_bytes: config.max_request_size.as_usize(),
+            },
+            signing: None,
+        })
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::None => request,
+            Auth::ApiKey(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
+            Auth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
+        }
+    }
+
+    /// Installs the index template once. Transport errors, 429 and 5xx are retried with the
+    /// send (`Err`); any other refusal is logged loudly and not retried (the bulk requests then
+    /// show whether the cluster can take the documents without it).
+    async fn install_template(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+    ) -> Result<(), String> {
+        let (pattern, data_stream) = match &self.target {
+            Target::Indices(template) => (template.pattern(), false),
+            Target::DataStream(name) => (name.clone(), true),
+        };
+        let body = template_body(&pattern, data_stream)
+            .to_string()
+            .into_bytes();
+        let mut request = self
+            .authorize(client.put(url.clone()))
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(signing) = &self.signing {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            request = request
+                .header(
+                    signing.header.as_str(),
+                    sign_body(signing.secret.expose(), &body),
+                )
+                .header(signing.timestamp_header.as_str(), now.to_string());
+        }
+        let response = request.body(body).send().await.map_err(|e| {
+            format!(
+                "installing index template {TEMPLATE_NAME} failed: {}",
+                crate::delivery::http::error_chain(&e)
+            )
+        })?;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        match status {
+            200..=299 => {
+                tracing::info!(exporter = %self.exporter, template = TEMPLATE_NAME, pattern, "index template installed");
+                Ok(())
+            }
+            408 | 429 | 500..=599 => Err(format!(
+                "installing index template {TEMPLATE_NAME} failed: HTTP {status}: {}",
+                bulk::request_error(text.as_bytes())
+            )),
+            _ => {
+                tracing::error!(
+                    exporter = %self.exporter, template = TEMPLATE_NAME, status,
+                    error = %bulk::request_error(text.as_bytes()),
+                    "cannot install the index template (needs the manage_index_templates privilege); sending without it"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl HttpEncoder for ElasticsearchEncoder {
+    fn limits(&self) -> RequestLimits {
+        self.limits
+    }
+
+    fn encode(&self, events: &[Event]) -> Encoded {
+        match &self.target {
+            Target::Indices(template) => {
+                let mut namer = index_name::IndexNamer::new(template);
+                pack(
+                    events.iter().enumerate(),
+                    self.limits,
+                    LINES,
+                    |event, out| bulk::write_create(event, namer.name(event.timestamp), out),
+                )
+            }
+            Target::DataStream(name) => pack(
+                events.iter().enumerate(),
+                self.limits,
+                LINES,
+                |event, out| bulk::write_create(event, name, out),
+            ),
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/x-ndjson"
+    }
+
+    async fn request(
+        &self,
+        client: &reqwest::Client,
+        _events: usize,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        if let Some(url) = &self.template_url {
+            self.template_installed
+                .get_or_try_init(|| self.install_template(client, url))
+                .await?;
+        }
+        Ok(self.authorize(client.post(self.bulk_url.clone())))
+    }
+
+    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified {
+        let outcome = match reply.status {
+            200..=299 => return classify_bulk(reply.body, events),
+            413 => return Classified::Split,
+            408 | 429 | 500..=599 => Outcome::Retry {
+                reason: format!(
+                    "Elasticsearch answered HTTP {}: {}",
+                    reply.status,
+                    bulk::request_error(reply.body)
+                )
+                .into(),
+                after: reply.retry_after(),
+            },
+            status @ (401 | 403) => {
+                let error = bulk::request_error(reply.body);
+                tracing::error!(exporter = %self.exporter, status, %error, "Elasticsearch refused the credentials or privileges");
+                Outcome::permanent(format!(
+                    "Elasticsearch refused the request (HTTP {status}): {error}"
+                ))
+            }
+            status => Outcome::permanent(format!(
+                "Elasticsearch rejected the bulk request (HTTP {status}): {}",
+                bulk::request_error(reply.body)
+            )),
+        };
+        Classified::Outcomes(Outcomes::Uniform(outcome))
+    }
+
+    fn hint(&self, record: &RequestRecord) -> Option<String> {
+        let reply = record.reply.as_deref().unwrap_or("");
+        let target = self.target.describe();
+        match record.http_status {
+            None => Some(format!(
+                "cannot reach Elasticsearch at {}: check endpoint, TLS settings and firewall",
+                self.bulk_url
+            )),
+            Some(401) => Some(
+                "Elasticsearch refused the credentials (HTTP 401): check auth.api_key (the base64 `encoded` value of the key) or auth.basic".into(),
+            ),
+            Some(403) => Some(format!(
+                "the credentials lack privileges (HTTP 403): they need create_doc and auto_configure (or create_index) on {target}"
+            )),
+            Some(404) => Some(
+                "not found (HTTP 404): endpoint must be the cluster URL, without /_bulk".into(),
+            ),
+            Some(200..=299) if reply.contains("index_not_found_exception") => Some(format!(
+                "the index does not exist and may not be auto-created: create {target} or allow action.auto_create_index"
+            )),
+            Some(200..=299)
+                if reply.contains("mapper_parsing_exception")
+                    || reply.contains("document_parsing_exception") =>
+            {
+                Some("a field of the event conflicts with the index mapping: see the item error".into())
+            }
+            Some(200..=299) if reply.contains("cluster_block_exception") => Some(
+                "the index is read-only (disk flood stage or a block): free disk space or lift the block".into(),
+            ),
+            Some(200..=299) if reply.contains("es_rejected_execution_exception") => Some(
+                "Elasticsearch is busy (write queue full): it will be retried; lower concurrency or batch size".into(),
+            ),
+            _ => default_hint(record),
+        }
+    }
+}
+
+/// Judges a 2xx bulk reply: `errors: false` means all delivered; otherwise item by item.
+fn classify_bulk(body: &[u8], events: usize) -> Classified {
+    let unreadable = |e: serde_json::Error| {
+        Classified::Outcomes(Outcomes::Uniform(Outcome::retry(format!(
+            "unreadable bulk reply ({e}); resending (create with _id prevents duplicates)"
+        ))))
+    };
+    match serde_json::from_slice::<bulk::BulkHead>(body) {
+        Ok(head) if !head.errors => Classified::Outcomes(Outcomes::Uniform(Outcome::Delivered)),
+        Ok(_) => match serde_json::from_slice::<bulk::BulkReply>(body) {
+            Ok(reply) => {
+                let mut outcomes: Vec<Outcome> = reply
+                    .items
+                    .iter()
+                    .take(events)
+                    .map(|item| bulk::item_outcome(item.result()))
+                    .collect();
+                outcomes.resize(
+                    events,
+                    Outcome::retry("the bulk reply has no item for this document; resending"),
+                );
+                Classified::Outcomes(Outcomes::PerEvent(outcomes))
+            }
+            Err(e) => unreadable(e),
+        },
+        Err(e) => unreadable(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(value: serde_json::Value) -> ElasticsearchConfig {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn config_checks_name_the_key() {
+        let ok = config(serde_json::json!({"endpoint": "http://127.0.0.1:9200"}));
+        assert!(ok.validate().is_empty());
+        assert_eq!(ok.max_events, 5000);
+        assert_eq!(ok.max_request_size.0, 10 << 20);
+        for (value, key) in [
+            (serde_json::json!({"endpoint": "es:9200"}), "endpoint"),
+            (
+                serde_json::json!({"endpoint": "http://h", "index": "Bad-%Y"}),
+                "index",
+            ),
+            (
+                serde_json::json!({"endpoint": "http://h", "mode": "data_stream", "data_stream": "a b"}),
+                "data_stream",
+            ),
+            (
+                serde_json::json!({"endpoint": "http://h", "auth": {}}),
+                "auth",
+            ),
+            (
+                serde_json::json!({"endpoint": "http://h", "auth": {"api_key": "k", "basic": {"username": "u", "password": "p"}}}),
+                "auth",
+            ),
+            (
+                serde_json::json!({"endpoint": "http://h", "index": "%Y-events", "index_template": true}),
+                "index",
+            ),
+            (
+                serde_json::json!({"endpoint": "http://h", "max_events": 0}),
+                "max_events",
+            ),
+        ] {
+            let issues = config(value.clone()).validate();
+            assert_eq!(issues.len(), 1, "{value}: {issues:?}");
+            assert_eq!(issues[0].key, key, "{value}");
+        }
+        assert!(
+            serde_json::from_value::<ElasticsearchConfig>(
+                serde_json::json!({"endpoint": "http://h", "indx": "x"})
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bulk_url_carries_the_pipeline() {
+        let cfg =
+            config(serde_json::json!({"endpoint": "http://127.0.0.1:9200/", "pipeline": "geo ip"}));
+        let encoder = ElasticsearchEncoder::new("elasticsearch", &cfg).unwrap();
+        assert_eq!(
+            encoder.bulk_url.as_str(),
+            "http://127.0.0.1:9200/_bulk?pipeline=geo+ip"
+        );
+    }
+
+    #[test]
+    fn error_free_replies_deliver_everything_and_item_errors_map_per_event() {
+        let all = classify_bulk(
+            br#"{"took":3,"errors":false,"items":[{"create":{"status":201}}]}"#,
+            1,
+        );
+        assert_eq!(
+            all,
+            Classified::Outcomes(Outcomes::Uniform(Outcome::Delivered))
+        );
+        let mixed = classify_bulk(
+            br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"busy"}}}]}"#,
+            3,
+        );
+        let Classified::Outcomes(Outcomes::PerEvent(list)) = mixed else {
+            panic!("expected per-event outcomes")
+        };
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0], Outcome::Delivered);
+        assert!(matches!(list[1], Outcome::Retry { .. }));
+        assert!(matches!(list[2], Outcome::Retry { .. }));
+        assert!(matches!(
+            classify_bulk(b"<html>", 2),
+            Classified::Outcomes(Outcomes::Uniform(Outcome::Retry { .. }))
+        ));
+    }
+}

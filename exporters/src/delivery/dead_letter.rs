@@ -75,12 +75,18 @@ impl DeadLetter {
 
     /// Appends events with their last error and attempt count, and fsyncs.
     pub fn write(&self, events: &[Event], error: &str, attempts: u32) -> std::io::Result<()> {
-        if events.is_empty() {
+        let entries: Vec<(&Event, &str)> = events.iter().map(|e| (e, error)).collect();
+        self.write_each(&entries, attempts)
+    }
+
+    /// Appends events, each with its own error, in one write and one fsync.
+    pub fn write_each(&self, entries: &[(&Event, &str)], attempts: u32) -> std::io::Result<()> {
+        if entries.is_empty() {
             return Ok(());
         }
         let time = Timestamp::now().to_rfc3339();
-        let mut buf = Vec::with_capacity(events.len() * 600);
-        for event in events {
+        let mut buf = Vec::with_capacity(entries.len() * 600);
+        for (event, error) in entries {
             let head = serde_json::json!({
                 "time": time, "exporter": self.exporter, "error": error, "attempts": attempts,
             });
@@ -109,9 +115,9 @@ impl DeadLetter {
         file.write_all(&buf)?;
         file.sync_data()?;
         self.written
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
         metrics::counter!("siemrelay_exporter_dead_lettered_events_total", "exporter" => self.exporter.clone())
-            .increment(events.len() as u64);
+            .increment(entries.len() as u64);
         Ok(())
     }
 }

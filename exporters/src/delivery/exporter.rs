@@ -372,10 +372,14 @@ impl Shared {
             metrics::counter!("siemrelay_exporter_retried_events_total", "exporter" => self.id.clone())
                 .increment(retry.len() as u64);
         }
-        for (reason, events) in permanent {
+        if !permanent.is_empty() {
+            let entries: Vec<(&Event, &str)> = permanent
+                .iter()
+                .flat_map(|(reason, events)| events.iter().map(move |e| (e, &**reason)))
+                .collect();
             metrics::counter!("siemrelay_exporter_failed_events_total", "exporter" => self.id.clone())
-                .increment(events.len() as u64);
-            self.dead_letter_events(&events, &reason, attempt).await;
+                .increment(entries.len() as u64);
+            self.dead_letter_entries(&entries, attempt).await;
         }
         (retry, retry_after, retry_reason)
     }
@@ -394,23 +398,30 @@ impl Shared {
         false
     }
 
-    /// Writes to the dead-letter file, retrying until it works (a full disk is waited out, with a
-    /// loud log, rather than losing events) or the shutdown deadline has passed.
+    /// Dead-letters events that share one reason.
     async fn dead_letter_events(&self, events: &[Event], reason: &str, attempts: u32) {
-        if events.is_empty() {
+        let entries: Vec<(&Event, &str)> = events.iter().map(|e| (e, reason)).collect();
+        self.dead_letter_entries(&entries, attempts).await;
+    }
+
+    /// Writes events with their own reasons to the dead-letter file in one write, retrying
+    /// until it works (a full disk is waited out, with a loud log, rather than losing events)
+    /// or the shutdown deadline has passed.
+    async fn dead_letter_entries(&self, entries: &[(&Event, &str)], attempts: u32) {
+        if entries.is_empty() {
             return;
         }
         loop {
-            match self.dead_letter.write(events, reason, attempts) {
+            match self.dead_letter.write_each(entries, attempts) {
                 Ok(()) => {
-                    self.status.dead_lettered(events.len());
-                    tracing::warn!(exporter = %self.id, events = events.len(), reason, file = %self.dead_letter.path().display(), "events dead-lettered");
+                    self.status.dead_lettered(entries.len());
+                    tracing::warn!(exporter = %self.id, events = entries.len(), reason = entries[0].1, file = %self.dead_letter.path().display(), "events dead-lettered");
                     return;
                 }
                 Err(e) => {
-                    tracing::error!(exporter = %self.id, events = events.len(), error = %e, file = %self.dead_letter.path().display(), "cannot write the dead-letter file; retrying");
+                    tracing::error!(exporter = %self.id, events = entries.len(), error = %e, file = %self.dead_letter.path().display(), "cannot write the dead-letter file; retrying");
                     if self.abort.is_cancelled() {
-                        tracing::error!(exporter = %self.id, events = events.len(), "events LOST: shutdown deadline passed and the dead-letter file cannot be written");
+                        tracing::error!(exporter = %self.id, events = entries.len(), "events LOST: shutdown deadline passed and the dead-letter file cannot be written");
                         return;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -420,7 +431,6 @@ impl Shared {
     }
 }
 
-/// `5m`, `24h`, `30s`, `250ms`.
 fn short_duration(d: Duration) -> String {
     let secs = d.as_secs();
     if secs >= 3600 && secs.is_multiple_of(3600) {

@@ -1,0 +1,170 @@
+//! `elasticsearch:` exporter settings and their checks.
+
+use super::index_name::{IndexTemplate, check_index_name};
+use serde::Deserialize;
+use siemrelay_core::ConfigIssue;
+use siemrelay_core::config_types::{ConfigSize, Secret};
+
+/// `elasticsearch:` exporter settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElasticsearchConfig {
+    /// Cluster base URL, e.g. `https://es.example.com:9200` (the exporter appends `/_bulk`).
+    pub endpoint: String,
+    /// Credentials (default none): `{ api_key: … }` or `{ basic: { username, password } }`.
+    pub auth: Option<AuthConfig>,
+    /// Index name template; strftime fields use the UTC time of the EVENT
+    /// (default `siemrelay-events-%Y.%m.%d`). Used with `mode: index`.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// `index` (default: dated indices from `index`) or `data_stream` (writes to `data_stream`).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Data stream name for `mode: data_stream` (default `logs-siemrelay-default`).
+    #[serde(default = "default_data_stream")]
+    pub data_stream: String,
+    /// Install the index template `siemrelay-events` before the first bulk request (default false).
+    #[serde(default)]
+    pub index_template: bool,
+    /// Ingest pipeline to run on every document (`?pipeline=NAME`; default none).
+    pub pipeline: Option<String>,
+    /// Most uncompressed bytes per bulk request (default 10MiB).
+    #[serde(default = "default_max_request_size")]
+    pub max_request_size: ConfigSize,
+    /// Most documents per bulk request (default 5000).
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+/// Where documents go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dated indices named by the `index` template (default).
+    #[default]
+    Index,
+    /// One data stream (`data_stream`); needs an index template with `data_stream: {}`.
+    DataStream,
+}
+
+/// `auth:` — exactly one of `api_key` and `basic`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `encoded` value of an API key (base64 of `id:key`), sent as `Authorization: ApiKey <value>`.
+    pub api_key: Option<Secret>,
+    /// User name and password, sent as `Authorization: Basic …`.
+    pub basic: Option<BasicAuth>,
+}
+
+/// `auth.basic:`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+fn default_index() -> String {
+    "siemrelay-events-%Y.%m.%d".into()
+}
+
+fn default_data_stream() -> String {
+    "logs-siemrelay-default".into()
+}
+
+fn default_max_request_size() -> ConfigSize {
+    ConfigSize(10 << 20)
+}
+
+fn default_max_events() -> usize {
+    5000
+}
+
+impl ElasticsearchConfig {
+    /// Semantic checks (keys relative to the exporter block).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Err(message) = check_endpoint(&self.endpoint) {
+            issues.push(ConfigIssue::new("endpoint", message));
+        }
+        if let Some(auth) = &self.auth {
+            match (&auth.api_key, &auth.basic) {
+                (Some(_), Some(_)) => issues.push(ConfigIssue::new(
+                    "auth",
+                    "give either api_key or basic, not both",
+                )),
+                (None, None) => issues.push(ConfigIssue::new("auth", "give api_key or basic")),
+                (Some(key), None) => {
+                    if reqwest::header::HeaderValue::from_str(key.expose()).is_err() {
+                        issues.push(ConfigIssue::new(
+                            "auth.api_key",
+                            "contains characters that cannot be sent in an HTTP header",
+                        ));
+                    }
+                }
+                (None, Some(basic)) => {
+                    if basic.username.is_empty() || basic.username.contains(':') {
+                        issues.push(ConfigIssue::new(
+                            "auth.basic.username",
+                            "must be non-empty and without ':'",
+                        ));
+                    }
+                }
+            }
+        }
+        match self.mode {
+            Mode::Index => match IndexTemplate::parse(&self.index) {
+                Ok(template) => {
+                    if self.index_template && template.literal_prefix().is_empty() {
+                        issues.push(ConfigIssue::new(
+                            "index",
+                            "with index_template: true the index must start with a fixed prefix (e.g. siemrelay-events-%Y.%m.%d), so the template does not match every index",
+                        ));
+                    }
+                }
+                Err(message) => issues.push(ConfigIssue::new("index", message)),
+            },
+            Mode::DataStream => {
+                if let Err(message) = check_index_name(&self.data_stream) {
+                    issues.push(ConfigIssue::new("data_stream", message));
+                } else if self.data_stream.starts_with(".ds-") {
+                    issues.push(ConfigIssue::new("data_stream", "must not start with .ds-"));
+                }
+            }
+        }
+        if let Some(pipeline) = &self.pipeline
+            && pipeline.trim().is_empty()
+        {
+            issues.push(ConfigIssue::new("pipeline", "must not be empty when set"));
+        }
+        if self.max_request_size.0 < 1024 {
+            issues.push(ConfigIssue::new(
+                "max_request_size",
+                "must be at least 1KiB",
+            ));
+        }
+        if self.max_events == 0 {
+            issues.push(ConfigIssue::new("max_events", "must be at least 1"));
+        }
+        issues
+    }
+}
+
+/// Checks a base URL: http(s), with a host, without query or fragment.
+pub(super) fn check_endpoint(endpoint: &str) -> Result<reqwest::Url, String> {
+    let url =
+        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{endpoint:?} must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{endpoint:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{endpoint:?} must not have a query or fragment"));
+    }
+    Ok(url)
+}
