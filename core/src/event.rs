@@ -148,8 +148,9 @@ impl Serialize for JsonForm<'_> {
             "event_id",
             e.event_id.hyphenated().encode_lower(&mut id_buf),
         )?;
-        map.serialize_entry("timestamp", &e.timestamp.to_rfc3339())?;
-        map.serialize_entry("observed_timestamp", &e.observed_timestamp.to_rfc3339())?;
+        let mut buf = crate::time::Rfc3339Buf::default();
+        map.serialize_entry("timestamp", e.timestamp.format_rfc3339(&mut buf))?;
+        map.serialize_entry("observed_timestamp", e.observed_timestamp.format_rfc3339(&mut buf))?;
         map.serialize_entry("event_type", &e.event_type)?;
         map.serialize_entry("severity", &e.severity.text)?;
         map.serialize_entry("severity_number", &e.severity.number)?;
