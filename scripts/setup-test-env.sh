@@ -32,3 +32,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 echo "python test env ready: $venv/bin/python"
+# The status page's browser test (tests/browser): playwright-core from the lockfile (it drives
+# Debian's /usr/bin/chromium; no browser is downloaded).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found: install Node.js 20+ and npm (apt-get install nodejs npm) for tests/browser" >&2
+    exit 1
+  fi
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "browser test env ready: tests/browser/node_modules"

@@ -13,4 +13,5 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+bash scripts/install-tansu.sh
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -6,17 +6,21 @@
 /// with 7 fields including a nested `tags` map.
 pub fn reference_event(sequence: u64, out: &mut String) {
     use std::fmt::Write;
-    let severity = if sequence % 10 == 0 { "info" } else { "high" };
+    let severity = if sequence.is_multiple_of(10) {
+        "info"
+    } else {
+        "high"
+    };
     let id = uuid::Uuid::now_v7();
     let _ = write!(
         out,
         concat!(
             "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.123456Z\",\"event_type\":\"policy_violation\",",
             "\"severity\":\"{severity}\",\"source\":\"toktra\",",
-            "\"summary\":\"User exceeded the daily token policy eng-default (1200 of 1000 requests) on model gpt-x #{seq:08}\",",
+            "\"summary\":\"User exceeded the daily token policy eng-default: 1200 of 1000 requests #{seq:08}\",",
             "\"user_email\":\"user{user}@acme.example\",",
-            "\"attributes\":{{\"policy\":\"eng-default\",\"model\":\"gpt-x\",\"requests\":1200,\"limit\":1000,",
-            "\"ratio\":1.2,\"blocked\":true,\"tags\":{{\"team\":\"platform\",\"env\":\"prod\",\"cost_center\":\"CC-100\"}}}}}}\n"
+            "\"attributes\":{{\"policy\":\"eng\",\"model\":\"gpt-x\",\"requests\":1200,\"limit\":1000,",
+            "\"ratio\":1.2,\"blocked\":true,\"tags\":{{\"team\":\"sec\",\"env\":\"prod\"}}}}}}\n"
         ),
         id = id,
         severity = severity,

@@ -34,14 +34,22 @@ fn ingest(c: &mut Criterion) {
             let observed = Timestamp::now();
             objects
                 .into_iter()
-                .map(|o| event_from_object(o, &options, observed).expect("ingest").event)
+                .map(|o| {
+                    event_from_object(o, &options, observed)
+                        .expect("ingest")
+                        .event
+                })
                 .collect::<Vec<_>>()
         })
     });
     let events: Vec<_> = parse_body(&body, BodyFormat::Ndjson)
         .expect("valid body")
         .into_iter()
-        .map(|o| event_from_object(o, &options, Timestamp::now()).expect("ingest").event)
+        .map(|o| {
+            event_from_object(o, &options, Timestamp::now())
+                .expect("ingest")
+                .event
+        })
         .collect();
     group.bench_function("write_json_100_events", |b| {
         let mut out = Vec::with_capacity(64 * 1024);
@@ -54,7 +62,9 @@ fn ingest(c: &mut Criterion) {
             out.len()
         })
     });
-    group.bench_function("estimated_size_100_events", |b| b.iter(|| events.iter().map(|e| e.estimated_size()).sum::<usize>()));
+    group.bench_function("estimated_size_100_events", |b| {
+        b.iter(|| events.iter().map(|e| e.estimated_size()).sum::<usize>())
+    });
     group.finish();
 }
 

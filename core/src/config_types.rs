@@ -184,6 +184,9 @@ pub struct ConfigIssue {
 impl ConfigIssue {
     /// A new issue at `key`.
     pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigIssue {
-        ConfigIssue { key: key.into(), message: message.into() }
+        ConfigIssue {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }

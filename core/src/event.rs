@@ -150,7 +150,10 @@ impl Serialize for JsonForm<'_> {
         )?;
         let mut buf = crate::time::Rfc3339Buf::default();
         map.serialize_entry("timestamp", e.timestamp.format_rfc3339(&mut buf))?;
-        map.serialize_entry("observed_timestamp", e.observed_timestamp.format_rfc3339(&mut buf))?;
+        map.serialize_entry(
+            "observed_timestamp",
+            e.observed_timestamp.format_rfc3339(&mut buf),
+        )?;
         map.serialize_entry("event_type", &e.event_type)?;
         map.serialize_entry("severity", &e.severity.text)?;
         map.serialize_entry("severity_number", &e.severity.number)?;

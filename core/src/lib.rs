@@ -9,8 +9,10 @@ pub mod path;
 pub mod severity;
 pub mod time;
 
+pub use component::{
+    Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,
+};
 pub use config_types::ConfigIssue;
-pub use component::{Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal};
 pub use event::{Event, Map, Signature, Value};
 pub use severity::Severity;
 pub use time::Timestamp;

@@ -138,14 +138,14 @@ impl AttrPath {
         current.insert(last.clone(), value)
     }
 
-    /// Removes and returns the value at this path, keeping the order of the other keys.
+    /// Removes and returns the value at this path.
     pub fn remove(&self, map: &mut Map) -> Option<Value> {
         let (last, parents) = self.segments.split_last()?;
         let mut current = map;
         for key in parents {
             current = current.get_mut(key)?.as_object_mut()?;
         }
-        current.shift_remove(last)
+        current.remove(last)
     }
 }
 

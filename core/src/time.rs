@@ -78,7 +78,9 @@ impl Timestamp {
         let of_day = secs.rem_euclid(86_400) as u32;
         let (year, month, day) = civil_from_days(days);
         if !(0..=9999).contains(&year) {
-            let text = self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            let text = self
+                .to_datetime()
+                .to_rfc3339_opts(SecondsFormat::AutoSi, true);
             let len = text.len().min(buf.bytes.len());
             buf.bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
             buf.len = len;
@@ -105,9 +107,9 @@ impl Timestamp {
         let mut len = 19;
         let (digits, value) = if nanos == 0 {
             (0, 0)
-        } else if nanos % 1_000_000 == 0 {
+        } else if nanos.is_multiple_of(1_000_000) {
             (3, nanos / 1_000_000)
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             (6, nanos / 1_000)
         } else {
             (9, nanos)
@@ -146,7 +148,10 @@ pub struct Rfc3339Buf {
 
 impl Default for Rfc3339Buf {
     fn default() -> Self {
-        Rfc3339Buf { bytes: [0; 40], len: 0 }
+        Rfc3339Buf {
+            bytes: [0; 40],
+            len: 0,
+        }
     }
 }
 
@@ -203,7 +208,9 @@ mod tests {
         for secs in seconds {
             for nanos in [0, 123_000_000, 123_456_000, 123_456_789, 999_999_999] {
                 let ts = Timestamp(secs * 1_000_000_000 + nanos);
-                let expected = ts.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true);
+                let expected = ts
+                    .to_datetime()
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true);
                 assert_eq!(ts.format_rfc3339(&mut buf), expected, "{}", ts.0);
             }
         }

@@ -426,12 +426,7 @@ mod tests {
         let mut out = Vec::new();
         encoder.write_envelope(&event, &mut out);
         let envelope: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        let keys: Vec<&str> = envelope
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
+        let keys = siemrelay_e2e::json_keys_in_order(&out);
         assert_eq!(keys, ["time", "host", "source", "sourcetype", "event"]);
         assert_eq!(envelope["time"].as_f64().unwrap(), 1_795_165_200.123456);
         assert!(String::from_utf8_lossy(&out).starts_with("{\"time\":1795165200.123456,"));

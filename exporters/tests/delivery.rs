@@ -9,8 +9,8 @@ use siemrelay_exporters::delivery::dead_letter::{DeadLetter, read_entries};
 use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{
-    BatchPolicy, DeliveryConfig, DeliveryQueue, ExporterHandle, ExporterState, Outcome, Outcomes, RequestLimits,
-    RequestRecord, SendReport, Sink,
+    BatchPolicy, DeliveryConfig, DeliveryQueue, ExporterHandle, ExporterState, Outcome, Outcomes,
+    RequestLimits, RequestRecord, SendReport, Sink,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,15 +36,29 @@ struct ScriptedSink {
 #[async_trait]
 impl Sink for ScriptedSink {
     fn limits(&self) -> RequestLimits {
-        RequestLimits { max_events: 50, max_bytes: 1 << 20 }
+        RequestLimits {
+            max_events: 50,
+            max_bytes: 1 << 20,
+        }
     }
 
     async fn send(&self, events: &[Event]) -> SendReport {
         *self.calls.lock().unwrap() += 1;
         let mut script = self.script.lock().unwrap();
-        let record = vec![RequestRecord { events: events.len(), http_status: Some(200), ..Default::default() }];
+        let record = vec![RequestRecord {
+            events: events.len(),
+            http_status: Some(200),
+            ..Default::default()
+        }];
         if script.down {
-            return SendReport::uniform(Outcome::retry("SIEM down"), vec![RequestRecord { events: events.len(), http_status: Some(503), ..Default::default() }]);
+            return SendReport::uniform(
+                Outcome::retry("SIEM down"),
+                vec![RequestRecord {
+                    events: events.len(),
+                    http_status: Some(503),
+                    ..Default::default()
+                }],
+            );
         }
         let mut outcomes = Vec::new();
         let mut delivered = self.delivered.lock().unwrap();
@@ -61,7 +75,10 @@ impl Sink for ScriptedSink {
             };
             outcomes.push(outcome);
         }
-        SendReport { outcomes: Outcomes::PerEvent(outcomes), requests: record }
+        SendReport {
+            outcomes: Outcomes::PerEvent(outcomes),
+            requests: record,
+        }
     }
 }
 
@@ -97,9 +114,25 @@ struct Rig {
 fn rig(max_elapsed_ms: u64) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(ScriptedSink::default());
-    let queue: Arc<dyn DeliveryQueue> = Arc::new(MemoryQueue::new("scripted", 10_000, 64 << 20, WhenFull::Backpressure));
-    let policy = BatchPolicy { min_events: 1, max_events: 0, linger: Duration::from_millis(1) };
-    let handle = ExporterHandle::start("scripted/x", sink.clone(), &config(max_elapsed_ms), policy, queue, DeadLetter::new(dir.path(), "scripted/x"));
+    let queue: Arc<dyn DeliveryQueue> = Arc::new(MemoryQueue::new(
+        "scripted",
+        10_000,
+        64 << 20,
+        WhenFull::Backpressure,
+    ));
+    let policy = BatchPolicy {
+        min_events: 1,
+        max_events: 0,
+        linger: Duration::from_millis(1),
+    };
+    let handle = ExporterHandle::start(
+        "scripted/x",
+        sink.clone(),
+        &config(max_elapsed_ms),
+        policy,
+        queue,
+        DeadLetter::new(dir.path(), "scripted/x"),
+    );
     Rig { sink, handle, dir }
 }
 
@@ -120,9 +153,15 @@ async fn retries_resend_only_failed_events_and_permanent_ones_are_dead_lettered(
         script.reject.push("e7".into());
     }
     push(rig.handle.queue(), events("e", 20)).await;
-    wait_for("19 delivered", || rig.sink.delivered.lock().unwrap().len() == 19).await;
+    wait_for("19 delivered", || {
+        rig.sink.delivered.lock().unwrap().len() == 19
+    })
+    .await;
     let delivered = rig.sink.delivered.lock().unwrap().clone();
-    let mut summaries: Vec<String> = delivered.iter().map(|e| e.summary.clone().unwrap()).collect();
+    let mut summaries: Vec<String> = delivered
+        .iter()
+        .map(|e| e.summary.clone().unwrap())
+        .collect();
     summaries.sort();
     summaries.dedup();
     assert_eq!(summaries.len(), 19, "each delivered exactly once");
@@ -144,19 +183,41 @@ async fn an_outage_longer_than_max_elapsed_time_fails_the_exporter_and_dead_lett
     let rig = rig(300);
     rig.sink.script.lock().unwrap().down = true;
     push(rig.handle.queue(), events("a", 10)).await;
-    wait_for("degraded", || rig.handle.status().state() != ExporterState::Active).await;
-    wait_for("failed", || rig.handle.status().state() == ExporterState::Failed).await;
+    wait_for("degraded", || {
+        rig.handle.status().state() != ExporterState::Active
+    })
+    .await;
+    wait_for("failed", || {
+        rig.handle.status().state() == ExporterState::Failed
+    })
+    .await;
     wait_for("dead-lettered", || rig.handle.dead_letter().written() == 10).await;
     let (entries, _) = read_entries(rig.handle.dead_letter().path()).unwrap();
-    assert!(entries.iter().all(|e| e.error.contains("retries exhausted") && e.error.contains("SIEM down")), "{:?}", entries[0].error);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.error.contains("retries exhausted") && e.error.contains("SIEM down")),
+        "{:?}",
+        entries[0].error
+    );
     assert!(entries.iter().all(|e| e.attempts >= 2));
     let history = rig.handle.status().history();
-    assert!(history.iter().any(|r| r.http_status == Some(503) && r.outcome == "retry"));
+    assert!(
+        history
+            .iter()
+            .any(|r| r.http_status == Some(503) && r.outcome == "retry")
+    );
     // Back up: new events are probed through and the exporter is active again.
     rig.sink.script.lock().unwrap().down = false;
     push(rig.handle.queue(), events("b", 5)).await;
-    wait_for("active again", || rig.handle.status().state() == ExporterState::Active).await;
-    wait_for("b delivered", || rig.sink.delivered.lock().unwrap().len() == 5).await;
+    wait_for("active again", || {
+        rig.handle.status().state() == ExporterState::Active
+    })
+    .await;
+    wait_for("b delivered", || {
+        rig.sink.delivered.lock().unwrap().len() == 5
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -166,10 +227,21 @@ async fn a_disabled_exporter_keeps_queueing_and_resumes_on_enable() {
     assert_eq!(rig.handle.status().state(), ExporterState::Disabled);
     push(rig.handle.queue(), events("d", 30)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(rig.sink.delivered.lock().unwrap().len(), 0, "nothing sent while disabled");
-    assert_eq!(rig.handle.queue().depth().events, 30, "events wait in the queue");
+    assert_eq!(
+        rig.sink.delivered.lock().unwrap().len(),
+        0,
+        "nothing sent while disabled"
+    );
+    assert_eq!(
+        rig.handle.queue().depth().events,
+        30,
+        "events wait in the queue"
+    );
     rig.handle.set_enabled(true);
-    wait_for("delivered after enable", || rig.sink.delivered.lock().unwrap().len() == 30).await;
+    wait_for("delivered after enable", || {
+        rig.sink.delivered.lock().unwrap().len() == 30
+    })
+    .await;
     assert_eq!(rig.handle.status().state(), ExporterState::Active);
 }
 
@@ -177,15 +249,25 @@ async fn a_disabled_exporter_keeps_queueing_and_resumes_on_enable() {
 async fn shutdown_drains_and_past_the_deadline_dead_letters_memory_events() {
     let draining = rig(60_000);
     push(draining.handle.queue(), events("s", 40)).await;
-    let report = draining.handle.shutdown(Instant::now() + Duration::from_secs(5)).await;
+    let report = draining
+        .handle
+        .shutdown(Instant::now() + Duration::from_secs(5))
+        .await;
     assert!(report.drained);
     assert_eq!(draining.sink.delivered.lock().unwrap().len(), 40);
 
     let stuck = rig(60_000);
     stuck.sink.script.lock().unwrap().down = true;
     push(stuck.handle.queue(), events("t", 40)).await;
-    let report = stuck.handle.shutdown(Instant::now() + Duration::from_millis(300)).await;
+    let report = stuck
+        .handle
+        .shutdown(Instant::now() + Duration::from_millis(300))
+        .await;
     assert!(!report.drained);
     let (entries, _) = read_entries(stuck.handle.dead_letter().path()).unwrap();
-    assert_eq!(entries.len(), 40, "every undelivered event is in the dead-letter file, none lost");
+    assert_eq!(
+        entries.len(),
+        40,
+        "every undelivered event is in the dead-letter file, none lost"
+    );
 }

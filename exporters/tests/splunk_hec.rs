@@ -224,7 +224,10 @@ async fn ten_thousand_events_arrive_once_with_the_documented_mapping() {
                 .map(String::as_str)
                 .collect();
             keys.retain(|k| !["host", "source"].contains(k));
-            assert_eq!(keys, ["time", "sourcetype", "index", "event"]);
+            keys.sort_unstable();
+            // Only the HEC envelope keys (their order is checked on the encoder's bytes in the
+            // unit tests; the fake parses into a map).
+            assert_eq!(keys, ["event", "index", "sourcetype", "time"]);
         }
     });
     let status = rig.handle.status().snapshot();

@@ -2,10 +2,6 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// mimalloc: the hot path allocates many small, short-lived objects per batch (parsed JSON,
-/// events, encoded bodies); it costs less CPU and fragments less than glibc malloc here.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use siemrelay_pipelines::commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,17 +56,18 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Deliver archived events (NDJSON, e.g. the file exporter's output) through an exporter.
+    /// Deliver archived events (NDJSON, e.g. the file exporter's output) through an exporter:
+    /// `send ID FILE…` or `send --exporter ID FILE…` (`-` reads standard input).
     Send {
         /// Pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
-        /// Exporter id, e.g. `elasticsearch`.
-        #[arg(long)]
-        exporter: String,
-        /// NDJSON files, or `-` for standard input.
+        /// Exporter id (instead of the first positional argument).
+        #[arg(long = "exporter")]
+        exporter_flag: Option<String>,
+        /// The exporter id (unless --exporter is given), then NDJSON files or `-`.
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        args: Vec<String>,
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
@@ -150,21 +147,55 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config } => commands::run::run(config.as_deref()),
         Command::Validate { config } => commands::validate::validate(&config),
-        Command::Test { exporter, exporter_flag, config } => match exporter.or(exporter_flag) {
+        Command::Test {
+            exporter,
+            exporter_flag,
+            config,
+        } => match exporter.or(exporter_flag) {
             Some(id) => commands::test::test(&id, &config),
             None => {
                 eprintln!("error: give the exporter id: siemrelay test EXPORTER_ID --config FILE");
                 ExitCode::from(2)
             }
         },
-        Command::Verify { keys, chain, events } => commands::verify::verify(&keys, chain, &events),
-        Command::Send { config, exporter, files } => commands::send::send(&exporter, &config, &files),
+        Command::Verify {
+            keys,
+            chain,
+            events,
+        } => commands::verify::verify(&keys, chain, &events),
+        Command::Send {
+            config,
+            exporter_flag,
+            args,
+        } => {
+            let (exporter, files) = match exporter_flag {
+                Some(id) => (id, args),
+                None => {
+                    let mut args = args.into_iter();
+                    (args.next().unwrap_or_default(), args.collect())
+                }
+            };
+            if files.is_empty() {
+                eprintln!(
+                    "error: give the files to send: siemrelay send EXPORTER_ID FILE... --config FILE"
+                );
+                return ExitCode::from(2);
+            }
+            let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
+            commands::send::send(&exporter, &config, &files)
+        }
         Command::Status { admin, token } => commands::status::status(&admin, token.as_deref()),
-        Command::Queue { action: QueueAction::Inspect { directory } } => commands::queue_inspect(&directory),
+        Command::Queue {
+            action: QueueAction::Inspect { directory },
+        } => commands::queue_inspect(&directory),
         Command::Dlq { action } => match action {
             DlqAction::List { exporter, config } => commands::dlq::list(&exporter, &config),
             DlqAction::Replay { exporter, config } => commands::dlq::replay(&exporter, &config),
-            DlqAction::Purge { exporter, config, yes } => commands::dlq::purge(&exporter, &config, yes),
+            DlqAction::Purge {
+                exporter,
+                config,
+                yes,
+            } => commands::dlq::purge(&exporter, &config, yes),
         },
     }
 }

@@ -1,24 +1,31 @@
 //! The running pipeline graph: receivers feed pipelines (processors in order, then every
-//! exporter's queue), exporters drain their queues. Shutdown stops the receivers, then drains
-//! the exporters within `service.shutdown_timeout`.
+//! exporter's queue), exporters drain their queues. A reload swaps each receiver's pipelines
+//! atomically (see `apply`). Shutdown stops the receivers, then drains the exporters within
+//! `service.shutdown_timeout`.
 
 use crate::config::{ComponentId, LoadedConfig};
-use crate::registry::{self, ProcessorSpec};
+use crate::registry;
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal};
+use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
 use siemrelay_exporters::delivery::config::QueueType;
-use siemrelay_exporters::delivery::dead_letter::DeadLetter;
 use siemrelay_exporters::delivery::disk_queue::DiskQueue;
 use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
 use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{BatchPolicy, DeliveryQueue, ExporterHandle, QueueError, Reservation};
-use std::collections::HashMap;
+use siemrelay_exporters::delivery::{DeliveryQueue, ExporterHandle, QueueError, Reservation};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
+
+mod apply;
+mod topology;
+
+use apply::Graph;
+pub use apply::ReloadSummary;
+pub use topology::{ExporterView, PipelineView, ReceiverView, Topology};
 
 /// How long a refused sender is asked to wait.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -31,13 +38,82 @@ struct Pipeline {
     /// Held from processing to queueing when a processor needs batches queued in the order it
     /// processed them (a signature chain).
     order: Option<tokio::sync::Mutex<()>>,
+    /// Events in and out, for the admin API (kept across reloads).
+    counters: Arc<PipelineCounters>,
+}
+
+/// Per-pipeline event counters (per batch, relaxed atomics).
+#[derive(Debug, Default)]
+pub struct PipelineCounters {
+    /// Events that entered the pipeline.
+    pub events_in: AtomicU64,
+    /// Events that left its last processor.
+    pub events_out: AtomicU64,
+}
+
+/// Whether a receiver's batches flow, wait (during a reload swap) or are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RouteState {
+    Open,
+    /// A reload is closing something the new graph needs (a disk queue directory, a signature
+    /// chain head): batches wait until the new route is in place.
+    Paused,
+    /// The receiver is being removed.
+    Closed,
+}
+
+/// The pipelines a receiver feeds, swapped atomically on reload.
+struct Route {
+    pipelines: Vec<Arc<Pipeline>>,
+    state: RouteState,
+}
+
+impl Route {
+    fn with_state(state: RouteState) -> Arc<Route> {
+        Arc::new(Route {
+            pipelines: Vec::new(),
+            state,
+        })
+    }
 }
 
 /// What a receiver hands its batches to: the pipelines that list it.
 struct ReceiverEntry {
     receiver: String,
-    pipelines: Vec<Arc<Pipeline>>,
+    route: ArcSwap<Route>,
+    /// Woken when a paused route is replaced.
+    resumed: Notify,
     closing: Arc<AtomicBool>,
+    /// Events accepted from this receiver (kept across reloads).
+    received: Arc<AtomicU64>,
+}
+
+impl ReceiverEntry {
+    /// The current route; waits while a reload has it paused.
+    async fn current_route(&self) -> Result<Arc<Route>, Refusal> {
+        loop {
+            let route = self.route.load_full();
+            match route.state {
+                RouteState::Open if !route.pipelines.is_empty() => return Ok(route),
+                RouteState::Open | RouteState::Closed => return Err(Refusal::ShuttingDown),
+                RouteState::Paused => {
+                    // Registered for `notify_waiters` from here on; re-check to not miss a
+                    // swap that happened before.
+                    let resumed = self.resumed.notified();
+                    if self.route.load().state == RouteState::Paused {
+                        resumed.await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Installs a new route and wakes batches waiting on a paused one.
+    fn set_route(&self, route: Arc<Route>) -> Arc<Route> {
+        let old = self.route.swap(route);
+        self.resumed.notify_waiters();
+        old
+    }
 }
 
 #[async_trait]
@@ -50,21 +126,25 @@ impl EventSink for ReceiverEntry {
         if received == 0 {
             return Ok(Accepted::default());
         }
+        let route = self.current_route().await?;
+        let pipelines = route.pipelines.as_slice();
         // 1. Room for the whole batch in every target queue, or refuse without side effects.
         //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
         let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
-        for (p, pipeline) in self.pipelines.iter().enumerate() {
+        for (p, pipeline) in pipelines.iter().enumerate() {
             for (e, exporter) in pipeline.exporters.iter().enumerate() {
                 match exporter.queue().try_reserve(received, 0) {
                     Ok(reservation) => reservations.push((p, e, reservation)),
                     Err(error) => {
                         for (p, e, reservation) in reservations {
-                            self.pipelines[p].exporters[e].queue().cancel(reservation);
+                            pipelines[p].exporters[e].queue().cancel(reservation);
                         }
-                        metrics::counter!("siemrelay_pipeline_refused_events_total", "receiver" => self.receiver.clone(), "exporter" => exporter.id().to_string())
+                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter.id().to_string())
                             .increment(received as u64);
                         return Err(match error {
-                            QueueError::Full => Refusal::Full { retry_after: RETRY_AFTER },
+                            QueueError::Full => Refusal::Full {
+                                retry_after: RETRY_AFTER,
+                            },
                             QueueError::Closed => Refusal::ShuttingDown,
                             QueueError::Storage(e) => Refusal::Failed(e),
                         });
@@ -74,31 +154,44 @@ impl EventSink for ReceiverEntry {
         }
         // Pipelines whose processors need ordering are serialized from here until queued.
         let mut order_guards = Vec::new();
-        for pipeline in &self.pipelines {
+        for pipeline in pipelines {
             if let Some(order) = &pipeline.order {
                 order_guards.push(order.lock().await);
             }
         }
         // 2. Run each pipeline's processors on its own copy.
-        let mut processed: Vec<SizedBatch> = Vec::with_capacity(self.pipelines.len());
-        let last = self.pipelines.len() - 1;
+        let mut processed: Vec<SizedBatch> = Vec::with_capacity(pipelines.len());
+        let last = pipelines.len() - 1;
         let mut batch = Some(batch);
-        for (p, pipeline) in self.pipelines.iter().enumerate() {
-            let mut events = if p == last { batch.take().unwrap_or_default() } else { batch.clone().unwrap_or_default() };
+        for (p, pipeline) in pipelines.iter().enumerate() {
+            let mut events = if p == last {
+                batch.take().unwrap_or_default()
+            } else {
+                batch.clone().unwrap_or_default()
+            };
             for processor in &pipeline.processors {
                 processor.process(&mut events);
             }
             metrics::counter!("siemrelay_pipeline_events_in_total", "pipeline" => pipeline.name.clone()).increment(received as u64);
             metrics::counter!("siemrelay_pipeline_events_out_total", "pipeline" => pipeline.name.clone()).increment(events.len() as u64);
+            pipeline
+                .counters
+                .events_in
+                .fetch_add(received as u64, Ordering::Relaxed);
+            pipeline
+                .counters
+                .events_out
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
             processed.push(SizedBatch::new(events));
         }
         // 3. Push into every queue (concurrently: disk queues wait for fsync).
         let queued = processed.iter().map(SizedBatch::len).max().unwrap_or(0);
         let mut pushes = Vec::with_capacity(reservations.len());
-        let mut remaining_per_pipeline: Vec<usize> = self.pipelines.iter().map(|p| p.exporters.len()).collect();
+        let mut remaining_per_pipeline: Vec<usize> =
+            pipelines.iter().map(|p| p.exporters.len()).collect();
         let mut taken: Vec<Option<SizedBatch>> = processed.into_iter().map(Some).collect();
         for (p, e, reservation) in reservations {
-            let queue = self.pipelines[p].exporters[e].queue().clone();
+            let queue = pipelines[p].exporters[e].queue().clone();
             remaining_per_pipeline[p] -= 1;
             let batch = if remaining_per_pipeline[p] == 0 {
                 taken[p].take().unwrap_or_default()
@@ -116,22 +209,31 @@ impl EventSink for ReceiverEntry {
         if let Some(error) = results.into_iter().find_map(Result::err) {
             tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
             return Err(match error {
-                QueueError::Full => Refusal::Full { retry_after: RETRY_AFTER },
+                QueueError::Full => Refusal::Full {
+                    retry_after: RETRY_AFTER,
+                },
                 QueueError::Closed => Refusal::ShuttingDown,
                 QueueError::Storage(e) => Refusal::Failed(e),
             });
         }
+        self.received.fetch_add(received as u64, Ordering::Relaxed);
         Ok(Accepted { received, queued })
     }
 }
 
-/// A running siemrelay.
+/// A running siemrelay. Shared (`Arc`) between the signal loop and the admin API.
 pub struct Runtime {
-    exporters: Vec<Arc<ExporterHandle>>,
-    receivers: Vec<(String, JoinHandle<anyhow::Result<()>>)>,
+    /// The running graph; locked by reloads and shutdown only, never by the data path.
+    graph: tokio::sync::Mutex<Graph>,
+    /// What the admin API reads.
+    view: ArcSwap<Topology>,
     receivers_stop: CancellationToken,
     closing: Arc<AtomicBool>,
-    shutdown_timeout: Duration,
+    /// Receivers that stopped on their own.
+    failures: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, anyhow::Result<()>)>>,
+    failures_tx: mpsc::UnboundedSender<(String, anyhow::Result<()>)>,
+    /// Receivers that failed (not ready while any has).
+    failed_receivers: AtomicU64,
 }
 
 /// What a shutdown did.
@@ -150,7 +252,9 @@ pub struct StorageLayout {
 impl StorageLayout {
     /// The layout under `root`.
     pub fn new(root: &Path) -> StorageLayout {
-        StorageLayout { root: root.to_path_buf() }
+        StorageLayout {
+            root: root.to_path_buf(),
+        }
     }
 
     /// `<root>/dead_letter/` — one `<exporter>.ndjson` per exporter.
@@ -168,19 +272,39 @@ impl StorageLayout {
         self.root.join("receivers").join(receiver.file_name())
     }
 
+    /// `<root>/admin/` — the management API's config overlay.
+    pub fn admin_dir(&self) -> PathBuf {
+        self.root.join("admin")
+    }
+
     /// `<root>/processors/<pipeline>/<processor>/` — processor state.
     pub fn processor_dir(&self, pipeline: &str, processor: &ComponentId) -> PathBuf {
-        self.root.join("processors").join(pipeline.replace('/', "__")).join(processor.file_name())
+        self.root
+            .join("processors")
+            .join(pipeline.replace('/', "__"))
+            .join(processor.file_name())
     }
 }
 
 /// Builds an exporter's queue.
-fn open_queue(id: &ComponentId, spec: &registry::ExporterSpec, layout: &StorageLayout) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
+fn open_queue(
+    id: &ComponentId,
+    spec: &registry::ExporterSpec,
+    layout: &StorageLayout,
+) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
     let queue = &spec.delivery.queue;
     match queue.kind {
-        QueueType::Memory => Ok(Arc::new(MemoryQueue::new(&id.id, queue.max_events, queue.max_bytes(), queue.when_full))),
+        QueueType::Memory => Ok(Arc::new(MemoryQueue::new(
+            &id.id,
+            queue.max_events,
+            queue.max_bytes(),
+            queue.when_full,
+        ))),
         QueueType::Disk => {
-            let dir = queue.directory.clone().unwrap_or_else(|| layout.queue_dir(id));
+            let dir = queue
+                .directory
+                .clone()
+                .unwrap_or_else(|| layout.queue_dir(id));
             open_disk_queue(&dir, id, queue)
         }
     }
@@ -191,8 +315,20 @@ fn open_disk_queue(
     id: &ComponentId,
     queue: &siemrelay_exporters::delivery::QueueConfig,
 ) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
-    let (disk, report) = DiskQueue::open(dir, &id.id, queue.max_events, queue.max_bytes(), queue.when_full)
-        .map_err(|e| anyhow::anyhow!("exporters.{}.queue: cannot open the disk queue in {}: {e}", id.id, dir.display()))?;
+    let (disk, report) = DiskQueue::open(
+        dir,
+        &id.id,
+        queue.max_events,
+        queue.max_bytes(),
+        queue.when_full,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "exporters.{}.queue: cannot open the disk queue in {}: {e}",
+            id.id,
+            dir.display()
+        )
+    })?;
     if !report.is_clean() {
         tracing::warn!(exporter = %id.id, directory = %dir.display(), report = ?report, "disk queue recovered from damage: the intact events will be delivered");
     }
@@ -202,7 +338,9 @@ fn open_disk_queue(
 /// Warns about queue directories that no configured exporter uses: their events are not
 /// delivered until the exporter is configured again (they are never deleted automatically).
 fn report_orphan_queues(layout: &StorageLayout, config: &LoadedConfig) {
-    let Ok(entries) = std::fs::read_dir(layout.root.join("queues")) else { return };
+    let Ok(entries) = std::fs::read_dir(layout.root.join("queues")) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let known = config.exporters.iter().any(|(id, spec)| {
@@ -211,7 +349,9 @@ fn report_orphan_queues(layout: &StorageLayout, config: &LoadedConfig) {
         if known {
             continue;
         }
-        let pending = DiskQueue::inspect(&entry.path()).map(|r| r.pending_events).unwrap_or(0);
+        let pending = DiskQueue::inspect(&entry.path())
+            .map(|r| r.pending_events)
+            .unwrap_or(0);
         tracing::warn!(
             directory = %entry.path().display(),
             pending_events = pending,
@@ -223,133 +363,104 @@ fn report_orphan_queues(layout: &StorageLayout, config: &LoadedConfig) {
 impl Runtime {
     /// Builds and starts everything: exporters first (so queues exist), then pipelines, then
     /// receivers (binding their listeners; an error here stops the start).
-    pub async fn start(config: LoadedConfig) -> anyhow::Result<Runtime> {
+    pub async fn start(config: LoadedConfig) -> anyhow::Result<Arc<Runtime>> {
         let layout = StorageLayout::new(&config.service.storage.directory);
         report_orphan_queues(&layout, &config);
-        let closing = Arc::new(AtomicBool::new(false));
-
-        // Batch policy per exporter: from the first pipeline listing it that has a `batch`.
-        let mut batch_policy: HashMap<&str, BatchPolicy> = HashMap::new();
-        for pipeline in config.service.pipelines.values() {
-            let batch = pipeline.processors.iter().find_map(|pid| {
-                config.processors.iter().find(|(id, _)| &id.id == pid).and_then(|(_, spec)| match spec {
-                    ProcessorSpec::Batch(b) => Some(BatchPolicy {
-                        min_events: b.send_batch_size,
-                        max_events: b.send_batch_max_size,
-                        linger: b.timeout.0,
-                    }),
-                    _ => None,
-                })
-            });
-            if let Some(batch) = batch {
-                for exporter in &pipeline.exporters {
-                    batch_policy.entry(exporter.as_str()).or_insert(batch);
-                }
-            }
+        let (failures_tx, failures) = mpsc::unbounded_channel();
+        let runtime = Arc::new(Runtime {
+            graph: tokio::sync::Mutex::new(Graph::default()),
+            view: ArcSwap::from_pointee(Topology::default()),
+            receivers_stop: CancellationToken::new(),
+            closing: Arc::new(AtomicBool::new(false)),
+            failures: tokio::sync::Mutex::new(failures),
+            failures_tx,
+            failed_receivers: AtomicU64::new(0),
+        });
+        {
+            let mut graph = runtime.graph.lock().await;
+            runtime
+                .apply(&mut graph, config, apply::Mode::Start)
+                .await?;
         }
+        Ok(runtime)
+    }
 
-        let mut exporters: HashMap<String, Arc<ExporterHandle>> = HashMap::new();
-        let mut exporter_order = Vec::new();
-        for (id, spec) in &config.exporters {
-            let used = config.service.pipelines.values().any(|p| p.exporters.contains(&id.id));
-            if !used {
-                continue;
-            }
-            let sink = registry::build_sink(id, spec).map_err(|e| anyhow::anyhow!("exporters.{}: {e:#}", id.id))?;
-            let queue = open_queue(id, spec, &layout)?;
-            let dead_letter = DeadLetter::new(&layout.dead_letter_dir(), &id.id);
-            let policy = batch_policy.get(id.id.as_str()).copied().unwrap_or_default();
-            let handle = Arc::new(ExporterHandle::start(&id.id, sink, &spec.delivery, policy, queue, dead_letter));
-            exporters.insert(id.id.clone(), handle.clone());
-            exporter_order.push(handle);
+    /// Applies a new, validated configuration without stopping what did not change: new
+    /// components start, removed ones stop (their queues drained or kept on disk), unchanged
+    /// receivers keep their sockets and unchanged exporters their queues.
+    pub async fn reload(&self, config: LoadedConfig) -> anyhow::Result<ReloadSummary> {
+        if self.closing.load(Ordering::Acquire) || self.receivers_stop.is_cancelled() {
+            anyhow::bail!("siemrelay is shutting down");
         }
+        let mut graph = self.graph.lock().await;
+        self.apply(&mut graph, config, apply::Mode::Reload).await
+    }
 
-        let mut pipelines: Vec<(String, Arc<Pipeline>)> = Vec::new();
-        for (name, pipeline) in &config.service.pipelines {
-            let mut processors = Vec::new();
-            for pid in &pipeline.processors {
-                let Some((id, spec)) = config.processors.iter().find(|(id, _)| &id.id == pid) else { continue };
-                let storage_dir = layout.processor_dir(name, id);
-                let ctx = ProcessorContext { id: id.id.clone(), pipeline: name.clone(), storage_dir };
-                let built = registry::build_processor(spec, &ctx).map_err(|issues| {
-                    let text: Vec<String> = issues.iter().map(|i| format!("processors.{}.{}: {}", id.id, i.key, i.message)).collect();
-                    anyhow::anyhow!(text.join("; "))
-                })?;
-                processors.extend(built);
-            }
-            let targets = pipeline.exporters.iter().filter_map(|e| exporters.get(e).cloned()).collect();
-            let order = processors.iter().any(|p| p.requires_ordering()).then(|| tokio::sync::Mutex::new(()));
-            pipelines.push((name.clone(), Arc::new(Pipeline { name: name.clone(), processors, exporters: targets, order })));
-        }
+    /// What is running, for the admin API.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.view.load_full()
+    }
 
-        let receivers_stop = CancellationToken::new();
-        let mut receivers = Vec::new();
-        for (id, spec) in &config.receivers {
-            let feeds: Vec<Arc<Pipeline>> = config
-                .service
-                .pipelines
-                .iter()
-                .filter(|(_, p)| p.receivers.contains(&id.id))
-                .filter_map(|(name, _)| pipelines.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()))
-                .collect();
-            if feeds.is_empty() {
-                continue;
-            }
-            let receiver = registry::build_receiver(id, spec).await.map_err(|e| anyhow::anyhow!("receivers.{}: {e:#}", id.id))?;
-            let storage_dir = layout.receiver_dir(id);
-            let sink = Arc::new(ReceiverEntry { receiver: id.id.clone(), pipelines: feeds, closing: closing.clone() });
-            let ctx = ReceiverContext { id: id.id.clone(), sink, shutdown: receivers_stop.child_token(), storage_dir };
-            let name = id.id.clone();
-            receivers.push((name, tokio::spawn(receiver.run(ctx))));
-        }
-        Ok(Runtime {
-            exporters: exporter_order,
-            receivers,
-            receivers_stop,
-            closing,
-            shutdown_timeout: config.service.shutdown_timeout.0,
-        })
+    /// True while every receiver is serving and no shutdown has begun.
+    pub fn is_ready(&self) -> bool {
+        !self.receivers_stop.is_cancelled() && self.failed_receivers.load(Ordering::Relaxed) == 0
     }
 
     /// Waits until a receiver stops on its own (an error); returns its id and result.
-    pub async fn wait_for_receiver_failure(&mut self) -> (String, anyhow::Result<()>) {
-        if self.receivers.is_empty() {
-            std::future::pending::<()>().await;
+    pub async fn wait_for_receiver_failure(&self) -> (String, anyhow::Result<()>) {
+        let mut failures = self.failures.lock().await;
+        match failures.recv().await {
+            Some(failure) => {
+                self.failed_receivers.fetch_add(1, Ordering::Relaxed);
+                failure
+            }
+            None => std::future::pending().await,
         }
-        let futures = self.receivers.iter_mut().map(|(_, handle)| handle);
-        let (result, index, _) = futures::future::select_all(futures).await;
-        let (name, _) = self.receivers.remove(index);
-        let result = result.unwrap_or_else(|e| Err(anyhow::anyhow!("receiver task failed: {e}")));
-        (name, result)
     }
 
     /// The running exporters.
-    pub fn exporters(&self) -> &[Arc<ExporterHandle>] {
-        &self.exporters
+    pub fn exporters(&self) -> Vec<Arc<ExporterHandle>> {
+        self.topology()
+            .exporters
+            .iter()
+            .map(|e| e.handle.clone())
+            .collect()
     }
 
     /// Stops accepting, delivers what was accepted (within the shutdown timeout), and stops.
-    pub async fn shutdown(self) -> ShutdownReport {
-        let deadline = Instant::now() + self.shutdown_timeout;
-        tracing::info!(timeout = ?self.shutdown_timeout, "shutting down: no new events accepted; delivering what was accepted");
+    pub async fn shutdown(&self) -> ShutdownReport {
+        // Readiness turns false at once, before waiting for a reload in progress.
+        self.receivers_stop.cancel();
+        let mut graph = self.graph.lock().await;
+        let timeout = graph.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        tracing::info!(timeout = ?timeout, "shutting down: no new events accepted; delivering what was accepted");
         // Receivers stop taking connections but finish requests in flight (their events reach
         // the queues, and their senders get their answers).
-        self.receivers_stop.cancel();
-        for (name, handle) in self.receivers {
-            match tokio::time::timeout_at(deadline.into(), handle).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::error!(receiver = %name, error = %format!("{e:#}"), "receiver stopped with an error"),
+        for (name, receiver) in std::mem::take(&mut graph.receivers) {
+            match tokio::time::timeout_at(deadline.into(), receiver.task).await {
+                Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(receiver = %name, error = %e, "receiver task failed"),
-                Err(_) => tracing::warn!(receiver = %name, "receiver did not stop before the shutdown deadline"),
+                Err(_) => {
+                    tracing::warn!(receiver = %name, "receiver did not stop before the shutdown deadline")
+                }
             }
         }
         self.closing.store(true, Ordering::Release);
-        let drains = self.exporters.iter().map(|exporter| {
+        let exporters: Vec<Arc<ExporterHandle>> =
+            graph.exporters.values().map(|e| e.handle.clone()).collect();
+        let drains = exporters.iter().map(|exporter| {
             let exporter = exporter.clone();
             async move { (exporter.id().to_string(), exporter.shutdown(deadline).await) }
         });
+        let retiring = std::mem::take(&mut graph.retiring);
+        let (outcomes, _) = futures::future::join(
+            futures::future::join_all(drains),
+            futures::future::join_all(retiring),
+        )
+        .await;
         let mut report = ShutdownReport::default();
-        for (id, outcome) in futures::future::join_all(drains).await {
+        for (id, outcome) in outcomes {
             if outcome.drained {
                 continue;
             }

@@ -31,7 +31,11 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { send_batch_size: 8192, send_batch_max_size: 0, timeout: ConfigDuration(Duration::from_millis(200)) }
+        BatchConfig {
+            send_batch_size: 8192,
+            send_batch_max_size: 0,
+            timeout: ConfigDuration(Duration::from_millis(200)),
+        }
     }
 }
 
@@ -43,7 +47,10 @@ impl BatchConfig {
             issues.push(ConfigIssue::new("send_batch_size", "must be at least 1"));
         }
         if self.send_batch_max_size != 0 && self.send_batch_max_size < self.send_batch_size {
-            issues.push(ConfigIssue::new("send_batch_max_size", "must be 0 (no limit) or at least send_batch_size"));
+            issues.push(ConfigIssue::new(
+                "send_batch_max_size",
+                "must be 0 (no limit) or at least send_batch_size",
+            ));
         }
         issues
     }

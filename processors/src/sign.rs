@@ -305,7 +305,13 @@ impl Drop for Sign {
         let Some(head) = &self.chain else { return };
         let last = head.lock().map_or_else(|p| p.into_inner().last, |h| h.last);
         let tmp = self.state_path.with_extension("tmp");
-        let result = std::fs::write(&tmp, format!("{}\n", hex::encode(last)))
+        // The storage directory may not exist yet (nothing else writes there).
+        let created = match self.state_path.parent() {
+            Some(dir) => std::fs::create_dir_all(dir),
+            None => Ok(()),
+        };
+        let result = created
+            .and_then(|()| std::fs::write(&tmp, format!("{}\n", hex::encode(last))))
             .and_then(|()| std::fs::rename(&tmp, &self.state_path));
         if let Err(e) = result {
             tracing::warn!(path = %self.state_path.display(), error = %e,

@@ -4,5 +4,6 @@
 //! sockets, and a `build` that binds its listeners and returns a [`siemrelay_core::component::Receiver`].
 
 pub mod file;
+pub mod kafka;
 pub mod otlp;
 pub mod webhook;

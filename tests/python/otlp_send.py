@@ -2,6 +2,7 @@
 """Send OTLP log records with the official OpenTelemetry Python SDK.
 
 Usage: otlp_send.py --protocol grpc|http --endpoint URL --count N [--gzip] [--token T]
+                    [--timeout SECONDS]
 
 Record i carries: body "python record i", severity WARN (13, text "WARN"), attributes
 seq=i (int), user="user-i", event.name="python.login", event.id=<a fixed UUID with i in the
@@ -10,6 +11,8 @@ host.name="test-host"; instrumentation scope "siemrelay.python" version "2.0".
 
 Exits 0 only when every export call succeeded and all N records were exported.
 For http, --endpoint is the full logs URL (http://host:4318/v1/logs).
+--timeout bounds each export call including the SDK's own retries of 503/UNAVAILABLE
+(default 10 s, the SDK's default); raise it when the receiver is expected to push back longer.
 """
 
 import argparse
@@ -40,6 +43,7 @@ def make_exporter(args, results):
             insecure=True,
             headers=headers,
             compression=GrpcCompression.Gzip if args.gzip else GrpcCompression.NoCompression,
+            timeout=args.timeout,
         )
     else:
         base = HttpExporter
@@ -47,6 +51,7 @@ def make_exporter(args, results):
             endpoint=args.endpoint,
             headers=headers,
             compression=HttpCompression.Gzip if args.gzip else HttpCompression.NoCompression,
+            timeout=args.timeout,
         )
 
     class CheckingExporter(base):
@@ -67,6 +72,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--token")
+    parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
 
     results = []
@@ -90,7 +96,7 @@ def main() -> int:
                 "tags": ["a", "b"],
             },
         )
-    flushed = provider.force_flush(30_000)
+    flushed = provider.force_flush(int(max(30.0, 3 * args.timeout) * 1000))
     provider.shutdown()
 
     exported = sum(n for result, n in results if result.name == "SUCCESS")

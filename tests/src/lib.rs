@@ -30,7 +30,10 @@ pub fn siemrelay_bin() -> PathBuf {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Waits until something accepts TCP connections on `addr`.
@@ -65,11 +68,23 @@ impl Siemrelay {
     }
 
     /// Starts in a given directory (to restart on the same data).
-    pub fn start_in(dir: tempfile::TempDir, config: &str, args: &[&str], env: &[(&str, &str)]) -> Siemrelay {
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Siemrelay {
         let config_path = dir.path().join("siemrelay.yaml");
         std::fs::write(&config_path, config).expect("write config");
-        let log_path = dir.path().join(format!("siemrelay-{}.log", Instant::now().elapsed().as_nanos() ^ std::process::id() as u128));
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("log file");
+        let log_path = dir.path().join(format!(
+            "siemrelay-{}.log",
+            Instant::now().elapsed().as_nanos() ^ std::process::id() as u128
+        ));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("log file");
         let mut command = Command::new(siemrelay_bin());
         command
             .current_dir(dir.path())
@@ -80,12 +95,19 @@ impl Siemrelay {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
-            .env("RUST_LOG", std::env::var("SIEMRELAY_TEST_LOG").unwrap_or_else(|_| "info".into()));
+            .env(
+                "RUST_LOG",
+                std::env::var("SIEMRELAY_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         for (key, value) in env {
             command.env(key, value);
         }
         let child = command.spawn().expect("start siemrelay");
-        Siemrelay { child: Some(child), dir, log_path }
+        Siemrelay {
+            child: Some(child),
+            dir,
+            log_path,
+        }
     }
 
     /// The process's working directory.
@@ -105,8 +127,14 @@ impl Siemrelay {
     /// Waits until `addr` accepts connections, panicking with the logs if it does not.
     pub fn wait_ready(&mut self, addr: SocketAddr) {
         if !wait_for_port(addr, Duration::from_secs(20)) {
-            let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-            panic!("siemrelay did not listen on {addr} (exit: {status:?}); logs:\n{}", self.logs());
+            let status = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            panic!(
+                "siemrelay did not listen on {addr} (exit: {status:?}); logs:\n{}",
+                self.logs()
+            );
         }
     }
 
@@ -175,21 +203,36 @@ impl Drop for Siemrelay {
 
 /// Runs `siemrelay ARGS…` to completion (for `validate`, `verify`, `test`, …).
 pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(siemrelay_bin()).args(args).current_dir(dir).output().expect("run siemrelay")
+    Command::new(siemrelay_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run siemrelay")
 }
 
-/// Reads every NDJSON line of every file in `dir` whose name starts with `prefix`.
+/// Reads every complete NDJSON line of every file in `dir` whose name starts with `prefix`.
 pub fn read_ndjson_files(dir: &Path, prefix: &str) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .collect();
     paths.sort();
     for path in paths {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        // A line still being written (no newline yet) is not complete: skip it.
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        for line in complete.lines().filter(|l| !l.trim().is_empty()) {
             match serde_json::from_str(line) {
                 Ok(value) => out.push(value),
                 Err(e) => panic!("{}: bad line {line:?}: {e}", path.display()),
@@ -197,4 +240,29 @@ pub fn read_ndjson_files(dir: &Path, prefix: &str) -> Vec<serde_json::Value> {
         }
     }
     out
+}
+
+/// The top-level keys of a JSON object in the order they appear in the text (parsing into a
+/// `serde_json::Value` sorts them).
+pub fn json_keys_in_order(text: &[u8]) -> Vec<String> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    serde::Deserializer::deserialize_map(&mut deserializer, Keys).unwrap_or_default()
 }

@@ -39,7 +39,10 @@ async fn collect(State(counters): State<Arc<Counters>>, body: Bytes) -> &'static
 }
 
 fn memchr_count(haystack: &[u8], needle: &[u8]) -> u64 {
-    haystack.windows(needle.len()).filter(|w| *w == needle).count() as u64
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count() as u64
 }
 
 async fn count(State(counters): State<Arc<Counters>>) -> String {

@@ -37,7 +37,9 @@ async fn main() -> anyhow::Result<()> {
         bodies.push(bytes::Bytes::from(body));
     }
     let bodies = Arc::new(bodies);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.connections).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
     let ok = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -52,7 +54,13 @@ async fn main() -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let body = bodies[i % bodies.len()].clone();
                 i += 1;
-                match client.post(&url).header("content-type", "application/x-ndjson").body(body).send().await {
+                match client
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }

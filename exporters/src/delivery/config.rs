@@ -91,7 +91,7 @@ pub struct QueueConfig {
     /// `memory` (default) or `disk`.
     #[serde(rename = "type")]
     pub kind: QueueType,
-    /// Maximum events held, in flight included (default 20,000).
+    /// Maximum events held, in flight included (default 10,000).
     pub max_events: usize,
     /// Maximum bytes held (default 32 MiB for memory, 1 GiB for disk).
     pub max_size: Option<ConfigSize>,
@@ -105,7 +105,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             kind: QueueType::Memory,
-            max_events: 20_000,
+            max_events: 10_000,
             max_size: None,
             when_full: WhenFull::Backpressure,
             directory: None,

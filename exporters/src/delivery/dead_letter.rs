@@ -116,7 +116,7 @@ impl DeadLetter {
         file.sync_data()?;
         self.written
             .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        metrics::counter!("siemrelay_exporter_dead_lettered_events_total", "exporter" => self.exporter.clone())
+        metrics::counter!("siemrelay_exporter_events_dead_lettered_total", "exporter" => self.exporter.clone())
             .increment(entries.len() as u64);
         Ok(())
     }

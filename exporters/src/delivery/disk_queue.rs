@@ -515,7 +515,7 @@ impl DeliveryQueue for DiskQueue {
             }
             if dropped > 0 {
                 inner.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-                metrics::counter!("siemrelay_exporter_queue_dropped_events_total", "exporter" => inner.id.clone())
+                metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => inner.id.clone())
                     .increment(dropped as u64);
                 tracing::warn!(exporter = %inner.id, dropped, "disk queue full: dropped the oldest events (when_full: drop_oldest)");
             }

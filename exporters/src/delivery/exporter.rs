@@ -366,10 +366,10 @@ impl Shared {
             });
         }
         self.status.record_counts(delivered, retry.len());
-        metrics::counter!("siemrelay_exporter_sent_events_total", "exporter" => self.id.clone())
+        metrics::counter!("siemrelay_exporter_events_sent_total", "exporter" => self.id.clone())
             .increment(delivered as u64);
         if !retry.is_empty() {
-            metrics::counter!("siemrelay_exporter_retried_events_total", "exporter" => self.id.clone())
+            metrics::counter!("siemrelay_exporter_events_retried_total", "exporter" => self.id.clone())
                 .increment(retry.len() as u64);
         }
         if !permanent.is_empty() {
@@ -377,7 +377,7 @@ impl Shared {
                 .iter()
                 .flat_map(|(reason, events)| events.iter().map(move |e| (e, &**reason)))
                 .collect();
-            metrics::counter!("siemrelay_exporter_failed_events_total", "exporter" => self.id.clone())
+            metrics::counter!("siemrelay_exporter_events_failed_total", "exporter" => self.id.clone())
                 .increment(entries.len() as u64);
             self.dead_letter_entries(&entries, attempt).await;
         }

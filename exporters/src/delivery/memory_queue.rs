@@ -94,7 +94,7 @@ impl DeliveryQueue for MemoryQueue {
             }
             if dropped > 0 {
                 self.dropped.fetch_add(dropped, Ordering::Relaxed);
-                metrics::counter!("siemrelay_exporter_queue_dropped_events_total", "exporter" => self.id.clone())
+                metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => self.id.clone())
                     .increment(dropped);
                 tracing::warn!(exporter = %self.id, dropped, "queue full: dropped the oldest events (when_full: drop_oldest)");
             }

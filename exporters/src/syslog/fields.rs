@@ -180,7 +180,7 @@ mod tests {
         });
         assert_eq!(
             seen,
-            ["a=1", "tags.env=prod", "tags.deep.x=true", "list=[1,2]"]
+            ["a=1", "list=[1,2]", "tags.deep.x=true", "tags.env=prod"]
         );
     }
 

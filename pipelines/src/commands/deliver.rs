@@ -36,19 +36,41 @@ pub struct Deliverer {
 impl Deliverer {
     /// Starts the exporter `id` of `config` with a memory queue and its normal dead-letter file
     /// (`dead_letter` overrides the file's directory).
-    pub fn start(config: &LoadedConfig, id: &ComponentId, spec: &ExporterSpec, dead_letter_dir: Option<&Path>) -> anyhow::Result<Deliverer> {
+    pub fn start(
+        config: &LoadedConfig,
+        id: &ComponentId,
+        spec: &ExporterSpec,
+        dead_letter_dir: Option<&Path>,
+    ) -> anyhow::Result<Deliverer> {
         let sink = registry::build_sink(id, spec)?;
         let layout = StorageLayout::new(&config.service.storage.directory);
-        let dir = dead_letter_dir.map(Path::to_path_buf).unwrap_or_else(|| layout.dead_letter_dir());
+        let dir = dead_letter_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| layout.dead_letter_dir());
         let queue: Arc<dyn DeliveryQueue> = Arc::new(MemoryQueue::new(
             &id.id,
             spec.delivery.queue.max_events,
             spec.delivery.queue.max_bytes(),
             siemrelay_exporters::delivery::config::WhenFull::Backpressure,
         ));
-        let policy = BatchPolicy { min_events: 1_000, max_events: 0, linger: Duration::from_millis(50) };
-        let handle = ExporterHandle::start(&id.id, sink, &spec.delivery, policy, queue, DeadLetter::new(&dir, &id.id));
-        Ok(Deliverer { handle, started: Instant::now(), submitted: 0 })
+        let policy = BatchPolicy {
+            min_events: 1_000,
+            max_events: 0,
+            linger: Duration::from_millis(50),
+        };
+        let handle = ExporterHandle::start(
+            &id.id,
+            sink,
+            &spec.delivery,
+            policy,
+            queue,
+            DeadLetter::new(&dir, &id.id),
+        );
+        Ok(Deliverer {
+            handle,
+            started: Instant::now(),
+            submitted: 0,
+        })
     }
 
     /// Queues events, waiting while the queue is full.
@@ -62,7 +84,10 @@ impl Deliverer {
         loop {
             match queue.try_reserve(batch.len(), batch.total_bytes) {
                 Ok(reservation) => {
-                    queue.push(reservation, batch).await.map_err(|e| anyhow::anyhow!("queue: {e}"))?;
+                    queue
+                        .push(reservation, batch)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("queue: {e}"))?;
                     break;
                 }
                 Err(QueueError::Full) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -89,7 +114,10 @@ impl Deliverer {
     pub async fn finish(self) -> DeliverySummary {
         // No deadline of our own: retries end by max_elapsed_time, after which events are
         // dead-lettered; an operator can interrupt with Ctrl-C.
-        let report = self.handle.shutdown(Instant::now() + Duration::from_secs(365 * 24 * 3600)).await;
+        let report = self
+            .handle
+            .shutdown(Instant::now() + Duration::from_secs(365 * 24 * 3600))
+            .await;
         let _ = report;
         let snapshot = self.handle.status().snapshot();
         DeliverySummary {

@@ -31,7 +31,10 @@ fn load(exporter: &str, config_path: &Path) -> Result<(config::LoadedConfig, Pat
     })?;
     if loaded.exporter(exporter).is_none() {
         // A removed exporter's dead letters must stay reachable: only warn.
-        eprintln!("warning: no exporter {exporter:?} in {}; using its dead-letter file anyway", loaded.file);
+        eprintln!(
+            "warning: no exporter {exporter:?} in {}; using its dead-letter file anyway",
+            loaded.file
+        );
     }
     let dir = StorageLayout::new(&loaded.service.storage.directory).dead_letter_dir();
     Ok((loaded, dir))
@@ -73,7 +76,11 @@ pub fn list(exporter: &str, config_path: &Path) -> ExitCode {
     for problem in &problems {
         eprintln!("warning: unreadable line {problem}");
     }
-    println!("{} dead-lettered event(s) for {exporter} in {}", entries.len(), dir.display());
+    println!(
+        "{} dead-lettered event(s) for {exporter} in {}",
+        entries.len(),
+        dir.display()
+    );
     ExitCode::SUCCESS
 }
 
@@ -92,13 +99,20 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
     // replay leaves `.replaying-*` files that the next replay (and `list`) pick up.
     let live = dir.join(file_name_for(exporter));
     if live.exists() {
-        let aside = dir.join(format!("{}.replaying-{}", file_name_for(exporter), std::process::id()));
+        let aside = dir.join(format!(
+            "{}.replaying-{}",
+            file_name_for(exporter),
+            std::process::id()
+        ));
         if let Err(e) = std::fs::rename(&live, &aside) {
             eprintln!("error: cannot move {} aside: {e}", live.display());
             return ExitCode::from(1);
         }
     }
-    let files: Vec<PathBuf> = dead_letter_files(&dir, exporter).into_iter().filter(|f| *f != live).collect();
+    let files: Vec<PathBuf> = dead_letter_files(&dir, exporter)
+        .into_iter()
+        .filter(|f| *f != live)
+        .collect();
     let (entries, problems) = read_all(&files);
     if !problems.is_empty() {
         for problem in &problems {
@@ -107,9 +121,15 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
         eprintln!("error: fix or remove the unreadable lines first; nothing was replayed");
         return ExitCode::from(1);
     }
-    let events: Vec<_> = entries.iter().filter_map(DeadLetterEntry::to_event).collect();
+    let events: Vec<_> = entries
+        .iter()
+        .filter_map(DeadLetterEntry::to_event)
+        .collect();
     if events.len() != entries.len() {
-        eprintln!("error: {} entries do not hold a valid event; nothing was replayed", entries.len() - events.len());
+        eprintln!(
+            "error: {} entries do not hold a valid event; nothing was replayed",
+            entries.len() - events.len()
+        );
         return ExitCode::from(1);
     }
     let runtime = match super::tokio_runtime() {
@@ -138,10 +158,17 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
                 "replayed {total} event(s) through {exporter}: {} delivered, {} dead-lettered again",
                 summary.sent, summary.dead_lettered
             );
-            if summary.dead_lettered > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if summary.dead_lettered > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
-            eprintln!("error: {}", config::expand::scrub(&format!("{e:#}"), &loaded.secrets));
+            eprintln!(
+                "error: {}",
+                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
+            );
             ExitCode::from(1)
         }
     }
@@ -160,7 +187,10 @@ pub fn purge(exporter: &str, config_path: &Path, yes: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if !yes {
-        print!("Delete {} dead-lettered event(s) of {exporter} for good? Type 'yes': ", entries.len());
+        print!(
+            "Delete {} dead-lettered event(s) of {exporter} for good? Type 'yes': ",
+            entries.len()
+        );
         let _ = std::io::stdout().flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() || answer.trim() != "yes" {
@@ -174,6 +204,9 @@ pub fn purge(exporter: &str, config_path: &Path, yes: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    println!("purged {} dead-lettered event(s) of {exporter}", entries.len());
+    println!(
+        "purged {} dead-lettered event(s) of {exporter}",
+        entries.len()
+    );
     ExitCode::SUCCESS
 }

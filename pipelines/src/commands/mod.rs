@@ -4,6 +4,7 @@ pub mod deliver;
 pub mod dlq;
 pub mod run;
 pub mod send;
+pub mod status;
 pub mod test;
 pub mod validate;
 pub mod verify;
@@ -13,7 +14,9 @@ pub mod verify;
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -23,7 +26,10 @@ pub fn init_logging(json: bool) {
 
 /// A multi-threaded tokio runtime for a command.
 pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("siemrelay").build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("siemrelay")
+        .build()
 }
 
 /// `siemrelay queue inspect DIR`: the disk queue's state as JSON; exit 1 when it is damaged.
@@ -31,8 +37,15 @@ pub fn queue_inspect(directory: &std::path::Path) -> std::process::ExitCode {
     use siemrelay_exporters::delivery::disk_queue::DiskQueue;
     match DiskQueue::inspect(directory) {
         Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-            if report.is_clean() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            if report.is_clean() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(1)
+            }
         }
         Err(e) => {
             eprintln!("error: {}: {e}", directory.display());

@@ -1,18 +1,23 @@
 //! `siemrelay run`.
 
-use crate::config::{self, LoadedConfig};
+use crate::admin::overlay;
+use crate::admin::telemetry::Metrics;
+use crate::admin::{AdminServer, Control};
+use crate::config::LoadedConfig;
 use crate::runtime::Runtime;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-/// Loads the config (or the embedded default), runs until SIGINT/SIGTERM, then shuts down
-/// cleanly. A second signal during shutdown exits at once.
+/// How often `service.watch_config` looks at the file's modification time.
+const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Loads the config (or the embedded default) with the admin overlay, runs until SIGINT/SIGTERM,
+/// then shuts down cleanly. SIGHUP reloads the config. A second SIGINT/SIGTERM during shutdown
+/// exits at once.
 pub fn run(config_path: Option<&Path>) -> ExitCode {
-    let loaded = match config_path {
-        Some(path) => config::load_file(path),
-        None => config::load_str(config::DEFAULT_CONFIG, "<embedded default config>"),
-    };
-    let loaded = match loaded {
+    let loaded = match overlay::load(config_path) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
@@ -29,13 +34,25 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve(loaded))
+    runtime.block_on(serve(loaded, config_path.map(Path::to_path_buf)))
 }
 
-async fn serve(loaded: LoadedConfig) -> ExitCode {
+async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     let file = loaded.file.clone();
     let pipelines: Vec<String> = loaded.service.pipelines.keys().cloned().collect();
-    let mut running = match Runtime::start(loaded).await {
+    let admin = loaded.service.admin.clone();
+    let watch = loaded.service.watch_config;
+    let metrics = match &admin {
+        Some(_) => match Metrics::install() {
+            Ok(metrics) => Some(metrics),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "metrics are not exposed");
+                None
+            }
+        },
+        None => None,
+    };
+    let running = match Runtime::start(loaded).await {
         Ok(running) => running,
         Err(e) => {
             tracing::error!(config = %file, "cannot start: {e:#}");
@@ -43,14 +60,37 @@ async fn serve(loaded: LoadedConfig) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let control = Arc::new(Control::new(
+        running.clone(),
+        config_path.clone(),
+        admin.clone(),
+        metrics,
+    ));
+    let admin_server = match &admin {
+        Some(config) => match AdminServer::start(config, control.clone()).await {
+            Ok(server) => Some(server),
+            Err(e) => {
+                tracing::error!("cannot start: {e:#}");
+                eprintln!("error: cannot start: {e:#}");
+                running.shutdown().await;
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     tracing::info!(config = %file, pipelines = ?pipelines, version = env!("CARGO_PKG_VERSION"), "siemrelay is running");
+    let watcher = (watch && config_path.is_some())
+        .then(|| tokio::spawn(watch_config(control.clone(), config_path.clone())));
     let mut exit = ExitCode::SUCCESS;
     tokio::select! {
-        signal = wait_for_signal() => tracing::info!(signal, "signal received"),
+        signal = wait_for_stop_signal(&control) => tracing::info!(signal, "signal received"),
         (receiver, result) = running.wait_for_receiver_failure() => {
             tracing::error!(receiver = %receiver, error = ?result.err(), "a receiver stopped unexpectedly; shutting down");
             exit = ExitCode::from(1);
         }
+    }
+    if let Some(watcher) = watcher {
+        watcher.abort();
     }
     // A second signal during the drain stops at once.
     let report = tokio::select! {
@@ -60,15 +100,41 @@ async fn serve(loaded: LoadedConfig) -> ExitCode {
             return ExitCode::from(130);
         }
     };
+    if let Some(server) = admin_server {
+        server.stop().await;
+    }
     if report.undrained.is_empty() {
         tracing::info!("shutdown complete: every accepted event was handled");
     }
     exit
 }
 
+/// Waits for SIGINT or SIGTERM, reloading the config on every SIGHUP meanwhile.
+async fn wait_for_stop_signal(control: &Control) -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        return wait_for_signal().await;
+    };
+    let stop = wait_for_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            signal = &mut stop => return signal,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                // The outcome is logged and counted by the reload itself.
+                let _ = control.reload("SIGHUP").await;
+            }
+        }
+    }
+}
+
 async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers the process can only be killed; run until then.
         std::future::pending::<()>().await;
         return "none";
@@ -76,5 +142,22 @@ async fn wait_for_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// `service.watch_config`: reloads when the file's modification time changes.
+async fn watch_config(control: Arc<Control>, path: Option<PathBuf>) {
+    let Some(path) = path else { return };
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut last: Option<SystemTime> = modified(&path);
+    let mut tick = tokio::time::interval(WATCH_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = modified(&path);
+        if now.is_some() && now != last {
+            last = now;
+            tracing::info!(file = %path.display(), "the config file changed: reloading");
+            let _ = control.reload("watch_config").await;
+        }
     }
 }

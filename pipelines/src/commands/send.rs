@@ -41,7 +41,8 @@ pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode 
                 Box::new(std::io::BufReader::new(std::io::stdin()))
             } else {
                 Box::new(std::io::BufReader::new(
-                    std::fs::File::open(input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?,
+                    std::fs::File::open(input)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?,
                 ))
             };
             let mut batch = Vec::with_capacity(1_000);
@@ -52,7 +53,8 @@ pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode 
                 }
                 match serde_json::from_str::<serde_json::Value>(&line) {
                     Ok(serde_json::Value::Object(object)) => {
-                        match event_from_object(object, &IngestOptions::default(), Timestamp::now()) {
+                        match event_from_object(object, &IngestOptions::default(), Timestamp::now())
+                        {
                             Ok(ingested) => batch.push(ingested.event),
                             Err(e) => {
                                 unreadable += 1;
@@ -67,7 +69,9 @@ pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode 
                 }
                 if batch.len() == 1_000 {
                     deliverer.submit(std::mem::take(&mut batch)).await?;
-                    if last_report.elapsed() >= Duration::from_millis(if terminal { 200 } else { 2_000 }) {
+                    if last_report.elapsed()
+                        >= Duration::from_millis(if terminal { 200 } else { 2_000 })
+                    {
                         report(&deliverer.progress(), terminal, false);
                         last_report = Instant::now();
                     }
@@ -88,10 +92,17 @@ pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode 
                 summary.dead_lettered,
                 summary.elapsed.as_secs_f64()
             );
-            if summary.dead_lettered > 0 || unreadable > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if summary.dead_lettered > 0 || unreadable > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
-            eprintln!("error: {}", config::expand::scrub(&format!("{e:#}"), &loaded.secrets));
+            eprintln!(
+                "error: {}",
+                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
+            );
             ExitCode::from(1)
         }
     }

@@ -17,8 +17,16 @@ pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
         }
     };
     let Some((id, spec)) = loaded.exporter(exporter) else {
-        let known: Vec<&str> = loaded.exporters.iter().map(|(id, _)| id.id.as_str()).collect();
-        eprintln!("error: no exporter {exporter:?} in {}; defined: {}", loaded.file, known.join(", "));
+        let known: Vec<&str> = loaded
+            .exporters
+            .iter()
+            .map(|(id, _)| id.id.as_str())
+            .collect();
+        eprintln!(
+            "error: no exporter {exporter:?} in {}; defined: {}",
+            loaded.file,
+            known.join(", ")
+        );
         return ExitCode::from(1);
     };
     let runtime = match super::tokio_runtime() {
@@ -36,15 +44,26 @@ pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
     let report = match report {
         Ok(report) => report,
         Err(e) => {
-            eprintln!("error: exporters.{exporter}: {}", config::expand::scrub(&format!("{e:#}"), &loaded.secrets));
+            eprintln!(
+                "error: exporters.{exporter}: {}",
+                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
+            );
             return ExitCode::from(1);
         }
     };
     let scrub = |text: &str| config::expand::scrub(text, &loaded.secrets);
     println!("exporter:  {exporter}");
-    println!("result:    {}", if report.ok { "OK, delivered" } else { "FAILED" });
+    println!(
+        "result:    {}",
+        if report.ok { "OK, delivered" } else { "FAILED" }
+    );
     println!("outcome:   {}", report.outcome);
-    println!("status:    {}", report.http_status.map_or("no reply".to_string(), |s| format!("HTTP {s}")));
+    println!(
+        "status:    {}",
+        report
+            .http_status
+            .map_or("no reply".to_string(), |s| format!("HTTP {s}"))
+    );
     if let Some(reply) = &report.reply {
         println!("reply:     {}", scrub(reply));
     }
@@ -53,5 +72,9 @@ pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
     if let Some(hint) = &report.hint {
         println!("hint:      {}", scrub(hint));
     }
-    if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

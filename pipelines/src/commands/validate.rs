@@ -1,21 +1,49 @@
 //! `siemrelay validate`.
 
-use crate::config;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Prints every error (exit 1) or a summary of the valid config with its warnings (exit 0).
-/// Never prints secret values.
+/// The admin API's overlay (`<storage>/admin/overlay.yaml`) is applied, so this shows what
+/// `run` would run. Never prints secret values.
 pub fn validate(path: &Path) -> ExitCode {
-    match config::load_file(path) {
+    match crate::admin::overlay::load(Some(path)) {
         Ok(loaded) => {
             println!("{}: configuration is valid", loaded.file);
             for (kind, ids) in [
-                ("receivers", loaded.receivers.iter().map(|(id, _)| id.id.clone()).collect::<Vec<_>>()),
-                ("processors", loaded.processors.iter().map(|(id, _)| id.id.clone()).collect()),
-                ("exporters", loaded.exporters.iter().map(|(id, _)| id.id.clone()).collect()),
+                (
+                    "receivers",
+                    loaded
+                        .receivers
+                        .iter()
+                        .map(|(id, _)| id.id.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                (
+                    "processors",
+                    loaded
+                        .processors
+                        .iter()
+                        .map(|(id, _)| id.id.clone())
+                        .collect(),
+                ),
+                (
+                    "exporters",
+                    loaded
+                        .exporters
+                        .iter()
+                        .map(|(id, _)| id.id.clone())
+                        .collect(),
+                ),
             ] {
-                println!("  {kind}: {}", if ids.is_empty() { "-".to_string() } else { ids.join(", ") });
+                println!(
+                    "  {kind}: {}",
+                    if ids.is_empty() {
+                        "-".to_string()
+                    } else {
+                        ids.join(", ")
+                    }
+                );
             }
             for (name, pipeline) in &loaded.service.pipelines {
                 println!(

@@ -32,7 +32,11 @@ pub fn verify(keys_path: &Path, chain: bool, events: &Path) -> ExitCode {
     }
     match &report.failure {
         None => {
-            println!("OK: {} events verified{}", report.events_checked, if chain { ", chain intact" } else { "" });
+            println!(
+                "OK: {} events verified{}",
+                report.events_checked,
+                if chain { ", chain intact" } else { "" }
+            );
             ExitCode::SUCCESS
         }
         Some(failure) => {
@@ -44,7 +48,8 @@ pub fn verify(keys_path: &Path, chain: bool, events: &Path) -> ExitCode {
 
 fn load_keys(path: &Path) -> Result<siemrelay_processors::sign::Keyring, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let mut value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let mut value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?;
     let mut secrets = Vec::new();
     let mut errors = Vec::new();
     config::expand::expand_tree(&mut value, "", &mut secrets, &mut errors);
@@ -54,7 +59,10 @@ fn load_keys(path: &Path) -> Result<siemrelay_processors::sign::Keyring, String>
     let file: siemrelay_processors::sign::KeysFile = config::deserialize_at(value, "")
         .map_err(|e| config::expand::scrub(&format!("{}: {}", e.path, e.message), &secrets))?;
     file.keyring().map_err(|issues| {
-        let text: Vec<String> = issues.iter().map(|i| format!("{}: {}", i.key, i.message)).collect();
+        let text: Vec<String> = issues
+            .iter()
+            .map(|i| format!("{}: {}", i.key, i.message))
+            .collect();
         config::expand::scrub(&text.join("; "), &secrets)
     })
 }

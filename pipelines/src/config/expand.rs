@@ -16,13 +16,21 @@ pub struct ExpandError {
 }
 
 /// Expands every reference in `value`. Returns the values substituted (for scrubbing errors).
-pub fn expand_tree(value: &mut Value, path: &str, secrets: &mut Vec<String>, errors: &mut Vec<ExpandError>) {
+pub fn expand_tree(
+    value: &mut Value,
+    path: &str,
+    secrets: &mut Vec<String>,
+    errors: &mut Vec<ExpandError>,
+) {
     match value {
         Value::String(text) => {
             if text.contains('$') {
                 match expand_str(text, secrets) {
                     Ok(expanded) => *text = expanded,
-                    Err(message) => errors.push(ExpandError { path: path.to_string(), message }),
+                    Err(message) => errors.push(ExpandError {
+                        path: path.to_string(),
+                        message,
+                    }),
                 }
             }
         }
@@ -34,7 +42,11 @@ pub fn expand_tree(value: &mut Value, path: &str, secrets: &mut Vec<String>, err
         Value::Mapping(map) => {
             for (key, item) in map.iter_mut() {
                 let key = key_text(key);
-                let child = if path.is_empty() { key } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
                 expand_tree(item, &child, secrets, errors);
             }
         }
@@ -69,7 +81,9 @@ fn expand_str(text: &str, secrets: &mut Vec<String>) -> Result<String, String> {
             rest = &after[1..];
             continue;
         };
-        let end = body_start.find('}').ok_or_else(|| format!("unterminated reference in {text:?}: missing `}}`"))?;
+        let end = body_start
+            .find('}')
+            .ok_or_else(|| format!("unterminated reference in {text:?}: missing `}}`"))?;
         let reference = &body_start[..end];
         let value = resolve(reference)?;
         if value.len() >= 4 {
@@ -89,23 +103,36 @@ fn resolve(reference: &str) -> Result<String, String> {
             None => (spec, None),
         };
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid environment variable name {name:?} in ${{env:{spec}}}"));
+            return Err(format!(
+                "invalid environment variable name {name:?} in ${{env:{spec}}}"
+            ));
         }
         match std::env::var(name) {
             Ok(value) if !(value.is_empty() && default.is_some()) => Ok(value),
             Ok(_) | Err(std::env::VarError::NotPresent) => match default {
                 Some(default) => Ok(default.to_string()),
-                None => Err(format!("environment variable {name} is not set (write ${{env:{name}:-default}} for a default)")),
+                None => Err(format!(
+                    "environment variable {name} is not set (write ${{env:{name}:-default}} for a default)"
+                )),
             },
-            Err(std::env::VarError::NotUnicode(_)) => Err(format!("environment variable {name} is not valid UTF-8")),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("environment variable {name} is not valid UTF-8"))
+            }
         }
     } else if let Some(path) = reference.strip_prefix("file:") {
         let path = path.trim();
-        let content = std::fs::read_to_string(path).map_err(|e| format!("cannot read ${{file:{path}}}: {e}"))?;
+        let content = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read ${{file:{path}}}: {e}"))?;
         // Secret files usually end with a newline that is not part of the secret.
-        Ok(content.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&content).to_string())
+        Ok(content
+            .strip_suffix('\n')
+            .map(|s| s.strip_suffix('\r').unwrap_or(s))
+            .unwrap_or(&content)
+            .to_string())
     } else {
-        Err(format!("unknown reference ${{{reference}}}: use ${{env:NAME}}, ${{env:NAME:-default}} or ${{file:/path}}"))
+        Err(format!(
+            "unknown reference ${{{reference}}}: use ${{env:NAME}}, ${{env:NAME:-default}} or ${{file:/path}}"
+        ))
     }
 }
 
@@ -135,17 +162,40 @@ mod tests {
             std::env::set_var("SIEMRELAY_TEST_EXPAND_A", "alpha");
             std::env::remove_var("SIEMRELAY_TEST_EXPAND_UNSET");
         }
-        assert_eq!(expand("x-${env:SIEMRELAY_TEST_EXPAND_A}-y").unwrap(), "x-alpha-y");
-        assert_eq!(expand("${env:SIEMRELAY_TEST_EXPAND_UNSET:-fallback}").unwrap(), "fallback");
+        assert_eq!(
+            expand("x-${env:SIEMRELAY_TEST_EXPAND_A}-y").unwrap(),
+            "x-alpha-y"
+        );
+        assert_eq!(
+            expand("${env:SIEMRELAY_TEST_EXPAND_UNSET:-fallback}").unwrap(),
+            "fallback"
+        );
         let err = expand("${env:SIEMRELAY_TEST_EXPAND_UNSET}").unwrap_err();
-        assert!(err.contains("SIEMRELAY_TEST_EXPAND_UNSET is not set"), "{err}");
+        assert!(
+            err.contains("SIEMRELAY_TEST_EXPAND_UNSET is not set"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         std::fs::write(&file, "s3cret-token\n").unwrap();
-        assert_eq!(expand(&format!("${{file:{}}}", file.display())).unwrap(), "s3cret-token");
-        assert!(expand("${file:/nonexistent/x}").unwrap_err().contains("cannot read"));
-        assert_eq!(expand("cost $5 and $${env:X}").unwrap(), "cost $5 and ${env:X}");
-        assert!(expand("${vault:x}").unwrap_err().contains("unknown reference"));
+        assert_eq!(
+            expand(&format!("${{file:{}}}", file.display())).unwrap(),
+            "s3cret-token"
+        );
+        assert!(
+            expand("${file:/nonexistent/x}")
+                .unwrap_err()
+                .contains("cannot read")
+        );
+        assert_eq!(
+            expand("cost $5 and $${env:X}").unwrap(),
+            "cost $5 and ${env:X}"
+        );
+        assert!(
+            expand("${vault:x}")
+                .unwrap_err()
+                .contains("unknown reference")
+        );
         assert!(expand("${env:A").unwrap_err().contains("unterminated"));
     }
 
@@ -164,6 +214,9 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path, "exporters.splunk_hec/prod.index");
         assert_eq!(secrets, vec!["tok-123456".to_string()]);
-        assert_eq!(scrub("bad value tok-123456 here", &secrets), "bad value *** here");
+        assert_eq!(
+            scrub("bad value tok-123456 here", &secrets),
+            "bad value *** here"
+        );
     }
 }

@@ -35,7 +35,12 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(f, "{}: {n} error{} in the configuration:", self.file, if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{}: {n} error{} in the configuration:",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
         for error in &self.errors {
             if error.path.is_empty() {
                 writeln!(f, "  - {}: {}", self.file, error.message)?;
@@ -80,7 +85,9 @@ fn default_storage() -> PathBuf {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { directory: default_storage() }
+        StorageConfig {
+            directory: default_storage(),
+        }
     }
 }
 
@@ -97,6 +104,13 @@ pub struct ServiceConfig {
     /// Where state lives.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// The admin listener (metrics, health, management API); none when absent (default).
+    #[serde(default)]
+    pub admin: Option<crate::admin::AdminConfig>,
+    /// Reload when the config file's modification time changes (default false; SIGHUP and
+    /// `POST /api/v1/reload` always work).
+    #[serde(default)]
+    pub watch_config: bool,
 }
 
 fn default_shutdown_timeout() -> ConfigDuration {
@@ -120,14 +134,24 @@ impl ComponentId {
             None => (id, None),
         };
         if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("invalid component id {id:?}: the type must be letters, digits and _"));
+            return Err(format!(
+                "invalid component id {id:?}: the type must be letters, digits and _"
+            ));
         }
-        if let Some(name) = name {
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) {
-                return Err(format!("invalid component id {id:?}: the name after / must be letters, digits, _ - . /"));
-            }
+        if let Some(name) = name
+            && (name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)))
+        {
+            return Err(format!(
+                "invalid component id {id:?}: the name after / must be letters, digits, _ - . /"
+            ));
         }
-        Ok(ComponentId { id: id.to_string(), kind: kind.to_string() })
+        Ok(ComponentId {
+            id: id.to_string(),
+            kind: kind.to_string(),
+        })
     }
 
     /// A file-system-safe form of the id (`splunk_hec__prod`).
@@ -153,6 +177,20 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
     /// Values that came from the environment or files, scrubbed from any message.
     pub secrets: Vec<String>,
+    /// Each component's config block after `${…}` expansion, to tell changed components from
+    /// unchanged ones on a reload.
+    pub raw: RawComponents,
+}
+
+/// Each component's expanded config block, by section and id.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawComponents {
+    /// `receivers.<id>`.
+    pub receivers: std::collections::HashMap<String, Value>,
+    /// `processors.<id>`.
+    pub processors: std::collections::HashMap<String, Value>,
+    /// `exporters.<id>`.
+    pub exporters: std::collections::HashMap<String, Value>,
 }
 
 impl LoadedConfig {
@@ -167,7 +205,10 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: file.clone(),
-        errors: vec![ConfigError { path: String::new(), message: format!("cannot read the file: {e}") }],
+        errors: vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
     })?;
     load_str(&text, &file)
 }
@@ -175,24 +216,48 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
 /// Loads and validates config text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
     let mut errors: Vec<ConfigError> = Vec::new();
-    let fail = |errors: Vec<ConfigError>| ConfigErrors { file: file.to_string(), errors };
+    let fail = |errors: Vec<ConfigError>| ConfigErrors {
+        file: file.to_string(),
+        errors,
+    };
     let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
-        let at = e.location().map(|l| format!(" at line {}, column {}", l.line(), l.column())).unwrap_or_default();
-        fail(vec![ConfigError { path: String::new(), message: format!("not valid YAML{at}: {e}") }])
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        fail(vec![ConfigError {
+            path: String::new(),
+            message: format!("not valid YAML{at}: {e}"),
+        }])
     })?;
     if root.is_null() {
-        return Err(fail(vec![ConfigError { path: String::new(), message: "the file is empty".into() }]));
+        return Err(fail(vec![ConfigError {
+            path: String::new(),
+            message: "the file is empty".into(),
+        }]));
     }
     let mut secrets = Vec::new();
     let mut expand_errors = Vec::new();
     expand::expand_tree(&mut root, "", &mut secrets, &mut expand_errors);
-    errors.extend(expand_errors.into_iter().map(|e| ConfigError { path: e.path, message: e.message }));
+    errors.extend(expand_errors.into_iter().map(|e| ConfigError {
+        path: e.path,
+        message: e.message,
+    }));
 
     let Value::Mapping(top) = root else {
-        return Err(fail(vec![ConfigError { path: String::new(), message: "the top level must be a map with receivers, processors, exporters and service".into() }]));
+        return Err(fail(vec![ConfigError {
+            path: String::new(),
+            message:
+                "the top level must be a map with receivers, processors, exporters and service"
+                    .into(),
+        }]));
     };
-    let mut sections: [(&str, Option<Value>); 4] =
-        [("receivers", None), ("processors", None), ("exporters", None), ("service", None)];
+    let mut sections: [(&str, Option<Value>); 4] = [
+        ("receivers", None),
+        ("processors", None),
+        ("exporters", None),
+        ("service", None),
+    ];
     for (key, value) in top {
         let key = expand::key_text(&key);
         match sections.iter_mut().find(|(name, _)| *name == key) {
@@ -203,15 +268,45 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
             }),
         }
     }
-    let [(_, receivers), (_, processors), (_, exporters), (_, service)] = sections;
+    let [
+        (_, receivers),
+        (_, processors),
+        (_, exporters),
+        (_, service),
+    ] = sections;
 
     let mut defined: Vec<(&str, String)> = Vec::new();
-    let receivers = components(receivers, "receivers", &mut errors, &mut defined, registry::receiver_from_yaml);
-    let processors = components(processors, "processors", &mut errors, &mut defined, registry::processor_from_yaml);
-    let exporters = components(exporters, "exporters", &mut errors, &mut defined, registry::exporter_from_yaml);
+    let mut raw = RawComponents::default();
+    let receivers = components(
+        receivers,
+        "receivers",
+        &mut errors,
+        &mut defined,
+        &mut raw.receivers,
+        registry::receiver_from_yaml,
+    );
+    let processors = components(
+        processors,
+        "processors",
+        &mut errors,
+        &mut defined,
+        &mut raw.processors,
+        registry::processor_from_yaml,
+    );
+    let exporters = components(
+        exporters,
+        "exporters",
+        &mut errors,
+        &mut defined,
+        &mut raw.exporters,
+        registry::exporter_from_yaml,
+    );
     let service: Option<ServiceConfig> = match service {
         None => {
-            errors.push(ConfigError { path: "service".into(), message: "missing: define service.pipelines".into() });
+            errors.push(ConfigError {
+                path: "service".into(),
+                message: "missing: define service.pipelines".into(),
+            });
             None
         }
         Some(value) => match deserialize_at::<ServiceConfig>(value, "service") {
@@ -225,6 +320,9 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
     let mut warnings = Vec::new();
     if let Some(service) = &service {
         check_pipelines(service, &defined, &mut errors, &mut warnings);
+        if let Some(admin) = &service.admin {
+            errors.extend(admin.validate());
+        }
     }
     for error in &mut errors {
         error.message = expand::scrub(&error.message, &secrets);
@@ -238,6 +336,7 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
             service,
             warnings,
             secrets,
+            raw,
         }),
         _ => Err(fail(errors)),
     }
@@ -249,6 +348,7 @@ fn components<S>(
     name: &'static str,
     errors: &mut Vec<ConfigError>,
     defined: &mut Vec<(&'static str, String)>,
+    raw: &mut std::collections::HashMap<String, Value>,
     parse: fn(&ComponentId, Value, &str) -> Result<S, Vec<ConfigError>>,
 ) -> Vec<(ComponentId, S)> {
     let mut out = Vec::new();
@@ -256,7 +356,10 @@ fn components<S>(
         None | Some(Value::Null) => return out,
         Some(Value::Mapping(map)) => map,
         Some(_) => {
-            errors.push(ConfigError { path: name.into(), message: "must be a map of component id to settings".into() });
+            errors.push(ConfigError {
+                path: name.into(),
+                message: "must be a map of component id to settings".into(),
+            });
             return out;
         }
     };
@@ -272,7 +375,12 @@ fn components<S>(
             }
         };
         // `webhook:` with nothing after it means "all defaults".
-        let value = if value.is_null() { Value::Mapping(Default::default()) } else { value };
+        let value = if value.is_null() {
+            Value::Mapping(Default::default())
+        } else {
+            value
+        };
+        raw.insert(key.clone(), value.clone());
         match parse(&id, value, &path) {
             Ok(spec) => out.push((id, spec)),
             Err(mut errs) => errors.append(&mut errs),
@@ -282,20 +390,25 @@ fn components<S>(
 }
 
 /// Deserializes `value` into `T`, turning a serde error into one with the full key path.
-pub fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, path: &str) -> Result<T, ConfigError> {
+pub fn deserialize_at<T: serde::de::DeserializeOwned>(
+    value: Value,
+    path: &str,
+) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
         let inner = e.path().to_string();
         let mut full = join_path(path, if inner == "." { "" } else { &inner });
         let message = e.inner().to_string();
         // serde names an unknown key in the message but not in the path: put it in the path.
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            if let Some((field, _)) = rest.split_once('`') {
-                if !full.ends_with(field) {
-                    full = join_path(&full, field);
-                }
-            }
+        if let Some(rest) = message.strip_prefix("unknown field `")
+            && let Some((field, _)) = rest.split_once('`')
+            && !full.ends_with(field)
+        {
+            full = join_path(&full, field);
         }
-        ConfigError { path: full, message: tidy_serde_message(&message) }
+        ConfigError {
+            path: full,
+            message: tidy_serde_message(&message),
+        }
     })
 }
 
@@ -323,24 +436,39 @@ fn check_pipelines(
     warnings: &mut Vec<String>,
 ) {
     if service.pipelines.is_empty() {
-        errors.push(ConfigError { path: "service.pipelines".into(), message: "no pipeline is defined".into() });
+        errors.push(ConfigError {
+            path: "service.pipelines".into(),
+            message: "no pipeline is defined".into(),
+        });
     }
     let mut used: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
     for (name, pipeline) in &service.pipelines {
         let base = format!("service.pipelines.{name}");
         if pipeline.receivers.is_empty() {
-            errors.push(ConfigError { path: format!("{base}.receivers"), message: "a pipeline needs at least one receiver".into() });
+            errors.push(ConfigError {
+                path: format!("{base}.receivers"),
+                message: "a pipeline needs at least one receiver".into(),
+            });
         }
         if pipeline.exporters.is_empty() {
-            errors.push(ConfigError { path: format!("{base}.exporters"), message: "a pipeline needs at least one exporter".into() });
+            errors.push(ConfigError {
+                path: format!("{base}.exporters"),
+                message: "a pipeline needs at least one exporter".into(),
+            });
         }
-        let lists: [(&'static str, &Vec<String>); 3] =
-            [("receivers", &pipeline.receivers), ("processors", &pipeline.processors), ("exporters", &pipeline.exporters)];
+        let lists: [(&'static str, &Vec<String>); 3] = [
+            ("receivers", &pipeline.receivers),
+            ("processors", &pipeline.processors),
+            ("exporters", &pipeline.exporters),
+        ];
         for (section, listed) in lists {
             let mut seen = std::collections::HashSet::new();
             for (index, id) in listed.iter().enumerate() {
                 if !seen.insert(id.as_str()) {
-                    errors.push(ConfigError { path: format!("{base}.{section}[{index}]"), message: format!("{id} is listed twice") });
+                    errors.push(ConfigError {
+                        path: format!("{base}.{section}[{index}]"),
+                        message: format!("{id} is listed twice"),
+                    });
                 }
                 if defined.iter().any(|(s, d)| *s == section && d == id) {
                     used.insert((section, id.as_str()));
@@ -355,7 +483,9 @@ fn check_pipelines(
     }
     for (section, id) in defined {
         if !used.contains(&(*section, id.as_str())) {
-            warnings.push(format!("{section}.{id} is defined but not used by any pipeline"));
+            warnings.push(format!(
+                "{section}.{id} is defined but not used by any pipeline"
+            ));
         }
     }
 }

@@ -10,7 +10,9 @@ fn errors_of(yaml: &str) -> Vec<ConfigError> {
 }
 
 fn has(errors: &[ConfigError], path: &str, needle: &str) -> bool {
-    errors.iter().any(|e| e.path == path && e.message.contains(needle))
+    errors
+        .iter()
+        .any(|e| e.path == path && e.message.contains(needle))
 }
 
 const GOOD: &str = r#"
@@ -36,53 +38,140 @@ fn the_default_and_a_minimal_config_are_valid() {
 #[test]
 fn unknown_keys_are_named_with_their_full_path() {
     let errors = errors_of(&GOOD.replace("endpoint:", "endpiont:"));
-    assert!(has(&errors, "receivers.webhook.endpiont", "unknown field"), "{errors:?}");
-    let errors = errors_of(&GOOD.replace("exporters:\n  file: { path", "exporters:\n  file: { retry: { initial_intervall: 1s }, path"));
-    assert!(has(&errors, "exporters.file.retry.initial_intervall", "unknown field"), "{errors:?}");
+    assert!(
+        has(&errors, "receivers.webhook.endpiont", "unknown field"),
+        "{errors:?}"
+    );
+    let errors = errors_of(&GOOD.replace(
+        "exporters:\n  file: { path",
+        "exporters:\n  file: { retry: { initial_intervall: 1s }, path",
+    ));
+    assert!(
+        has(
+            &errors,
+            "exporters.file.retry.initial_intervall",
+            "unknown field"
+        ),
+        "{errors:?}"
+    );
     let errors = errors_of(&format!("{GOOD}\nextensions: {{}}\n"));
-    assert!(has(&errors, "extensions", "unknown top-level key"), "{errors:?}");
+    assert!(
+        has(&errors, "extensions", "unknown top-level key"),
+        "{errors:?}"
+    );
     let errors = errors_of(&GOOD.replace("pipelines:", "shutdown_timout: 5s\n  pipelines:"));
-    assert!(has(&errors, "service.shutdown_timout", "unknown field"), "{errors:?}");
+    assert!(
+        has(&errors, "service.shutdown_timout", "unknown field"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn unknown_types_and_undefined_references() {
     let errors = errors_of(&GOOD.replace("  file: {", "  splunk/prod: {}\n  file: {"));
-    assert!(has(&errors, "exporters.splunk/prod", "unknown exporter type `splunk`"), "{errors:?}");
+    assert!(
+        has(
+            &errors,
+            "exporters.splunk/prod",
+            "unknown exporter type `splunk`"
+        ),
+        "{errors:?}"
+    );
     let errors = errors_of(&GOOD.replace("exporters: [file]", "exporters: [file, stdout]"));
-    assert!(has(&errors, "service.pipelines.security.exporters[1]", "stdout is not defined"), "{errors:?}");
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.security.exporters[1]",
+            "stdout is not defined"
+        ),
+        "{errors:?}"
+    );
     let errors = errors_of(&GOOD.replace("processors: []", "processors: [filter/x]"));
-    assert!(has(&errors, "service.pipelines.security.processors[0]", "filter/x is not defined"), "{errors:?}");
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.security.processors[0]",
+            "filter/x is not defined"
+        ),
+        "{errors:?}"
+    );
     let errors = errors_of(&GOOD.replace("  webhook:", "  web hook:"));
-    assert!(has(&errors, "receivers.web hook", "invalid component id"), "{errors:?}");
+    assert!(
+        has(&errors, "receivers.web hook", "invalid component id"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn pipelines_need_a_receiver_and_an_exporter() {
-    let errors = errors_of(&GOOD.replace("receivers: [webhook]", "receivers: []").replace("exporters: [file]", "exporters: []"));
-    assert!(has(&errors, "service.pipelines.security.receivers", "at least one receiver"), "{errors:?}");
-    assert!(has(&errors, "service.pipelines.security.exporters", "at least one exporter"), "{errors:?}");
+    let errors = errors_of(
+        &GOOD
+            .replace("receivers: [webhook]", "receivers: []")
+            .replace("exporters: [file]", "exporters: []"),
+    );
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.security.receivers",
+            "at least one receiver"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.security.exporters",
+            "at least one exporter"
+        ),
+        "{errors:?}"
+    );
     let errors = errors_of("receivers: {}\nexporters: {}\nservice: { pipelines: {} }\n");
-    assert!(has(&errors, "service.pipelines", "no pipeline"), "{errors:?}");
+    assert!(
+        has(&errors, "service.pipelines", "no pipeline"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn bad_ports_durations_and_sizes() {
     let errors = errors_of(&GOOD.replace("127.0.0.1:18088", "127.0.0.1:70000"));
-    assert!(has(&errors, "receivers.webhook.endpoint", "out of range"), "{errors:?}");
-    let errors = errors_of(&GOOD.replace("path: \"./out", "retry: { max_interval: 5 parsecs }, path: \"./out"));
-    assert!(has(&errors, "exporters.file.retry.max_interval", "invalid duration"), "{errors:?}");
-    let errors = errors_of(&GOOD.replace("path: \"./out", "queue: { max_size: lots }, path: \"./out"));
-    assert!(has(&errors, "exporters.file.queue.max_size", "invalid size"), "{errors:?}");
+    assert!(
+        has(&errors, "receivers.webhook.endpoint", "out of range"),
+        "{errors:?}"
+    );
+    let errors = errors_of(&GOOD.replace(
+        "path: \"./out",
+        "retry: { max_interval: 5 parsecs }, path: \"./out",
+    ));
+    assert!(
+        has(
+            &errors,
+            "exporters.file.retry.max_interval",
+            "invalid duration"
+        ),
+        "{errors:?}"
+    );
+    let errors =
+        errors_of(&GOOD.replace("path: \"./out", "queue: { max_size: lots }, path: \"./out"));
+    assert!(
+        has(&errors, "exporters.file.queue.max_size", "invalid size"),
+        "{errors:?}"
+    );
     let errors = errors_of(&GOOD.replace("pipelines:", "shutdown_timeout: soon\n  pipelines:"));
-    assert!(has(&errors, "service.shutdown_timeout", "invalid duration"), "{errors:?}");
+    assert!(
+        has(&errors, "service.shutdown_timeout", "invalid duration"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn every_error_is_listed_not_just_the_first() {
     let yaml = GOOD
         .replace("endpoint:", "endpiont:")
-        .replace("path: \"./out", "retry: { max_interval: never }, path: \"./out")
+        .replace(
+            "path: \"./out",
+            "retry: { max_interval: never }, path: \"./out",
+        )
         .replace("exporters: [file]", "exporters: [file, nope]");
     let errors = errors_of(&yaml);
     assert!(errors.len() >= 3, "{errors:?}");
@@ -90,8 +179,15 @@ fn every_error_is_listed_not_just_the_first() {
 
 #[test]
 fn unused_components_are_warnings() {
-    let loaded = load_str(&GOOD.replace("  file: {", "  stdout: {}\n  file: {"), "x.yaml").unwrap();
-    assert_eq!(loaded.warnings, vec!["exporters.stdout is defined but not used by any pipeline".to_string()]);
+    let loaded = load_str(
+        &GOOD.replace("  file: {", "  stdout: {}\n  file: {"),
+        "x.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.warnings,
+        vec!["exporters.stdout is defined but not used by any pipeline".to_string()]
+    );
 }
 
 #[test]
@@ -105,17 +201,38 @@ fn env_and_file_expansion_with_the_unset_variable_error() {
     let file = dir.path().join("path.txt");
     std::fs::write(&file, "./from-file.ndjson\n").unwrap();
     let yaml = GOOD
-        .replace("\"127.0.0.1:18088\"", "\"${env:SIEMRELAY_CFG_TEST_PORT_ADDR}\"")
-        .replace("\"./out-%Y-%m-%d.ndjson\"", &format!("\"${{file:{}}}\"", file.display()));
+        .replace(
+            "\"127.0.0.1:18088\"",
+            "\"${env:SIEMRELAY_CFG_TEST_PORT_ADDR}\"",
+        )
+        .replace(
+            "\"./out-%Y-%m-%d.ndjson\"",
+            &format!("\"${{file:{}}}\"", file.display()),
+        );
     let loaded = load_str(&yaml, "x.yaml").unwrap();
     match &loaded.receivers[0].1 {
-        ReceiverSpec::Webhook(config) => assert!(format!("{config:?}").contains("18123"), "{config:?}"),
+        ReceiverSpec::Webhook(config) => {
+            assert!(format!("{config:?}").contains("18123"), "{config:?}")
+        }
         other => panic!("{other:?}"),
     }
-    let yaml = GOOD.replace("\"127.0.0.1:18088\"", "\"${env:SIEMRELAY_CFG_TEST_MISSING}\"");
+    let yaml = GOOD.replace(
+        "\"127.0.0.1:18088\"",
+        "\"${env:SIEMRELAY_CFG_TEST_MISSING}\"",
+    );
     let errors = errors_of(&yaml);
-    assert!(has(&errors, "receivers.webhook.endpoint", "SIEMRELAY_CFG_TEST_MISSING is not set"), "{errors:?}");
-    let yaml = GOOD.replace("\"127.0.0.1:18088\"", "\"${env:SIEMRELAY_CFG_TEST_MISSING:-127.0.0.1:18124}\"");
+    assert!(
+        has(
+            &errors,
+            "receivers.webhook.endpoint",
+            "SIEMRELAY_CFG_TEST_MISSING is not set"
+        ),
+        "{errors:?}"
+    );
+    let yaml = GOOD.replace(
+        "\"127.0.0.1:18088\"",
+        "\"${env:SIEMRELAY_CFG_TEST_MISSING:-127.0.0.1:18124}\"",
+    );
     assert!(load_str(&yaml, "x.yaml").is_ok());
 }
 
@@ -125,7 +242,10 @@ fn secrets_from_the_environment_never_appear_in_errors() {
         std::env::set_var("SIEMRELAY_CFG_TEST_SECRET", "super-secret-token-value");
     }
     // A secret put where a port belongs: the error must not echo it.
-    let yaml = GOOD.replace("\"127.0.0.1:18088\"", "\"${env:SIEMRELAY_CFG_TEST_SECRET}\"");
+    let yaml = GOOD.replace(
+        "\"127.0.0.1:18088\"",
+        "\"${env:SIEMRELAY_CFG_TEST_SECRET}\"",
+    );
     let errors = load_str(&yaml, "x.yaml").unwrap_err();
     let text = errors.to_string();
     assert!(text.contains("receivers.webhook.endpoint"), "{text}");

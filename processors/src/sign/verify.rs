@@ -153,7 +153,7 @@ impl LineVerifier<'_> {
             ));
         };
         let signature = event
-            .shift_remove("signature")
+            .remove("signature")
             .ok_or(FailureReason::MissingSignature)?;
         let signature = SignatureParts::from_value(&signature)?;
         if signature.alg != ALGORITHM {

@@ -68,9 +68,9 @@ impl Ingest {
             Ok(_) => Ok(exported),
             Err(refusal) => {
                 let reason = match refusal {
-                    Refusal::Full { .. } => "full",
+                    Refusal::Full { .. } => "backpressure",
                     Refusal::ShuttingDown => "shutting_down",
-                    Refusal::Failed(_) => "failed",
+                    Refusal::Failed(_) => "queue_failed",
                 };
                 metrics::counter!(REFUSED_TOTAL, "receiver" => receiver, "reason" => reason)
                     .increment(count);
@@ -162,7 +162,7 @@ mod tests {
                 (RECEIVED_TOTAL.into(), vec!["receiver=otlp/test".into()], 3),
                 (
                     REFUSED_TOTAL.into(),
-                    vec!["receiver=otlp/test".into(), "reason=full".into()],
+                    vec!["receiver=otlp/test".into(), "reason=backpressure".into()],
                     2
                 ),
                 (

@@ -70,7 +70,13 @@ async fn serve_request(
         Ok(admitted) => admitted,
         Err(rejection) => {
             endpoint.telemetry.rejected(&rejection, peer);
-            return rejection_response(&rejection);
+            // The body may be unread (401, 413, 415): the connection cannot be reused, so say so
+            // instead of letting a client send its next request into a closing socket.
+            let mut response = rejection_response(&rejection);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
         }
     };
 

@@ -1,0 +1,331 @@
+//! The `sentinel` exporter: Microsoft Sentinel / Azure Monitor through the Logs Ingestion API
+//! (`POST {endpoint}/dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01`).
+//!
+//! Each event becomes a flat record (the default columns of [`columns::DEFAULT_COLUMNS`], or the
+//! configured `columns`) in a JSON array body of at most 1,000,000 bytes, gzip-compressed by
+//! default. Authentication is an Entra ID client-credentials token (scope
+//! `https://monitor.azure.com/.default`, or `.us` / `.cn`), cached and refreshed before expiry;
+//! a 401 drops the token and resends once with a fresh one.
+//!
+//! Replies: 204 delivered; 413 split and resent; 429 retried after `Retry-After`; 408 and 5xx
+//! retried; 400/403/404 permanent with the service's `{"error":{"code","message"}}` (403 and 404
+//! also logged as errors). Token failures: refused client credentials are permanent, others
+//! retried.
+
+pub mod columns;
+mod sink;
+mod token;
+
+pub use columns::{ColumnType, Columns, DEFAULT_COLUMNS};
+pub use sink::{SentinelEncoder, SentinelSink};
+
+use crate::delivery::Sink;
+use crate::delivery::http::HttpOptions;
+use indexmap::IndexMap;
+use serde::Deserialize;
+use siemrelay_core::ConfigIssue;
+use siemrelay_core::config_types::Secret;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The Logs Ingestion API version used.
+pub const API_VERSION: &str = "2023-01-01";
+/// Most uncompressed bytes per request (the service takes 1 MB per call).
+pub const MAX_REQUEST_BYTES: usize = 1_000_000;
+/// Most records per request.
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+
+/// The Azure cloud: sets the Entra ID authority and the token scope.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AzureCloud {
+    /// Azure public cloud (default).
+    #[default]
+    Public,
+    /// Azure US Government.
+    #[serde(rename = "usgovernment")]
+    UsGovernment,
+    /// Azure operated by 21Vianet (China).
+    China,
+}
+
+impl AzureCloud {
+    /// The Entra ID authority host.
+    pub fn authority(self) -> &'static str {
+        match self {
+            AzureCloud::Public => "https://login.microsoftonline.com",
+            AzureCloud::UsGovernment => "https://login.microsoftonline.us",
+            AzureCloud::China => "https://login.chinacloudapi.cn",
+        }
+    }
+
+    /// The token scope of Azure Monitor.
+    pub fn scope(self) -> &'static str {
+        match self {
+            AzureCloud::Public => "https://monitor.azure.com/.default",
+            AzureCloud::UsGovernment => "https://monitor.azure.us/.default",
+            AzureCloud::China => "https://monitor.azure.cn/.default",
+        }
+    }
+}
+
+/// `sentinel:` exporter settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelConfig {
+    /// Data collection endpoint (or the DCR's logs ingestion endpoint) base URL. Required.
+    pub endpoint: String,
+    /// The DCR's immutable id, `dcr-` and 32 hex digits. Required.
+    pub dcr_immutable_id: String,
+    /// The DCR input stream, e.g. `Custom-SiemrelayEvents_CL`. Required.
+    pub stream_name: String,
+    /// Entra ID tenant (directory) id or domain. Required.
+    pub tenant_id: String,
+    /// Application (client) id of the app registration. Required.
+    pub client_id: String,
+    /// Client secret of the app registration. Required.
+    pub client_secret: Secret,
+    /// `public` (default), `usgovernment` or `china`: picks the authority and scope.
+    #[serde(default)]
+    pub cloud: AzureCloud,
+    /// Base URL replacing the cloud's Entra ID authority (tests, proxies).
+    pub authority_host: Option<String>,
+    /// Column name → event field (`event_id`, `attributes.user.name`, …). Replaces the default
+    /// mapping; `TimeGenerated` comes from `timestamp` unless mapped. Default: the default
+    /// mapping.
+    pub columns: Option<IndexMap<String, String>>,
+}
+
+impl SentinelConfig {
+    /// Semantic checks (keys relative to the exporter block).
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        for (key, url) in [
+            ("endpoint", Some(&self.endpoint)),
+            ("authority_host", self.authority_host.as_ref()),
+        ] {
+            if let Some(url) = url
+                && let Err(message) = check_url(url)
+            {
+                issues.push(ConfigIssue::new(key, message));
+            }
+        }
+        let dcr_ok = self
+            .dcr_immutable_id
+            .strip_prefix("dcr-")
+            .is_some_and(|hex| hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if !dcr_ok {
+            issues.push(ConfigIssue::new(
+                "dcr_immutable_id",
+                format!(
+                    "{:?} is not a DCR immutable id (dcr- and 32 hex digits, shown on the DCR's overview page)",
+                    self.dcr_immutable_id
+                ),
+            ));
+        }
+        let stream_ok = ["Custom-", "Microsoft-"].iter().any(|prefix| {
+            self.stream_name.strip_prefix(prefix).is_some_and(|rest| {
+                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        });
+        if !stream_ok {
+            issues.push(ConfigIssue::new(
+                "stream_name",
+                format!(
+                    "{:?} is not a DCR stream name (Custom-<Table>_CL or Microsoft-<Table>)",
+                    self.stream_name
+                ),
+            ));
+        }
+        if self.tenant_id.trim().is_empty() || self.tenant_id.contains(['/', '?', '#', ' ']) {
+            issues.push(ConfigIssue::new(
+                "tenant_id",
+                "must be the directory (tenant) id or domain",
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            issues.push(ConfigIssue::new("client_id", "must not be empty"));
+        }
+        if let Some(columns) = &self.columns {
+            if columns.is_empty() {
+                issues.push(ConfigIssue::new("columns", "must map at least one column"));
+            }
+            if let Err((column, message)) = Columns::from_config(columns.iter()) {
+                issues.push(ConfigIssue::new(format!("columns.{column}"), message));
+            }
+        }
+        issues
+    }
+
+    /// The upload URL with its `api-version`.
+    pub fn upload_url(&self) -> String {
+        format!(
+            "{}/dataCollectionRules/{}/streams/{}?api-version={API_VERSION}",
+            self.endpoint.trim_end_matches('/'),
+            self.dcr_immutable_id,
+            self.stream_name
+        )
+    }
+
+    /// The Entra ID token URL.
+    pub fn token_url(&self) -> String {
+        let authority = self
+            .authority_host
+            .as_deref()
+            .unwrap_or(self.cloud.authority());
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            authority.trim_end_matches('/'),
+            self.tenant_id
+        )
+    }
+
+    /// The record columns: configured, or the default mapping.
+    pub fn columns(&self) -> Result<Columns, String> {
+        match &self.columns {
+            Some(columns) => Columns::from_config(columns.iter())
+                .map_err(|(column, message)| format!("columns.{column}: {message}")),
+            None => Ok(Columns::default_mapping()),
+        }
+    }
+}
+
+/// Checks a base URL: http(s), with a host, without query or fragment.
+fn check_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} must start with https:// (or http://)"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("{url:?} must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+/// Builds the Sentinel sink for a validated config.
+pub fn build(
+    id: &str,
+    config: SentinelConfig,
+    http: &HttpOptions,
+    timeout: Duration,
+) -> anyhow::Result<Arc<dyn Sink>> {
+    Ok(Arc::new(SentinelSink::new(id, &config, http, timeout)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> SentinelConfig {
+        let mut base = serde_json::json!({
+            "endpoint": "https://my-dce.westeurope-1.ingest.monitor.azure.com/",
+            "dcr_immutable_id": "dcr-0123456789abcdef0123456789abcdef",
+            "stream_name": "Custom-SiemrelayEvents_CL",
+            "tenant_id": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            "client_id": "00000000-0000-0000-0000-000000000001",
+            "client_secret": "s3cret",
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn urls_follow_the_cloud_and_overrides() {
+        let c = config(serde_json::json!({}));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(
+            c.upload_url(),
+            "https://my-dce.westeurope-1.ingest.monitor.azure.com/dataCollectionRules/dcr-0123456789abcdef0123456789abcdef/streams/Custom-SiemrelayEvents_CL?api-version=2023-01-01"
+        );
+        assert_eq!(
+            c.token_url(),
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
+        );
+        assert_eq!(c.cloud.scope(), "https://monitor.azure.com/.default");
+        let gov = config(serde_json::json!({"cloud": "usgovernment"}));
+        assert!(
+            gov.token_url()
+                .starts_with("https://login.microsoftonline.us/")
+        );
+        assert_eq!(gov.cloud.scope(), "https://monitor.azure.us/.default");
+        let cn =
+            config(serde_json::json!({"cloud": "china", "authority_host": "http://127.0.0.1:9/"}));
+        assert_eq!(cn.cloud.scope(), "https://monitor.azure.cn/.default");
+        assert!(cn.token_url().starts_with("http://127.0.0.1:9/72f988bf"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_settings_are_reported_at_their_keys() {
+        let c = config(serde_json::json!({
+            "endpoint": "ftp://x", "dcr_immutable_id": "dcr-xyz", "stream_name": "Events",
+            "tenant_id": "a/b", "client_id": " ", "columns": {"Ok": "event_id", "Bad": "nope"},
+        }));
+        let keys: Vec<String> = c.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoint",
+                "dcr_immutable_id",
+                "stream_name",
+                "tenant_id",
+                "client_id",
+                "columns.Bad"
+            ]
+        );
+    }
+
+    /// The ARM template's table schema and DCR stream declaration list exactly the default
+    /// columns, with the same types, so the exporter and the template cannot drift.
+    #[test]
+    fn arm_template_declares_the_default_columns() {
+        let text = include_str!("../../examples/sentinel/azuredeploy.json");
+        let template: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
+        assert_eq!(
+            template["$schema"],
+            "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
+        );
+        let expected: Vec<(String, String)> = DEFAULT_COLUMNS
+            .iter()
+            .map(|(name, _, kind)| (name.to_string(), kind.name().to_string()))
+            .collect();
+        let listed = |columns: &serde_json::Value| -> Vec<(String, String)> {
+            columns
+                .as_array()
+                .expect("columns array")
+                .iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap().to_string(),
+                        c["type"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let resources = template["resources"].as_array().unwrap();
+        let of_type = |kind: &str| {
+            resources
+                .iter()
+                .find(|r| r["type"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} resource"))
+        };
+        let table = of_type("Microsoft.OperationalInsights/workspaces/tables");
+        assert_eq!(listed(&table["properties"]["schema"]["columns"]), expected);
+        let dcr = of_type("Microsoft.Insights/dataCollectionRules");
+        let streams = dcr["properties"]["streamDeclarations"].as_object().unwrap();
+        assert_eq!(streams.len(), 1);
+        let (stream, declaration) = streams.iter().next().unwrap();
+        assert_eq!(stream, "Custom-SiemrelayEvents_CL");
+        assert_eq!(listed(&declaration["columns"]), expected);
+        of_type("Microsoft.Insights/dataCollectionEndpoints");
+        assert_eq!(
+            dcr["properties"]["dataFlows"][0]["outputStream"],
+            "Custom-SiemrelayEvents_CL"
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! The Logs Ingestion encoder (records in JSON array bodies, reply classification) and the sink
+//! around it that fetches tokens and resends once after a 401 with a fresh token.
+
+use super::token::TokenCache;
+use super::{Columns, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, SentinelConfig};
+use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
+use crate::delivery::pack::{Encoded, JSON_ARRAY, pack};
+use crate::delivery::{
+    Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink, default_hint,
+};
+use async_trait::async_trait;
+use siemrelay_core::Event;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Reason prefix of events refused with 401 (the sink refreshes the token and resends them).
+const UNAUTHORIZED: &str = "Azure Monitor refused the access token (HTTP 401)";
+
+/// Encodes records and judges the Logs Ingestion API's replies.
+pub struct SentinelEncoder {
+    exporter: String,
+    url: String,
+    columns: Columns,
+    tokens: Arc<TokenCache>,
+}
+
+impl SentinelEncoder {
+    /// The upload URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `{"error":{"code":..,"message":..}}` as `code: message`, else the body text.
+fn service_error(reply: &Reply<'_>) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(reply.body).ok();
+    let error = parsed.as_ref().and_then(|v| v.get("error"));
+    let field = |key: &str| {
+        error
+            .and_then(|e| e.get(key))
+            .and_then(serde_json::Value::as_str)
+    };
+    match (field("code"), field("message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        (None, Some(message)) => message.to_string(),
+        (None, None) => reply.text(),
+    }
+}
+
+#[async_trait]
+impl HttpEncoder for SentinelEncoder {
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_events: MAX_RECORDS_PER_REQUEST,
+            max_bytes: MAX_REQUEST_BYTES,
+        }
+    }
+
+    fn encode(&self, events: &[Event]) -> Encoded {
+        pack(
+            events.iter().enumerate(),
+            self.limits(),
+            JSON_ARRAY,
+            |event, out| self.columns.write_record(event, out),
+        )
+    }
+
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    async fn request(
+        &self,
+        client: &reqwest::Client,
+        _events: usize,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let (bearer, _) = self.tokens.bearer().await.map_err(|e| e.message)?;
+        Ok(client
+            .post(&self.url)
+            .header(reqwest::header::AUTHORIZATION, bearer)
+            .header("x-ms-client-request-id", uuid::Uuid::new_v4().to_string()))
+    }
+
+    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+        let status = reply.status;
+        let outcome = match status {
+            200..=299 => Outcome::Delivered,
+            413 => return Classified::Split,
+            401 => Outcome::permanent(format!("{UNAUTHORIZED}: {}", service_error(reply))),
+            408 | 429 | 500..=599 => Outcome::Retry {
+                reason: format!(
+                    "Azure Monitor answered HTTP {status}: {}",
+                    service_error(reply)
+                )
+                .into(),
+                after: reply.retry_after(),
+            },
+            _ => {
+                let message = service_error(reply);
+                if status == 403 || status == 404 {
+                    tracing::error!(
+                        exporter = %self.exporter,
+                        status,
+                        error = %message,
+                        hint = self.hint_for(status).unwrap_or_default(),
+                        "Azure Monitor refused the upload; events are dead-lettered until this is fixed"
+                    );
+                }
+                Outcome::permanent(format!("Azure Monitor answered HTTP {status}: {message}"))
+            }
+        };
+        Classified::Outcomes(Outcomes::Uniform(outcome))
+    }
+
+    fn hint(&self, record: &RequestRecord) -> Option<String> {
+        match record.http_status {
+            None if record
+                .reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("Entra ID token request failed")) =>
+            {
+                Some(format!(
+                    "Entra ID refused the client credentials at {}: check tenant_id, client_id, client_secret and cloud",
+                    self.tokens.url()
+                ))
+            }
+            None => Some(format!(
+                "cannot reach {} or the Entra ID token endpoint: check endpoint, authority, proxy and firewall",
+                self.url
+            )),
+            Some(status) => self.hint_for(status).or_else(|| default_hint(record)),
+        }
+    }
+}
+
+impl SentinelEncoder {
+    fn hint_for(&self, status: u16) -> Option<String> {
+        Some(match status {
+            401 => "the access token was refused: check tenant_id and cloud (the token's audience must be Azure Monitor)".to_string(),
+            403 => "the app lacks the \"Monitoring Metrics Publisher\" role on the data collection rule (role assignments can take up to 30 minutes to apply)".to_string(),
+            404 => format!("not found: check endpoint, dcr_immutable_id and stream_name ({})", self.url),
+            400 => "Azure Monitor rejected the records: check that the DCR stream declaration matches the columns".to_string(),
+            _ => return None,
+        })
+    }
+}
+
+/// The Sentinel sink: [`HttpSink`] around [`SentinelEncoder`], plus token handling.
+pub struct SentinelSink {
+    inner: HttpSink<SentinelEncoder>,
+    tokens: Arc<TokenCache>,
+}
+
+impl SentinelSink {
+    /// A sink for a validated config.
+    pub fn new(
+        exporter: &str,
+        config: &SentinelConfig,
+        http: &HttpOptions,
+        timeout: Duration,
+    ) -> anyhow::Result<SentinelSink> {
+        if let Some(issue) = config.validate().first() {
+            anyhow::bail!("exporter {exporter}: {issue}");
+        }
+        let columns = config
+            .columns()
+            .map_err(|e| anyhow::anyhow!("exporter {exporter}: {e}"))?;
+        let token_client = http.build_client(exporter, timeout)?;
+        let tokens = Arc::new(TokenCache::new(
+            token_client,
+            config.token_url(),
+            &config.client_id,
+            config.client_secret.clone(),
+            config.cloud.scope(),
+        ));
+        let encoder = SentinelEncoder {
+            exporter: exporter.to_string(),
+            url: config.upload_url(),
+            columns,
+            tokens: tokens.clone(),
+        };
+        Ok(SentinelSink {
+            inner: HttpSink::new(exporter, encoder, http, timeout, Compression::Gzip)?,
+            tokens,
+        })
+    }
+}
+
+fn unauthorized(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Permanent { reason } if reason.starts_with(UNAUTHORIZED))
+}
+
+#[async_trait]
+impl Sink for SentinelSink {
+    fn limits(&self) -> RequestLimits {
+        self.inner.limits()
+    }
+
+    async fn send(&self, events: &[Event]) -> SendReport {
+        // Fetch (or reuse) the token first: refused client credentials are permanent.
+        let generation = match self.tokens.bearer().await {
+            Ok((_, generation)) => generation,
+            Err(error) => {
+                let outcome = if error.refused {
+                    tracing::error!(token_url = %self.tokens.url(), error = %error.message, "Entra ID refused the client credentials");
+                    Outcome::permanent(error.message.clone())
+                } else {
+                    Outcome::retry(error.message.clone())
+                };
+                let record = RequestRecord {
+                    events: events.len(),
+                    reply: Some(error.message),
+                    outcome: if error.refused { "permanent" } else { "retry" },
+                    ..Default::default()
+                };
+                return SendReport::uniform(outcome, vec![record]);
+            }
+        };
+        let first = self.inner.send(events).await;
+        let refused: Vec<usize> = (0..events.len())
+            .filter(|i| unauthorized(first.outcomes.get(*i)))
+            .collect();
+        if refused.is_empty() {
+            return first;
+        }
+        // 401: drop the token, fetch a fresh one and resend the refused events once.
+        self.tokens.invalidate(generation).await;
+        let subset: Vec<Event> = refused.iter().map(|i| events[*i].clone()).collect();
+        let second = self.inner.send(&subset).await;
+        let mut outcomes: Vec<Outcome> = (0..events.len())
+            .map(|i| first.outcomes.get(i).clone())
+            .collect();
+        for (position, index) in refused.iter().enumerate() {
+            let outcome = second.outcomes.get(position).clone();
+            if unauthorized(&outcome) {
+                tracing::error!(url = %self.inner.encoder().url(), "Azure Monitor refused a freshly fetched token (HTTP 401)");
+            }
+            outcomes[*index] = outcome;
+        }
+        let mut requests: Vec<RequestRecord> = first
+            .requests
+            .into_iter()
+            .filter(|r| r.http_status != Some(401))
+            .collect();
+        requests.extend(second.requests);
+        SendReport {
+            outcomes: Outcomes::PerEvent(outcomes),
+            requests,
+        }
+    }
+
+    fn hint(&self, record: &RequestRecord) -> Option<String> {
+        self.inner.hint(record)
+    }
+}

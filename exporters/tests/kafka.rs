@@ -1,0 +1,243 @@
+//! The kafka exporter's sink against a real broker (tansu, see `siemrelay_e2e::fake::tansu`):
+//! events count as delivered only once acknowledged and carry their JSON form, key and headers;
+//! an unknown topic is permanent; an unreachable broker is retried. `sink_throughput` (ignored)
+//! measures events/s into the broker.
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use siemrelay_core::Event;
+use siemrelay_e2e::fake::tansu::Tansu;
+use siemrelay_exporters::delivery::{Outcome, Sink};
+use siemrelay_exporters::kafka::{KafkaConfig, KafkaSink};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// A sink whose `sending.timeout` is 4s (librdkafka gives a message up after 3s).
+fn kafka_sink(brokers: &str, topic: &str, extra: &str) -> KafkaSink {
+    let config: KafkaConfig = serde_yaml::from_str(&format!(
+        "brokers: [\"{brokers}\"]\ntopic: \"{topic}\"\n{extra}"
+    ))
+    .unwrap();
+    assert_eq!(config.validate(), vec![]);
+    KafkaSink::new("kafka/test", &config, Duration::from_secs(4)).unwrap()
+}
+
+/// Reads `n` messages of `topic` from the start: (key, value, headers) by event id.
+async fn read_back(
+    tansu: &Tansu,
+    topic: &str,
+    n: usize,
+) -> HashMap<String, (Vec<u8>, Vec<u8>, HashMap<String, String>)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", tansu.bootstrap())
+        .set("group.id", format!("read-back-{}", uuid::Uuid::new_v4()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < n {
+        let message = tokio::time::timeout_at(deadline.into(), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {n} messages read back", out.len()))
+            .unwrap();
+        let headers: HashMap<String, String> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let key = message.key().unwrap_or_default().to_vec();
+        let value = message.payload().unwrap_or_default().to_vec();
+        out.insert(
+            headers.get("event_id").cloned().unwrap_or_default(),
+            (key, value, headers),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_carry_json_key_and_headers() {
+    let tansu = Tansu::start();
+    tansu.create_topic("security-policy_violation", 3);
+    tansu.create_topic("security-lockout", 1);
+    let sink = kafka_sink(
+        &tansu.bootstrap(),
+        "security-{event_type}",
+        "key: source\ncompression: zstd\n",
+    );
+    let mut events = Vec::new();
+    for i in 0..200 {
+        let mut event = Event::new(if i % 4 == 0 {
+            "lockout"
+        } else {
+            "policy_violation"
+        });
+        event.source = Some(format!("host-{}", i % 7));
+        event.summary = Some(format!("event {i}"));
+        events.push(event);
+    }
+    let report = sink.send(&events).await;
+    for i in 0..events.len() {
+        assert_eq!(*report.outcomes.get(i), Outcome::Delivered, "event {i}");
+    }
+    assert_eq!(report.requests[0].events, 200);
+    assert!(report.requests[0].bytes > 200 * 100);
+
+    let mut seen = read_back(&tansu, "security-policy_violation", 150).await;
+    seen.extend(read_back(&tansu, "security-lockout", 50).await);
+    for event in &events {
+        let (key, value, headers) = &seen[&event.event_id.to_string()];
+        assert_eq!(
+            value,
+            &event.to_json_bytes(),
+            "the message is the event's JSON form"
+        );
+        assert_eq!(key, event.source.as_ref().unwrap().as_bytes());
+        assert_eq!(headers["event_type"], event.event_type);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_topic_is_permanent_and_a_down_broker_is_retried() {
+    let mut tansu = Tansu::start();
+    // tansu does not auto-create topics, like a broker with auto.create.topics.enable=false.
+    let sink = kafka_sink(
+        &tansu.bootstrap(),
+        "no-such-topic",
+        "options: { topic.metadata.propagation.max.ms: \"1000\" }\n",
+    );
+    let report = sink.send(&[Event::new("x")]).await;
+    match report.outcomes.get(0) {
+        Outcome::Permanent { reason } => {
+            assert!(reason.to_lowercase().contains("unknown"), "{reason}")
+        }
+        other => panic!("expected permanent, got {other:?}"),
+    }
+    let hint = sink.hint(&report.requests[0]).unwrap();
+    assert!(hint.contains("topic does not exist"), "{hint}");
+
+    tansu.create_topic("events", 1);
+    let sink = kafka_sink(&tansu.bootstrap(), "events", "");
+    assert_eq!(
+        *sink.send(&[Event::new("x")]).await.outcomes.get(0),
+        Outcome::Delivered
+    );
+    tansu.stop();
+    let started = Instant::now();
+    let report = sink.send(&[Event::new("y"), Event::new("z")]).await;
+    assert!(
+        matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(
+        matches!(report.outcomes.get(1), Outcome::Retry { .. }),
+        "{:?}",
+        report.outcomes
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "outcomes come before sending.timeout, took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A broker that stops answering (frozen: in-flight requests time out) and comes back: the
+/// sink reports retries meanwhile, then delivers again (a stalled idempotent producer is
+/// replaced after a few sends that only timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_broker_is_ridden_out() {
+    let tansu = Tansu::start();
+    tansu.create_topic("events", 2);
+    let sink = kafka_sink(&tansu.bootstrap(), "events", "");
+    let batch = |n: usize| (0..n).map(|_| Event::new("x")).collect::<Vec<_>>();
+    let report = sink.send(&batch(100)).await;
+    assert!(matches!(
+        report.outcomes,
+        siemrelay_exporters::delivery::Outcomes::Uniform(Outcome::Delivered)
+    ));
+
+    tansu.freeze();
+    for _ in 0..3 {
+        let report = sink.send(&batch(500)).await;
+        assert!(
+            matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+            "{:?}",
+            report.outcomes.get(0)
+        );
+    }
+    tansu.thaw();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let report = sink.send(&batch(500)).await;
+        if matches!(
+            report.outcomes,
+            siemrelay_exporters::delivery::Outcomes::Uniform(Outcome::Delivered)
+        ) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still failing after the broker returned: {:?}",
+            report.outcomes.get(0)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Events/s from the sink into the broker (debug build; run with `--ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn sink_throughput() {
+    let tansu = Tansu::start();
+    tansu.create_topic("bench", 6);
+    let total = 100_000;
+    for (label, extra) in [
+        ("default batching", ""),
+        (
+            "batch.num.messages=1",
+            "options: { batch.num.messages: \"1\" }\n",
+        ),
+    ] {
+        let sink = kafka_sink(
+            &tansu.bootstrap(),
+            "bench",
+            &format!("compression: lz4\n{extra}"),
+        );
+        let events: Vec<Event> = (0..10_000)
+            .map(|i| {
+                let mut e = Event::new("policy_violation");
+                e.summary = Some(format!(
+                    "benchmark event {i} with some text to look like a real one"
+                ));
+                e.source = Some("bench".into());
+                e
+            })
+            .collect();
+        let started = Instant::now();
+        for _ in 0..total / events.len() {
+            let report = sink.send(&events).await;
+            assert!(matches!(
+                report.outcomes,
+                siemrelay_exporters::delivery::Outcomes::Uniform(Outcome::Delivered)
+            ));
+        }
+        let elapsed = started.elapsed();
+        println!(
+            "kafka sink → tansu ({label}): {total} events in {elapsed:.2?} = {:.0} events/s",
+            total as f64 / elapsed.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! The `sentinel` exporter through a real `ExporterHandle` against the fake Entra ID + Logs
+//! Ingestion endpoint over real sockets: 10,000 events with the default mapping, token request
+//! checks, a token that expires mid-run, 413 split, 429 with Retry-After, 401 → one refresh,
+//! 403 permanent, endpoint down past max_elapsed_time, and `siemrelay test` outcomes.
+
+use siemrelay_core::{Event, Severity, Timestamp};
+use siemrelay_e2e::fake::azure::{
+    AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, SCOPE, STREAM, Scripted, TENANT_ID,
+};
+use siemrelay_exporters::delivery::config::WhenFull;
+use siemrelay_exporters::delivery::dead_letter::{DeadLetter, read_entries};
+use siemrelay_exporters::delivery::http::HttpOptions;
+use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
+use siemrelay_exporters::delivery::queue::SizedBatch;
+use siemrelay_exporters::delivery::{
+    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
+};
+use siemrelay_exporters::sentinel::{self, SentinelConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn config(url: &str, secret: &str) -> SentinelConfig {
+    serde_json::from_value(serde_json::json!({
+        "endpoint": url, "authority_host": url, "dcr_immutable_id": DCR_ID, "stream_name": STREAM,
+        "tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": secret,
+    }))
+    .unwrap()
+}
+
+fn sink_for(url: &str, secret: &str) -> Arc<dyn Sink> {
+    sentinel::build(
+        "sentinel/test",
+        config(url, secret),
+        &HttpOptions::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+fn sink(fake: &FakeAzure) -> Arc<dyn Sink> {
+    sink_for(&fake.url(), CLIENT_SECRET)
+}
+
+fn events(n: usize) -> Vec<Event> {
+    let base = Timestamp::parse_rfc3339("2026-06-10T12:00:00.123456Z").unwrap();
+    (0..n)
+        .map(|i| {
+            let mut event = Event::new(["lockout", "policy_violation", "malware"][i % 3]);
+            event.timestamp = Timestamp(base.0 + i as i64 * 1_000_000_000);
+            event.severity = Severity::from_number([5, 9, 13, 17, 21][i % 5]).unwrap();
+            event.source = (i % 4 != 0).then(|| format!("sensor-{}", i % 5));
+            event.summary = Some(format!("event number {i}"));
+            event.attributes = serde_json::json!({"user": format!("u{i}"), "n": i})
+                .as_object()
+                .unwrap()
+                .clone();
+            if i % 2 == 0 {
+                event
+                    .resource
+                    .insert("host.name".into(), format!("host-{}", i % 7).into());
+            }
+            event
+        })
+        .collect()
+}
+
+struct Running {
+    handle: ExporterHandle,
+    _dir: tempfile::TempDir,
+}
+
+fn start(sink: Arc<dyn Sink>, delivery: serde_json::Value) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let delivery: DeliveryConfig = serde_json::from_value(delivery).unwrap();
+    let queue = Arc::new(MemoryQueue::new(
+        "sentinel/test",
+        100_000,
+        256 << 20,
+        WhenFull::Backpressure,
+    ));
+    let batch = BatchPolicy {
+        min_events: 2000,
+        max_events: 0,
+        linger: Duration::from_millis(50),
+    };
+    let handle = ExporterHandle::start(
+        "sentinel/test",
+        sink,
+        &delivery,
+        batch,
+        queue,
+        DeadLetter::new(dir.path(), "sentinel/test"),
+    );
+    Running { handle, _dir: dir }
+}
+
+impl Running {
+    async fn push(&self, events: Vec<Event>) {
+        for chunk in events.chunks(1000) {
+            let batch = SizedBatch::new(chunk.to_vec());
+            let reservation = self
+                .handle
+                .queue()
+                .try_reserve(batch.len(), batch.total_bytes)
+                .unwrap();
+            self.handle.queue().push(reservation, batch).await.unwrap();
+        }
+    }
+
+    async fn settled(&self, total: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.handle.status().snapshot();
+            if s.events_sent + s.events_dead_lettered >= total
+                && self.handle.queue().depth().events == 0
+            {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn fast_retry() -> serde_json::Value {
+    serde_json::json!({"retry": {"initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "30s"}})
+}
+
+fn time(t: Timestamp) -> String {
+    t.to_datetime()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_arrive_once_as_flat_records() {
+    let fake = FakeAzure::start();
+    let running = start(sink(&fake), fast_retry());
+    let sent = events(10_000);
+    running.push(sent.clone()).await;
+    assert!(fake.events_reached(10_000, Duration::from_secs(20)).await);
+    assert!(running.settled(10_000, Duration::from_secs(5)).await);
+    fake.read(|state| {
+        assert_eq!(
+            state.records.total(),
+            10_000,
+            "{:?}",
+            state.records.duplicates()
+        );
+        assert_eq!(state.tokens_issued, 1, "the token is cached");
+        assert_eq!(state.last_token_form["grant_type"], "client_credentials");
+        assert_eq!(state.last_token_form["scope"], SCOPE);
+        assert_eq!(state.last_token_form["client_id"], CLIENT_ID);
+        for upload in &state.uploads {
+            assert_eq!(upload.status, 204);
+            assert!(
+                upload.uri.ends_with("?api-version=2023-01-01"),
+                "{}",
+                upload.uri
+            );
+            assert!(upload.body_bytes <= 1_000_000);
+            assert_eq!(upload.headers["content-encoding"], "gzip");
+            assert_eq!(upload.headers["content-type"], "application/json");
+            assert!(
+                upload.headers["authorization"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer ")
+            );
+            assert!(upload.headers.contains_key("x-ms-client-request-id"));
+        }
+        let by_id = state.records_by_id();
+        for event in &sent {
+            let id = event.event_id.to_string();
+            let record = by_id
+                .get(id.as_str())
+                .copied()
+                .unwrap_or_else(|| panic!("{id} missing"));
+            let mut expected = serde_json::json!({
+                "TimeGenerated": time(event.timestamp),
+                "EventId": id,
+                "EventType": event.event_type,
+                "Severity": event.severity.text,
+                "SeverityNumber": event.severity.number,
+                "Summary": event.summary,
+                "Attributes": event.attributes,
+                "ObservedTime": time(event.observed_timestamp),
+            });
+            let object = expected.as_object_mut().unwrap();
+            if let Some(source) = &event.source {
+                object.insert("Source".into(), source.clone().into());
+            }
+            if !event.resource.is_empty() {
+                object.insert("Resource".into(), event.resource.clone().into());
+            }
+            assert_eq!(record, &expected);
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_expires_mid_run_is_refreshed_before_use() {
+    let fake = FakeAzure::start_with(AzureOptions {
+        token_lifetime: 1,
+        ..Default::default()
+    });
+    let running = start(sink(&fake), fast_retry());
+    running.push(events(100)).await;
+    assert!(fake.events_reached(100, Duration::from_secs(10)).await);
+    // Past the refresh point (half the 1 s lifetime) and past expiry.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let more = events(100);
+    running.push(more).await;
+    assert!(fake.events_reached(200, Duration::from_secs(10)).await);
+    fake.read(|state| {
+        assert!(state.tokens_issued >= 2, "{}", state.tokens_issued);
+        assert_eq!(state.uploads_with(401), 0, "an expired token was used");
+        assert_eq!(state.records.total(), 200);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_gets_401_then_one_refresh_and_the_resend_succeeds() {
+    let fake = FakeAzure::start();
+    let running = start(sink(&fake), fast_retry());
+    running.push(events(50)).await;
+    assert!(fake.events_reached(50, Duration::from_secs(10)).await);
+    fake.revoke_tokens();
+    running.push(events(50)).await;
+    assert!(fake.events_reached(100, Duration::from_secs(10)).await);
+    assert!(running.settled(100, Duration::from_secs(5)).await);
+    fake.read(|state| {
+        assert_eq!(state.uploads_with(401), 1);
+        assert_eq!(state.tokens_issued, 2);
+        assert_eq!(state.records.total(), 100);
+    });
+    let status = running.handle.status().snapshot();
+    assert_eq!(status.events_dead_lettered, 0);
+    assert_eq!(
+        status.events_retried, 0,
+        "the 401 resend happens within the same send"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_413_is_split_and_429_waits_for_retry_after() {
+    let fake = FakeAzure::start();
+    fake.set_max_body(60_000);
+    fake.script([Scripted::throttled(1)]);
+    let running = start(sink(&fake), fast_retry());
+    let started = Instant::now();
+    running.push(events(1000)).await;
+    assert!(fake.events_reached(1000, Duration::from_secs(20)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(running.settled(1000, Duration::from_secs(5)).await);
+    fake.read(|state| {
+        assert_eq!(state.uploads_with(429), 1);
+        assert!(state.uploads_with(413) >= 1);
+        assert!(
+            state
+                .uploads
+                .iter()
+                .filter(|u| u.status == 204)
+                .all(|u| u.body_bytes <= 60_000)
+        );
+        assert_eq!(state.records.total(), 1000);
+    });
+    assert_eq!(running.handle.status().snapshot().events_dead_lettered, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_role_is_permanent_with_the_service_message() {
+    let fake = FakeAzure::start();
+    fake.set_forbidden(true);
+    let running = start(sink(&fake), fast_retry());
+    running.push(events(20)).await;
+    assert!(running.settled(20, Duration::from_secs(10)).await);
+    let (entries, problems) = read_entries(running.handle.dead_letter().path()).unwrap();
+    assert!(problems.is_empty());
+    assert_eq!(entries.len(), 20);
+    assert!(
+        entries[0].error.contains("HTTP 403"),
+        "{}",
+        entries[0].error
+    );
+    assert!(
+        entries[0].error.contains("OperationFailed"),
+        "{}",
+        entries[0].error
+    );
+    assert!(
+        entries[0]
+            .error
+            .contains("does not have access to ingest data")
+    );
+    assert_eq!(entries[0].attempts, 1);
+    assert_eq!(fake.read(|s| s.uploads.len()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_down_past_max_elapsed_time_degrades_fails_and_dead_letters() {
+    let fake = FakeAzure::start();
+    fake.server().go_down();
+    let running = start(
+        sink(&fake),
+        serde_json::json!({"retry": {"initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "1s"}}),
+    );
+    running.push(events(100)).await;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running.handle.status().snapshot().events_dead_lettered < 100 && Instant::now() < deadline
+    {
+        let state = running.handle.status().state();
+        if seen.last() != Some(&state) {
+            seen.push(state);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    seen.push(running.handle.status().state());
+    assert!(seen.contains(&ExporterState::Degraded), "{seen:?}");
+    assert_eq!(seen.last(), Some(&ExporterState::Failed), "{seen:?}");
+    let status = running.handle.status().snapshot();
+    let queued = running.handle.queue().depth().events as u64;
+    assert_eq!(
+        status.events_sent + status.events_dead_lettered + queued,
+        100
+    );
+    let (entries, _) = read_entries(running.handle.dead_letter().path()).unwrap();
+    assert_eq!(entries.len(), 100);
+    assert!(
+        entries[0].error.contains("retries exhausted"),
+        "{}",
+        entries[0].error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_delivery_reports_good_bad_secret_and_unreachable_with_hints() {
+    let fake = FakeAzure::start();
+    let good = test_delivery(&*sink(&fake), Duration::from_secs(5)).await;
+    assert!(good.ok, "{good:?}");
+    assert_eq!(good.http_status, Some(204));
+    assert!(fake.read(|s| s.record(&good.event_id).is_some()));
+
+    let bad = test_delivery(
+        &*sink_for(&fake.url(), "wrong-secret"),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(!bad.ok);
+    assert_eq!(bad.outcome, "permanent");
+    let reply = bad.reply.clone().unwrap_or_default();
+    assert!(
+        reply.contains("invalid_client") && reply.contains("AADSTS7000215"),
+        "{reply}"
+    );
+    assert!(!reply.contains("wrong-secret"));
+    assert!(bad.hint.unwrap().contains("client_secret"));
+
+    let closed = format!("http://127.0.0.1:{}", siemrelay_e2e::free_port());
+    let unreachable =
+        test_delivery(&*sink_for(&closed, CLIENT_SECRET), Duration::from_secs(5)).await;
+    assert!(!unreachable.ok);
+    assert_eq!(unreachable.outcome, "retry");
+    assert!(unreachable.hint.unwrap().contains("cannot reach"));
+}

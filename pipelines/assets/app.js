@@ -1,0 +1,525 @@
+// siemrelay status page: polls the admin API (its only data source) and updates the page in
+// place. No framework, no build step; served by the admin listener under a strict CSP.
+'use strict';
+
+(() => {
+  const POLL_MS = 1500;
+  const HISTORY_ROWS = 50;
+  const TOKEN_KEY = 'siemrelay.adminToken';
+  const STATUSES = {
+    active: { icon: '✓', label: 'active' },
+    degraded: { icon: '!', label: 'degraded' },
+    failed: { icon: '✕', label: 'failed' },
+    disabled: { icon: '–', label: 'disabled' },
+  };
+
+  const $ = (id) => document.getElementById(id);
+  const view = {
+    connection: $('connection'),
+    pause: $('pause'),
+    forget: $('forget-token'),
+    auth: $('auth'),
+    authForm: $('auth-form'),
+    authError: $('auth-error'),
+    token: $('token'),
+    status: $('status-view'),
+    pipelines: $('pipeline-list'),
+    exporters: $('exporter-list'),
+    summary: $('exporter-summary'),
+    history: $('deliveries'),
+    historySelect: $('history-exporter'),
+    historyCaption: $('delivery-caption'),
+    historyRows: $('delivery-rows'),
+    cardTemplate: $('exporter-card'),
+  };
+
+  let token = sessionStorage.getItem(TOKEN_KEY) || '';
+  let paused = false;
+  let timer = 0;
+  let polling = false;
+  let previous = null; // { at, counters: Map } from the last poll, for events/s
+  const cards = new Map(); // exporter id → card elements
+
+  class AuthRequired extends Error {}
+
+  // ---- API -------------------------------------------------------------------------------
+
+  async function api(method, path) {
+    const headers = { Accept: 'application/json' };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await fetch(path, { method, headers, cache: 'no-store', credentials: 'omit' });
+    if (response.status === 401) throw new AuthRequired('the admin API asks for a token');
+    const text = await response.text();
+    let body = null;
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      throw new Error(`${method} ${path}: HTTP ${response.status}, not JSON`);
+    }
+    if (!response.ok) {
+      const reason = body && (body.error || body.message);
+      throw new Error(`${method} ${path}: HTTP ${response.status}${reason ? `: ${reason}` : ''}`);
+    }
+    return body;
+  }
+
+  const exporterPath = (id, action) =>
+    `/api/v1/exporters/${encodeURIComponent(id)}${action ? `/${action}` : ''}`;
+
+  // ---- formatting ------------------------------------------------------------------------
+
+  const number = new Intl.NumberFormat();
+  const count = (n) => (typeof n === 'number' ? number.format(n) : '—');
+
+  function bytes(n) {
+    if (typeof n !== 'number') return '—';
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+  }
+
+  function rate(perSecond) {
+    if (perSecond === null || perSecond === undefined) return '… events/s';
+    const digits = perSecond < 10 ? 1 : 0;
+    return `${perSecond.toFixed(digits)} events/s`;
+  }
+
+  function toDate(value) {
+    if (value === null || value === undefined || value === '') return null;
+    if (typeof value === 'number') return new Date(value > 1e12 ? value : value * 1000);
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? null : date;
+  }
+
+  function ago(date) {
+    const seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+    if (seconds < 60) return `${seconds} s ago`;
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+    if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+    return `${Math.round(seconds / 86400)} d ago`;
+  }
+
+  /** Fills `element` with a <time> for `value`, or `fallback` when there is none. */
+  function setTime(element, value, fallback) {
+    const date = toDate(value);
+    if (!date) {
+      element.textContent = value ? String(value) : fallback;
+      return;
+    }
+    const time = document.createElement('time');
+    time.dateTime = date.toISOString();
+    time.title = date.toString();
+    time.textContent = `${date.toLocaleTimeString()} (${ago(date)})`;
+    element.replaceChildren(time);
+  }
+
+  function el(tag, className, text) {
+    const element = document.createElement(tag);
+    if (className) element.className = className;
+    if (text !== undefined) element.textContent = text;
+    return element;
+  }
+
+  function badge(status) {
+    const known = STATUSES[status] || { icon: '?', label: String(status || 'unknown') };
+    const span = el('span', `badge status-${known.label}`);
+    span.append(el('span', 'badge-icon', known.icon), ' ', el('span', 'badge-word', known.label));
+    span.firstChild.setAttribute('aria-hidden', 'true');
+    return span;
+  }
+
+  // ---- events per second -----------------------------------------------------------------
+
+  /** Per-second rates of every counter in `counters` since the previous poll. */
+  function rates(counters) {
+    const now = performance.now();
+    const result = new Map();
+    if (previous) {
+      const seconds = (now - previous.at) / 1000;
+      for (const [key, value] of counters) {
+        const before = previous.counters.get(key);
+        if (typeof before === 'number' && typeof value === 'number' && seconds > 0) {
+          result.set(key, Math.max(0, value - before) / seconds);
+        }
+      }
+    }
+    previous = { at: now, counters };
+    return result;
+  }
+
+  function collectCounters(pipelines) {
+    const counters = new Map();
+    for (const p of pipelines) {
+      counters.set(`in\u0000${p.name}`, p.events_in);
+      counters.set(`out\u0000${p.name}`, p.events_out);
+      for (const r of p.receivers || []) counters.set(`r\u0000${p.name}\u0000${r.id}`, r.events_received);
+      for (const e of p.exporters || []) counters.set(`e\u0000${p.name}\u0000${e.id}`, e.events_sent);
+    }
+    return counters;
+  }
+
+  // ---- pipeline graph --------------------------------------------------------------------
+
+  function edge(text) {
+    const li = el('li', 'edge');
+    li.append(el('span', 'edge-arrow', '→'), el('span', 'edge-rate', text));
+    li.firstChild.setAttribute('aria-hidden', 'true');
+    return li;
+  }
+
+  function stage(title, nodes) {
+    const li = el('li', 'stage');
+    li.append(el('h4', 'stage-title', title));
+    const list = el('ul', 'nodes');
+    if (nodes.length === 0) list.append(el('li', 'node empty', 'none'));
+    for (const node of nodes) list.append(node);
+    li.append(list);
+    return li;
+  }
+
+  function renderPipelines(pipelines, perSecond) {
+    const fragment = document.createDocumentFragment();
+    for (const p of pipelines) {
+      const section = el('section', 'pipeline');
+      section.setAttribute('aria-label', `Pipeline ${p.name}`);
+      const head = el('h3', 'pipeline-title', p.name);
+      const totals = el('p', 'pipeline-totals',
+        `${count(p.events_in)} events in, ${count(p.events_out)} out`);
+      const flow = el('ol', 'flow');
+
+      const receivers = (p.receivers || []).map((r) => {
+        const li = el('li', 'node');
+        li.append(el('span', 'node-id', r.id), el('span', 'node-rate',
+          rate(perSecond.get(`r\u0000${p.name}\u0000${r.id}`))));
+        return li;
+      });
+      const processors = (p.processors || []).map((x) => {
+        const li = el('li', 'node');
+        li.append(el('span', 'node-id', x.id));
+        return li;
+      });
+      const exporters = (p.exporters || []).map((e) => {
+        const li = el('li', 'node');
+        li.append(el('span', 'node-id', e.id), badge(e.status),
+          el('span', 'node-rate', rate(perSecond.get(`e\u0000${p.name}\u0000${e.id}`))));
+        return li;
+      });
+
+      flow.append(
+        stage('Receivers', receivers),
+        edge(rate(perSecond.get(`in\u0000${p.name}`))),
+        stage('Processors', processors),
+        edge(rate(perSecond.get(`out\u0000${p.name}`))),
+        stage('Exporters', exporters),
+      );
+      section.append(head, totals, flow);
+      fragment.append(section);
+    }
+    if (pipelines.length === 0) fragment.append(el('p', 'hint', 'No pipelines configured.'));
+    view.pipelines.replaceChildren(fragment);
+  }
+
+  // ---- exporter cards --------------------------------------------------------------------
+
+  function createCard(id) {
+    const article = view.cardTemplate.content.firstElementChild.cloneNode(true);
+    const titleId = `exporter-${cards.size}-title`;
+    article.querySelector('.card-title').id = titleId;
+    article.setAttribute('aria-labelledby', titleId);
+    article.dataset.exporter = id;
+    const field = (name) => article.querySelector(`[data-field="${name}"]`);
+    const card = {
+      article,
+      title: article.querySelector('.card-title'),
+      type: article.querySelector('.card-type'),
+      badge: article.querySelector('.badge'),
+      icon: article.querySelector('.badge-icon'),
+      word: article.querySelector('.badge-word'),
+      sent: field('sent'),
+      retried: field('retried'),
+      failures: field('failures'),
+      dead: field('dead'),
+      queue: field('queue'),
+      meter: field('queue-meter'),
+      lastSuccess: field('last-success'),
+      lastError: field('last-error'),
+      pipelines: field('pipelines'),
+      test: article.querySelector('[data-action="test"]'),
+      toggle: article.querySelector('[data-action="toggle"]'),
+      history: article.querySelector('[data-action="history"]'),
+      result: article.querySelector('.test-result'),
+      status: '',
+    };
+    card.title.textContent = id;
+    card.test.setAttribute('aria-describedby', titleId);
+    card.toggle.setAttribute('aria-describedby', titleId);
+    card.history.setAttribute('aria-describedby', titleId);
+    card.test.addEventListener('click', () => testDelivery(id, card));
+    card.toggle.addEventListener('click', () => toggle(id, card));
+    card.history.addEventListener('click', () => showHistory(id));
+    cards.set(id, card);
+    return card;
+  }
+
+  function updateCard(card, e) {
+    const status = STATUSES[e.status] ? e.status : 'unknown';
+    const known = STATUSES[status] || { icon: '?', label: String(e.status || 'unknown') };
+    card.status = status;
+    card.article.dataset.status = status;
+    card.badge.className = `badge status-${status}`;
+    card.icon.textContent = known.icon;
+    card.word.textContent = known.label;
+    card.type.textContent = `type ${e.type || '—'}`;
+    card.sent.textContent = count(e.events_sent);
+    card.retried.textContent = count(e.events_retried);
+    card.failures.textContent = count(e.failure_count);
+    card.dead.textContent = count(e.dead_letter_count ?? e.events_dead_lettered);
+    const q = e.queue || {};
+    card.queue.textContent =
+      `${count(q.events)} of ${count(q.max_events)} events, ${bytes(q.bytes)} of ${bytes(q.max_bytes)}`;
+    const fill = Math.max(
+      q.max_events ? (q.events || 0) / q.max_events : 0,
+      q.max_bytes ? (q.bytes || 0) / q.max_bytes : 0,
+    );
+    card.meter.value = Math.min(1, fill);
+    card.meter.setAttribute('aria-label', `Queue ${Math.round(fill * 100)}% full`);
+    setTime(card.lastSuccess, e.last_success, 'never');
+    card.lastError.textContent = e.last_error || 'none';
+    card.lastError.classList.toggle('error', Boolean(e.last_error));
+    card.pipelines.textContent = (e.pipelines || []).join(', ') || '—';
+    const disabled = status === 'disabled';
+    if (card.toggle.dataset.busy !== '1') {
+      card.toggle.textContent = disabled ? 'Enable' : 'Disable';
+      card.toggle.dataset.next = disabled ? 'enable' : 'disable';
+    }
+  }
+
+  function renderExporters(exporters) {
+    const seen = new Set();
+    exporters.forEach((e, index) => {
+      seen.add(e.id);
+      const card = cards.get(e.id) || createCard(e.id);
+      updateCard(card, e);
+      // Keep API order without moving focused elements needlessly.
+      if (view.exporters.children[index] !== card.article) {
+        view.exporters.insertBefore(card.article, view.exporters.children[index] || null);
+      }
+    });
+    for (const [id, card] of cards) {
+      if (!seen.has(id)) {
+        card.article.remove();
+        cards.delete(id);
+      }
+    }
+    const byStatus = {};
+    for (const e of exporters) byStatus[e.status] = (byStatus[e.status] || 0) + 1;
+    const parts = Object.entries(byStatus).map(([status, n]) => `${n} ${status}`);
+    view.summary.textContent = exporters.length === 0
+      ? 'No exporters configured.'
+      : `${exporters.length} exporter${exporters.length === 1 ? '' : 's'}: ${parts.join(', ')}.`;
+    renderHistoryChoices(exporters);
+  }
+
+  // ---- actions ---------------------------------------------------------------------------
+
+  async function testDelivery(id, card) {
+    card.test.disabled = true;
+    card.test.setAttribute('aria-busy', 'true');
+    card.result.className = 'test-result pending';
+    card.result.textContent = `Sending a test event through ${id}…`;
+    try {
+      const r = await api('POST', exporterPath(id, 'test'));
+      const status = r.http_status ? `HTTP ${r.http_status}` : 'no HTTP reply';
+      const lines = [
+        `${r.ok ? 'Test delivery succeeded' : 'Test delivery failed'}: ${r.outcome || '—'}, ${status}, ${count(r.latency_ms)} ms.`,
+      ];
+      if (r.reply) lines.push(`Reply: ${r.reply}`);
+      if (r.hint) lines.push(`Hint: ${r.hint}`);
+      card.result.className = `test-result ${r.ok ? 'ok' : 'failed'}`;
+      card.result.textContent = lines.join('\n');
+      card.result.dataset.ok = r.ok ? 'true' : 'false';
+    } catch (error) {
+      if (error instanceof AuthRequired) return askForToken(true);
+      card.result.className = 'test-result failed';
+      card.result.dataset.ok = 'false';
+      card.result.textContent = `Test delivery could not run: ${error.message}`;
+    } finally {
+      card.test.disabled = false;
+      card.test.removeAttribute('aria-busy');
+    }
+  }
+
+  async function toggle(id, card) {
+    const action = card.toggle.dataset.next === 'enable' ? 'enable' : 'disable';
+    card.toggle.disabled = true;
+    card.toggle.dataset.busy = '1';
+    try {
+      const exporter = await api('POST', exporterPath(id, action));
+      card.toggle.dataset.busy = '';
+      if (exporter && exporter.id) updateCard(card, exporter);
+      card.result.className = 'test-result';
+      card.result.textContent = `${id} ${action}d.`;
+    } catch (error) {
+      if (error instanceof AuthRequired) return askForToken(true);
+      card.result.className = 'test-result failed';
+      card.result.textContent = `Could not ${action} ${id}: ${error.message}`;
+    } finally {
+      card.toggle.dataset.busy = '';
+      card.toggle.disabled = false;
+    }
+  }
+
+  // ---- delivery history ------------------------------------------------------------------
+
+  function renderHistoryChoices(exporters) {
+    const select = view.historySelect;
+    const ids = exporters.map((e) => e.id);
+    const current = Array.from(select.options, (o) => o.value);
+    if (ids.join('\u0000') !== current.join('\u0000')) {
+      const chosen = select.value;
+      select.replaceChildren(...ids.map((id) => new Option(id, id)));
+      if (ids.includes(chosen)) select.value = chosen;
+    }
+  }
+
+  function showHistory(id) {
+    view.historySelect.value = id;
+    refreshHistory();
+    view.history.scrollIntoView({ block: 'start' });
+    view.history.focus({ preventScroll: true });
+  }
+
+  async function refreshHistory() {
+    const id = view.historySelect.value;
+    if (!id) {
+      view.historyCaption.textContent = 'No exporter selected';
+      view.historyRows.replaceChildren();
+      return;
+    }
+    const { deliveries = [] } = await api('GET', exporterPath(id, 'deliveries'));
+    if (view.historySelect.value !== id) return; // changed while loading
+    const newestFirst = deliveries
+      .map((d, index) => ({ d, index, at: toDate(d.time)?.getTime() ?? 0 }))
+      .sort((a, b) => b.at - a.at || b.index - a.index)
+      .slice(0, HISTORY_ROWS);
+    view.historyCaption.textContent = `Latest ${newestFirst.length} deliveries of ${id}, newest first`;
+    const rows = newestFirst.map(({ d }) => {
+      const tr = el('tr', `outcome-${String(d.outcome || '').replace(/[^a-z_-]/gi, '')}`);
+      const time = el('td', 'time');
+      setTime(time, d.time, '—');
+      tr.append(
+        time,
+        el('td', 'outcome', d.outcome || '—'),
+        el('td', 'num', count(d.events)),
+        el('td', 'num', bytes(d.bytes)),
+        el('td', 'num', d.http_status ? String(d.http_status) : '—'),
+        el('td', 'num', typeof d.latency_ms === 'number' ? `${count(d.latency_ms)} ms` : '—'),
+        el('td', 'num', count(d.attempt)),
+        el('td', 'error-text', d.error || ''),
+      );
+      return tr;
+    });
+    if (rows.length === 0) {
+      const tr = el('tr');
+      const td = el('td', 'empty', 'No deliveries yet.');
+      td.colSpan = 8;
+      tr.append(td);
+      rows.push(tr);
+    }
+    view.historyRows.replaceChildren(...rows);
+  }
+
+  // ---- polling ---------------------------------------------------------------------------
+
+  async function poll() {
+    if (polling) return;
+    polling = true;
+    clearTimeout(timer);
+    try {
+      const [exporters, pipelines] = await Promise.all([
+        api('GET', '/api/v1/exporters'),
+        api('GET', '/api/v1/pipelines'),
+      ]);
+      const pipelineList = (pipelines && pipelines.pipelines) || [];
+      showStatusView();
+      renderExporters((exporters && exporters.exporters) || []);
+      renderPipelines(pipelineList, rates(collectCounters(pipelineList)));
+      await refreshHistory();
+      view.connection.className = 'connection live';
+      view.connection.textContent = `Live, updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) {
+      if (error instanceof AuthRequired) {
+        polling = false;
+        askForToken(Boolean(token));
+        return;
+      }
+      view.connection.className = 'connection down';
+      view.connection.textContent = `Cannot reach siemrelay: ${error.message}. Retrying…`;
+    }
+    polling = false;
+    if (!paused) timer = setTimeout(poll, POLL_MS);
+  }
+
+  function showStatusView() {
+    view.auth.hidden = true;
+    view.status.hidden = false;
+    view.forget.hidden = !token;
+  }
+
+  function askForToken(refused) {
+    clearTimeout(timer);
+    if (refused) {
+      token = '';
+      sessionStorage.removeItem(TOKEN_KEY);
+    }
+    view.status.hidden = true;
+    view.forget.hidden = true;
+    view.auth.hidden = false;
+    view.authError.textContent = refused ? 'That token was refused. Enter the admin token.' : '';
+    view.connection.className = 'connection locked';
+    view.connection.textContent = 'Waiting for the admin token';
+    view.token.focus();
+  }
+
+  view.authForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const value = view.token.value.trim();
+    if (!value) return;
+    token = value;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    view.token.value = '';
+    view.authError.textContent = '';
+    poll();
+  });
+
+  view.forget.addEventListener('click', () => {
+    token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    askForToken(false);
+  });
+
+  view.pause.addEventListener('click', () => {
+    paused = !paused;
+    view.pause.setAttribute('aria-pressed', String(paused));
+    view.pause.textContent = paused ? 'Resume updates' : 'Pause updates';
+    if (paused) {
+      clearTimeout(timer);
+      view.connection.textContent = 'Updates paused';
+    } else {
+      poll();
+    }
+  });
+
+  view.historySelect.addEventListener('change', () => {
+    refreshHistory().catch((error) => {
+      if (error instanceof AuthRequired) askForToken(true);
+    });
+  });
+
+  poll();
+})();

@@ -1,0 +1,326 @@
+//! The routes of the admin listener.
+//!
+//! Exporter ids contain `/` (`splunk_hec/prod`): `/api/v1/exporters/{id}` takes the id
+//! percent-encoded (`splunk_hec%2Fprod`) or plain; the rest of the path after `exporters/` is
+//! decoded and matched against the running exporters' ids first, then as `<id>/<action>`.
+
+use super::auth::{self, Denied};
+use super::control::{ApiFailure, Control};
+use super::model::{Exporter, ExporterChange, ExporterList, Pipeline, PipelineList};
+use crate::config::expand::scrub;
+use crate::runtime::{ExporterView, Topology};
+use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use siemrelay_exporters::delivery::test_delivery;
+use std::sync::Arc;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+type Shared = State<Arc<Control>>;
+
+/// Every route of the admin listener.
+pub(super) fn router(control: Arc<Control>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/api/v1/exporters", get(list_exporters))
+        .route("/api/v1/exporters/{*rest}", any(exporter_route))
+        .route("/api/v1/pipelines", get(list_pipelines))
+        .route("/api/v1/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(
+            control.clone(),
+            require_token,
+        ));
+    Router::new()
+        .merge(protected)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/openapi.json", get(openapi))
+        .merge(crate::admin_page::router())
+        .fallback(not_found)
+        .with_state(control)
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.body)).into_response()
+    }
+}
+
+fn failure(status: u16, error: impl Into<String>, key: &str) -> Response {
+    ApiFailure::new(status, error, key).into_response()
+}
+
+async fn require_token(State(control): Shared, request: Request, next: Next) -> Response {
+    match auth::check(request.headers(), control.token()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            let message = match denied {
+                Denied::Missing => "missing `Authorization: Bearer <token>`",
+                Denied::Wrong => "wrong bearer token",
+            };
+            let mut response = failure(401, message, "Authorization");
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"siemrelay\""),
+            );
+            response
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    failure(404, "no such endpoint; see /api/v1/openapi.json", "")
+}
+
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+async fn readyz(State(control): Shared) -> Response {
+    if control.runtime().is_ready() {
+        Json(json!({"status": "ready"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready"})),
+        )
+            .into_response()
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn metrics(State(control): Shared) -> Response {
+    match control.metrics() {
+        Some(metrics) => {
+            let text = metrics.render(&control.runtime().topology());
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+                .into_response()
+        }
+        None => failure(503, "the metrics recorder is not installed", ""),
+    }
+}
+
+async fn list_exporters(State(control): Shared) -> Response {
+    let topology = control.runtime().topology();
+    let exporters = topology
+        .exporters
+        .iter()
+        .map(|e| Exporter::of(e, &topology.secrets))
+        .collect();
+    Json(ExporterList { exporters }).into_response()
+}
+
+async fn list_pipelines(State(control): Shared) -> Response {
+    let topology = control.runtime().topology();
+    let pipelines = topology
+        .pipelines
+        .iter()
+        .map(|p| Pipeline::of(p, &topology))
+        .collect();
+    Json(PipelineList { pipelines }).into_response()
+}
+
+async fn reload(State(control): Shared) -> Response {
+    match control.reload("api").await {
+        Ok(summary) => Json(json!({"ok": true, "summary": summary})).into_response(),
+        Err(failure) => {
+            let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let errors: Vec<_> = failure
+                .body
+                .errors
+                .iter()
+                .map(|e| json!({"path": e.path, "message": e.message}))
+                .collect();
+            (status, Json(json!({"ok": false, "error": failure.body.error, "key": failure.body.key, "errors": errors}))).into_response()
+        }
+    }
+}
+
+/// The decoded rest of the path after `/api/v1/exporters/`.
+fn rest_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiFailure> {
+    match path {
+        Ok(Path(rest)) => Ok(rest.trim_matches('/').to_string()),
+        Err(e) => Err(ApiFailure::new(
+            400,
+            format!("bad exporter id in the path: {e}"),
+            "id",
+        )),
+    }
+}
+
+fn lookup<'a>(topology: &'a Topology, id: &str) -> Result<&'a ExporterView, ApiFailure> {
+    topology
+        .exporter(id)
+        .ok_or_else(|| ApiFailure::new(404, format!("no running exporter {id:?}"), "id"))
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = failure(405, "method not allowed here", "");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Actions under `/api/v1/exporters/{id}/`: the last path segment, and the one method each takes.
+const ACTIONS: &[(&str, Method)] = &[
+    ("deliveries", Method::GET),
+    ("test", Method::POST),
+    ("enable", Method::POST),
+    ("disable", Method::POST),
+];
+
+/// Everything under `/api/v1/exporters/`: the resource is told from the decoded path, then the
+/// method is checked against what that resource takes (405 with `Allow` otherwise).
+async fn exporter_route(
+    State(control): Shared,
+    method: Method,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let rest = match rest_of(path) {
+        Ok(rest) => rest,
+        Err(failure) => return failure.into_response(),
+    };
+    let topology = control.runtime().topology();
+    let action = match topology.exporter(&rest) {
+        Some(_) => None,
+        None => rest.rsplit_once('/').and_then(|(id, last)| {
+            ACTIONS
+                .iter()
+                .find(|(name, _)| *name == last)
+                .map(|(name, m)| (id, *name, m))
+        }),
+    };
+    match action {
+        None => match method {
+            Method::GET => get_exporter(&topology, &rest),
+            Method::PUT => put_exporter(&control, &rest, &headers, &body).await,
+            Method::DELETE => delete_exporter(&control, &rest).await,
+            _ => method_not_allowed("GET, PUT, DELETE"),
+        },
+        Some((id, name, allowed)) if method == *allowed => {
+            let view = match lookup(&topology, id) {
+                Ok(view) => view,
+                Err(failure) => return failure.into_response(),
+            };
+            match name {
+                "deliveries" => deliveries(view, &topology),
+                "test" => test(view, &topology).await,
+                _ => {
+                    view.handle.set_enabled(name == "enable");
+                    tracing::info!(exporter = %id, "exporter {name}d through the admin API");
+                    Json(Exporter::of(view, &topology.secrets)).into_response()
+                }
+            }
+        }
+        Some((_, _, allowed)) => method_not_allowed(if *allowed == Method::GET {
+            "GET"
+        } else {
+            "POST"
+        }),
+    }
+}
+
+fn get_exporter(topology: &Topology, id: &str) -> Response {
+    match lookup(topology, id) {
+        Ok(view) => Json(Exporter::of(view, &topology.secrets)).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}
+
+fn deliveries(view: &ExporterView, topology: &Topology) -> Response {
+    let deliveries: Vec<_> = view
+        .handle
+        .status()
+        .history()
+        .into_iter()
+        .map(|mut record| {
+            record.error = record.error.map(|e| scrub(&e, &topology.secrets));
+            record
+        })
+        .collect();
+    Json(json!({"deliveries": deliveries})).into_response()
+}
+
+async fn test(view: &ExporterView, topology: &Topology) -> Response {
+    let sink = view.handle.sink().clone();
+    let mut report = test_delivery(sink.as_ref(), view.timeout).await;
+    report.reply = report.reply.map(|r| scrub(&r, &topology.secrets));
+    report.hint = report.hint.map(|h| scrub(&h, &topology.secrets));
+    Json(report).into_response()
+}
+
+async fn put_exporter(control: &Control, id: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json_body {
+        return failure(
+            400,
+            "send the body as JSON with `Content-Type: application/json`",
+            "Content-Type",
+        );
+    }
+    let change: ExporterChange = match serde_json::from_slice(body) {
+        Ok(change) => change,
+        Err(e) => {
+            return failure(
+                400,
+                format!("the body is not a valid exporter change: {e}"),
+                "body",
+            );
+        }
+    };
+    match control.put_exporter(id, change).await {
+        Ok(created) => {
+            let topology = control.runtime().topology();
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            match topology.exporter(id) {
+                Some(view) => (status, Json(Exporter::of(view, &topology.secrets))).into_response(),
+                None => failure(
+                    500,
+                    "the exporter was saved but is not running; see the logs",
+                    "id",
+                ),
+            }
+        }
+        Err(failure) => failure.into_response(),
+    }
+}
+
+async fn delete_exporter(control: &Control, id: &str) -> Response {
+    match control.delete_exporter(id).await {
+        Ok(()) => Json(json!({"deleted": id})).into_response(),
+        Err(failure) => failure.into_response(),
+    }
+}

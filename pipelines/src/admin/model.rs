@@ -1,0 +1,230 @@
+//! The JSON shapes of the admin API (kept in step with `docs/openapi.json`).
+
+use crate::config::expand::scrub;
+use crate::runtime::{ExporterView, PipelineView};
+use serde::{Deserialize, Serialize};
+use siemrelay_exporters::delivery::{ExporterState, QueueDepth};
+use std::sync::atomic::Ordering;
+
+/// `Exporter`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Exporter {
+    /// Component id.
+    pub id: String,
+    /// Exporter type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `active`, `degraded`, `failed` or `disabled`.
+    pub status: String,
+    /// Failed requests since start.
+    pub failure_count: u64,
+    /// Last error (secrets scrubbed).
+    pub last_error: Option<String>,
+    /// Last successful delivery (RFC 3339).
+    pub last_success: Option<String>,
+    /// Events delivered since start.
+    pub events_sent: u64,
+    /// Event deliveries retried since start.
+    pub events_retried: u64,
+    /// Events dead-lettered since start.
+    pub events_dead_lettered: u64,
+    /// Events written to the dead-letter file since start.
+    pub dead_letter_count: u64,
+    /// Queue fill level and capacity.
+    pub queue: Queue,
+    /// Pipelines delivering to it.
+    pub pipelines: Vec<String>,
+}
+
+/// `Exporter.queue`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Queue {
+    /// Events queued or in flight.
+    pub events: u64,
+    /// Estimated bytes queued or in flight.
+    pub bytes: u64,
+    /// Event capacity.
+    pub max_events: u64,
+    /// Byte capacity.
+    pub max_bytes: u64,
+}
+
+impl From<QueueDepth> for Queue {
+    fn from(depth: QueueDepth) -> Queue {
+        Queue {
+            events: depth.events as u64,
+            bytes: depth.bytes as u64,
+            max_events: depth.max_events as u64,
+            max_bytes: depth.max_bytes as u64,
+        }
+    }
+}
+
+/// The API word for a state.
+pub fn state_name(state: ExporterState) -> &'static str {
+    match state {
+        ExporterState::Active => "active",
+        ExporterState::Degraded => "degraded",
+        ExporterState::Failed => "failed",
+        ExporterState::Disabled => "disabled",
+    }
+}
+
+impl Exporter {
+    /// The API form of a running exporter; `secrets` are scrubbed from error texts.
+    pub fn of(view: &ExporterView, secrets: &[String]) -> Exporter {
+        let handle = &view.handle;
+        let status = handle.status().snapshot();
+        Exporter {
+            id: view.id.clone(),
+            kind: view.kind.clone(),
+            status: state_name(status.state).to_string(),
+            failure_count: status.failure_count,
+            last_error: status.last_error.map(|e| scrub(&e, secrets)),
+            last_success: status.last_success,
+            events_sent: status.events_sent,
+            events_retried: status.events_retried,
+            events_dead_lettered: status.events_dead_lettered,
+            dead_letter_count: handle.dead_letter().written(),
+            queue: handle.queue().depth().into(),
+            pipelines: view.pipelines.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/exporters`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExporterList {
+    /// Every running exporter.
+    pub exporters: Vec<Exporter>,
+}
+
+/// `GET /api/v1/pipelines` item.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Pipeline name.
+    pub name: String,
+    /// Receivers feeding it.
+    pub receivers: Vec<PipelineReceiver>,
+    /// Processors in order.
+    pub processors: Vec<PipelineProcessor>,
+    /// Exporters it delivers to.
+    pub exporters: Vec<PipelineExporter>,
+    /// Events that entered it.
+    pub events_in: u64,
+    /// Events that left its processors.
+    pub events_out: u64,
+}
+
+/// A receiver of a pipeline.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PipelineReceiver {
+    /// Component id.
+    pub id: String,
+    /// Receiver type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Events accepted from it (all its pipelines).
+    pub events_received: u64,
+}
+
+/// A processor of a pipeline.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PipelineProcessor {
+    /// Component id.
+    pub id: String,
+    /// Processor type.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// An exporter of a pipeline.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PipelineExporter {
+    /// Component id.
+    pub id: String,
+    /// Events it delivered (all its pipelines).
+    pub events_sent: u64,
+    /// Its state.
+    pub status: String,
+}
+
+impl Pipeline {
+    /// The API form of a pipeline.
+    pub fn of(view: &PipelineView, topology: &crate::runtime::Topology) -> Pipeline {
+        Pipeline {
+            name: view.name.clone(),
+            receivers: view
+                .receivers
+                .iter()
+                .map(|r| PipelineReceiver {
+                    id: r.id.clone(),
+                    kind: r.kind.clone(),
+                    events_received: r.received.load(Ordering::Relaxed),
+                })
+                .collect(),
+            processors: view
+                .processors
+                .iter()
+                .map(|(id, kind)| PipelineProcessor {
+                    id: id.clone(),
+                    kind: kind.clone(),
+                })
+                .collect(),
+            exporters: view
+                .exporters
+                .iter()
+                .filter_map(|id| topology.exporter(id))
+                .map(|e| {
+                    let status = e.handle.status().snapshot();
+                    PipelineExporter {
+                        id: e.id.clone(),
+                        events_sent: status.events_sent,
+                        status: state_name(status.state).to_string(),
+                    }
+                })
+                .collect(),
+            events_in: view.counters.events_in.load(Ordering::Relaxed),
+            events_out: view.counters.events_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// `GET /api/v1/pipelines`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PipelineList {
+    /// Every pipeline.
+    pub pipelines: Vec<Pipeline>,
+}
+
+/// `PUT /api/v1/exporters/{id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExporterChange {
+    /// The exporter's config block, as in the YAML file.
+    pub config: serde_json::Value,
+    /// Pipelines that deliver to it (default: the ones that already do; required for a new one).
+    #[serde(default)]
+    pub pipelines: Option<Vec<String>>,
+}
+
+/// An error answer: a message and the offending key (config key path or request field).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ApiError {
+    /// What is wrong.
+    pub error: String,
+    /// Where: `exporters.x.endpoint`, `pipelines[0]`, `id`, or "" for the request as a whole.
+    pub key: String,
+    /// Every config problem, when the request was a config change.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub errors: Vec<KeyedError>,
+}
+
+/// One config problem.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyedError {
+    /// Key path.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}

@@ -1,0 +1,403 @@
+//! The `kafka` receiver's configuration, its checks, and the librdkafka consumer settings made
+//! from it.
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+use siemrelay_core::ConfigIssue;
+use siemrelay_core::config_types::{ConfigDuration, Secret};
+use siemrelay_core::ingest::FieldMapping;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default most events handed to the pipeline at once.
+pub const DEFAULT_MAX_BATCH_EVENTS: usize = 2000;
+/// Default longest wait to fill a batch once its first message arrived.
+pub const DEFAULT_MAX_BATCH_WAIT: Duration = Duration::from_millis(100);
+/// Default group session timeout (librdkafka's): how long a silent member keeps its partitions.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// librdkafka properties the receiver sets itself; `options` may not override them, because
+/// the at-least-once guarantee depends on them.
+pub const RESERVED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "enable.partition.eof",
+    "isolation.level",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+];
+
+/// `kafka:` receiver settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaReceiverConfig {
+    /// Bootstrap brokers, `host:port` each. Required (at least one).
+    pub brokers: Vec<String>,
+    /// Topics to consume. Required (at least one).
+    pub topics: Vec<String>,
+    /// Consumer group: every siemrelay with the same `group_id` shares the topics' partitions.
+    /// Required.
+    pub group_id: String,
+    /// Where a group with no committed offset starts: `earliest` (default) or `latest`.
+    #[serde(default)]
+    pub initial_offset: InitialOffset,
+    /// Most events handed to the pipeline at once. Default 2000.
+    #[serde(default = "default_max_batch_events")]
+    pub max_batch_events: usize,
+    /// Longest wait to fill a batch after its first message. Default `100ms`.
+    #[serde(default)]
+    pub max_batch_wait: Option<ConfigDuration>,
+    /// How long the group waits for a silent member before giving its partitions to the
+    /// others (a killed siemrelay's partitions move after this). Default `45s`.
+    #[serde(default)]
+    pub session_timeout: Option<ConfigDuration>,
+    /// `client.id` the brokers see. Default `siemrelay`.
+    #[serde(default = "default_client_id")]
+    pub client_id: String,
+    /// Which message field feeds each well-known event field (for foreign producers).
+    /// Default: none (messages in siemrelay's JSON form need none).
+    #[serde(default)]
+    pub mapping: FieldMapping,
+    /// TLS to the brokers. Default: plaintext.
+    #[serde(default)]
+    pub tls: Option<KafkaTls>,
+    /// SASL authentication. Default: none.
+    #[serde(default)]
+    pub sasl: Option<KafkaSasl>,
+    /// Further librdkafka consumer properties; the ones the guarantee depends on are refused.
+    /// Default: none.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Where a new consumer group starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialOffset {
+    /// The oldest retained message (default): nothing already in the topic is skipped.
+    #[default]
+    Earliest,
+    /// Only messages produced after the group first joined.
+    Latest,
+}
+
+/// `tls:` block: TLS to the brokers.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTls {
+    /// PEM file of the CA(s) that signed the brokers' certificates. Default: the system store.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS. Default: none.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`. Required with `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Skip verifying the brokers' certificates and host names (tests only). Default `false`.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `sasl:` block: SASL authentication.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required.
+    pub mechanism: SaslMechanism,
+    /// User name. Required.
+    pub username: String,
+    /// Password; write `${env:KAFKA_PASSWORD}`. Required.
+    pub password: Secret,
+}
+
+/// SASL mechanisms librdkafka supports without Kerberos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum SaslMechanism {
+    /// `PLAIN` (use with TLS only).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// `SCRAM-SHA-256`.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// `SCRAM-SHA-512`.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+fn default_max_batch_events() -> usize {
+    DEFAULT_MAX_BATCH_EVENTS
+}
+
+fn default_client_id() -> String {
+    "siemrelay".to_string()
+}
+
+impl KafkaReceiverConfig {
+    /// Semantic checks that need no broker; each issue names its key inside the block.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = check_brokers(&self.brokers);
+        if self.topics.is_empty() {
+            issues.push(ConfigIssue::new("topics", "at least one topic is required"));
+        }
+        for (index, topic) in self.topics.iter().enumerate() {
+            let valid = !topic.is_empty()
+                && topic.len() <= 249
+                && topic
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !valid {
+                issues.push(ConfigIssue::new(
+                    format!("topics[{index}]"),
+                    format!("{topic:?} is not a topic name (1-249 letters, digits, '.', '_', '-')"),
+                ));
+            }
+        }
+        if self.group_id.trim().is_empty() {
+            issues.push(ConfigIssue::new("group_id", "must not be empty"));
+        }
+        if self.max_batch_events == 0 || self.max_batch_events > 100_000 {
+            issues.push(ConfigIssue::new(
+                "max_batch_events",
+                "must be between 1 and 100000",
+            ));
+        }
+        if let Some(timeout) = self.session_timeout
+            && !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&timeout.0)
+        {
+            issues.push(ConfigIssue::new(
+                "session_timeout",
+                "must be between 1s and 1h",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            issues.extend(check_tls(tls));
+        }
+        if let Some(sasl) = &self.sasl
+            && sasl.username.is_empty()
+        {
+            issues.push(ConfigIssue::new("sasl.username", "must not be empty"));
+        }
+        for key in self.options.keys() {
+            if RESERVED_PROPERTIES.contains(&key.as_str()) {
+                issues.push(ConfigIssue::new(
+                    format!("options.{key}"),
+                    "is set by siemrelay (at-least-once delivery depends on it); use the receiver's own keys",
+                ));
+            }
+        }
+        if issues.is_empty()
+            && let Err(e) = self.client_config().create_native_config()
+        {
+            issues.push(ConfigIssue::new(
+                "options",
+                format!("librdkafka refused the settings: {e}"),
+            ));
+        }
+        issues
+    }
+
+    /// The longest wait to fill a batch.
+    pub fn batch_wait(&self) -> Duration {
+        self.max_batch_wait
+            .map_or(DEFAULT_MAX_BATCH_WAIT, Duration::from)
+    }
+
+    /// The librdkafka consumer settings: a consumer group with auto-commit off and offsets
+    /// stored only by the receiver, after the pipeline accepted the batch.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in &self.options {
+            config.set(key, value);
+        }
+        let session = self
+            .session_timeout
+            .map_or(DEFAULT_SESSION_TIMEOUT, Duration::from);
+        let heartbeat = (session / 3)
+            .min(Duration::from_secs(3))
+            .max(Duration::from_millis(100));
+        config
+            .set("bootstrap.servers", self.brokers.join(","))
+            .set("group.id", &self.group_id)
+            .set("client.id", &self.client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("isolation.level", "read_committed")
+            .set(
+                "auto.offset.reset",
+                match self.initial_offset {
+                    InitialOffset::Earliest => "earliest",
+                    InitialOffset::Latest => "latest",
+                },
+            )
+            .set("session.timeout.ms", session.as_millis().to_string())
+            .set("heartbeat.interval.ms", heartbeat.as_millis().to_string());
+        let protocol = match (self.tls.is_some(), self.sasl.is_some()) {
+            (false, false) => "plaintext",
+            (true, false) => "ssl",
+            (false, true) => "sasl_plaintext",
+            (true, true) => "sasl_ssl",
+        };
+        config.set("security.protocol", protocol);
+        if let Some(tls) = &self.tls {
+            if let Some(ca) = &tls.ca_file {
+                config.set("ssl.ca.location", ca.display().to_string());
+            }
+            if let Some(cert) = &tls.cert_file {
+                config.set("ssl.certificate.location", cert.display().to_string());
+            }
+            if let Some(key) = &tls.key_file {
+                config.set("ssl.key.location", key.display().to_string());
+            }
+            if tls.insecure_skip_verify {
+                config
+                    .set("enable.ssl.certificate.verification", "false")
+                    .set("ssl.endpoint.identification.algorithm", "none");
+            }
+        }
+        if let Some(sasl) = &self.sasl {
+            config
+                .set("sasl.mechanism", sasl.mechanism.as_str())
+                .set("sasl.username", &sasl.username)
+                .set("sasl.password", sasl.password.expose());
+        }
+        config
+    }
+}
+
+fn check_brokers(brokers: &[String]) -> Vec<ConfigIssue> {
+    if brokers.is_empty() {
+        return vec![ConfigIssue::new(
+            "brokers",
+            "at least one broker (host:port) is required",
+        )];
+    }
+    let mut issues = Vec::new();
+    for (index, broker) in brokers.iter().enumerate() {
+        let key = format!("brokers[{index}]");
+        match broker.trim().rsplit_once(':') {
+            None => issues.push(ConfigIssue::new(
+                key,
+                format!("{broker:?} is not host:port"),
+            )),
+            Some((host, _))
+                if host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .is_empty() =>
+            {
+                issues.push(ConfigIssue::new(key, format!("{broker:?} has no host")))
+            }
+            Some((_, port)) if port.parse::<u16>().map_or(true, |p| p == 0) => {
+                issues.push(ConfigIssue::new(
+                    key,
+                    format!("{broker:?}: port {port:?} is not a number 1-65535"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    issues
+}
+
+fn check_tls(tls: &KafkaTls) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    for (key, path) in [
+        ("tls.ca_file", &tls.ca_file),
+        ("tls.cert_file", &tls.cert_file),
+        ("tls.key_file", &tls.key_file),
+    ] {
+        if let Some(path) = path
+            && let Err(e) = std::fs::metadata(path)
+        {
+            issues.push(ConfigIssue::new(
+                key,
+                format!("cannot read {}: {e}", path.display()),
+            ));
+        }
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        issues.push(ConfigIssue::new(
+            "tls",
+            "cert_file and key_file must be given together",
+        ));
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: serde_json::Value) -> KafkaReceiverConfig {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn documented_example_validates_into_an_at_least_once_consumer() {
+        let config = parse(serde_json::json!({
+            "brokers": ["kafka-1:9092"], "topics": ["security-events"],
+            "group_id": "siemrelay-aggregators", "initial_offset": "earliest",
+            "session_timeout": "6s"
+        }));
+        assert_eq!(config.validate(), vec![]);
+        let client = config.client_config();
+        assert_eq!(client.get("enable.auto.commit"), Some("false"));
+        assert_eq!(client.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(client.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(client.get("session.timeout.ms"), Some("6000"));
+        assert_eq!(client.get("heartbeat.interval.ms"), Some("2000"));
+        assert_eq!(config.max_batch_events, DEFAULT_MAX_BATCH_EVENTS);
+    }
+
+    #[test]
+    fn bad_settings_are_named_by_key() {
+        let config = parse(serde_json::json!({
+            "brokers": ["nohost"], "topics": ["bad topic"], "group_id": " ",
+            "max_batch_events": 0, "session_timeout": "10ms",
+            "sasl": {"mechanism": "PLAIN", "username": "", "password": "pw-secret"},
+            "options": {"enable.auto.commit": "true"}
+        }));
+        let issues = config.validate();
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        for key in [
+            "brokers[0]",
+            "topics[0]",
+            "group_id",
+            "max_batch_events",
+            "session_timeout",
+            "sasl.username",
+            "options.enable.auto.commit",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {issues:?}");
+        }
+        assert!(!format!("{issues:?}").contains("pw-secret"));
+        assert!(
+            serde_json::from_value::<KafkaReceiverConfig>(serde_json::json!({
+                "brokers": ["a:1"], "topics": ["t"], "group_id": "g", "initial_offset": "middle"
+            }))
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,695 @@
+//! A fake Entra ID token endpoint and a fake Azure Monitor Logs Ingestion endpoint, one server.
+//!
+//! - `POST /{tenant}/oauth2/v2.0/token` (form body): checks the tenant (`AADSTS90002`),
+//!   `grant_type=client_credentials` (`AADSTS70003`), the client id (`AADSTS700016`), the client
+//!   secret (401 `invalid_client`, `AADSTS7000215`) and the scope (`AADSTS70011`), answering with
+//!   Entra's error shape `{"error","error_description","error_codes",…}`; success is
+//!   `{"token_type":"Bearer","expires_in":N,"access_token":".."}` with a configurable lifetime.
+//! - `POST /dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01`: checks the
+//!   api-version (400), the bearer token (missing, unknown, expired or revoked → 401), the DCR and
+//!   stream (404), the role (403 `OperationFailed` when forbidden), gzip, the 1 MB limit on the
+//!   decoded body (413 `ContentLengthLimitExceeded`), and that the body is a JSON array of
+//!   objects (400). Accepted bodies answer 204 and their records are kept by `EventId`.
+//!   Errors use `{"error":{"code":..,"message":..}}`.
+//!
+//! Controls: a script of replies for the next uploads (429 with `Retry-After`, 503, …), token
+//! lifetime, revoking every issued token (the next upload gets 401), forbidding the app (403),
+//! limits, and going down via [`FakeAzure::server`].
+
+use super::http_sink::{EventLog, FakeServer, Recorder, decode_body};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The tenant the fake knows.
+pub const TENANT_ID: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+/// The app (client) id it accepts.
+pub const CLIENT_ID: &str = "5f2b1a7e-0c4d-4e8f-9a1b-2c3d4e5f6a7b";
+/// The client secret it accepts.
+pub const CLIENT_SECRET: &str = "Xq8~siemrelay.test-secret_0123456789";
+/// The DCR immutable id it serves.
+pub const DCR_ID: &str = "dcr-0123456789abcdef0123456789abcdef";
+/// The stream it serves.
+pub const STREAM: &str = "Custom-SiemrelayEvents_CL";
+/// The scope it expects.
+pub const SCOPE: &str = "https://monitor.azure.com/.default";
+
+/// Settings of the fake.
+#[derive(Clone, Debug)]
+pub struct AzureOptions {
+    /// Token lifetime in seconds (`expires_in`).
+    pub token_lifetime: u64,
+    /// Largest decoded body accepted (the service: 1 MB).
+    pub max_body: usize,
+}
+
+impl Default for AzureOptions {
+    fn default() -> Self {
+        AzureOptions {
+            token_lifetime: 3599,
+            max_body: 1_048_576,
+        }
+    }
+}
+
+/// A reply for one upcoming upload (after the token check), accepting nothing.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After` seconds.
+    pub retry_after: Option<u64>,
+}
+
+impl Scripted {
+    /// 429 with `Retry-After`.
+    pub fn throttled(seconds: u64) -> Scripted {
+        Scripted {
+            status: 429,
+            retry_after: Some(seconds),
+        }
+    }
+
+    /// Any status.
+    pub fn status(status: u16) -> Scripted {
+        Scripted {
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+/// One upload the fake saw.
+#[derive(Clone, Debug)]
+pub struct SeenUpload {
+    /// Path and query.
+    pub uri: String,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Bytes on the wire.
+    pub wire_bytes: usize,
+    /// Decoded body bytes.
+    pub body_bytes: usize,
+    /// Records in the body (when parsed).
+    pub records: usize,
+    /// Status answered.
+    pub status: u16,
+}
+
+/// What the fake recorded.
+#[derive(Debug, Default)]
+pub struct AzureState {
+    /// Accepted records, counted by `EventId`.
+    pub records: EventLog,
+    /// Every upload, in arrival order.
+    pub uploads: Vec<SeenUpload>,
+    /// Token requests answered with success.
+    pub tokens_issued: usize,
+    /// Token requests refused, with the Entra error code.
+    pub token_errors: Vec<String>,
+    /// Form fields of the last token request (the secret replaced by `***`).
+    pub last_token_form: HashMap<String, String>,
+}
+
+impl AzureState {
+    /// Uploads answered with `status`.
+    pub fn uploads_with(&self, status: u16) -> usize {
+        self.uploads.iter().filter(|u| u.status == status).count()
+    }
+
+    /// Accepted records by `EventId` (the first, if one came more than once).
+    pub fn records_by_id(&self) -> HashMap<&str, &Value> {
+        let mut index = HashMap::with_capacity(self.records.items.len());
+        for record in &self.records.items {
+            if let Some(id) = record.get("EventId").and_then(Value::as_str) {
+                index.entry(id).or_insert(record);
+            }
+        }
+        index
+    }
+
+    /// The accepted record of an event id.
+    pub fn record(&self, event_id: &str) -> Option<&Value> {
+        self.records
+            .items
+            .iter()
+            .find(|r| r.get("EventId").and_then(Value::as_str) == Some(event_id))
+    }
+}
+
+struct Shared {
+    options: Mutex<AzureOptions>,
+    tokens: Mutex<HashMap<String, Instant>>,
+    script: Mutex<VecDeque<Scripted>>,
+    forbidden: Mutex<bool>,
+    recorder: Recorder<AzureState>,
+}
+
+/// A running fake Entra ID + Logs Ingestion endpoint.
+pub struct FakeAzure {
+    server: FakeServer,
+    shared: Arc<Shared>,
+}
+
+impl FakeAzure {
+    /// Starts with default settings.
+    pub fn start() -> FakeAzure {
+        FakeAzure::start_with(AzureOptions::default())
+    }
+
+    /// Starts with the given settings.
+    pub fn start_with(options: AzureOptions) -> FakeAzure {
+        let shared = Arc::new(Shared {
+            options: Mutex::new(options),
+            tokens: Mutex::new(HashMap::new()),
+            script: Mutex::new(VecDeque::new()),
+            forbidden: Mutex::new(false),
+            recorder: Recorder::new(AzureState::default()),
+        });
+        let router = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/dataCollectionRules/{dcr}/streams/{stream}", post(upload))
+            .layer(DefaultBodyLimit::disable())
+            .with_state(shared.clone());
+        FakeAzure {
+            server: FakeServer::start(router),
+            shared,
+        }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// `http://127.0.0.1:<port>`: both the exporter's `endpoint` and `authority_host`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The server plumbing (go down / come up).
+    pub fn server(&self) -> &FakeServer {
+        &self.server
+    }
+
+    /// Replies for the next uploads, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Scripted>) {
+        lock(&self.shared.script).extend(replies);
+    }
+
+    /// Sets the lifetime of tokens issued from now on.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        lock(&self.shared.options).token_lifetime = seconds;
+    }
+
+    /// Sets the largest decoded body accepted.
+    pub fn set_max_body(&self, bytes: usize) {
+        lock(&self.shared.options).max_body = bytes;
+    }
+
+    /// Revokes every token issued so far (uploads with them get 401).
+    pub fn revoke_tokens(&self) {
+        lock(&self.shared.tokens).clear();
+    }
+
+    /// Removes (true) or restores the app's role on the DCR (403 `OperationFailed`).
+    pub fn set_forbidden(&self, forbidden: bool) {
+        *lock(&self.shared.forbidden) = forbidden;
+    }
+
+    /// Reads the recorded state.
+    pub fn read<R>(&self, f: impl FnOnce(&AzureState) -> R) -> R {
+        self.shared.recorder.read(f)
+    }
+
+    /// Distinct event ids accepted.
+    pub fn distinct_events(&self) -> usize {
+        self.read(|s| s.records.distinct())
+    }
+
+    /// Blocks until `n` distinct events were accepted (or `timeout`).
+    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .recorder
+            .wait_until(timeout, |s| s.records.distinct() >= n)
+    }
+
+    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
+    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .recorder
+            .wait_until_async(timeout, |s| s.records.distinct() >= n)
+            .await
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Decodes `application/x-www-form-urlencoded`.
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    fn decode(text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                    match u8::from_str_radix(hex, 16) {
+                        Ok(byte) => {
+                            out.push(byte);
+                            i += 2;
+                        }
+                        Err(_) => out.push(b'%'),
+                    }
+                }
+                other => out.push(other),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Response {
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{code}: {description} Trace ID: 0c3f3a5e-0000-4000-8000-000000000000 Correlation ID: 1d4e4b6f-0000-4000-8000-000000000000 Timestamp: 2026-01-01 00:00:00Z"),
+        "error_codes": [code],
+        "timestamp": "2026-01-01 00:00:00Z",
+        "trace_id": "0c3f3a5e-0000-4000-8000-000000000000",
+        "correlation_id": "1d4e4b6f-0000-4000-8000-000000000000",
+        "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+    });
+    json_response(status, body, None)
+}
+
+fn json_response(status: u16, body: Value, retry_after: Option<u64>) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+async fn token(
+    State(shared): State<Arc<Shared>>,
+    Path(tenant): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = parse_form(&body);
+    let field = |key: &str| form.get(key).map(String::as_str).unwrap_or("");
+    let mut shown = form.clone();
+    if shown.contains_key("client_secret") {
+        shown.insert("client_secret".into(), "***".into());
+    }
+    let refusal = if tenant != TENANT_ID {
+        Some((
+            400,
+            "invalid_request",
+            90002,
+            format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        ))
+    } else if field("grant_type") != "client_credentials" {
+        Some((
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.".to_string(),
+        ))
+    } else if field("client_id") != CLIENT_ID {
+        Some((
+            400,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{}' was not found in the directory.",
+                field("client_id")
+            ),
+        ))
+    } else if field("client_secret") != CLIENT_SECRET {
+        Some((401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".to_string()))
+    } else if field("scope") != SCOPE {
+        Some((
+            400,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid: {}",
+                field("scope")
+            ),
+        ))
+    } else {
+        None
+    };
+    if let Some((status, error, code, description)) = refusal {
+        shared.recorder.update(|s| {
+            s.token_errors.push(error.to_string());
+            s.last_token_form = shown;
+        });
+        return entra_error(status, error, code, &description);
+    }
+    let lifetime = lock(&shared.options).token_lifetime;
+    let access_token = format!("eyJ0eXAiOiJKV1QifQ.fake.{}", uuid_like());
+    lock(&shared.tokens).insert(
+        access_token.clone(),
+        Instant::now() + Duration::from_secs(lifetime),
+    );
+    shared.recorder.update(|s| {
+        s.tokens_issued += 1;
+        s.last_token_form = shown;
+    });
+    json_response(
+        200,
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),
+        None,
+    )
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}{n:08x}")
+}
+
+fn ingestion_error(status: u16, code: &str, message: &str, retry_after: Option<u64>) -> Response {
+    json_response(
+        status,
+        json!({"error": {"code": code, "message": message}}),
+        retry_after,
+    )
+}
+
+async fn upload(
+    State(shared): State<Arc<Shared>>,
+    Path((dcr, stream)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (response, status, body_bytes, records) =
+        judge_upload(&shared, &dcr, &stream, query.as_deref(), &headers, &body);
+    let uri = format!(
+        "/dataCollectionRules/{dcr}/streams/{stream}?{}",
+        query.unwrap_or_default()
+    );
+    shared.recorder.update(|s| {
+        let count = records.as_ref().map_or(0, Vec::len);
+        if let Some(records) = records {
+            for record in records {
+                let id = record
+                    .get("EventId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                s.records.add(id.as_deref(), record);
+            }
+        }
+        s.uploads.push(SeenUpload {
+            uri,
+            headers: headers.clone(),
+            wire_bytes: body.len(),
+            body_bytes,
+            records: count,
+            status,
+        });
+    });
+    response
+}
+
+/// (reply, status, decoded bytes, accepted records).
+fn judge_upload(
+    shared: &Shared,
+    dcr: &str,
+    stream: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Response, u16, usize, Option<Vec<Value>>) {
+    let fail = |status: u16, code: &str, message: &str| {
+        (
+            ingestion_error(status, code, message, None),
+            status,
+            0,
+            None,
+        )
+    };
+    let api_version = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("api-version="));
+    if !matches!(api_version, Some("2023-01-01") | Some("2021-11-01-preview")) {
+        return fail(
+            400,
+            "InvalidApiVersion",
+            "The api-version query parameter is missing or not supported. Supported versions: 2021-11-01-preview, 2023-01-01.",
+        );
+    }
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(bearer) = bearer else {
+        return fail(
+            401,
+            "InvalidToken",
+            "Authorization header is missing or does not carry a bearer token.",
+        );
+    };
+    match lock(&shared.tokens).get(bearer) {
+        None => {
+            return fail(
+                401,
+                "InvalidToken",
+                "The provided access token is invalid or has been revoked.",
+            );
+        }
+        Some(expiry) if Instant::now() >= *expiry => {
+            return fail(
+                401,
+                "InvalidToken",
+                "The provided access token has expired.",
+            );
+        }
+        Some(_) => {}
+    }
+    if dcr != DCR_ID {
+        return fail(
+            404,
+            "NotFound",
+            &format!("Data collection rule with immutable Id '{dcr}' not found."),
+        );
+    }
+    if stream != STREAM {
+        return fail(
+            404,
+            "InvalidStream",
+            &format!(
+                "Data collection rule with immutable Id '{dcr}' does not have a stream named '{stream}'."
+            ),
+        );
+    }
+    if *lock(&shared.forbidden) {
+        return fail(
+            403,
+            "OperationFailed",
+            &format!(
+                "The authentication token provided does not have access to ingest data for the data collection rule with immutable Id '{dcr}'."
+            ),
+        );
+    }
+    if let Some(scripted) = lock(&shared.script).pop_front() {
+        let code = match scripted.status {
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            500 => "InternalServerError",
+            _ => "Scripted",
+        };
+        return (
+            ingestion_error(
+                scripted.status,
+                code,
+                "scripted reply",
+                scripted.retry_after,
+            ),
+            scripted.status,
+            0,
+            None,
+        );
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return fail(
+            415,
+            "UnsupportedMediaType",
+            "Content-Type must be application/json.",
+        );
+    }
+    let decoded = match decode_body(headers, body) {
+        Ok(decoded) => decoded,
+        Err(e) => return fail(400, "InvalidContentEncoding", &e),
+    };
+    let max = lock(&shared.options).max_body;
+    if decoded.len() > max {
+        return (
+            ingestion_error(
+                413,
+                "ContentLengthLimitExceeded",
+                &format!(
+                    "Maximum allowed content length: {max} bytes. Provided content length: {} bytes.",
+                    decoded.len()
+                ),
+                None,
+            ),
+            413,
+            decoded.len(),
+            None,
+        );
+    }
+    let records = match serde_json::from_slice::<Value>(&decoded) {
+        Ok(Value::Array(records)) if records.iter().all(Value::is_object) => records,
+        Ok(_) => {
+            return fail(
+                400,
+                "InvalidPayload",
+                "The payload must be a JSON array of objects.",
+            );
+        }
+        Err(e) => {
+            return fail(
+                400,
+                "InvalidPayload",
+                &format!("The payload is not valid JSON: {e}"),
+            );
+        }
+    };
+    let len = decoded.len();
+    (
+        StatusCode::NO_CONTENT.into_response(),
+        204,
+        len,
+        Some(records),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_handles_escapes() {
+        let form = parse_form(b"scope=https%3A%2F%2Fmonitor.azure.com%2F.default&a=b+c&e=");
+        assert_eq!(form["scope"], SCOPE);
+        assert_eq!(form["a"], "b c");
+        assert_eq!(form["e"], "");
+    }
+
+    #[test]
+    fn tokens_gate_uploads_and_errors_have_the_service_shapes() {
+        let azure = FakeAzure::start();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let token_url = format!("{}/{TENANT_ID}/oauth2/v2.0/token", azure.url());
+            let bad = client
+                .post(&token_url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", "wrong"),
+                    ("scope", SCOPE),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(bad.status().as_u16(), 401);
+            let body: Value = bad.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_client");
+            let good: Value = client
+                .post(&token_url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                    ("scope", SCOPE),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = good["access_token"].as_str().unwrap();
+            let url = format!(
+                "{}/dataCollectionRules/{DCR_ID}/streams/{STREAM}?api-version=2023-01-01",
+                azure.url()
+            );
+            let post = |auth: Option<String>, body: &'static str| {
+                let mut request = client.post(&url).header("content-type", "application/json");
+                if let Some(auth) = auth {
+                    request = request.header("authorization", auth);
+                }
+                request.body(body).send()
+            };
+            assert_eq!(post(None, "[]").await.unwrap().status().as_u16(), 401);
+            let ok = post(Some(format!("Bearer {token}")), r#"[{"EventId":"a"}]"#)
+                .await
+                .unwrap();
+            assert_eq!(ok.status().as_u16(), 204);
+            let malformed = post(Some(format!("Bearer {token}")), r#"{"EventId":"a"}"#)
+                .await
+                .unwrap();
+            assert_eq!(malformed.status().as_u16(), 400);
+            let error: Value = malformed.json().await.unwrap();
+            assert_eq!(error["error"]["code"], "InvalidPayload");
+            azure.set_forbidden(true);
+            let forbidden = post(Some(format!("Bearer {token}")), "[]").await.unwrap();
+            assert_eq!(forbidden.status().as_u16(), 403);
+        });
+        assert_eq!(azure.distinct_events(), 1);
+        azure.read(|s| {
+            assert_eq!(s.token_errors, ["invalid_client"]);
+            assert_eq!(s.last_token_form["client_secret"], "***");
+        });
+    }
+}

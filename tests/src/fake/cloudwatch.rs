@@ -1,0 +1,772 @@
+//! A fake AWS CloudWatch Logs endpoint that speaks the real AWS JSON 1.1 protocol, and a helper
+//! that runs the real `moto` emulator.
+//!
+//! The fake answers `POST /` by `X-Amz-Target` (`Logs_20140328.PutLogEvents`, `CreateLogGroup`,
+//! `CreateLogStream`; others → `UnknownOperationException`). It verifies SigV4 (service `logs`)
+//! against configured access keys and secrets (missing → `MissingAuthenticationTokenException`,
+//! unknown key or session token → `UnrecognizedClientException`, wrong signature →
+//! `InvalidSignatureException`; keys marked expired → `ExpiredTokenException`), requires
+//! `Content-Type: application/x-amz-json-1.1`, keeps groups and streams
+//! (`ResourceNotFoundException` when missing, `ResourceAlreadyExistsException` on re-create),
+//! and checks the batch rules like AWS (chronological order, 24 h span, ≤ 10,000 events,
+//! Σ(message bytes + 26) ≤ 1,048,576 → `InvalidParameterException`). Events older than 14 days
+//! or more than 2 h ahead are rejected one by one through `rejectedLogEventsInfo` (end index
+//! inclusive, as moto does). Accepted events are recorded by the `event_id` inside their
+//! message. Errors are `{"__type":"<Code>","message":".."}` with the AWS status codes.
+//!
+//! Controls: scripted errors for the next `PutLogEvents` calls (throttling, service unavailable,
+//! access denied…), expired keys, and going down via [`FakeCloudWatch::server`].
+
+use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The access key the fake accepts unless told otherwise.
+pub const ACCESS_KEY: &str = "AKIDSIEMRELAYTEST1";
+/// Its secret.
+pub const SECRET_KEY: &str = "siemrelay/test/secret/key/0123456789abcd";
+/// The region the fake expects in the signature scope.
+pub const REGION: &str = "eu-west-1";
+
+/// Most events per request.
+const MAX_EVENTS: usize = 10_000;
+/// Most bytes per request, Σ(message + 26).
+const MAX_BYTES: usize = 1_048_576;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// One accepted access key.
+#[derive(Clone, Debug)]
+pub struct AccessKey {
+    /// Access key id.
+    pub id: String,
+    /// Secret access key.
+    pub secret: String,
+    /// Session token the requests must carry (temporary credentials).
+    pub session_token: Option<String>,
+}
+
+/// A scripted error for one upcoming `PutLogEvents` call (before any other check).
+#[derive(Clone, Debug)]
+pub struct ScriptedError {
+    /// HTTP status.
+    pub status: u16,
+    /// `__type`.
+    pub code: String,
+    /// `message`.
+    pub message: String,
+}
+
+impl ScriptedError {
+    /// `ThrottlingException` (400, "Rate exceeded").
+    pub fn throttling() -> ScriptedError {
+        ScriptedError {
+            status: 400,
+            code: "ThrottlingException".into(),
+            message: "Rate exceeded".into(),
+        }
+    }
+
+    /// `ServiceUnavailableException` (500).
+    pub fn unavailable() -> ScriptedError {
+        ScriptedError {
+            status: 500,
+            code: "ServiceUnavailableException".into(),
+            message: "The service cannot complete the request.".into(),
+        }
+    }
+
+    /// `AccessDeniedException` (400).
+    pub fn access_denied() -> ScriptedError {
+        ScriptedError {
+            status: 400,
+            code: "AccessDeniedException".into(),
+            message: "User: arn:aws:iam::123456789012:user/siemrelay is not authorized to perform: logs:PutLogEvents".into(),
+        }
+    }
+}
+
+/// One call the fake saw.
+#[derive(Clone, Debug)]
+pub struct SeenCall {
+    /// The operation (`PutLogEvents`).
+    pub operation: String,
+    /// The access key that signed it ("" when unsigned).
+    pub access_key: String,
+    /// The status answered.
+    pub status: u16,
+    /// The `__type` answered ("" on success).
+    pub error: String,
+    /// Events in the body (PutLogEvents).
+    pub events: usize,
+    /// Σ(message bytes + 26) of the body (PutLogEvents).
+    pub batch_bytes: usize,
+    /// Last minus first timestamp (PutLogEvents).
+    pub span_ms: i64,
+    /// The stream (PutLogEvents, CreateLogStream).
+    pub stream: String,
+}
+
+/// What the fake recorded.
+#[derive(Debug, Default)]
+pub struct CloudWatchState {
+    /// Accepted events (the parsed message), counted by `event_id`.
+    pub events: EventLog,
+    /// Stream of each accepted event id.
+    pub stream_of: BTreeMap<String, String>,
+    /// Every call, in arrival order.
+    pub calls: Vec<SeenCall>,
+    /// Existing groups.
+    pub groups: BTreeSet<String>,
+    /// Existing streams as (group, stream).
+    pub streams: BTreeSet<(String, String)>,
+    /// Event ids rejected through `rejectedLogEventsInfo`.
+    pub rejected: Vec<String>,
+}
+
+impl CloudWatchState {
+    /// Calls of `operation` answered with `error` ("" = success).
+    pub fn calls_with(&self, operation: &str, error: &str) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.operation == operation && c.error == error)
+            .count()
+    }
+}
+
+struct Shared {
+    keys: Mutex<Vec<AccessKey>>,
+    expired: Mutex<HashSet<String>>,
+    script: Mutex<VecDeque<ScriptedError>>,
+    recorder: Recorder<CloudWatchState>,
+}
+
+/// A running fake CloudWatch Logs endpoint.
+pub struct FakeCloudWatch {
+    server: FakeServer,
+    shared: Arc<Shared>,
+}
+
+impl FakeCloudWatch {
+    /// Starts an endpoint accepting [`ACCESS_KEY`] / [`SECRET_KEY`].
+    pub fn start() -> FakeCloudWatch {
+        FakeCloudWatch::start_with(vec![AccessKey {
+            id: ACCESS_KEY.into(),
+            secret: SECRET_KEY.into(),
+            session_token: None,
+        }])
+    }
+
+    /// Starts an endpoint accepting these keys.
+    pub fn start_with(keys: Vec<AccessKey>) -> FakeCloudWatch {
+        let shared = Arc::new(Shared {
+            keys: Mutex::new(keys),
+            expired: Mutex::new(HashSet::new()),
+            script: Mutex::new(VecDeque::new()),
+            recorder: Recorder::new(CloudWatchState::default()),
+        });
+        let router = Router::new()
+            .route("/", post(handle))
+            .layer(DefaultBodyLimit::disable())
+            .with_state(shared.clone());
+        FakeCloudWatch {
+            server: FakeServer::start(router),
+            shared,
+        }
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The server plumbing (go down / come up).
+    pub fn server(&self) -> &FakeServer {
+        &self.server
+    }
+
+    /// Accepts another key.
+    pub fn add_key(&self, key: AccessKey) {
+        lock(&self.shared.keys).push(key);
+    }
+
+    /// From now on, requests signed with `access_key` get `ExpiredTokenException`.
+    pub fn expire_key(&self, access_key: &str) {
+        lock(&self.shared.expired).insert(access_key.to_string());
+    }
+
+    /// Errors for the next `PutLogEvents` calls, in order.
+    pub fn script(&self, errors: impl IntoIterator<Item = ScriptedError>) {
+        lock(&self.shared.script).extend(errors);
+    }
+
+    /// Creates a group (and optionally a stream) up front.
+    pub fn create(&self, group: &str, stream: Option<&str>) {
+        self.shared.recorder.update(|s| {
+            s.groups.insert(group.to_string());
+            if let Some(stream) = stream {
+                s.streams.insert((group.to_string(), stream.to_string()));
+            }
+        });
+    }
+
+    /// Reads the recorded state.
+    pub fn read<R>(&self, f: impl FnOnce(&CloudWatchState) -> R) -> R {
+        self.shared.recorder.read(f)
+    }
+
+    /// Distinct event ids accepted.
+    pub fn distinct_events(&self) -> usize {
+        self.read(|s| s.events.distinct())
+    }
+
+    /// Blocks until `n` distinct events were accepted (or `timeout`).
+    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .recorder
+            .wait_until(timeout, |s| s.events.distinct() >= n)
+    }
+
+    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
+    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
+        self.shared
+            .recorder
+            .wait_until_async(timeout, |s| s.events.distinct() >= n)
+            .await
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An AWS error: status, `__type`, message.
+struct AwsError(u16, String, String);
+
+impl AwsError {
+    fn bad(code: &str, message: impl Into<String>) -> AwsError {
+        AwsError(400, code.to_string(), message.into())
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let operation = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix("Logs_20140328."))
+        .unwrap_or("")
+        .to_string();
+    let mut call = SeenCall {
+        operation: operation.clone(),
+        access_key: String::new(),
+        status: 200,
+        error: String::new(),
+        events: 0,
+        batch_bytes: 0,
+        span_ms: 0,
+        stream: String::new(),
+    };
+    let result = serve(&shared, &operation, &headers, &body, &mut call);
+    let (status, reply) = match result {
+        Ok(reply) => (200, reply),
+        Err(AwsError(status, code, message)) => {
+            call.error = code.clone();
+            (status, json!({"__type": code, "message": message}))
+        }
+    };
+    call.status = status;
+    shared.recorder.update(|s| s.calls.push(call));
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        reply.to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    response.headers_mut().insert(
+        "x-amzn-requestid",
+        HeaderValue::from_static("00000000-0000-4000-8000-000000000000"),
+    );
+    response
+}
+
+fn serve(
+    shared: &Shared,
+    operation: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    call: &mut SeenCall,
+) -> Result<Value, AwsError> {
+    call.access_key = verify_signature(shared, headers, body)?;
+    if lock(&shared.expired).contains(&call.access_key) {
+        return Err(AwsError::bad(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ));
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/x-amz-json-1.1" {
+        return Err(AwsError::bad(
+            "SerializationException",
+            format!("unexpected Content-Type {content_type:?}"),
+        ));
+    }
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|e| AwsError::bad("SerializationException", format!("malformed JSON: {e}")))?;
+    let text = |key: &str| request.get(key).and_then(Value::as_str).map(str::to_string);
+    let group = text("logGroupName").ok_or_else(|| {
+        AwsError::bad(
+            "InvalidParameterException",
+            "1 validation error detected: Value null at 'logGroupName' failed to satisfy constraint: Member must not be null",
+        )
+    })?;
+    match operation {
+        "CreateLogGroup" => shared.recorder.update(|s| {
+            if s.groups.insert(group.clone()) {
+                Ok(json!({}))
+            } else {
+                Err(AwsError::bad(
+                    "ResourceAlreadyExistsException",
+                    "The specified log group already exists",
+                ))
+            }
+        }),
+        "CreateLogStream" => {
+            let stream = text("logStreamName").unwrap_or_default();
+            call.stream = stream.clone();
+            shared.recorder.update(|s| {
+                if !s.groups.contains(&group) {
+                    return Err(AwsError::bad(
+                        "ResourceNotFoundException",
+                        "The specified log group does not exist.",
+                    ));
+                }
+                if s.streams.insert((group.clone(), stream)) {
+                    Ok(json!({}))
+                } else {
+                    Err(AwsError::bad(
+                        "ResourceAlreadyExistsException",
+                        "The specified log stream already exists",
+                    ))
+                }
+            })
+        }
+        "PutLogEvents" => {
+            if let Some(error) = lock(&shared.script).pop_front() {
+                return Err(AwsError(error.status, error.code, error.message));
+            }
+            put_log_events(shared, &group, &request, call)
+        }
+        other => Err(AwsError::bad(
+            "UnknownOperationException",
+            format!("unknown operation {other:?}"),
+        )),
+    }
+}
+
+fn put_log_events(
+    shared: &Shared,
+    group: &str,
+    request: &Value,
+    call: &mut SeenCall,
+) -> Result<Value, AwsError> {
+    let stream = request
+        .get("logStreamName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    call.stream = stream.clone();
+    let events = request
+        .get("logEvents")
+        .and_then(Value::as_array)
+        .ok_or_else(|| AwsError::bad("InvalidParameterException", "logEvents is required"))?;
+    let mut parsed = Vec::with_capacity(events.len());
+    for event in events {
+        let timestamp = event.get("timestamp").and_then(Value::as_i64);
+        let message = event.get("message").and_then(Value::as_str);
+        let (Some(timestamp), Some(message)) = (timestamp, message) else {
+            return Err(AwsError::bad(
+                "InvalidParameterException",
+                "each log event needs a numeric timestamp and a string message",
+            ));
+        };
+        parsed.push((timestamp, message));
+    }
+    call.events = parsed.len();
+    call.batch_bytes = parsed.iter().map(|(_, m)| m.len() + 26).sum();
+    call.span_ms = match (parsed.first(), parsed.last()) {
+        (Some(first), Some(last)) => last.0 - first.0,
+        _ => 0,
+    };
+    if parsed.is_empty() || parsed.len() > MAX_EVENTS {
+        return Err(AwsError::bad(
+            "InvalidParameterException",
+            format!(
+                "1 validation error detected: Value at 'logEvents' failed to satisfy constraint: Member must have length between 1 and 10000 (got {})",
+                parsed.len()
+            ),
+        ));
+    }
+    if call.batch_bytes > MAX_BYTES {
+        return Err(AwsError::bad(
+            "InvalidParameterException",
+            format!(
+                "Upload too large: {} bytes exceeds limit of {MAX_BYTES}",
+                call.batch_bytes
+            ),
+        ));
+    }
+    if parsed.windows(2).any(|w| w[1].0 < w[0].0) {
+        return Err(AwsError::bad(
+            "InvalidParameterException",
+            "Log events in a single PutLogEvents request must be in chronological order.",
+        ));
+    }
+    if call.span_ms >= DAY_MS {
+        return Err(AwsError::bad(
+            "InvalidParameterException",
+            "The batch of log events in a single PutLogEvents request cannot span more than 24 hours.",
+        ));
+    }
+    let now = now_millis();
+    shared.recorder.update(|s| {
+        if !s.groups.contains(group) {
+            return Err(AwsError::bad(
+                "ResourceNotFoundException",
+                "The specified log group does not exist.",
+            ));
+        }
+        if !s.streams.contains(&(group.to_string(), stream.clone())) {
+            return Err(AwsError::bad(
+                "ResourceNotFoundException",
+                "The specified log stream does not exist.",
+            ));
+        }
+        let mut info = serde_json::Map::new();
+        for (index, (timestamp, message)) in parsed.iter().enumerate() {
+            let item: Value = serde_json::from_str(message).unwrap_or(Value::Null);
+            let id = event_id_of(&item).map(str::to_string);
+            if *timestamp < now - 14 * DAY_MS {
+                info.insert("tooOldLogEventEndIndex".into(), index.into());
+                s.rejected.extend(id);
+            } else if *timestamp > now + 2 * 3600 * 1000 {
+                info.entry("tooNewLogEventStartIndex")
+                    .or_insert_with(|| index.into());
+                s.rejected.extend(id);
+            } else {
+                if let Some(id) = &id {
+                    s.stream_of.insert(id.clone(), stream.clone());
+                }
+                s.events.add(id.as_deref(), item);
+            }
+        }
+        let mut reply = json!({"nextSequenceToken": "49039859613988925532818920396532432525925768596312227634"});
+        if !info.is_empty() {
+            reply["rejectedLogEventsInfo"] = Value::Object(info);
+        }
+        Ok(reply)
+    })
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Checks the SigV4 `Authorization` header; returns the access key.
+fn verify_signature(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<String, AwsError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(auth) = header("authorization") else {
+        return Err(AwsError::bad(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    };
+    let incomplete = || {
+        AwsError::bad(
+            "IncompleteSignatureException",
+            format!(
+                "Authorization header requires Credential, SignedHeaders and Signature: {auth}"
+            ),
+        )
+    };
+    let fields = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(incomplete)?;
+    let mut credential = None;
+    let mut signed_headers = None;
+    let mut signature = None;
+    for part in fields.split(',').map(str::trim) {
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed_headers = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    let (Some(credential), Some(signed_headers), Some(signature)) =
+        (credential, signed_headers, signature)
+    else {
+        return Err(incomplete());
+    };
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [access_key, date, region, service, "aws4_request"] = scope[..] else {
+        return Err(incomplete());
+    };
+    let key = lock(&shared.keys)
+        .iter()
+        .find(|k| k.id == access_key)
+        .cloned()
+        .ok_or_else(|| {
+            AwsError::bad(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        })?;
+    if key.session_token.as_deref() != header("x-amz-security-token") {
+        return Err(AwsError::bad(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
+    }
+    if region != REGION || service != "logs" {
+        return Err(AwsError::bad(
+            "InvalidSignatureException",
+            format!(
+                "Credential should be scoped to a valid region and service: {region}/{service}"
+            ),
+        ));
+    }
+    let names: Vec<&str> = signed_headers.split(';').collect();
+    for required in ["host", "x-amz-date", "x-amz-target"] {
+        if !names.contains(&required) {
+            return Err(AwsError::bad(
+                "InvalidSignatureException",
+                format!("'{required}' must be a signed header"),
+            ));
+        }
+    }
+    let amz_date = header("x-amz-date").unwrap_or("");
+    let mut canonical = String::from("POST\n/\n\n");
+    for name in &names {
+        let value = header(name).unwrap_or("");
+        canonical.push_str(name);
+        canonical.push(':');
+        canonical.push_str(&value.split_whitespace().collect::<Vec<_>>().join(" "));
+        canonical.push('\n');
+    }
+    canonical.push('\n');
+    canonical.push_str(signed_headers);
+    canonical.push('\n');
+    canonical.push_str(&hex::encode(Sha256::digest(body)));
+    let string_to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{date}/{region}/{service}/aws4_request\n{}",
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    );
+    let mut signing_key = format!("AWS4{}", key.secret).into_bytes();
+    for part in [date, region, service, "aws4_request"] {
+        signing_key = hmac(&signing_key, part.as_bytes());
+    }
+    let expected = hex::encode(hmac(&signing_key, string_to_sign.as_bytes()));
+    if expected != signature {
+        return Err(AwsError::bad(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+        ));
+    }
+    Ok(access_key.to_string())
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+// ---------------------------------------------------------------------------------------------
+// moto: the real AWS emulator
+// ---------------------------------------------------------------------------------------------
+
+/// The Python with the test peers: `$SIEMRELAY_PYTHON`, else `<repo>/target/py-venv/bin/python`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("SIEMRELAY_PYTHON") {
+        return path.into();
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
+}
+
+/// A `moto` server (`python -m moto.server`) on a free port of 127.0.0.1, killed on drop.
+pub struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto and waits until it listens. Panics with setup instructions when moto is
+    /// missing.
+    pub fn start() -> Moto {
+        let python = python();
+        let check = std::process::Command::new(&python)
+            .args(["-c", "import moto.server, boto3"])
+            .output();
+        match check {
+            Ok(out) if out.status.success() => {}
+            other => panic!(
+                "moto is not installed for {} ({other:?}): run `bash scripts/setup-test-env.sh` (installs tests/python/requirements.txt into target/py-venv) or set SIEMRELAY_PYTHON",
+                python.display()
+            ),
+        }
+        let port = crate::free_port();
+        let child = std::process::Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let moto = Moto { child, port };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(
+            crate::wait_for_port(addr, Duration::from_secs(30)),
+            "moto did not listen on {addr}"
+        );
+        moto
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every event in `group` as `(stream, timestamp ms, message)`, read with boto3
+    /// FilterLogEvents (all pages).
+    pub fn read_events(&self, group: &str) -> Vec<(String, i64, String)> {
+        const SCRIPT: &str = r#"
+import json, sys, boto3
+logs = boto3.client("logs", endpoint_url=sys.argv[1], region_name=sys.argv[3],
+                    aws_access_key_id="testing", aws_secret_access_key="testing")
+kwargs = {"logGroupName": sys.argv[2]}
+while True:
+    page = logs.filter_log_events(**kwargs)
+    for e in page["events"]:
+        print(json.dumps([e["logStreamName"], e["timestamp"], e["message"]]))
+    token = page.get("nextToken")
+    if not token:
+        break
+    kwargs["nextToken"] = token
+"#;
+        let out = std::process::Command::new(python())
+            .args(["-c", SCRIPT, &self.url(), group, REGION])
+            .output()
+            .expect("run the boto3 reader");
+        assert!(
+            out.status.success(),
+            "boto3 FilterLogEvents failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("reader line"))
+            .collect()
+    }
+
+    /// The log streams of `group`, read with boto3 DescribeLogStreams.
+    pub fn streams(&self, group: &str) -> Vec<String> {
+        const SCRIPT: &str = r#"
+import json, sys, boto3
+logs = boto3.client("logs", endpoint_url=sys.argv[1], region_name=sys.argv[3],
+                    aws_access_key_id="testing", aws_secret_access_key="testing")
+names = []
+for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=sys.argv[2]):
+    names += [s["logStreamName"] for s in page["logStreams"]]
+print(json.dumps(names))
+"#;
+        let out = std::process::Command::new(python())
+            .args(["-c", SCRIPT, &self.url(), group, REGION])
+            .output()
+            .expect("run the boto3 reader");
+        assert!(
+            out.status.success(),
+            "boto3 DescribeLogStreams failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("stream names")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_and_unknown_key_requests_get_aws_errors() {
+        let fake = FakeCloudWatch::start();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (unsigned, forged) = runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let post = |auth: Option<&str>| {
+                let mut request = client
+                    .post(fake.url())
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .header("x-amz-target", "Logs_20140328.CreateLogGroup");
+                if let Some(auth) = auth {
+                    request = request.header("authorization", auth);
+                }
+                request.body(r#"{"logGroupName":"g"}"#).send()
+            };
+            let unsigned = post(None).await.unwrap();
+            let forged = post(Some("AWS4-HMAC-SHA256 Credential=AKIDNOPE/20240101/eu-west-1/logs/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=00"))
+                .await
+                .unwrap();
+            (
+                (unsigned.status().as_u16(), unsigned.text().await.unwrap()),
+                (forged.status().as_u16(), forged.text().await.unwrap()),
+            )
+        });
+        assert_eq!(unsigned.0, 400);
+        assert!(unsigned.1.contains("MissingAuthenticationTokenException"));
+        assert_eq!(forged.0, 400);
+        assert!(forged.1.contains("UnrecognizedClientException"));
+        assert!(fake.read(|s| s.groups.is_empty()));
+    }
+}

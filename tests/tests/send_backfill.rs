@@ -1,0 +1,137 @@
+//! Issue 9 backfill with the real binary: `siemrelay send` delivers 100,000 archived events
+//! (the file exporter's NDJSON) through an exporter's real delivery layer into the fake HEC, each
+//! once, with a right summary; a re-run is reported the same way and ids are kept; anything
+//! dead-lettered makes the exit code non-zero.
+
+use siemrelay_e2e::fake::hec::{FakeHec, TOKEN};
+use siemrelay_e2e::run_cli;
+use std::io::Write;
+use std::time::Instant;
+
+fn config(hec_url: &str) -> String {
+    format!(
+        r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:1" }}
+exporters:
+  splunk_hec/archive:
+    endpoint: "{hec_url}"
+    token: "{TOKEN}"
+    index: security
+    retry: {{ initial_interval: 50ms, max_interval: 200ms, max_elapsed_time: 3s }}
+service:
+  pipelines:
+    backfill: {{ receivers: [webhook], exporters: [splunk_hec/archive] }}
+"#
+    )
+}
+
+fn archive(dir: &std::path::Path, name: &str, events: usize, start: usize) -> Vec<String> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join(name)).unwrap());
+    let mut ids = Vec::with_capacity(events);
+    for i in start..start + events {
+        let id = uuid::Uuid::new_v4().to_string();
+        writeln!(
+            file,
+            "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.{:06}Z\",\"observed_timestamp\":\"2026-11-20T09:00:01Z\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"severity_number\":17,\"summary\":\"archived {i}\",\"attributes\":{{\"n\":{i}}}}}",
+            i % 1_000_000
+        )
+        .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+#[test]
+fn send_backfills_100000_archived_events_once_each() {
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relay.yaml"), config(&hec.url())).unwrap();
+    let mut ids = archive(dir.path(), "events-2026-11-20.ndjson", 60_000, 0);
+    ids.extend(archive(
+        dir.path(),
+        "events-2026-11-21.ndjson",
+        40_000,
+        60_000,
+    ));
+    let started = Instant::now();
+    let out = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "events-2026-11-20.ndjson",
+            "events-2026-11-21.ndjson",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .contains("sent 100000 event(s) to splunk_hec/archive, 0 dead-lettered, 0 unreadable"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("events/s"),
+        "the summary gives the rate: {stdout}"
+    );
+    assert!(
+        stderr.contains("queued"),
+        "progress lines are printed when not on a terminal: {stderr}"
+    );
+    assert_eq!(hec.total_events(), 100_000, "{stdout}");
+    assert_eq!(hec.distinct_events(), 100_000);
+    for id in ids.iter().step_by(997) {
+        assert_eq!(hec.count_of(id), 1, "{id}");
+    }
+    eprintln!("100,000 events backfilled in {:?}", started.elapsed());
+}
+
+#[test]
+fn send_reads_stdin_accepts_exporter_flag_and_fails_on_dead_letters() {
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relay.yaml"), config(&hec.url())).unwrap();
+    let ids = archive(dir.path(), "a.ndjson", 50, 0);
+    // Two of them are refused by the SIEM for good: the run must say so and exit 1.
+    hec.reject_event_ids(ids[..2].iter().cloned());
+    let input = std::fs::read(dir.path().join("a.ndjson")).unwrap();
+    let mut child = std::process::Command::new(siemrelay_e2e::siemrelay_bin())
+        .args([
+            "send",
+            "--exporter",
+            "splunk_hec/archive",
+            "--config",
+            "relay.yaml",
+            "-",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("dead-lettered"), "{stdout}");
+    assert!(!stdout.contains(" 0 dead-lettered"), "{stdout}");
+    let dlq = std::fs::read_to_string(
+        dir.path()
+            .join("siemrelay-data/dead_letter/splunk_hec__archive.ndjson"),
+    )
+    .unwrap();
+    assert!(
+        dlq.lines().count() >= 1,
+        "the refused events are in the dead-letter file"
+    );
+}
