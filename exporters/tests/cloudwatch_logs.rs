@@ -5,6 +5,8 @@
 //! denied permanent, missing group/stream created, expired credentials refreshed, endpoint down,
 //! and `siemrelay test` outcomes.
 
+mod support;
+
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use siemrelay_core::{Event, Severity, Timestamp};
@@ -12,18 +14,14 @@ use siemrelay_e2e::fake::cloudwatch::{
     ACCESS_KEY, AccessKey, FakeCloudWatch, Moto, REGION, SECRET_KEY, ScriptedError,
 };
 use siemrelay_exporters::cloudwatch_logs::{self, CloudWatchLogsConfig};
-use siemrelay_exporters::delivery::config::WhenFull;
-use siemrelay_exporters::delivery::dead_letter::{DeadLetter, read_entries};
+use siemrelay_exporters::delivery::dead_letter::read_entries;
 use siemrelay_exporters::delivery::http::HttpOptions;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
-use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{
-    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
-};
+use siemrelay_exporters::delivery::{ExporterState, Sink, test_delivery};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::{Rig, fast_retry};
 
 const GROUP: &str = "/security/siemrelay";
 const HOUR_NS: i64 = 3_600_000_000_000;
@@ -120,69 +118,14 @@ fn events(n: usize, spread_hours: i64) -> Vec<Event> {
         .collect()
 }
 
-struct Running {
-    handle: ExporterHandle,
-    _dir: tempfile::TempDir,
-}
-
-fn start(sink: Arc<dyn Sink>, delivery: serde_json::Value) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let delivery: DeliveryConfig = serde_json::from_value(delivery).unwrap();
-    let queue = Arc::new(MemoryQueue::new(
-        "cloudwatch_logs/test",
-        100_000,
-        256 << 20,
-        WhenFull::Backpressure,
-    ));
-    let batch = BatchPolicy {
-        min_events: 10_000,
-        max_events: 0,
-        linger: Duration::from_millis(50),
-    };
-    let handle = ExporterHandle::start(
+fn start(sink: Arc<dyn Sink>, delivery: serde_json::Value) -> Rig {
+    Rig::start(
         "cloudwatch_logs/test",
         sink,
-        &delivery,
-        batch,
-        queue,
-        DeadLetter::new(dir.path(), "cloudwatch_logs/test"),
-    );
-    Running { handle, _dir: dir }
-}
-
-impl Running {
-    async fn push(&self, events: Vec<Event>) {
-        for chunk in events.chunks(2000) {
-            let batch = SizedBatch::new(chunk.to_vec());
-            let reservation = self
-                .handle
-                .queue()
-                .try_reserve(batch.len(), batch.total_bytes)
-                .unwrap();
-            self.handle.queue().push(reservation, batch).await.unwrap();
-        }
-    }
-
-    /// Waits until `total` events have a final outcome (sent or dead-lettered).
-    async fn settled(&self, total: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.handle.status().snapshot();
-            if s.events_sent + s.events_dead_lettered >= total
-                && self.handle.queue().depth().events == 0
-            {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-fn fast_retry() -> serde_json::Value {
-    serde_json::json!({"retry": {"initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "30s"}})
+        &support::delivery(delivery),
+        10_000,
+        Duration::from_millis(50),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,21 +3,19 @@
 //! checks, a token that expires mid-run, 413 split, 429 with Retry-After, 401 → one refresh,
 //! 403 permanent, endpoint down past max_elapsed_time, and `siemrelay test` outcomes.
 
+mod support;
+
 use siemrelay_core::{Event, Severity, Timestamp};
 use siemrelay_e2e::fake::azure::{
     AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, SCOPE, STREAM, Scripted, TENANT_ID,
 };
-use siemrelay_exporters::delivery::config::WhenFull;
-use siemrelay_exporters::delivery::dead_letter::{DeadLetter, read_entries};
+use siemrelay_exporters::delivery::dead_letter::read_entries;
 use siemrelay_exporters::delivery::http::HttpOptions;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
-use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{
-    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
-};
+use siemrelay_exporters::delivery::{ExporterState, Sink, test_delivery};
 use siemrelay_exporters::sentinel::{self, SentinelConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{Rig, fast_retry};
 
 fn config(url: &str, secret: &str) -> SentinelConfig {
     serde_json::from_value(serde_json::json!({
@@ -64,68 +62,14 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
-struct Running {
-    handle: ExporterHandle,
-    _dir: tempfile::TempDir,
-}
-
-fn start(sink: Arc<dyn Sink>, delivery: serde_json::Value) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let delivery: DeliveryConfig = serde_json::from_value(delivery).unwrap();
-    let queue = Arc::new(MemoryQueue::new(
-        "sentinel/test",
-        100_000,
-        256 << 20,
-        WhenFull::Backpressure,
-    ));
-    let batch = BatchPolicy {
-        min_events: 2000,
-        max_events: 0,
-        linger: Duration::from_millis(50),
-    };
-    let handle = ExporterHandle::start(
+fn start(sink: Arc<dyn Sink>, delivery: serde_json::Value) -> Rig {
+    Rig::start(
         "sentinel/test",
         sink,
-        &delivery,
-        batch,
-        queue,
-        DeadLetter::new(dir.path(), "sentinel/test"),
-    );
-    Running { handle, _dir: dir }
-}
-
-impl Running {
-    async fn push(&self, events: Vec<Event>) {
-        for chunk in events.chunks(1000) {
-            let batch = SizedBatch::new(chunk.to_vec());
-            let reservation = self
-                .handle
-                .queue()
-                .try_reserve(batch.len(), batch.total_bytes)
-                .unwrap();
-            self.handle.queue().push(reservation, batch).await.unwrap();
-        }
-    }
-
-    async fn settled(&self, total: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.handle.status().snapshot();
-            if s.events_sent + s.events_dead_lettered >= total
-                && self.handle.queue().depth().events == 0
-            {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-fn fast_retry() -> serde_json::Value {
-    serde_json::json!({"retry": {"initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "30s"}})
+        &support::delivery(delivery),
+        2000,
+        Duration::from_millis(50),
+    )
 }
 
 fn time(t: Timestamp) -> String {

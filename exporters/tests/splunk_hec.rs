@@ -1,29 +1,20 @@
 //! The `splunk_hec` exporter through a real `ExporterHandle` (queue, workers, retries, dead-letter
 //! file, status) against the fake HEC over real sockets.
 
+mod support;
+
 use serde_json::{Value, json};
 use siemrelay_core::{Event, Timestamp};
 use siemrelay_e2e::fake::hec::{AckRelease, Behaviour, FakeHec, HecOptions, Scripted, TOKEN};
-use siemrelay_exporters::delivery::config::WhenFull;
-use siemrelay_exporters::delivery::dead_letter::{DeadLetter, DeadLetterEntry, read_entries};
 use siemrelay_exporters::delivery::http::HttpOptions;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
-use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{
-    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
-};
+use siemrelay_exporters::delivery::{DeliveryConfig, ExporterState, Sink, test_delivery};
 use siemrelay_exporters::splunk_hec::{self, SplunkHecConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Rig, eventually};
 
 const ID: &str = "splunk_hec/test";
-
-/// An exporter running on a memory queue with its dead-letter file in a temp dir.
-struct Rig {
-    handle: ExporterHandle,
-    _dir: tempfile::TempDir,
-}
 
 fn delivery(retry: Value) -> DeliveryConfig {
     serde_json::from_value(
@@ -49,69 +40,9 @@ fn sink(endpoint: &str, extra: Value, http: Value) -> Arc<dyn Sink> {
     splunk_hec::build(ID, config, &http, Duration::from_secs(5)).expect("build")
 }
 
-impl Rig {
-    fn start(sink: Arc<dyn Sink>, config: &DeliveryConfig) -> Rig {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let queue = Arc::new(MemoryQueue::new(
-            ID,
-            100_000,
-            512 << 20,
-            WhenFull::Backpressure,
-        ));
-        let batch = BatchPolicy {
-            min_events: 2_000,
-            max_events: 0,
-            linger: Duration::from_millis(20),
-        };
-        let handle = ExporterHandle::start(
-            ID,
-            sink,
-            config,
-            batch,
-            queue,
-            DeadLetter::new(dir.path(), ID),
-        );
-        Rig { handle, _dir: dir }
-    }
-
-    async fn push(&self, events: &[Event]) {
-        for chunk in events.chunks(500) {
-            let batch = SizedBatch::new(chunk.to_vec());
-            let queue = self.handle.queue();
-            let reservation = queue
-                .try_reserve(batch.len(), batch.total_bytes)
-                .expect("room in the queue");
-            queue.push(reservation, batch).await.expect("push");
-        }
-    }
-
-    /// Closes the queue and waits until every event reached a final outcome.
-    async fn drain(&self) {
-        let report = self
-            .handle
-            .shutdown(Instant::now() + Duration::from_secs(20))
-            .await;
-        assert!(report.drained, "not drained: {report:?}");
-    }
-
-    fn dead_letters(&self) -> Vec<DeadLetterEntry> {
-        let (entries, problems) =
-            read_entries(self.handle.dead_letter().path()).expect("read dead letters");
-        assert!(problems.is_empty(), "{problems:?}");
-        entries
-    }
-}
-
-/// Polls `done` every 10 ms (status has no change notification) until it holds or `timeout`.
-async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    done()
+/// Starts the sink with the batch settings these tests use.
+fn start_rig(sink: Arc<dyn Sink>, config: &DeliveryConfig) -> Rig {
+    Rig::start(ID, sink, config, 2_000, Duration::from_millis(20))
 }
 
 /// Events with a mix of host sources: resource `host.name`, attribute `host`, or none.
@@ -153,7 +84,7 @@ fn expected_host(event: &Event) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_arrive_once_with_the_documented_mapping() {
     let hec = FakeHec::start_default();
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &format!("{}/", hec.url()),
             json!({ "index": "security" }),
@@ -247,7 +178,7 @@ async fn busy_and_failing_hec_is_retried_until_each_event_is_delivered_once() {
         Scripted::queues_full(),
         Scripted::throttled(1),
     ]);
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &hec.url(),
             json!({ "max_request_size": 100_000 }),
@@ -300,7 +231,7 @@ async fn invalid_event_number_dead_letters_only_the_bad_event() {
         .map(|i| sent[*i].event_id.to_string())
         .collect();
     hec.reject_event_ids(bad.clone());
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &hec.url(),
             json!({ "max_request_size": 200_000 }),
@@ -357,7 +288,7 @@ async fn invalid_event_number_dead_letters_only_the_bad_event() {
 async fn a_scripted_invalid_event_number_splits_one_request() {
     let hec = FakeHec::start_default();
     hec.script([Scripted::InvalidEventAt(5)]);
-    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &fast_retry());
+    let rig = start_rig(sink(&hec.url(), json!({}), json!({})), &fast_retry());
     let sent = events(100);
     rig.push(&sent).await;
     rig.drain().await;
@@ -380,7 +311,7 @@ async fn hec_down_longer_than_max_elapsed_time_fails_then_recovers() {
     let config = delivery(
         json!({ "initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "1s" }),
     );
-    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &config);
+    let rig = start_rig(sink(&hec.url(), json!({}), json!({})), &config);
     let sent = events(100);
     rig.push(&sent).await;
     let status = rig.handle.status();
@@ -440,7 +371,7 @@ async fn payload_signatures_verify_with_the_secret_and_fail_with_a_wrong_one() {
         ..Default::default()
     });
     let sent = events(1_000);
-    let right = Rig::start(
+    let right = start_rig(
         sink(
             &hec.url(),
             json!({}),
@@ -454,7 +385,7 @@ async fn payload_signatures_verify_with_the_secret_and_fail_with_a_wrong_one() {
     assert!(checks.passed > 0);
     assert_eq!(checks.failed, 0);
 
-    let wrong = Rig::start(
+    let wrong = start_rig(
         sink(
             &hec.url(),
             json!({}),
@@ -531,7 +462,7 @@ async fn with_acknowledgements_events_count_only_once_acked() {
         ..Default::default()
     });
     hec.set_ack_release(AckRelease::Manually);
-    let rig = Rig::start(ack_sink(&hec, "3s"), &fast_retry());
+    let rig = start_rig(ack_sink(&hec, "3s"), &fast_retry());
     rig.push(&events(500)).await;
     assert!(hec.events_reached(500, Duration::from_secs(5)).await);
     assert!(
@@ -567,7 +498,7 @@ async fn unacknowledged_requests_are_resent_after_the_ack_timeout() {
         ..Default::default()
     });
     hec.set_ack_release(AckRelease::Never);
-    let rig = Rig::start(ack_sink(&hec, "300ms"), &fast_retry());
+    let rig = start_rig(ack_sink(&hec, "300ms"), &fast_retry());
     rig.push(&events(50)).await;
     let status = rig.handle.status();
     assert!(
@@ -602,7 +533,7 @@ async fn unacknowledged_requests_are_resent_after_the_ack_timeout() {
 async fn a_busy_hec_for_every_request_keeps_events_queued_and_retried() {
     let hec = FakeHec::start_default();
     hec.set_behaviour(Behaviour::Busy);
-    let rig = Rig::start(sink(&hec.url(), json!({}), json!({})), &fast_retry());
+    let rig = start_rig(sink(&hec.url(), json!({}), json!({})), &fast_retry());
     rig.push(&events(20)).await;
     let status = rig.handle.status();
     assert!(

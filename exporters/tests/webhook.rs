@@ -1,29 +1,22 @@
 //! The `webhook` exporter through a real `ExporterHandle` (queue, workers, retries, dead-letter
 //! file, status) against the fake webhook receiver over real sockets.
 
+mod support;
+
 use serde_json::{Value, json};
 use siemrelay_core::Event;
 use siemrelay_e2e::fake::http_sink::{FakeHttpSink, HttpSinkOptions, ScriptedReply};
-use siemrelay_exporters::delivery::config::WhenFull;
-use siemrelay_exporters::delivery::dead_letter::{DeadLetter, read_entries};
+use siemrelay_exporters::delivery::dead_letter::read_entries;
 use siemrelay_exporters::delivery::http::HttpOptions;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
-use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{
-    BatchPolicy, DeliveryConfig, ExporterHandle, ExporterState, Sink, test_delivery,
-};
+use siemrelay_exporters::delivery::{DeliveryConfig, ExporterState, Sink, test_delivery};
 use siemrelay_exporters::webhook::{self, WebhookConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{Rig, eventually};
 
 const ID: &str = "webhook/soar";
 const PATH: &str = "/hooks/siem";
-
-struct Rig {
-    handle: ExporterHandle,
-    _dir: tempfile::TempDir,
-}
 
 fn delivery(retry: Value) -> DeliveryConfig {
     serde_json::from_value(
@@ -49,60 +42,9 @@ fn sink(endpoint: &str, extra: Value, http: Value) -> Arc<dyn Sink> {
     webhook::build(ID, config, &http, Duration::from_secs(5)).expect("build")
 }
 
-impl Rig {
-    fn start(sink: Arc<dyn Sink>, config: &DeliveryConfig) -> Rig {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let queue = Arc::new(MemoryQueue::new(
-            ID,
-            100_000,
-            512 << 20,
-            WhenFull::Backpressure,
-        ));
-        let batch = BatchPolicy {
-            min_events: 2_000,
-            max_events: 0,
-            linger: Duration::from_millis(20),
-        };
-        let handle = ExporterHandle::start(
-            ID,
-            sink,
-            config,
-            batch,
-            queue,
-            DeadLetter::new(dir.path(), ID),
-        );
-        Rig { handle, _dir: dir }
-    }
-
-    async fn push(&self, events: &[Event]) {
-        for chunk in events.chunks(500) {
-            let batch = SizedBatch::new(chunk.to_vec());
-            let queue = self.handle.queue();
-            let reservation = queue
-                .try_reserve(batch.len(), batch.total_bytes)
-                .expect("room in the queue");
-            queue.push(reservation, batch).await.expect("push");
-        }
-    }
-
-    async fn drain(&self) {
-        let report = self
-            .handle
-            .shutdown(Instant::now() + Duration::from_secs(20))
-            .await;
-        assert!(report.drained, "not drained: {report:?}");
-    }
-}
-
-async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    done()
+/// Starts the sink with the batch settings these tests use.
+fn start_rig(sink: Arc<dyn Sink>, config: &DeliveryConfig) -> Rig {
+    Rig::start(ID, sink, config, 2_000, Duration::from_millis(20))
 }
 
 fn events(n: usize) -> Vec<Event> {
@@ -128,7 +70,7 @@ fn receiver(secret: Option<&str>, header: &str) -> FakeHttpSink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_events_arrive_once_as_json_arrays_with_custom_headers() {
     let hook = receiver(None, "X-Siemrelay-Signature");
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({ "headers": { "X-Team": "sec", "Authorization": "Bearer t0k" } }),
@@ -178,7 +120,7 @@ async fn ten_thousand_events_arrive_once_as_json_arrays_with_custom_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndjson_with_gzip_is_decoded_and_limits_hold() {
     let hook = receiver(None, "X-Siemrelay-Signature");
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({ "format": "ndjson", "max_events": 300, "max_request_size": "64KiB" }),
@@ -209,7 +151,7 @@ async fn server_errors_and_throttling_are_retried_until_delivered_once() {
         ScriptedReply::status(500),
         ScriptedReply::throttled(1),
     ]);
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({ "max_events": 100 }),
@@ -243,7 +185,7 @@ async fn server_errors_and_throttling_are_retried_until_delivered_once() {
 async fn client_errors_are_dead_lettered_and_413_splits() {
     let hook = receiver(None, "X-Siemrelay-Signature");
     hook.script([ScriptedReply::status(422)]);
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({ "max_events": 10 }),
@@ -270,7 +212,7 @@ async fn client_errors_are_dead_lettered_and_413_splits() {
         max_body: 8 << 10,
         ..Default::default()
     });
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(&format!("{}{PATH}", small.url()), json!({}), json!({})),
         &fast_retry(),
     );
@@ -288,7 +230,7 @@ async fn signatures_verify_with_the_configured_header_and_secret() {
     let hook = receiver(Some("hook-secret"), "X-Toktra-Signature");
     let signing =
         |secret: &str| json!({ "signing": { "secret": secret, "header": "X-Toktra-Signature" } });
-    let right = Rig::start(
+    let right = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({ "max_events": 50 }),
@@ -302,7 +244,7 @@ async fn signatures_verify_with_the_configured_header_and_secret() {
     assert!(checks.passed >= 4);
     assert_eq!(checks.failed, 0);
 
-    let wrong = Rig::start(
+    let wrong = start_rig(
         sink(
             &format!("{}{PATH}", hook.url()),
             json!({}),
@@ -323,7 +265,7 @@ async fn receiver_down_longer_than_max_elapsed_time_fails_and_dead_letters() {
     let config = delivery(
         json!({ "initial_interval": "50ms", "max_interval": "200ms", "max_elapsed_time": "1s" }),
     );
-    let rig = Rig::start(
+    let rig = start_rig(
         sink(&format!("{}{PATH}", hook.url()), json!({}), json!({})),
         &config,
     );

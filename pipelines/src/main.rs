@@ -115,7 +115,10 @@ enum DlqAction {
     /// List dead-lettered events with their errors.
     List {
         /// Exporter id.
-        exporter: String,
+        exporter: Option<String>,
+        /// Exporter id (same as the positional argument).
+        #[arg(long = "exporter")]
+        exporter_flag: Option<String>,
         /// Pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
@@ -123,7 +126,10 @@ enum DlqAction {
     /// Resend dead-lettered events through the exporter (event ids kept).
     Replay {
         /// Exporter id.
-        exporter: String,
+        exporter: Option<String>,
+        /// Exporter id (same as the positional argument).
+        #[arg(long = "exporter")]
+        exporter_flag: Option<String>,
         /// Pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
@@ -131,7 +137,10 @@ enum DlqAction {
     /// Delete dead-lettered events (asks for confirmation).
     Purge {
         /// Exporter id.
-        exporter: String,
+        exporter: Option<String>,
+        /// Exporter id (same as the positional argument).
+        #[arg(long = "exporter")]
+        exporter_flag: Option<String>,
         /// Pipeline file (YAML).
         #[arg(long, short)]
         config: PathBuf,
@@ -188,14 +197,35 @@ fn main() -> ExitCode {
         Command::Queue {
             action: QueueAction::Inspect { directory },
         } => commands::queue_inspect(&directory),
-        Command::Dlq { action } => match action {
-            DlqAction::List { exporter, config } => commands::dlq::list(&exporter, &config),
-            DlqAction::Replay { exporter, config } => commands::dlq::replay(&exporter, &config),
-            DlqAction::Purge {
-                exporter,
-                config,
-                yes,
-            } => commands::dlq::purge(&exporter, &config, yes),
-        },
+        Command::Dlq { action } => {
+            let (exporter, exporter_flag) = match &action {
+                DlqAction::List {
+                    exporter,
+                    exporter_flag,
+                    ..
+                }
+                | DlqAction::Replay {
+                    exporter,
+                    exporter_flag,
+                    ..
+                }
+                | DlqAction::Purge {
+                    exporter,
+                    exporter_flag,
+                    ..
+                } => (exporter.clone(), exporter_flag.clone()),
+            };
+            let Some(id) = exporter.or(exporter_flag) else {
+                eprintln!(
+                    "error: give the exporter id: siemrelay dlq list|replay|purge EXPORTER_ID --config FILE"
+                );
+                return ExitCode::from(2);
+            };
+            match action {
+                DlqAction::List { config, .. } => commands::dlq::list(&id, &config),
+                DlqAction::Replay { config, .. } => commands::dlq::replay(&id, &config),
+                DlqAction::Purge { config, yes, .. } => commands::dlq::purge(&id, &config, yes),
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ fn dead_letter_files(dir: &Path, exporter: &str) -> Vec<PathBuf> {
 }
 
 fn load(exporter: &str, config_path: &Path) -> Result<(config::LoadedConfig, PathBuf), ExitCode> {
-    let loaded = config::load_file(config_path).map_err(|errors| {
+    let loaded = crate::admin::overlay::load(Some(config_path)).map_err(|errors| {
         eprint!("{errors}");
         ExitCode::from(1)
     })?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// delivers them through the exporter's real delivery layer. Exit 1 when anything was
 /// dead-lettered or could not be read.
 pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode {
-    let loaded = match config::load_file(config_path) {
+    let loaded = match crate::admin::overlay::load(Some(config_path)) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");

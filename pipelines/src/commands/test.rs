@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// Sends one synthetic `test_connection` event through the exporter and prints the outcome:
 /// status, the SIEM's reply, latency, and a hint on failure. Exit 0 only when delivered.
 pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
-    let loaded = match config::load_file(config_path) {
+    let loaded = match crate::admin::overlay::load(Some(config_path)) {
         Ok(loaded) => loaded,
         Err(errors) => {
             eprint!("{errors}");
