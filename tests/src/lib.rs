@@ -266,3 +266,36 @@ pub fn json_keys_in_order(text: &[u8]) -> Vec<String> {
     let mut deserializer = serde_json::Deserializer::from_slice(text);
     serde::Deserializer::deserialize_map(&mut deserializer, Keys).unwrap_or_default()
 }
+
+/// Posts `requests` NDJSON bodies concurrently to the webhook receiver on `port`
+/// (`/v1/events`); `body(request)` builds each body and returns the event ids in it. Asserts
+/// that every request is answered 200 and returns all the ids sent.
+pub async fn post_ndjson_requests(
+    port: u16,
+    requests: usize,
+    body: impl Fn(usize) -> (String, Vec<String>),
+) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let mut sent = Vec::new();
+    let mut tasks = Vec::new();
+    for request in 0..requests {
+        let (text, ids) = body(request);
+        sent.extend(ids);
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(text)
+                .send()
+                .await
+                .expect("post to the webhook receiver")
+                .status()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.expect("sender task"), 200);
+    }
+    sent
+}

@@ -47,29 +47,8 @@ fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
 }
 
 async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
-    let mut sent = Vec::new();
-    let mut tasks = Vec::new();
-    for request in 0..requests {
-        let (body, ids) = ndjson_body(request, per_request);
-        sent.extend(ids);
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await
-                .expect("post to the webhook receiver")
-                .status()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("sender task"), 200);
-    }
-    sent
+    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
+        .await
 }
 
 fn start(port: u16, fake: &FakeElasticsearch) -> Siemrelay {

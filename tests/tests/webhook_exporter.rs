@@ -38,36 +38,22 @@ fn receiver() -> FakeHttpSink {
     })
 }
 
+fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
+    let mut body = String::new();
+    let mut ids = Vec::with_capacity(per_request);
+    for i in 0..per_request {
+        let id = uuid::Uuid::new_v4().to_string();
+        body.push_str(&format!(
+            "{{\"event_id\":\"{id}\",\"event_type\":\"lockout\",\"severity\":\"critical\",\"summary\":\"request {request} event {i}\"}}\n"
+        ));
+        ids.push(id);
+    }
+    (body, ids)
+}
+
 async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
-    let mut sent = Vec::new();
-    let mut tasks = Vec::new();
-    for request in 0..requests {
-        let mut body = String::new();
-        for i in 0..per_request {
-            let id = uuid::Uuid::new_v4().to_string();
-            body.push_str(&format!(
-                "{{\"event_id\":\"{id}\",\"event_type\":\"lockout\",\"severity\":\"critical\",\"summary\":\"request {request} event {i}\"}}\n"
-            ));
-            sent.push(id);
-        }
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await
-                .expect("post to the webhook receiver")
-                .status()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("sender task"), 200);
-    }
-    sent
+    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
+        .await
 }
 
 #[tokio::test]
