@@ -5,6 +5,7 @@ pub mod component;
 pub mod config_types;
 pub mod event;
 pub mod ingest;
+pub mod kafka;
 pub mod path;
 pub mod severity;
 pub mod time;

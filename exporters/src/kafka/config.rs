@@ -5,9 +5,10 @@ use super::record::{PartitionKey, TopicTemplate};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
-use siemrelay_core::config_types::{ConfigDuration, ConfigSize, Secret};
+use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
+use siemrelay_core::kafka::security_properties;
+pub use siemrelay_core::kafka::{KafkaSasl, KafkaTls, SaslMechanism, check_tls};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default `client.id` the broker sees.
@@ -101,61 +102,6 @@ impl KafkaCompression {
             KafkaCompression::Gzip => "gzip",
             KafkaCompression::Lz4 => "lz4",
             KafkaCompression::Zstd => "zstd",
-        }
-    }
-}
-
-/// `tls:` block: TLS to the brokers.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTls {
-    /// PEM file of the CA(s) that signed the brokers' certificates. Default: the system store.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate, for mutual TLS. Default: none.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`. Required with `cert_file`.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Skip verifying the brokers' certificates and host names (tests only). Default `false`.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
-
-/// `sasl:` block: SASL authentication.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSasl {
-    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required.
-    pub mechanism: SaslMechanism,
-    /// User name. Required.
-    pub username: String,
-    /// Password; write `${env:KAFKA_PASSWORD}`. Required.
-    pub password: Secret,
-}
-
-/// SASL mechanisms librdkafka supports without Kerberos.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum SaslMechanism {
-    /// `PLAIN` (use with TLS only).
-    #[serde(rename = "PLAIN")]
-    Plain,
-    /// `SCRAM-SHA-256`.
-    #[serde(rename = "SCRAM-SHA-256")]
-    ScramSha256,
-    /// `SCRAM-SHA-512`.
-    #[serde(rename = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-impl SaslMechanism {
-    /// The mechanism's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
-            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
         }
     }
 }
@@ -298,62 +244,10 @@ pub fn ack_deadline(send_timeout: Duration) -> Duration {
     (send_timeout * 9 / 10).max(message_timeout(send_timeout))
 }
 
-/// Checks the TLS files are readable, naming the key.
-pub fn check_tls(tls: &KafkaTls) -> Vec<ConfigIssue> {
-    let mut issues = Vec::new();
-    for (key, path) in [
-        ("tls.ca_file", &tls.ca_file),
-        ("tls.cert_file", &tls.cert_file),
-        ("tls.key_file", &tls.key_file),
-    ] {
-        if let Some(path) = path
-            && let Err(e) = std::fs::metadata(path)
-        {
-            issues.push(ConfigIssue::new(
-                key,
-                format!("cannot read {}: {e}", path.display()),
-            ));
-        }
-    }
-    if tls.cert_file.is_some() != tls.key_file.is_some() {
-        issues.push(ConfigIssue::new(
-            "tls",
-            "cert_file and key_file must be given together",
-        ));
-    }
-    issues
-}
-
 /// Sets `security.protocol` and the TLS / SASL properties.
 pub fn apply_security(config: &mut ClientConfig, tls: Option<&KafkaTls>, sasl: Option<&KafkaSasl>) {
-    let protocol = match (tls.is_some(), sasl.is_some()) {
-        (false, false) => "plaintext",
-        (true, false) => "ssl",
-        (false, true) => "sasl_plaintext",
-        (true, true) => "sasl_ssl",
-    };
-    config.set("security.protocol", protocol);
-    if let Some(tls) = tls {
-        if let Some(ca) = &tls.ca_file {
-            config.set("ssl.ca.location", ca.display().to_string());
-        }
-        if let Some(cert) = &tls.cert_file {
-            config.set("ssl.certificate.location", cert.display().to_string());
-        }
-        if let Some(key) = &tls.key_file {
-            config.set("ssl.key.location", key.display().to_string());
-        }
-        if tls.insecure_skip_verify {
-            config
-                .set("enable.ssl.certificate.verification", "false")
-                .set("ssl.endpoint.identification.algorithm", "none");
-        }
-    }
-    if let Some(sasl) = sasl {
-        config
-            .set("sasl.mechanism", sasl.mechanism.as_str())
-            .set("sasl.username", &sasl.username)
-            .set("sasl.password", sasl.password.expose());
+    for (key, value) in security_properties(tls, sasl) {
+        config.set(key, value);
     }
 }
 

@@ -4,10 +4,11 @@
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
-use siemrelay_core::config_types::{ConfigDuration, Secret};
+use siemrelay_core::config_types::ConfigDuration;
 use siemrelay_core::ingest::FieldMapping;
+pub use siemrelay_core::kafka::{KafkaSasl, KafkaTls, SaslMechanism};
+use siemrelay_core::kafka::{check_tls, security_properties};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Default most events handed to the pipeline at once.
@@ -89,60 +90,6 @@ pub enum InitialOffset {
     Earliest,
     /// Only messages produced after the group first joined.
     Latest,
-}
-
-/// `tls:` block: TLS to the brokers.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaTls {
-    /// PEM file of the CA(s) that signed the brokers' certificates. Default: the system store.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate, for mutual TLS. Default: none.
-    #[serde(default)]
-    pub cert_file: Option<PathBuf>,
-    /// PEM private key of `cert_file`. Required with `cert_file`.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Skip verifying the brokers' certificates and host names (tests only). Default `false`.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
-
-/// `sasl:` block: SASL authentication.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSasl {
-    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Required.
-    pub mechanism: SaslMechanism,
-    /// User name. Required.
-    pub username: String,
-    /// Password; write `${env:KAFKA_PASSWORD}`. Required.
-    pub password: Secret,
-}
-
-/// SASL mechanisms librdkafka supports without Kerberos.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-pub enum SaslMechanism {
-    /// `PLAIN` (use with TLS only).
-    #[serde(rename = "PLAIN")]
-    Plain,
-    /// `SCRAM-SHA-256`.
-    #[serde(rename = "SCRAM-SHA-256")]
-    ScramSha256,
-    /// `SCRAM-SHA-512`.
-    #[serde(rename = "SCRAM-SHA-512")]
-    ScramSha512,
-}
-
-impl SaslMechanism {
-    fn as_str(self) -> &'static str {
-        match self {
-            SaslMechanism::Plain => "PLAIN",
-            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
-            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
-        }
-    }
 }
 
 fn default_max_batch_events() -> usize {
@@ -253,34 +200,8 @@ impl KafkaReceiverConfig {
             )
             .set("session.timeout.ms", session.as_millis().to_string())
             .set("heartbeat.interval.ms", heartbeat.as_millis().to_string());
-        let protocol = match (self.tls.is_some(), self.sasl.is_some()) {
-            (false, false) => "plaintext",
-            (true, false) => "ssl",
-            (false, true) => "sasl_plaintext",
-            (true, true) => "sasl_ssl",
-        };
-        config.set("security.protocol", protocol);
-        if let Some(tls) = &self.tls {
-            if let Some(ca) = &tls.ca_file {
-                config.set("ssl.ca.location", ca.display().to_string());
-            }
-            if let Some(cert) = &tls.cert_file {
-                config.set("ssl.certificate.location", cert.display().to_string());
-            }
-            if let Some(key) = &tls.key_file {
-                config.set("ssl.key.location", key.display().to_string());
-            }
-            if tls.insecure_skip_verify {
-                config
-                    .set("enable.ssl.certificate.verification", "false")
-                    .set("ssl.endpoint.identification.algorithm", "none");
-            }
-        }
-        if let Some(sasl) = &self.sasl {
-            config
-                .set("sasl.mechanism", sasl.mechanism.as_str())
-                .set("sasl.username", &sasl.username)
-                .set("sasl.password", sasl.password.expose());
+        for (key, value) in security_properties(self.tls.as_ref(), self.sasl.as_ref()) {
+            config.set(key, value);
         }
         config
     }
@@ -317,31 +238,6 @@ fn check_brokers(brokers: &[String]) -> Vec<ConfigIssue> {
             }
             Some(_) => {}
         }
-    }
-    issues
-}
-
-fn check_tls(tls: &KafkaTls) -> Vec<ConfigIssue> {
-    let mut issues = Vec::new();
-    for (key, path) in [
-        ("tls.ca_file", &tls.ca_file),
-        ("tls.cert_file", &tls.cert_file),
-        ("tls.key_file", &tls.key_file),
-    ] {
-        if let Some(path) = path
-            && let Err(e) = std::fs::metadata(path)
-        {
-            issues.push(ConfigIssue::new(
-                key,
-                format!("cannot read {}: {e}", path.display()),
-            ));
-        }
-    }
-    if tls.cert_file.is_some() != tls.key_file.is_some() {
-        issues.push(ConfigIssue::new(
-            "tls",
-            "cert_file and key_file must be given together",
-        ));
     }
     issues
 }
