@@ -47,6 +47,29 @@ pub struct Signature {
     pub prev: Option<String>,
 }
 
+/// The event's JSON form as bytes, written once by the processor that last changed the event
+/// (the `sign` processor keeps the form it signed), so exporters copy it instead of serializing
+/// the event again: "sign the bytes you send".
+///
+/// A cache, not part of the event's identity: it never makes two events unequal. Whoever
+/// changes an event after it was written must call [`Event::forget_written_json`]
+/// (the `enrich` processor does); [`Event::write_json`] then serializes the fields again.
+#[derive(Clone, Debug, Default)]
+pub struct WrittenJson(Option<Box<[u8]>>);
+
+impl PartialEq for WrittenJson {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl WrittenJson {
+    /// The bytes, when the event's JSON form was written and not changed since.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.0.as_deref()
+    }
+}
+
 /// One security event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -70,6 +93,8 @@ pub struct Event {
     pub resource: Map,
     /// Signature added by the `sign` processor.
     pub signature: Option<Signature>,
+    /// This event's JSON form, when already written (see [`WrittenJson`]).
+    pub written_json: WrittenJson,
 }
 
 impl Event {
@@ -87,11 +112,28 @@ impl Event {
             attributes: Map::new(),
             resource: Map::new(),
             signature: None,
+            written_json: WrittenJson::default(),
         }
     }
 
-    /// Appends this event's JSON form to `out` (no trailing newline).
+    /// Keeps `json` as this event's JSON form, for [`Event::write_json`] to copy. The caller
+    /// guarantees that `json` is a JSON object with exactly this event's fields and values.
+    pub fn keep_written_json(&mut self, json: Box<[u8]>) {
+        self.written_json = WrittenJson(Some(json));
+    }
+
+    /// Drops a kept JSON form: call after changing an event that may have one.
+    pub fn forget_written_json(&mut self) {
+        self.written_json = WrittenJson(None);
+    }
+
+    /// Appends this event's JSON form to `out` (no trailing newline): the kept form when there
+    /// is one (its members may come in another order), else the fields serialized now.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        if let Some(json) = self.written_json.bytes() {
+            out.extend_from_slice(json);
+            return;
+        }
         // Writing into a Vec cannot fail, and every field serializes.
         let _ = serde_json::to_writer(&mut *out, &JsonForm(self));
     }

@@ -227,6 +227,7 @@ impl Sign {
     /// Signs one event; returns the SHA-256 of its full canonical form when `prev` is given.
     fn sign_event(&self, event: &mut Event, prev: Option<&str>, work: &mut Scratch) -> [u8; 32] {
         event.signature = None;
+        event.forget_written_json();
         let mut stack = canonical::recycle(std::mem::take(&mut work.stack));
         work.canonical.clear();
         let signed = SignedFields {
@@ -234,7 +235,7 @@ impl Sign {
             kid: &self.kid,
             prev,
         };
-        let value_at =
+        let input =
             canonical::write_event_signing_input(event, signed, &mut work.canonical, &mut stack);
         work.stack = canonical::recycle(stack);
         let mut mac = self.mac.clone();
@@ -244,10 +245,18 @@ impl Sign {
         // Hex digits are ASCII, so the text is always valid UTF-8.
         let value = String::from(std::str::from_utf8(&hex_digits).unwrap_or_default());
         let hash = if prev.is_some() {
-            chain_hash(&work.canonical, value_at, &value)
+            chain_hash(&work.canonical, input.value_at, &value)
         } else {
             [0; 32]
         };
+        if input.sendable {
+            // Sign the bytes you send: the full canonical form is the event's JSON form.
+            event.keep_written_json(full_canonical_form(
+                &work.canonical,
+                input.value_at,
+                &hex_digits,
+            ));
+        }
         event.signature = Some(Signature {
             alg: ALGORITHM.to_string(),
             kid: self.kid.clone(),
@@ -256,6 +265,20 @@ impl Sign {
         });
         hash
     }
+}
+
+/// The full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.
+fn full_canonical_form(signing_input: &[u8], value_at: usize, value_hex: &[u8]) -> Box<[u8]> {
+    const VALUE_MEMBER: &[u8] = br#","value":""#;
+    let (head, tail) = signing_input.split_at(value_at.min(signing_input.len()));
+    let mut form =
+        Vec::with_capacity(signing_input.len() + VALUE_MEMBER.len() + value_hex.len() + 1);
+    form.extend_from_slice(head);
+    form.extend_from_slice(VALUE_MEMBER);
+    form.extend_from_slice(value_hex);
+    form.push(b'"');
+    form.extend_from_slice(tail);
+    form.into_boxed_slice()
 }
 
 /// SHA-256 of the full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.

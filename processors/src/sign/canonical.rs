@@ -14,7 +14,6 @@
 
 use siemrelay_core::{Event, Map, Value};
 use std::cmp::Ordering;
-use std::io::Write;
 
 /// Appends the canonical form of `value` to `out`.
 pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
@@ -89,6 +88,17 @@ pub(crate) fn write_signing_input<'a>(
     value_at
 }
 
+/// Where the signature value goes in an event's MAC input, and whether the full canonical
+/// form can be sent as the event's JSON form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EventSigningInput {
+    /// Offset of the signature object's closing `}`.
+    pub(crate) value_at: usize,
+    /// False when a float was written as integer text (`4.0` → `4`): sending the canonical
+    /// form would turn that float into an integer, so the event is serialized normally.
+    pub(crate) sendable: bool,
+}
+
 /// Like [`write_signing_input`] over `event.to_json_value()`, but written straight from the
 /// event's fields without building a JSON tree first. Must produce the same bytes (tested).
 pub(crate) fn write_event_signing_input<'a>(
@@ -96,22 +106,26 @@ pub(crate) fn write_event_signing_input<'a>(
     signed: SignedFields<'_>,
     out: &mut Vec<u8>,
     stack: &mut EntryStack<'a>,
-) -> usize {
+) -> EventSigningInput {
+    let mut time = siemrelay_core::time::Rfc3339Buf::default();
+    let mut id = uuid::Uuid::encode_buffer();
     // Members in sorted order; all top-level keys are ASCII.
     out.extend_from_slice(br#"{"attributes":"#);
-    write_map(&event.attributes, out, stack);
-    let _ = write!(out, r#","event_id":"{}""#, event.event_id.hyphenated());
-    out.extend_from_slice(br#","event_type":"#);
+    let mut sendable = write_map(&event.attributes, out, stack);
+    out.extend_from_slice(br#","event_id":""#);
+    out.extend_from_slice(event.event_id.hyphenated().encode_lower(&mut id).as_bytes());
+    out.extend_from_slice(br#"","event_type":"#);
     write_string(&event.event_type, out);
     out.extend_from_slice(br#","observed_timestamp":"#);
-    write_string(&event.observed_timestamp.to_rfc3339(), out);
+    write_string(event.observed_timestamp.format_rfc3339(&mut time), out);
     if !event.resource.is_empty() {
         out.extend_from_slice(br#","resource":"#);
-        write_map(&event.resource, out, stack);
+        sendable &= write_map(&event.resource, out, stack);
     }
     out.extend_from_slice(br#","severity":"#);
     write_string(&event.severity.text, out);
-    let _ = write!(out, r#","severity_number":{}"#, event.severity.number);
+    out.extend_from_slice(br#","severity_number":"#);
+    out.extend_from_slice(itoa::Buffer::new().format(event.severity.number).as_bytes());
     out.extend_from_slice(br#","signature":"#);
     let value_at = write_signed_fields(signed, out);
     if let Some(source) = &event.source {
@@ -123,9 +137,9 @@ pub(crate) fn write_event_signing_input<'a>(
         write_string(summary, out);
     }
     out.extend_from_slice(br#","timestamp":"#);
-    write_string(&event.timestamp.to_rfc3339(), out);
+    write_string(event.timestamp.format_rfc3339(&mut time), out);
     out.push(b'}');
-    value_at
+    EventSigningInput { value_at, sendable }
 }
 
 /// Writes `{"alg":…,"kid":…[,"prev":…]}`; returns the offset of its closing `}`.
@@ -143,37 +157,46 @@ fn write_signed_fields(signed: SignedFields<'_>, out: &mut Vec<u8>) -> usize {
     value_at
 }
 
-fn write_value<'a>(value: &'a Value, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) {
+/// Writes `value`; returns false when a float was written as integer text (`4.0` → `4`),
+/// i.e. when reading the text back would change a value's JSON type.
+fn write_value<'a>(value: &'a Value, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) -> bool {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(number) => {
             if let Some(n) = number.as_u64() {
-                let _ = write!(out, "{n}");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             } else if let Some(n) = number.as_i64() {
-                let _ = write!(out, "{n}");
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             } else if let Some(f) = number.as_f64() {
-                out.extend_from_slice(ryu_js::Buffer::new().format(f).as_bytes());
+                let mut buffer = ryu_js::Buffer::new();
+                let text = buffer.format(f).as_bytes();
+                out.extend_from_slice(text);
+                return text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
             }
         }
         Value::String(text) => write_string(text, out),
         Value::Array(items) => {
+            let mut exact = true;
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_value(item, out, stack);
+                exact &= write_value(item, out, stack);
             }
             out.push(b']');
+            return exact;
         }
-        Value::Object(map) => write_map(map, out, stack),
+        Value::Object(map) => return write_map(map, out, stack),
     }
+    true
 }
 
-/// Writes an object with its members sorted by key.
-fn write_map<'a>(map: &'a Map, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) {
+/// Writes an object with its members sorted by key; returns what [`write_value`] does.
+fn write_map<'a>(map: &'a Map, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) -> bool {
+    let mut exact = true;
     let start = stack.len();
     stack.extend(map.iter().map(|(k, v)| (k.as_str(), v)));
     stack[start..].sort_unstable_by(|a, b| cmp_utf16(a.0, b.0));
@@ -186,10 +209,11 @@ fn write_map<'a>(map: &'a Map, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) {
         }
         write_string(key, out);
         out.push(b':');
-        write_value(value, out, stack);
+        exact &= write_value(value, out, stack);
     }
     out.push(b'}');
     stack.truncate(start);
+    exact
 }
 
 /// Writes a JSON string escaped as JCS requires.

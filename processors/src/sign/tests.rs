@@ -579,7 +579,8 @@ fn direct_event_writer_matches_the_generic_canonical_form() {
                 prev,
             };
             let (mut direct, mut generic) = (Vec::new(), Vec::new());
-            let direct_at = write_event_signing_input(&event, signed, &mut direct, &mut Vec::new());
+            let direct_at =
+                write_event_signing_input(&event, signed, &mut direct, &mut Vec::new()).value_at;
             let json = event.to_json_value();
             let map = json.as_object().unwrap();
             let generic_at = write_signing_input(map, signed, &mut generic, &mut Vec::new());
@@ -609,4 +610,38 @@ fn chain_state_is_saved_even_when_the_storage_directory_does_not_exist_yet() {
         Some("0".repeat(64).as_str()),
         "a clean restart continues the chain"
     );
+}
+
+#[test]
+fn the_sent_json_form_is_the_signed_canonical_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut batch: Vec<Event> = (0..3).map(full_event).collect();
+    signer(&format!("{{ keys: [{K1}], chain: true }}"), dir.path()).process(&mut batch);
+    for event in &batch {
+        assert!(
+            event.written_json.bytes().is_some(),
+            "signing keeps the bytes"
+        );
+        let sent = event.to_json_bytes();
+        let value: Value = serde_json::from_slice(&sent).unwrap();
+        // The same fields, values and types as the event, ...
+        assert_eq!(value, event.to_json_value());
+        // ... written canonically: the bytes sent are the bytes the MAC covers (plus `value`).
+        assert_eq!(String::from_utf8(sent).unwrap(), canonical(&value));
+    }
+}
+
+#[test]
+fn an_integral_float_is_serialized_normally_so_it_stays_a_float() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut event = full_event(1);
+    event.attributes.insert("score".into(), json!(4.0));
+    let mut batch = vec![event];
+    signer(&format!("{{ keys: [{K1}] }}"), dir.path()).process(&mut batch);
+    assert!(batch[0].written_json.bytes().is_none());
+    let line = ndjson(&batch);
+    assert!(line.contains(r#""score":4.0"#), "{line}");
+    let lines: Vec<String> = line.lines().map(str::to_string).collect();
+    let report = verify(&lines, &keyring(&format!("keys: [{K1}]")), false);
+    assert!(report.is_ok(), "{report:?}");
 }

@@ -118,6 +118,7 @@ impl LineDecoder {
             attributes: Map::new(),
             resource: Map::new(),
             signature: None,
+            written_json: Default::default(),
         }
     }
 }

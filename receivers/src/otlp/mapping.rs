@@ -197,6 +197,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
         attributes,
         resource: Map::new(),
         signature: None,
+        written_json: Default::default(),
     }
 }
 

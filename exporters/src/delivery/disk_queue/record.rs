@@ -18,8 +18,8 @@
 //!   5..    m × u64 sequence numbers of data records that are fully handled
 //! ```
 
-use siemrelay_core::ingest::{IngestOptions, event_from_object};
-use siemrelay_core::{Event, Map, Severity, Timestamp, Value};
+use siemrelay_core::ingest::{IngestOptions, Members, event_from_object};
+use siemrelay_core::{Event, Severity, Timestamp, Value};
 
 /// First bytes of every record.
 pub const MAGIC: [u8; 4] = *b"SRQ1";
@@ -229,12 +229,16 @@ pub fn decode_data(payload: &[u8]) -> Result<(Vec<Event>, Vec<u32>), String> {
         .take(count)
         .enumerate()
     {
-        let mut object: Map = serde_json::from_slice(line)
+        let Members(mut members) = serde_json::from_slice(line)
             .map_err(|e| format!("event {line_no} of the record is not a JSON object: {e}"))?;
         // The severity is restored exactly as written (ingest would reject `unspecified`).
-        let text = object.remove("severity");
-        let number = object.remove("severity_number");
-        let mut event = event_from_object(object, &options, Timestamp(0))
+        let mut take = |name: &str| {
+            let at = members.iter().position(|(key, _)| key == name)?;
+            Some(members.remove(at).1)
+        };
+        let text = take("severity");
+        let number = take("severity_number");
+        let mut event = event_from_object(Members(members), &options, Timestamp(0))
             .map_err(|e| format!("event {line_no} of the record: {e}"))?
             .event;
         if let (Some(Value::String(text)), Some(number)) = (text, number.and_then(|n| n.as_u64())) {
@@ -243,6 +247,8 @@ pub fn decode_data(payload: &[u8]) -> Result<(Vec<Event>, Vec<u32>), String> {
                 text,
             };
         }
+        // The queued bytes are the event's JSON form: exporters send them as they are.
+        event.keep_written_json(line.into());
         events.push(event);
     }
     Ok((events, sizes))
@@ -295,6 +301,11 @@ mod tests {
         let (decoded, decoded_sizes) = decode_data(payload).unwrap();
         assert_eq!(decoded, events);
         assert_eq!(decoded_sizes, sizes);
+        for (decoded, event) in decoded.iter().zip(&events) {
+            // The queued bytes are sent as they are, with no second serialization.
+            assert!(decoded.written_json.bytes().is_some());
+            assert_eq!(decoded.to_json_bytes(), event.to_json_bytes());
+        }
     }
 
     #[test]
