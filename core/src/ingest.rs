@@ -17,6 +17,7 @@ use crate::path::AttrPath;
 use crate::severity::Severity;
 use crate::time::Timestamp;
 use serde::Deserialize;
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// Key under `attributes` for top-level fields that clash with explicit attributes.
@@ -97,12 +98,78 @@ struct Misfit {
     reason: String,
 }
 
+/// The members of one received JSON object in arrival order (a repeated key is kept, not
+/// overwritten); keys borrow from the received bytes when they need no unescaping, so the
+/// well-known keys cost no allocation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Members<'a>(pub Vec<(Cow<'a, str>, Value)>);
+
+impl From<Map> for Members<'static> {
+    fn from(object: Map) -> Self {
+        Members(
+            object
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k), v))
+                .collect(),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(12));
+                while let Some(Key(key)) = map.next_key()? {
+                    members.push((key, map.next_value()?));
+                }
+                Ok(Members(members))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_string())))
+            }
+            fn visit_string<E>(self, key: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// Builds an event from one JSON object of a request.
-pub fn event_from_object(
-    mut object: Map,
+pub fn event_from_object<'a>(
+    object: impl Into<Members<'a>>,
     options: &IngestOptions,
     observed: Timestamp,
 ) -> Result<Ingested, IngestError> {
+    let mut members = object.into().0;
     let mut event = Event {
         event_id: Uuid::nil(),
         timestamp: Timestamp(0),
@@ -114,37 +181,48 @@ pub fn event_from_object(
         attributes: Map::new(),
         resource: Map::new(),
         signature: None,
+        written_json: Default::default(),
     };
     let mut misfits: Vec<Misfit> = Vec::new();
     let mut displaced: Vec<(String, Value)> = Vec::new();
 
     // Take mapped source fields out first so they do not also land in attributes.
     let mut mapped: Vec<(&'static str, String, Value)> = Vec::new();
-    for (target, source) in options.mapping.entries() {
-        match source.remove(&mut object) {
-            Some(value) => mapped.push((target, source.to_string(), value)),
-            None => misfits.push(Misfit {
-                key: source.to_string(),
-                value: None,
-                reason: format!("mapped field {source} for {target} is missing"),
-            }),
+    if !options.mapping.is_empty() {
+        let mut object: Map = members
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v))
+            .collect();
+        for (target, source) in options.mapping.entries() {
+            match source.remove(&mut object) {
+                Some(value) => mapped.push((target, source.to_string(), value)),
+                None => misfits.push(Misfit {
+                    key: source.to_string(),
+                    value: None,
+                    reason: format!("mapped field {source} for {target} is missing"),
+                }),
+            }
         }
+        members = object
+            .into_iter()
+            .map(|(k, v)| (Cow::Owned(k), v))
+            .collect();
     }
     let is_mapped = |name: &str| mapped.iter().any(|(target, _, _)| *target == name);
 
     let mut extras: Vec<(String, Value)> = Vec::new();
     let mut severity_number: Option<Value> = None;
-    for (key, value) in object {
+    for (key, value) in members {
         if is_mapped(&key) {
-            displaced.push((key, value));
+            displaced.push((key.into_owned(), value));
             continue;
         }
-        match key.as_str() {
+        match key.as_ref() {
             "attributes" => match value {
                 Value::Object(map) => event.attributes = map,
                 other => misfits.push(Misfit {
                     reason: "attributes must be a JSON object".into(),
-                    key,
+                    key: key.into_owned(),
                     value: Some(other),
                 }),
             },
@@ -152,34 +230,34 @@ pub fn event_from_object(
                 Value::Object(map) => event.resource = map,
                 other => misfits.push(Misfit {
                     reason: "resource must be a JSON object".into(),
-                    key,
+                    key: key.into_owned(),
                     value: Some(other),
                 }),
             },
-            "signature" => match serde_json::from_value::<Signature>(value.clone()) {
+            "signature" => match Signature::deserialize(&value) {
                 Ok(signature) => event.signature = Some(signature),
                 Err(e) => misfits.push(Misfit {
                     reason: format!("signature: {e}"),
-                    key,
+                    key: key.into_owned(),
                     value: Some(value),
                 }),
             },
             "severity_number" => severity_number = Some(value),
             "event_id" | "timestamp" | "observed_timestamp" | "event_type" | "severity"
             | "source" | "summary" => {
-                if let Err(reason) = set_well_known(&mut event, &key, &value) {
+                if let Err((reason, value)) = set_well_known(&mut event, &key, value) {
                     misfits.push(Misfit {
                         reason,
-                        key,
+                        key: key.into_owned(),
                         value: Some(value),
                     });
                 }
             }
-            _ => extras.push((key, value)),
+            _ => extras.push((key.into_owned(), value)),
         }
     }
     for (target, source, value) in mapped {
-        if let Err(reason) = set_well_known(&mut event, target, &value) {
+        if let Err((reason, value)) = set_well_known(&mut event, target, value) {
             misfits.push(Misfit {
                 reason: format!("mapped field {source} for {target}: {reason}"),
                 key: source,
@@ -264,50 +342,70 @@ fn keep_attribute(attributes: &mut Map, key: String, value: Value) {
     }
 }
 
-/// Sets one well-known field from a JSON value, or says why it does not fit.
-fn set_well_known(event: &mut Event, field: &str, value: &Value) -> Result<(), String> {
-    match field {
-        "event_id" => {
-            let text = value.as_str().ok_or("event_id must be a UUID string")?;
-            event.event_id =
-                Uuid::parse_str(text).map_err(|_| "event_id is not a UUID".to_string())?;
-        }
-        "timestamp" => {
-            event.timestamp = parse_time(value).ok_or("timestamp is not RFC 3339 or epoch time")?
-        }
-        "observed_timestamp" => {
-            event.observed_timestamp =
-                parse_time(value).ok_or("observed_timestamp is not RFC 3339 or epoch time")?
-        }
+/// Sets one well-known field from a JSON value (moving strings, not copying them), or says
+/// why it does not fit and hands the value back.
+fn set_well_known(event: &mut Event, field: &str, value: Value) -> Result<(), (String, Value)> {
+    let reason = match field {
+        "event_id" => match value.as_str().map(Uuid::parse_str) {
+            Some(Ok(id)) => {
+                event.event_id = id;
+                return Ok(());
+            }
+            Some(Err(_)) => "event_id is not a UUID",
+            None => "event_id must be a UUID string",
+        },
+        "timestamp" | "observed_timestamp" => match parse_time(&value) {
+            Some(time) if field == "timestamp" => {
+                event.timestamp = time;
+                return Ok(());
+            }
+            Some(time) => {
+                event.observed_timestamp = time;
+                return Ok(());
+            }
+            None if field == "timestamp" => "timestamp is not RFC 3339 or epoch time",
+            None => "observed_timestamp is not RFC 3339 or epoch time",
+        },
         "event_type" => match value {
-            Value::String(text) if !text.is_empty() => event.event_type = text.clone(),
-            _ => return Err("event_type must be a non-empty string".into()),
+            Value::String(text) if !text.is_empty() => {
+                event.event_type = text;
+                return Ok(());
+            }
+            _ => "event_type must be a non-empty string",
         },
         "severity" => {
-            event.severity = match value {
+            let severity = match &value {
                 Value::String(text) => Severity::from_name(text)
-                    .ok_or_else(|| format!("unknown severity name {text:?}"))?,
+                    .ok_or_else(|| format!("unknown severity name {text:?}")),
                 Value::Number(n) => n
                     .as_i64()
                     .and_then(Severity::from_number)
-                    .ok_or("severity number must be 0-24")?,
-                _ => return Err("severity must be a name or a number".into()),
+                    .ok_or_else(|| "severity number must be 0-24".to_string()),
+                _ => Err("severity must be a name or a number".to_string()),
+            };
+            return match severity {
+                Ok(severity) => {
+                    event.severity = severity;
+                    Ok(())
+                }
+                Err(reason) => Err((reason, value)),
+            };
+        }
+        "source" | "summary" => match value {
+            Value::String(text) => {
+                if field == "source" {
+                    event.source = Some(text);
+                } else {
+                    event.summary = Some(text);
+                }
+                return Ok(());
             }
-        }
-        "source" => {
-            event.source = Some(value.as_str().ok_or("source must be a string")?.to_string())
-        }
-        "summary" => {
-            event.summary = Some(
-                value
-                    .as_str()
-                    .ok_or("summary must be a string")?
-                    .to_string(),
-            )
-        }
-        _ => return Err(format!("{field} is not a well-known field")),
-    }
-    Ok(())
+            _ if field == "source" => "source must be a string",
+            _ => "summary must be a string",
+        },
+        _ => return Err((format!("{field} is not a well-known field"), value)),
+    };
+    Err((reason.to_string(), value))
 }
 
 fn parse_time(value: &Value) -> Option<Timestamp> {
@@ -339,9 +437,16 @@ pub struct BodyError {
 }
 
 /// Splits a request body into JSON objects. The whole body fails if any part is malformed.
-pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Map>, BodyError> {
+pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Members<'_>>, BodyError> {
     match format {
         BodyFormat::Json => {
+            if let Ok(members) = serde_json::from_slice::<Members<'_>>(body) {
+                return Ok(vec![members]);
+            }
+            if let Ok(objects) = serde_json::from_slice::<Vec<Members<'_>>>(body) {
+                return Ok(objects);
+            }
+            // Not an object or an array of objects: parse again only to say what is wrong.
             let value: Value = serde_json::from_slice(body).map_err(|e| BodyError {
                 message: format!(
                     "malformed JSON at line {}, column {}: {e}",
@@ -350,12 +455,12 @@ pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Map>, BodyError
                 ),
             })?;
             match value {
-                Value::Object(map) => Ok(vec![map]),
+                Value::Object(map) => Ok(vec![map.into()]),
                 Value::Array(items) => items
                     .into_iter()
                     .enumerate()
                     .map(|(index, item)| match item {
-                        Value::Object(map) => Ok(map),
+                        Value::Object(map) => Ok(map.into()),
                         other => Err(BodyError {
                             message: format!(
                                 "array element {index} is {}, expected a JSON object",
@@ -380,8 +485,13 @@ pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Map>, BodyError
                     continue;
                 }
                 let line_number = index + 1;
+                if let Ok(members) = serde_json::from_slice::<Members<'_>>(line) {
+                    objects.push(members);
+                    continue;
+                }
+                // Not an object: parse again only to say what it is.
                 match serde_json::from_slice::<Value>(line) {
-                    Ok(Value::Object(map)) => objects.push(map),
+                    Ok(Value::Object(map)) => objects.push(map.into()),
                     Ok(other) => {
                         return Err(BodyError {
                             message: format!(
@@ -526,5 +636,38 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn a_repeated_key_is_kept_not_overwritten() {
+        for (body, format) in [
+            (
+                &br#"{"event_type":"x","user":"ann","user":"bob"}"#[..],
+                BodyFormat::Ndjson,
+            ),
+            (
+                &br#"[{"event_type":"x","user":"ann","user":"bob"}]"#[..],
+                BodyFormat::Json,
+            ),
+        ] {
+            let objects = parse_body(body, format).unwrap();
+            let event =
+                event_from_object(objects[0].clone(), &IngestOptions::default(), Timestamp(1))
+                    .unwrap()
+                    .event;
+            assert_eq!(event.attributes["user"], json!("ann"));
+            assert_eq!(event.attributes["_toplevel"]["user"], json!("bob"));
+        }
+    }
+
+    #[test]
+    fn keys_borrow_from_the_body_unless_escaped() {
+        let objects = parse_body(br#"{"plain":1,"esc\u0061ped":2}"#, BodyFormat::Ndjson).unwrap();
+        let keys: Vec<(bool, &str)> = objects[0]
+            .0
+            .iter()
+            .map(|(k, _)| (matches!(k, Cow::Borrowed(_)), k.as_ref()))
+            .collect();
+        assert_eq!(keys, [(true, "plain"), (false, "escaped")]);
     }
 }

@@ -172,7 +172,6 @@ impl Intake {
         };
         let objects =
             parse_body(&decoded, framing.format).map_err(|e| Rejection::Malformed(e.message))?;
-        drop(decoded);
 
         let verified_by =
             verified.map(|v| json!({"scheme": v.scheme.name(), "secret_index": v.secret_index}));
