@@ -28,12 +28,36 @@ pub fn siemrelay_bin() -> PathBuf {
     bin
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a server a test starts later.
+///
+/// Chosen below the kernel's ephemeral range (32768 and up), which outgoing connections and
+/// `:0` binds draw from: a port handed out here cannot be taken by one of the many client
+/// sockets the tests open before the server binds it. Random per process (tests run in
+/// parallel processes), never the same twice in one process, and bindable when returned.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    const LOW: u64 = 20_000;
+    const HIGH: u64 = 32_000;
+    let mut state = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+        | 1;
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    for _ in 0..10_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = (LOW + state % (HIGH - LOW)) as u16;
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free port between {LOW} and {HIGH}")
 }
 
 /// Waits until something accepts TCP connections on `addr`.
