@@ -21,7 +21,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
-    /// Send once this many events are waiting (default 8192).
+    /// Send once this many events are waiting (default 8192; capped at half the exporter's
+    /// `queue.max_events`, so a small queue never waits for a batch it cannot hold).
     pub send_batch_size: usize,
     /// Never more than this many events per request (default 0 = only the SIEM's limit).
     pub send_batch_max_size: usize,

@@ -5,7 +5,7 @@ use super::dead_letter::DeadLetter;
 use super::queue::{Chunk, DeliveryQueue, PopLimits};
 use super::retry::Backoff;
 use super::status::{DeliveryRecord, ExporterState, ExporterStatus};
-use super::{Outcome, RequestRecord, SendReport, Sink, default_hint};
+use super::{Outcome, RequestLimits, RequestRecord, SendReport, Sink, default_hint};
 use siemrelay_core::{Event, Severity, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,18 +57,7 @@ impl ExporterHandle {
         queue: Arc<dyn DeliveryQueue>,
         dead_letter: DeadLetter,
     ) -> ExporterHandle {
-        let limits = sink.limits();
-        let max_events = match batch.max_events {
-            0 => limits.max_events,
-            n => n.min(limits.max_events),
-        }
-        .max(1);
-        let pop_limits = PopLimits {
-            max_events,
-            max_bytes: limits.max_bytes,
-            min_events: batch.min_events.clamp(1, max_events),
-            linger: batch.linger,
-        };
+        let pop_limits = pop_limits(batch, sink.limits(), config.queue.max_events);
         let shared = Arc::new(Shared {
             id: id.to_string(),
             sink,
@@ -502,5 +491,57 @@ pub async fn test_delivery(sink: &dyn Sink, timeout: Duration) -> TestReport {
         latency_ms: started.elapsed().as_millis() as u64,
         hint,
         event_id: event.event_id.to_string(),
+    }
+}
+
+/// How workers take chunks from the queue: the batch policy within the SIEM's request limits.
+/// A batch never waits for more events than half the queue holds: a queue smaller than
+/// `send_batch_size` would otherwise fill up, refuse senders, and still wait for the linger.
+fn pop_limits(batch: BatchPolicy, limits: RequestLimits, queue_max_events: usize) -> PopLimits {
+    let max_events = match batch.max_events {
+        0 => limits.max_events,
+        n => n.min(limits.max_events),
+    }
+    .max(1);
+    PopLimits {
+        max_events,
+        max_bytes: limits.max_bytes,
+        min_events: batch
+            .min_events
+            .clamp(1, max_events)
+            .min((queue_max_events / 2).max(1)),
+        linger: batch.linger,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(min_events: usize, max_events: usize) -> BatchPolicy {
+        BatchPolicy {
+            min_events,
+            max_events,
+            linger: std::time::Duration::from_millis(200),
+        }
+    }
+
+    #[test]
+    fn a_batch_never_waits_for_more_than_half_the_queue() {
+        let siem = RequestLimits {
+            max_events: 5000,
+            max_bytes: 1 << 20,
+        };
+        // The default batch (8192) against a 1000-event queue: send at 500, not after the linger.
+        let limits = pop_limits(policy(8192, 0), siem, 1000);
+        assert_eq!((limits.min_events, limits.max_events), (500, 5000));
+        // A roomy queue leaves the batch to the SIEM's limit and the configured sizes.
+        let limits = pop_limits(policy(8192, 0), siem, 100_000);
+        assert_eq!((limits.min_events, limits.max_events), (5000, 5000));
+        let limits = pop_limits(policy(100, 300), siem, 100_000);
+        assert_eq!((limits.min_events, limits.max_events), (100, 300));
+        // Degenerate sizes still send.
+        let limits = pop_limits(policy(0, 0), siem, 1);
+        assert_eq!(limits.min_events, 1);
     }
 }
