@@ -61,6 +61,41 @@ impl SaslMechanism {
     }
 }
 
+/// Checks a `brokers` list (`host:port` each, at least one): issues keyed `brokers` or
+/// `brokers[i]`. Shared by the kafka exporter and receiver.
+pub fn check_brokers(brokers: &[String]) -> Vec<ConfigIssue> {
+    if brokers.is_empty() {
+        return vec![ConfigIssue::new(
+            "brokers",
+            "at least one broker (host:port) is required",
+        )];
+    }
+    let mut issues = Vec::new();
+    for (index, broker) in brokers.iter().enumerate() {
+        let key = format!("brokers[{index}]");
+        let Some((host, port)) = broker.trim().rsplit_once(':') else {
+            issues.push(ConfigIssue::new(
+                key,
+                format!("{broker:?} is not host:port"),
+            ));
+            continue;
+        };
+        if host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .is_empty()
+        {
+            issues.push(ConfigIssue::new(key, format!("{broker:?} has no host")));
+        } else if port.parse::<u16>().map_or(true, |p| p == 0) {
+            issues.push(ConfigIssue::new(
+                key,
+                format!("{broker:?}: port {port:?} is not a number 1-65535"),
+            ));
+        }
+    }
+    issues
+}
+
 /// Checks the TLS files are readable, naming the key.
 pub fn check_tls(tls: &KafkaTls) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
@@ -126,6 +161,23 @@ pub fn security_properties(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_lists_are_checked_entry_by_entry() {
+        let keys = |brokers: &[&str]| {
+            let brokers: Vec<String> = brokers.iter().map(|b| b.to_string()).collect();
+            check_brokers(&brokers)
+                .into_iter()
+                .map(|issue| issue.key)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&[]), ["brokers"]);
+        assert!(keys(&["kafka-1:9092", "[::1]:9093"]).is_empty());
+        assert_eq!(
+            keys(&["ok:9092", "no-port", ":9092", "h:0", "h:99999"]),
+            ["brokers[1]", "brokers[2]", "brokers[3]", "brokers[4]"]
+        );
+    }
 
     #[test]
     fn security_properties_follow_tls_and_sasl() {

@@ -6,8 +6,8 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
 use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
-use siemrelay_core::kafka::security_properties;
 pub use siemrelay_core::kafka::{KafkaSasl, KafkaTls, SaslMechanism, check_tls};
+use siemrelay_core::kafka::{check_brokers, security_properties};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -112,40 +112,6 @@ fn default_client_id() -> String {
 
 fn default_message_max_bytes() -> ConfigSize {
     ConfigSize(DEFAULT_MESSAGE_MAX_BYTES)
-}
-
-/// Checks a `brokers` list; shared in spirit with the kafka receiver.
-pub fn check_brokers(brokers: &[String]) -> Vec<ConfigIssue> {
-    if brokers.is_empty() {
-        return vec![ConfigIssue::new(
-            "brokers",
-            "at least one broker (host:port) is required",
-        )];
-    }
-    let mut issues = Vec::new();
-    for (index, broker) in brokers.iter().enumerate() {
-        let key = format!("brokers[{index}]");
-        let Some((host, port)) = broker.trim().rsplit_once(':') else {
-            issues.push(ConfigIssue::new(
-                key,
-                format!("{broker:?} is not host:port"),
-            ));
-            continue;
-        };
-        if host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .is_empty()
-        {
-            issues.push(ConfigIssue::new(key, format!("{broker:?} has no host")));
-        } else if port.parse::<u16>().map_or(true, |p| p == 0) {
-            issues.push(ConfigIssue::new(
-                key,
-                format!("{broker:?}: port {port:?} is not a number 1-65535"),
-            ));
-        }
-    }
-    issues
 }
 
 impl KafkaConfig {

@@ -7,7 +7,7 @@ use siemrelay_core::ConfigIssue;
 use siemrelay_core::config_types::ConfigDuration;
 use siemrelay_core::ingest::FieldMapping;
 pub use siemrelay_core::kafka::{KafkaSasl, KafkaTls, SaslMechanism};
-use siemrelay_core::kafka::{check_tls, security_properties};
+use siemrelay_core::kafka::{check_brokers, check_tls, security_properties};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -205,41 +205,6 @@ impl KafkaReceiverConfig {
         }
         config
     }
-}
-
-fn check_brokers(brokers: &[String]) -> Vec<ConfigIssue> {
-    if brokers.is_empty() {
-        return vec![ConfigIssue::new(
-            "brokers",
-            "at least one broker (host:port) is required",
-        )];
-    }
-    let mut issues = Vec::new();
-    for (index, broker) in brokers.iter().enumerate() {
-        let key = format!("brokers[{index}]");
-        match broker.trim().rsplit_once(':') {
-            None => issues.push(ConfigIssue::new(
-                key,
-                format!("{broker:?} is not host:port"),
-            )),
-            Some((host, _))
-                if host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .is_empty() =>
-            {
-                issues.push(ConfigIssue::new(key, format!("{broker:?} has no host")))
-            }
-            Some((_, port)) if port.parse::<u16>().map_or(true, |p| p == 0) => {
-                issues.push(ConfigIssue::new(
-                    key,
-                    format!("{broker:?}: port {port:?} is not a number 1-65535"),
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    issues
 }
 
 #[cfg(test)]
