@@ -55,7 +55,7 @@ pub struct Signature {
 /// changes an event after it was written must call [`Event::forget_written_json`]
 /// (the `enrich` processor does); [`Event::write_json`] then serializes the fields again.
 #[derive(Clone, Debug, Default)]
-pub struct WrittenJson(Option<Box<[u8]>>);
+pub struct WrittenJson(Option<Vec<u8>>);
 
 impl PartialEq for WrittenJson {
     fn eq(&self, _other: &Self) -> bool {
@@ -118,7 +118,7 @@ impl Event {
 
     /// Keeps `json` as this event's JSON form, for [`Event::write_json`] to copy. The caller
     /// guarantees that `json` is a JSON object with exactly this event's fields and values.
-    pub fn keep_written_json(&mut self, json: Box<[u8]>) {
+    pub fn keep_written_json(&mut self, json: Vec<u8>) {
         self.written_json = WrittenJson(Some(json));
     }
 

@@ -168,6 +168,8 @@ struct ChainHead {
 struct Scratch {
     canonical: Vec<u8>,
     stack: EntryStack<'static>,
+    /// Capacity to give a new buffer: the last full form's length with some room.
+    typical_len: usize,
 }
 
 /// Builds a `sign` processor. With `chain`, reads and removes `chain-state` in
@@ -229,33 +231,36 @@ impl Sign {
         event.signature = None;
         event.forget_written_json();
         let mut stack = canonical::recycle(std::mem::take(&mut work.stack));
-        work.canonical.clear();
+        // The buffer becomes the event's JSON form when it can be sent as written; then the
+        // next event starts a new one, sized like this one.
+        let mut form = std::mem::take(&mut work.canonical);
+        form.clear();
+        form.reserve(work.typical_len);
         let signed = SignedFields {
             alg: ALGORITHM,
             kid: &self.kid,
             prev,
         };
-        let input =
-            canonical::write_event_signing_input(event, signed, &mut work.canonical, &mut stack);
+        let input = canonical::write_event_signing_input(event, signed, &mut form, &mut stack);
         work.stack = canonical::recycle(stack);
         let mut mac = self.mac.clone();
-        mac.update(&work.canonical);
+        mac.update(&form);
         let mut hex_digits = [0u8; 64];
         let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex_digits);
         // Hex digits are ASCII, so the text is always valid UTF-8.
         let value = String::from(std::str::from_utf8(&hex_digits).unwrap_or_default());
         let hash = if prev.is_some() {
-            chain_hash(&work.canonical, input.value_at, &value)
+            chain_hash(&form, input.value_at, &value)
         } else {
             [0; 32]
         };
         if input.sendable {
             // Sign the bytes you send: the full canonical form is the event's JSON form.
-            event.keep_written_json(full_canonical_form(
-                &work.canonical,
-                input.value_at,
-                &hex_digits,
-            ));
+            insert_signature_value(&mut form, input.value_at, &hex_digits);
+            work.typical_len = form.len() + 64;
+            event.keep_written_json(form);
+        } else {
+            work.canonical = form;
         }
         event.signature = Some(Signature {
             alg: ALGORITHM.to_string(),
@@ -267,18 +272,12 @@ impl Sign {
     }
 }
 
-/// The full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.
-fn full_canonical_form(signing_input: &[u8], value_at: usize, value_hex: &[u8]) -> Box<[u8]> {
+/// Turns the MAC input into the full canonical form: `,"value":"<hex>"` goes in at `value_at`.
+fn insert_signature_value(signing_input: &mut Vec<u8>, value_at: usize, value_hex: &[u8]) {
     const VALUE_MEMBER: &[u8] = br#","value":""#;
-    let (head, tail) = signing_input.split_at(value_at.min(signing_input.len()));
-    let mut form =
-        Vec::with_capacity(signing_input.len() + VALUE_MEMBER.len() + value_hex.len() + 1);
-    form.extend_from_slice(head);
-    form.extend_from_slice(VALUE_MEMBER);
-    form.extend_from_slice(value_hex);
-    form.push(b'"');
-    form.extend_from_slice(tail);
-    form.into_boxed_slice()
+    let at = value_at.min(signing_input.len());
+    let member = VALUE_MEMBER.iter().chain(value_hex).chain(b"\"").copied();
+    signing_input.splice(at..at, member);
 }
 
 /// SHA-256 of the full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.

@@ -197,7 +197,7 @@ actions:
 #[test]
 fn an_event_changed_after_it_was_written_is_serialized_again() {
     let mut batch = vec![Event::new("login")];
-    batch[0].keep_written_json(br#"{"stale":true}"#.to_vec().into_boxed_slice());
+    batch[0].keep_written_json(br#"{"stale":true}"#.to_vec());
     enrich("actions: [{ action: upsert, key: team, value: sec }]").process(&mut batch);
     let sent: Value = serde_json::from_slice(&batch[0].to_json_bytes()).unwrap();
     assert_eq!(sent["attributes"]["team"], "sec");

@@ -248,7 +248,7 @@ pub fn decode_data(payload: &[u8]) -> Result<(Vec<Event>, Vec<u32>), String> {
             };
         }
         // The queued bytes are the event's JSON form: exporters send them as they are.
-        event.keep_written_json(line.into());
+        event.keep_written_json(line.to_vec());
         events.push(event);
     }
     Ok((events, sizes))
