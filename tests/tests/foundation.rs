@@ -351,3 +351,91 @@ service:
     let events = read_ndjson_files(&relay.dir().join("out"), "events-");
     assert_eq!(events.len(), 5, "only the five good requests were written");
 }
+
+/// `service.watch_config: true`: editing the file reloads it (checked every 2 s); a broken edit
+/// is reported and the running configuration keeps serving.
+#[tokio::test]
+async fn an_edited_config_file_is_reloaded_and_a_broken_edit_is_ignored() {
+    let port = free_port();
+    let config = |path: &str, min_severity: &str| {
+        format!(
+            r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:{port}" }}
+processors:
+  filter: {{ include: {{ min_severity: {min_severity} }} }}
+exporters:
+  file: {{ path: "./out/{path}.ndjson" }}
+service:
+  watch_config: true
+  pipelines:
+    security: {{ receivers: [webhook], processors: [filter], exporters: [file] }}
+"#
+        )
+    };
+    let mut relay = Siemrelay::start(&config("events-first", "info"));
+    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
+    let body = |severity: &str, n: usize| {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "{{\"event_type\":\"login\",\"severity\":\"{severity}\",\"summary\":\"{i}\"}}\n"
+                )
+            })
+            .collect::<String>()
+    };
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let send = async |text: String| {
+        let status = post(&client, &url, text, "application/x-ndjson")
+            .await
+            .status();
+        assert_eq!(status, 200);
+    };
+    let lines = |name: &str| {
+        std::fs::read_to_string(relay.dir().join("out").join(name))
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    send(body("low", 5)).await;
+    assert!(wait_until(Duration::from_secs(10), || lines(
+        "events-first.ndjson"
+    ) == 5));
+
+    // Edit: new file name, and `low` events are now filtered out.
+    let path = relay.dir().join("siemrelay.yaml");
+    std::fs::write(&path, config("events-second", "high")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || relay
+            .logs()
+            .contains("configuration reloaded")),
+        "no reload after the edit:\n{}",
+        relay.logs()
+    );
+    send(body("low", 4) + &body("critical", 3)).await;
+    assert!(wait_until(Duration::from_secs(10), || lines(
+        "events-second.ndjson"
+    ) == 3));
+    assert_eq!(
+        lines("events-first.ndjson"),
+        5,
+        "the old exporter got nothing more"
+    );
+
+    // A broken edit is reported by key and changes nothing.
+    std::fs::write(&path, config("events-third", "no-such-severity")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || relay
+            .logs()
+            .contains("reload refused")),
+        "the broken edit was not reported:\n{}",
+        relay.logs()
+    );
+    assert!(relay.logs().contains("min_severity"), "{}", relay.logs());
+    send(body("critical", 2)).await;
+    assert!(wait_until(Duration::from_secs(10), || lines(
+        "events-second.ndjson"
+    ) == 5));
+    assert_eq!(lines("events-third.ndjson"), 0);
+    relay.terminate(Duration::from_secs(20));
+}
