@@ -1,7 +1,8 @@
 //! `${env:NAME}`, `${env:NAME:-default}` and `${file:/path}` in config values.
 //!
 //! References are expanded inside string values only, after the YAML is parsed, so a secret can
-//! hold any characters. `$${` writes a literal `${`. Expanded values stay strings. Every value that
+//! hold any characters. `$${` writes a literal `${`. Expanded values stay strings; a numeric or
+//! boolean setting reads a string that parses as one (see [`super::lenient`]). Every value that
 //! came from the environment or a file is remembered so error messages can be scrubbed of it.
 
 use serde_yaml::Value;

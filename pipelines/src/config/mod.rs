@@ -2,6 +2,7 @@
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
 pub mod expand;
+pub mod lenient;
 
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
@@ -394,7 +395,7 @@ pub fn deserialize_at<T: serde::de::DeserializeOwned>(
     value: Value,
     path: &str,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+    serde_path_to_error::deserialize::<_, T>(lenient::Lenient(value)).map_err(|e| {
         let inner = e.path().to_string();
         let mut full = join_path(path, if inner == "." { "" } else { &inner });
         let message = e.inner().to_string();

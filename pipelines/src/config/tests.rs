@@ -257,3 +257,31 @@ fn yaml_syntax_errors_name_the_position() {
     let errors = errors_of("receivers: [unclosed\n");
     assert!(errors[0].message.contains("line"), "{errors:?}");
 }
+
+#[test]
+fn numeric_and_boolean_settings_can_come_from_the_environment() {
+    // SAFETY: variable names unique to this test.
+    unsafe {
+        std::env::set_var("SIEMRELAY_CFG_TEST_QUEUE_MAX", "4321");
+        std::env::set_var("SIEMRELAY_CFG_TEST_NOT_A_NUMBER", "lots");
+    }
+    let yaml = GOOD.replace(
+        "path: \"./out-%Y-%m-%d.ndjson\"",
+        "path: \"./out.ndjson\", queue: { max_events: \"${env:SIEMRELAY_CFG_TEST_QUEUE_MAX}\" }",
+    );
+    let loaded = load_str(&yaml, "x.yaml").unwrap();
+    assert_eq!(loaded.exporters[0].1.delivery.queue.max_events, 4321);
+    let yaml = yaml.replace(
+        "SIEMRELAY_CFG_TEST_QUEUE_MAX",
+        "SIEMRELAY_CFG_TEST_NOT_A_NUMBER",
+    );
+    let errors = errors_of(&yaml);
+    assert!(
+        has(
+            &errors,
+            "exporters.file.queue.max_events",
+            "invalid type: string"
+        ),
+        "{errors:?}"
+    );
+}
