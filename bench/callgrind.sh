@@ -23,7 +23,7 @@ binary=${binary:-$bin/siemrelay}
 work=$(mktemp -d)
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 hec_port=$(free_port) webhook_port=$(free_port)
-cleanup() { kill "${responder:-}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "${responder:-}" 2>/dev/null || true; [ -n "${KEEP_CALLGRIND:-}" ] && cp "$work/callgrind.out" "$KEEP_CALLGRIND"; rm -rf "$work"; }
 trap cleanup EXIT
 
 "$bin/hec_responder" --listen "127.0.0.1:$hec_port" --delay-ms 0 > /dev/null 2>&1 & responder=$!
@@ -41,8 +41,12 @@ delivered=$(curl -s "http://127.0.0.1:$hec_port/count" | sed 's/.*"events":\([0-
 pkill -TERM -f "callgrind-out-file=$work/callgrind.out" || true
 wait "$relay" || true
 instructions=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/callgrind.out")
+# valgrind hides the CPU's SHA extensions, so HMAC-SHA256 runs the portable code there (about
+# 45,000 instructions per event, ~7% of the time on real hardware): shown apart.
+sha=$(callgrind_annotate --inclusive=no "$work/callgrind.out" 2>/dev/null \
+  | awk '/compress256/ {gsub(",", "", $1); sum += $1} END {print sum + 0}')
 python3 -c "
-d, i = int('$delivered'), int('$instructions')
+d, i, s = max(int('$delivered'), 1), int('$instructions'), int('$sha')
 print(f'events delivered under callgrind : {d}')
 print(f'instructions (whole process)     : {i:,}')
-print(f'instructions per delivered event : {i / max(d, 1):,.0f}')"
+print(f'instructions per delivered event : {i / d:,.0f}  (SHA-256 compression {s / d:,.0f}, the rest {(i - s) / d:,.0f})')"
