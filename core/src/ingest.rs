@@ -440,11 +440,13 @@ pub struct BodyError {
 pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Members<'_>>, BodyError> {
     match format {
         BodyFormat::Json => {
-            if let Ok(members) = serde_json::from_slice::<Members<'_>>(body) {
-                return Ok(vec![members]);
-            }
-            if let Ok(objects) = serde_json::from_slice::<Vec<Members<'_>>>(body) {
-                return Ok(objects);
+            if let Ok(text) = std::str::from_utf8(body) {
+                if let Ok(members) = serde_json::from_str::<Members<'_>>(text) {
+                    return Ok(vec![members]);
+                }
+                if let Ok(objects) = serde_json::from_str::<Vec<Members<'_>>>(text) {
+                    return Ok(objects);
+                }
             }
             // Not an object or an array of objects: parse again only to say what is wrong.
             let value: Value = serde_json::from_slice(body).map_err(|e| BodyError {
@@ -478,14 +480,29 @@ pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Members<'_>>, B
             }
         }
         BodyFormat::Ndjson => {
+            // One UTF-8 check of the whole body costs far less than one per JSON string;
+            // a valid body is then parsed as text, which serde_json does not check again.
+            let text = std::str::from_utf8(body).ok();
             let mut objects = Vec::new();
-            for (index, line) in body.split(|b| *b == b'\n').enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+            for (index, end) in ends.enumerate() {
+                let (from, mut to) = (start, end);
+                start = end + 1;
+                if to > from && body[to - 1] == b'\r' {
+                    to -= 1;
+                }
+                let line = &body[from..to];
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
                 let line_number = index + 1;
-                if let Ok(members) = serde_json::from_slice::<Members<'_>>(line) {
+                // Line ends are ASCII, so `from..to` falls on character boundaries.
+                let parsed = match text {
+                    Some(text) => serde_json::from_str::<Members<'_>>(&text[from..to]),
+                    None => serde_json::from_slice::<Members<'_>>(line),
+                };
+                if let Ok(members) = parsed {
                     objects.push(members);
                     continue;
                 }
@@ -624,6 +641,9 @@ mod tests {
     #[test]
     fn body_framing_errors_name_the_position() {
         let err = parse_body(b"{\"a\":1}\n{\"b\":", BodyFormat::Ndjson).unwrap_err();
+        assert!(err.message.contains("line 2"), "{}", err.message);
+        // Invalid UTF-8 is found in its line, not just somewhere in the body.
+        let err = parse_body(b"{\"a\":1}\r\n{\"b\":\"\xff\"}\n", BodyFormat::Ndjson).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
         let err = parse_body(b"[{}, 3]", BodyFormat::Json).unwrap_err();
         assert!(err.message.contains("element 1"), "{}", err.message);

@@ -1,4 +1,4 @@
-use super::canonical::{cmp_utf16, write_canonical};
+use super::canonical::{cmp_utf16, first_to_escape, write_canonical};
 use super::*;
 use serde_json::json;
 use siemrelay_core::{Severity, Timestamp, Value};
@@ -644,4 +644,30 @@ fn an_integral_float_is_serialized_normally_so_it_stays_a_float() {
     let lines: Vec<String> = line.lines().map(str::to_string).collect();
     let report = verify(&lines, &keyring(&format!("keys: [{K1}]")), false);
     assert!(report.is_ok(), "{report:?}");
+}
+
+#[test]
+fn the_word_at_a_time_escape_scan_agrees_with_a_byte_scan() {
+    let naive = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    };
+    let plain = "abcdé😀xyz0123456789/~\u{7f}";
+    for special in ["\u{0}", "\u{1f}", "\n", "\"", "\\", "\u{7f}", " ", "é"] {
+        for at in 0..plain.len() {
+            if !plain.is_char_boundary(at) {
+                continue;
+            }
+            for tail in ["", "\"", "\u{1}"] {
+                let text = format!("{}{special}{}{tail}", &plain[..at], &plain[at..]);
+                assert_eq!(
+                    first_to_escape(text.as_bytes()),
+                    naive(text.as_bytes()),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(first_to_escape(b""), None);
 }
