@@ -225,6 +225,27 @@ impl Drop for Siemrelay {
     }
 }
 
+/// Runs `siemrelay test <exporter>` on `config` (written to a fresh directory) with extra
+/// environment variables; returns whether it succeeded and its stdout and stderr together.
+pub fn run_test_command(exporter: &str, config: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("siemrelay.yaml");
+    std::fs::write(&path, config).expect("write config");
+    let output = Command::new(siemrelay_bin())
+        .args(["test", exporter, "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .expect("run siemrelay test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// Runs `siemrelay ARGS…` to completion (for `validate`, `verify`, `test`, …).
 pub fn run_cli(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(siemrelay_bin())

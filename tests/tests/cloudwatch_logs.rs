@@ -4,7 +4,7 @@
 //! an unreachable endpoint.
 
 use siemrelay_e2e::fake::cloudwatch::{ACCESS_KEY, FakeCloudWatch, Moto, REGION, SECRET_KEY};
-use siemrelay_e2e::{Siemrelay, free_port, siemrelay_bin};
+use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -145,26 +145,11 @@ async fn ten_thousand_events_via_the_webhook_reach_moto_once_each() {
 }
 
 fn siemrelay_test(endpoint: &str, key: &str, secret: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("siemrelay.yaml");
-    std::fs::write(&path, config(free_port(), endpoint)).expect("write config");
-    let output = std::process::Command::new(siemrelay_bin())
-        .args([
-            "test",
-            "cloudwatch_logs",
-            "--config",
-            path.to_str().expect("utf-8 path"),
-        ])
-        .envs(aws_env(key, secret))
-        .current_dir(dir.path())
-        .output()
-        .expect("run siemrelay test");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_test_command(
+        "cloudwatch_logs",
+        &config(free_port(), endpoint),
+        &aws_env(key, secret),
+    )
 }
 
 #[test]

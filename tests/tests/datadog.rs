@@ -2,7 +2,7 @@
 //! intake, and `siemrelay test` against a good key, a bad key and an unreachable intake.
 
 use siemrelay_e2e::fake::datadog::{API_KEY, DatadogOptions, FakeDatadog, Scripted};
-use siemrelay_e2e::{Siemrelay, free_port, run_cli};
+use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -152,24 +152,7 @@ service:
 }
 
 fn siemrelay_test(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("siemrelay.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let output = run_cli(
-        &[
-            "test",
-            "datadog",
-            "--config",
-            path.to_str().expect("utf-8 path"),
-        ],
-        dir.path(),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_test_command("datadog", config, &[])
 }
 
 #[test]

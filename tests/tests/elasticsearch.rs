@@ -2,7 +2,7 @@
 //! Elasticsearch, and `siemrelay test` against a good key, a bad key and an unreachable cluster.
 
 use siemrelay_e2e::fake::elasticsearch::{EsAuth, EsOptions, FakeElasticsearch, ItemFailure};
-use siemrelay_e2e::{Siemrelay, free_port, run_cli};
+use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -195,24 +195,7 @@ service:
 }
 
 fn siemrelay_test(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("siemrelay.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let output = run_cli(
-        &[
-            "test",
-            "elasticsearch",
-            "--config",
-            path.to_str().expect("utf-8 path"),
-        ],
-        dir.path(),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_test_command("elasticsearch", config, &[])
 }
 
 #[test]

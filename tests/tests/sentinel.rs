@@ -5,7 +5,7 @@
 use siemrelay_e2e::fake::azure::{
     AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, STREAM, Scripted, TENANT_ID,
 };
-use siemrelay_e2e::{Siemrelay, free_port, run_cli};
+use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -121,24 +121,7 @@ async fn ten_thousand_events_via_the_webhook_reach_sentinel_once_each() {
 }
 
 fn siemrelay_test(config: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("siemrelay.yaml");
-    std::fs::write(&path, config).expect("write config");
-    let output = run_cli(
-        &[
-            "test",
-            "sentinel",
-            "--config",
-            path.to_str().expect("utf-8 path"),
-        ],
-        dir.path(),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_test_command("sentinel", config, &[])
 }
 
 #[test]

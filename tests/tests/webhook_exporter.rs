@@ -2,7 +2,7 @@
 //! receiver (signature verified, custom headers), and `siemrelay test` good / refused / unreachable.
 
 use siemrelay_e2e::fake::http_sink::{FakeHttpSink, HttpSinkOptions, ScriptedReply};
-use siemrelay_e2e::{Siemrelay, free_port, run_cli};
+use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -101,8 +101,6 @@ async fn ten_thousand_events_reach_the_hook_once_each_signed() {
 }
 
 fn siemrelay_test(endpoint: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("siemrelay.yaml");
     let config = format!(
         r#"
 receivers:
@@ -115,22 +113,7 @@ service:
 "#,
         free_port()
     );
-    std::fs::write(&path, config).expect("write config");
-    let output = run_cli(
-        &[
-            "test",
-            "webhook/soar",
-            "--config",
-            path.to_str().expect("utf-8 path"),
-        ],
-        dir.path(),
-    );
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_test_command("webhook/soar", &config, &[])
 }
 
 #[test]
