@@ -7,6 +7,7 @@ use crate::config::{ComponentId, LoadedConfig};
 use crate::registry;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use siemrelay_core::Event;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::disk_queue::DiskQueue;
@@ -170,6 +171,9 @@ impl EventSink for ReceiverEntry {
                 batch.clone().unwrap_or_default()
             };
             for processor in &pipeline.processors {
+                if !processor.keeps_written_json() {
+                    events.iter_mut().for_each(Event::forget_written_json);
+                }
                 processor.process(&mut events);
             }
             metrics::counter!("siemrelay_pipeline_events_in_total", "pipeline" => pipeline.name.clone()).increment(received as u64);

@@ -371,7 +371,6 @@ pub fn build(config: EnrichConfig, ctx: &ProcessorContext) -> Result<Enrich, Vec
 impl Enrich {
     /// Applies the actions and the default source to one event.
     pub fn enrich(&self, event: &mut Event) {
-        event.forget_written_json();
         for action in &self.actions {
             action.apply(event);
         }

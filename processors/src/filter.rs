@@ -182,6 +182,10 @@ impl Processor for Filter {
         batch.retain(|event| self.passes(event));
         self.counters.record(before, batch.len());
     }
+
+    fn keeps_written_json(&self) -> bool {
+        true
+    }
 }
 
 /// Compiled criteria of `include` or `exclude`.

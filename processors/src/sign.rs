@@ -319,6 +319,10 @@ impl Processor for Sign {
         }
         self.counters.record(batch.len(), batch.len());
     }
+
+    fn keeps_written_json(&self) -> bool {
+        true
+    }
 }
 
 impl Drop for Sign {

@@ -565,3 +565,49 @@ async fn concurrent_senders_still_produce_one_intact_chain() {
     assert_eq!(code, 0, "8 concurrent senders, one chain:\n{output}");
     assert!(output.contains("300 events verified"), "{output}");
 }
+
+/// `sign` keeps the bytes it signed as the event's JSON form; a processor placed after it that
+/// changes events must not be shadowed by those bytes: its change reaches the SIEM (and, as
+/// the signature no longer covers the event, `verify` says so).
+#[tokio::test]
+async fn a_change_made_after_signing_is_written_not_the_kept_signed_bytes() {
+    let port = free_port();
+    let config = format!(
+        r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:{port}" }}
+processors:
+  sign: {{ keys: [{{ id: k1, secret: "${{env:SIGN_KEY_K1}}" }}] }}
+  enrich/late:
+    actions: [{{ action: upsert, key: added_after_signing, value: yes }}]
+exporters:
+  file: {{ path: "./out/signed.ndjson" }}
+service:
+  pipelines:
+    security: {{ receivers: [webhook], processors: [sign, enrich/late], exporters: [file] }}
+"#
+    );
+    let mut relay = Siemrelay::start_with(&config, &[], &[("SIGN_KEY_K1", K1)]);
+    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
+    post(port, 0, 3).await;
+    let out = signed_file(relay.dir());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let written = |path: &Path| std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+    while written(&out) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["attributes"]["added_after_signing"], "yes", "{line}");
+        assert!(event["signature"]["value"].is_string(), "{line}");
+    }
+    let keys = write_keys(relay.dir(), "keys.yaml", &[("k1", K1)]);
+    let (code, text) = verify(relay.dir(), &keys, &out, false);
+    assert_ne!(
+        code, 0,
+        "the late change is not covered by the signature: {text}"
+    );
+    stop(&mut relay);
+}
