@@ -345,33 +345,26 @@ fn keep_attribute(attributes: &mut Map, key: String, value: Value) {
 /// Sets one well-known field from a JSON value (moving strings, not copying them), or says
 /// why it does not fit and hands the value back.
 fn set_well_known(event: &mut Event, field: &str, value: Value) -> Result<(), (String, Value)> {
-    let reason = match field {
+    fn misfit(reason: impl Into<String>, value: Value) -> Result<(), (String, Value)> {
+        Err((reason.into(), value))
+    }
+    match field {
         "event_id" => match value.as_str().map(Uuid::parse_str) {
-            Some(Ok(id)) => {
-                event.event_id = id;
-                return Ok(());
-            }
-            Some(Err(_)) => "event_id is not a UUID",
-            None => "event_id must be a UUID string",
+            Some(Ok(id)) => event.event_id = id,
+            Some(Err(_)) => return misfit("event_id is not a UUID", value),
+            None => return misfit("event_id must be a UUID string", value),
         },
-        "timestamp" | "observed_timestamp" => match parse_time(&value) {
-            Some(time) if field == "timestamp" => {
-                event.timestamp = time;
-                return Ok(());
-            }
-            Some(time) => {
-                event.observed_timestamp = time;
-                return Ok(());
-            }
-            None if field == "timestamp" => "timestamp is not RFC 3339 or epoch time",
-            None => "observed_timestamp is not RFC 3339 or epoch time",
+        "timestamp" => match parse_time(&value) {
+            Some(time) => event.timestamp = time,
+            None => return misfit("timestamp is not RFC 3339 or epoch time", value),
+        },
+        "observed_timestamp" => match parse_time(&value) {
+            Some(time) => event.observed_timestamp = time,
+            None => return misfit("observed_timestamp is not RFC 3339 or epoch time", value),
         },
         "event_type" => match value {
-            Value::String(text) if !text.is_empty() => {
-                event.event_type = text;
-                return Ok(());
-            }
-            _ => "event_type must be a non-empty string",
+            Value::String(text) if !text.is_empty() => event.event_type = text,
+            other => return misfit("event_type must be a non-empty string", other),
         },
         "severity" => {
             let severity = match &value {
@@ -383,29 +376,22 @@ fn set_well_known(event: &mut Event, field: &str, value: Value) -> Result<(), (S
                     .ok_or_else(|| "severity number must be 0-24".to_string()),
                 _ => Err("severity must be a name or a number".to_string()),
             };
-            return match severity {
-                Ok(severity) => {
-                    event.severity = severity;
-                    Ok(())
-                }
-                Err(reason) => Err((reason, value)),
-            };
-        }
-        "source" | "summary" => match value {
-            Value::String(text) => {
-                if field == "source" {
-                    event.source = Some(text);
-                } else {
-                    event.summary = Some(text);
-                }
-                return Ok(());
+            match severity {
+                Ok(severity) => event.severity = severity,
+                Err(reason) => return misfit(reason, value),
             }
-            _ if field == "source" => "source must be a string",
-            _ => "summary must be a string",
+        }
+        "source" => match value {
+            Value::String(text) => event.source = Some(text),
+            other => return misfit("source must be a string", other),
         },
-        _ => return Err((format!("{field} is not a well-known field"), value)),
-    };
-    Err((reason.to_string(), value))
+        "summary" => match value {
+            Value::String(text) => event.summary = Some(text),
+            other => return misfit("summary must be a string", other),
+        },
+        _ => return misfit(format!("{field} is not a well-known field"), value),
+    }
+    Ok(())
 }
 
 fn parse_time(value: &Value) -> Option<Timestamp> {

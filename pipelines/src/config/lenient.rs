@@ -6,9 +6,7 @@
 //! everywhere a string is expected; only a setting that asks for a number or a boolean parses
 //! one, and a string that does not parse keeps serde's usual error (naming the key).
 
-use serde::de::{
-    self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_yaml::Value;
 
 /// A config value deserialized leniently (see the module doc).
@@ -48,10 +46,7 @@ impl<'de> Deserializer<'de> for Lenient {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
             Value::Sequence(items) => visitor.visit_seq(Items(items.into_iter())),
-            Value::Mapping(map) => visitor.visit_map(Entries {
-                entries: map.into_iter(),
-                value: None,
-            }),
+            Value::Mapping(map) => visitor.visit_map(Entries::new(map)),
             other => other.deserialize_any(visitor),
         }
     }
@@ -124,10 +119,7 @@ impl<'de> Deserializer<'de> for Lenient {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Mapping(map) => visitor.visit_map(Entries {
-                entries: map.into_iter(),
-                value: None,
-            }),
+            Value::Mapping(map) => visitor.visit_map(Entries::new(map)),
             other => other.deserialize_map(visitor),
         }
     }
@@ -139,10 +131,7 @@ impl<'de> Deserializer<'de> for Lenient {
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Mapping(map) => visitor.visit_map(Entries {
-                entries: map.into_iter(),
-                value: None,
-            }),
+            Value::Mapping(map) => visitor.visit_map(Entries::new(map)),
             other => other.deserialize_struct(name, fields, visitor),
         }
     }
@@ -154,14 +143,6 @@ impl<'de> Deserializer<'de> for Lenient {
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         self.0.deserialize_enum(name, variants, visitor)
-    }
-}
-
-impl<'de> IntoDeserializer<'de, serde_yaml::Error> for Lenient {
-    type Deserializer = Lenient;
-
-    fn into_deserializer(self) -> Lenient {
-        self
     }
 }
 
@@ -190,6 +171,15 @@ impl<'de> SeqAccess<'de> for Items {
 struct Entries {
     entries: serde_yaml::mapping::IntoIter,
     value: Option<Value>,
+}
+
+impl Entries {
+    fn new(map: serde_yaml::Mapping) -> Entries {
+        Entries {
+            entries: map.into_iter(),
+            value: None,
+        }
+    }
 }
 
 impl<'de> MapAccess<'de> for Entries {
