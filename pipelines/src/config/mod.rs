@@ -7,7 +7,7 @@ pub mod lenient;
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
 use serde_yaml::Value;
-use siemrelay_core::config_types::ConfigDuration;
+use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,6 +112,15 @@ pub struct ServiceConfig {
     /// `POST /api/v1/reload` always work).
     #[serde(default)]
     pub watch_config: bool,
+    /// Memory for everything received but not yet queued, shared by all receivers (a size,
+    /// default `64MiB`): a request that does not fit waits briefly, then gets 503 (gRPC
+    /// UNAVAILABLE). See `siemrelay_core::admission`.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ConfigSize,
+}
+
+fn default_memory_limit() -> ConfigSize {
+    ConfigSize(siemrelay_core::admission::DEFAULT_MEMORY_LIMIT)
 }
 
 fn default_shutdown_timeout() -> ConfigDuration {
@@ -323,6 +332,12 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
         check_pipelines(service, &defined, &mut errors, &mut warnings);
         if let Some(admin) = &service.admin {
             errors.extend(admin.validate());
+        }
+        if service.memory_limit.0 == 0 {
+            errors.push(ConfigError {
+                path: "service.memory_limit".into(),
+                message: "must be greater than 0; write a size such as 64MiB".into(),
+            });
         }
     }
     for error in &mut errors {

@@ -483,6 +483,8 @@ impl Runtime {
         graph.exporters = exporters;
         graph.pipelines = pipelines;
         graph.shutdown_timeout = new.service.shutdown_timeout.0;
+        self.admission
+            .set_limit(new.service.memory_limit.as_usize());
         graph.config = Some(new);
         self.view.store(Arc::new(topology(graph)));
         Ok(summary)
@@ -511,6 +513,7 @@ impl Runtime {
             resumed: Notify::new(),
             closing: self.closing.clone(),
             received,
+            admission: self.admission.clone(),
         });
         let stop = self.receivers_stop.child_token();
         let ctx = ReceiverContext {
