@@ -133,6 +133,30 @@ impl MemoryBudget {
         }
     }
 
+    /// Runs `attempt` (which grows a reservation while it parses a request) until it does not
+    /// fail for lack of memory, waiting for other requests to give memory back between
+    /// attempts, for up to `wait`. What a failed attempt allocated must be given back before
+    /// it returns (its reservation shrunk), or the wait would wait for itself.
+    pub async fn retry_while_busy<T, E>(
+        &self,
+        wait: Duration,
+        mut attempt: impl FnMut() -> Result<T, E>,
+        busy: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            match attempt() {
+                Err(error)
+                    if busy(&error)
+                        && tokio::time::timeout_at(deadline, released).await.is_ok() => {}
+                outcome => return outcome,
+            }
+        }
+    }
+
     /// Takes `bytes` from the budget if they fit; `already` is what the caller holds.
     fn take(&self, bytes: usize, already: usize) -> Result<(), OverBudget> {
         let limit = self.limit();
@@ -265,6 +289,40 @@ mod tests {
             Err(OverBudget::NeverFits { needed: 1100, .. })
         ));
         assert!(refused.to_string().contains("service.memory_limit"));
+    }
+
+    #[tokio::test]
+    async fn a_parse_that_ran_out_of_memory_is_tried_again_once_memory_is_given_back() {
+        let budget = MemoryBudget::new(1000);
+        let held = budget.try_reserve(900).unwrap();
+        let giver = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        });
+        let mine = budget.empty_reservation();
+        let mut attempts = 0;
+        let outcome = budget
+            .retry_while_busy(
+                Duration::from_secs(30),
+                || {
+                    attempts += 1;
+                    mine.shrink_to(0);
+                    mine.try_grow(500)
+                },
+                OverBudget::is_retryable,
+            )
+            .await;
+        giver.await.unwrap();
+        assert!(outcome.is_ok());
+        assert!(attempts >= 2, "{attempts}");
+        let refused = budget
+            .retry_while_busy(
+                Duration::from_millis(20),
+                || mine.try_grow(600),
+                OverBudget::is_retryable,
+            )
+            .await;
+        assert_eq!(refused.unwrap_err(), OverBudget::Busy { limit: 1000 });
     }
 
     #[tokio::test]

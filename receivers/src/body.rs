@@ -84,8 +84,10 @@ pub async fn read(
     Ok(raw)
 }
 
-/// Decodes a gzip body of at most `limit` decoded bytes, growing `reservation` as the output
-/// grows (on top of `held`, the bytes it already holds for the compressed body).
+/// Decodes a gzip body of at most `limit` decoded bytes, growing `reservation` before the
+/// output grows (on top of `held`, the bytes it already holds for the compressed body). The
+/// size the gzip trailer announces (capped at the limit) sizes the buffer once, so a body that
+/// tells the truth is never copied while it grows.
 pub fn gunzip(
     compressed: &[u8],
     limit: SizeLimit,
@@ -93,14 +95,29 @@ pub fn gunzip(
     held: usize,
 ) -> Result<Vec<u8>, BodyError> {
     const CHUNK: usize = 64 * 1024;
+    let announced = compressed
+        .len()
+        .checked_sub(4)
+        .and_then(|at| compressed.get(at..))
+        .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
+        .map_or(0, |tail| u32::from_le_bytes(tail) as usize);
     let mut decoder = MultiGzDecoder::new(compressed).take(limit.bytes as u64 + 1);
-    let mut decoded = Vec::new();
+    let mut decoded: Vec<u8> = Vec::new();
+    let mut wanted = announced.min(limit.bytes) + 1;
     loop {
+        if decoded.capacity() - decoded.len() < CHUNK.min(wanted) {
+            let capacity = (decoded.len() + wanted)
+                .max(decoded.capacity() * 2)
+                .min(limit.bytes + 1);
+            reservation
+                .try_grow_to(held + capacity)
+                .map_err(BodyError::Memory)?;
+            decoded.reserve_exact(capacity - decoded.len());
+            wanted = CHUNK;
+        }
         let start = decoded.len();
-        reservation
-            .try_grow_to(held + start + CHUNK)
-            .map_err(BodyError::Memory)?;
-        decoded.resize(start + CHUNK, 0);
+        let room = (decoded.capacity() - start).min(CHUNK);
+        decoded.resize(start + room, 0);
         let read = match decoder.read(&mut decoded[start..]) {
             Ok(read) => read,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
@@ -115,7 +132,6 @@ pub fn gunzip(
             });
         }
         if read == 0 {
-            decoded.shrink_to_fit();
             return Ok(decoded);
         }
     }

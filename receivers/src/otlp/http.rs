@@ -174,61 +174,107 @@ async fn admit(
     let raw = body::read(body, limit, &reservation)
         .await
         .map_err(|e| body_error(encoding, e))?;
-    let body = if gzip {
-        body::gunzip(&raw, limit, &reservation, raw.len()).map_err(|e| body_error(encoding, e))?
+    // Decoding that runs out of memory is tried again as others give memory back (briefly).
+    let (request, census) = handler
+        .budget
+        .retry_while_busy(
+            ADMISSION_WAIT,
+            || {
+                reservation.shrink_to(raw.len());
+                decode(handler, encoding, gzip, &raw, limit, &reservation)
+            },
+            Refused::is_busy,
+        )
+        .await
+        .map_err(|refused| refused.response(encoding))?;
+    drop(raw);
+    reservation.shrink_to(census.decoded_bytes + census.event_bytes);
+    Ok((request, census, reservation))
+}
+
+/// Why a read body was not decoded.
+enum Refused {
+    Body(BodyError),
+    Census(CensusError),
+    Memory(OverBudget),
+    Invalid(String),
+}
+
+impl Refused {
+    fn is_busy(&self) -> bool {
+        match self {
+            Refused::Memory(over) | Refused::Body(BodyError::Memory(over)) => over.is_retryable(),
+            _ => false,
+        }
+    }
+
+    fn response(self, encoding: Encoding) -> Response {
+        match self {
+            Refused::Body(failure) => body_error(encoding, failure),
+            Refused::Census(failure) => census_error(encoding, &failure),
+            Refused::Memory(over) => over_budget(encoding, &over),
+            Refused::Invalid(message) => invalid(encoding, message),
+        }
+    }
+}
+
+/// Decompresses, counts and decodes `raw`, growing `reservation` by what decoding and mapping
+/// will allocate.
+fn decode(
+    handler: &Handler,
+    encoding: Encoding,
+    gzip: bool,
+    raw: &[u8],
+    limit: SizeLimit,
+    reservation: &Reservation,
+) -> Result<(ExportLogsServiceRequest, Census), Refused> {
+    let decompressed;
+    let body: &[u8] = if gzip {
+        decompressed = body::gunzip(raw, limit, reservation, raw.len()).map_err(Refused::Body)?;
+        &decompressed
     } else {
         raw
     };
-    let (request, census) = match encoding {
+    let held = raw.len() + if gzip { body.len() } else { 0 };
+    match encoding {
         Encoding::Protobuf => {
-            let census =
-                census(&body, handler.max_events).map_err(|e| census_error(encoding, &e))?;
+            let census = census(body, handler.max_events).map_err(Refused::Census)?;
             reservation
-                .try_grow_to(body.len() + census.decoded_bytes + census.event_bytes)
-                .map_err(|over| over_budget(encoding, &over))?;
-            let request = ExportLogsServiceRequest::decode(body.as_slice()).map_err(|e| {
-                invalid(
-                    encoding,
-                    format!("request body is not a valid ExportLogsServiceRequest: {e}"),
-                )
+                .try_grow_to(held + census.decoded_bytes + census.event_bytes)
+                .map_err(Refused::Memory)?;
+            let request = ExportLogsServiceRequest::decode(body).map_err(|e| {
+                Refused::Invalid(format!(
+                    "request body is not a valid ExportLogsServiceRequest: {e}"
+                ))
             })?;
-            (request, census)
+            Ok((request, census))
         }
         Encoding::Json => {
             // The JSON tree is charged while it is parsed and its log records counted.
             let limits = Limits::new(handler.max_events)
                 .counting_arrays_under(&["logRecords", "log_records"])
-                .charging(&reservation);
-            let value = parse_value(&body, &limits).map_err(|e| match e.kind {
+                .charging(reservation);
+            let value = parse_value(body, &limits).map_err(|e| match e.kind {
                 BodyErrorKind::TooManyEvents { limit } => {
-                    census_error(encoding, &CensusError::TooManyRecords { limit })
+                    Refused::Census(CensusError::TooManyRecords { limit })
                 }
-                BodyErrorKind::Memory(over) => over_budget(encoding, &over),
-                _ => invalid(
-                    encoding,
-                    format!("request body is not valid JSON: {}", e.message),
-                ),
+                BodyErrorKind::Memory(over) => Refused::Memory(over),
+                _ => Refused::Invalid(format!("request body is not valid JSON: {}", e.message)),
             })?;
             let request = json::decode_value(value).map_err(|e| {
-                invalid(
-                    encoding,
-                    format!("request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}"),
-                )
+                Refused::Invalid(format!(
+                    "request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}"
+                ))
             })?;
             // What mapping will allocate, sized as for protobuf.
-            let census = census(&request.encode_to_vec(), handler.max_events)
-                .map_err(|e| census_error(encoding, &e))?;
+            let census =
+                census(&request.encode_to_vec(), handler.max_events).map_err(Refused::Census)?;
             reservation
-                .try_grow_to(
-                    body.len() + limits.charged() + census.decoded_bytes + census.event_bytes,
-                )
-                .map_err(|over| over_budget(encoding, &over))?;
-            (request, census)
+                .try_grow_to(held + limits.charged() + census.decoded_bytes + census.event_bytes)
+                .map_err(Refused::Memory)?;
+            Ok((request, census))
         }
-    };
-    drop(body);
-    reservation.shrink_to(census.decoded_bytes + census.event_bytes);
-    Ok((request, census, reservation))
+    }
 }
 
 async fn export(

@@ -207,17 +207,40 @@ impl Intake {
         observed: Timestamp,
         reservation: &Reservation,
     ) -> Result<Admitted, Rejection> {
+        let verified = self.verify(headers, raw, observed)?;
+        self.parse(framing, raw, verified, observed, reservation)
+    }
+
+    /// Checks the raw body's size and signature (once per request: a verified signature is
+    /// remembered for replay checks).
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        raw: &[u8],
+        observed: Timestamp,
+    ) -> Result<Option<Verified>, Rejection> {
         if raw.len() > self.max_body {
             return Err(self.too_large(false));
         }
-        let verified = match &self.verifier {
-            Some(verifier) => Some(
-                verifier
-                    .verify(headers, raw, observed.0.div_euclid(1_000_000_000))
-                    .map_err(Rejection::Signature)?,
-            ),
-            None => None,
-        };
+        match &self.verifier {
+            Some(verifier) => verifier
+                .verify(headers, raw, observed.0.div_euclid(1_000_000_000))
+                .map(Some)
+                .map_err(Rejection::Signature),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes and parses a checked body into events, holding what it allocates in
+    /// `reservation`; may be run again after a [`Rejection::Memory`].
+    pub fn parse(
+        &self,
+        framing: Framing,
+        raw: &[u8],
+        verified: Option<Verified>,
+        observed: Timestamp,
+        reservation: &Reservation,
+    ) -> Result<Admitted, Rejection> {
         let decoded = if framing.gzip {
             Cow::Owned(body::gunzip(
                 raw,

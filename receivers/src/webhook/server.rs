@@ -71,7 +71,19 @@ async fn serve_request(
             .await
             .map_err(Rejection::Memory)?;
         let raw = body::read(body, intake.size_limit(), &reservation).await?;
-        let admitted = intake.process(framing, &parts.headers, &raw, observed, &reservation)?;
+        let verified = intake.verify(&parts.headers, &raw, observed)?;
+        // Parsing that runs out of memory is tried again as others give memory back (briefly).
+        let admitted = endpoint
+            .budget
+            .retry_while_busy(
+                ADMISSION_WAIT,
+                || {
+                    reservation.shrink_to(raw.len());
+                    intake.parse(framing, &raw, verified, observed, &reservation)
+                },
+                |rejection| matches!(rejection, Rejection::Memory(over) if over.is_retryable()),
+            )
+            .await?;
         drop(raw);
         reservation.shrink_to(admitted.held_bytes);
         Ok::<_, Rejection>((admitted, reservation))
