@@ -692,11 +692,8 @@ impl Inner {
     fn storage_failed(&self, no_space: bool, error: &io::Error) {
         let reason = if no_space {
             format!(
-                "intake refused: no space left on the disk queue's volume ({}); senders get backpressure until delivered events free space{}",
-                self.volume_text(),
-                self.space_warning
-                    .as_ref()
-                    .map_or_else(String::new, |w| format!("; {w}"))
+                "intake refused: no space left on the disk queue's volume ({}); senders get backpressure until delivered events free space",
+                self.volume_text()
             )
         } else {
             format!(

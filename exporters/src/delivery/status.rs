@@ -8,8 +8,8 @@
 //!   `retry.max_interval` (a real delivery, or [`crate::delivery::Sink::probe`] when the queue is
 //!   empty) until one succeeds.
 //! - `degraded`, with the first reason that applies:
-//!   1. deliveries are failing and being retried (the last request asked for a retry);
-//!   2. the queue refuses new events for lack of disk space;
+//!   1. the queue refuses new events for lack of disk space (or a storage error);
+//!   2. deliveries are failing and being retried (the last request asked for a retry);
 //!   3. the disk queue found a loss when it opened, not yet acknowledged by an operator;
 //!   4. more than [`DEAD_LETTER_RATIO`] of the events that reached a final outcome in the last
 //!      [`DEAD_LETTER_WINDOW`] deliveries were dead-lettered (refused permanently by the SIEM).
@@ -180,13 +180,13 @@ impl Inner {
             );
         }
         let ratio = self.dead_ratio();
-        let reason = if self.retrying {
+        let reason = if let Some(refused) = &self.intake_refused {
+            Some(refused.clone())
+        } else if self.retrying {
             Some(format!(
                 "deliveries are failing and being retried: {}",
                 error()
             ))
-        } else if let Some(refused) = &self.intake_refused {
-            Some(refused.clone())
         } else if !self.queue_losses.is_empty() {
             let events: Option<u64> = self.queue_losses.iter().map(|l| l.loss.events).sum();
             Some(format!(
