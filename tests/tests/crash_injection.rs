@@ -148,7 +148,10 @@ fn kill(mut child: Child) {
 async fn restart_and_count(dir: &Path, webhook: u16, hec: &FakeHec, acked: &[String]) -> usize {
     let child = start(dir, None);
     assert!(
-        wait_for_port(SocketAddr::from(([127, 0, 0, 1], webhook)), Duration::from_secs(30)),
+        wait_for_port(
+            SocketAddr::from(([127, 0, 0, 1], webhook)),
+            Duration::from_secs(30)
+        ),
         "siemrelay did not start again after the crash\n{}",
         logs(dir)
     );
@@ -197,11 +200,16 @@ async fn killed_at_the_nth_fdatasync_pwrite_unlink_or_ftruncate_nothing_acknowle
         if !wait_for_port(addr, Duration::from_secs(30)) {
             // Killed while starting (the injection hit the first segment's creation): the next
             // start must cope with that too.
-            assert!(exited(&mut child, Duration::from_secs(5)), "{}", logs(dir.path()));
+            assert!(
+                exited(&mut child, Duration::from_secs(5)),
+                "{}",
+                logs(dir.path())
+            );
             killed.push(format!("{syscall}#{n} (at start)"));
             continue;
         }
-        let round = post_until_dead(webhook, &format!("{syscall}{n}"), Duration::from_secs(6)).await;
+        let round =
+            post_until_dead(webhook, &format!("{syscall}{n}"), Duration::from_secs(6)).await;
         let hit = exited(&mut child, Duration::from_secs(2));
         kill(child);
         killed.push(format!(

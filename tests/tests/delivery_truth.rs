@@ -61,14 +61,24 @@ async fn a_siem_that_refuses_every_request_makes_the_exporter_degraded_with_the_
     );
     let client = reqwest::Client::new();
     for request in 0..10 {
-        post_webhook(&client, webhook, ndjson(20, &format!("r{request}"), false).0).await;
+        post_webhook(
+            &client,
+            webhook,
+            ndjson(20, &format!("r{request}"), false).0,
+        )
+        .await;
     }
     let exporter = admin
         .wait_exporter("splunk_hec", Duration::from_secs(60), |e| {
             e["dead_letter_count"] == 200
         })
         .await;
-    assert_eq!(exporter["dead_letter_count"], 200, "{exporter}\n{}", relay.logs());
+    assert_eq!(
+        exporter["dead_letter_count"],
+        200,
+        "{exporter}\n{}",
+        relay.logs()
+    );
     assert_eq!(exporter["status"], "degraded", "{exporter}");
     let reason = exporter["status_reason"].as_str().unwrap_or_default();
     assert!(
@@ -86,15 +96,18 @@ async fn a_siem_that_refuses_every_request_makes_the_exporter_degraded_with_the_
         Some(1.0)
     );
     assert_eq!(
-        metric(&metrics, "siemrelay_exporter_status", &[("exporter", "splunk_hec")]),
+        metric(
+            &metrics,
+            "siemrelay_exporter_status",
+            &[("exporter", "splunk_hec")]
+        ),
         Some(1.0)
     );
     assert_eq!(hec.distinct_events(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_siem_that_answers_413_to_every_size_dead_letters_as_too_large_within_bounded_requests()
-{
+async fn a_siem_that_answers_413_to_every_size_dead_letters_as_too_large_within_bounded_requests() {
     // Every body is over the limit, even one event's.
     let hec = FakeHec::start(HecOptions {
         max_content_length: 40,
@@ -117,7 +130,12 @@ async fn a_siem_that_answers_413_to_every_size_dead_letters_as_too_large_within_
         })
         .await;
     let elapsed = started.elapsed();
-    assert_eq!(exporter["dead_letter_count"], 500, "{exporter}\n{}", relay.logs());
+    assert_eq!(
+        exporter["dead_letter_count"],
+        500,
+        "{exporter}\n{}",
+        relay.logs()
+    );
     let requests = hec.read(|s| s.requests);
     println!("500 events: {requests} requests, all dead-lettered after {elapsed:?}");
     // log2(500) ≈ 9 halving levels, about two requests each, a few single events.
@@ -140,8 +158,7 @@ async fn a_siem_that_answers_413_to_every_size_dead_letters_as_too_large_within_
 async fn a_failed_exporter_with_an_empty_queue_recovers_by_itself_and_its_counts_stay_true() {
     let hec = FakeHec::start_default();
     let (webhook, admin_port) = (free_port(), free_port());
-    let extra =
-        "    retry: { initial_interval: 20ms, max_interval: 300ms, max_elapsed_time: 1s }";
+    let extra = "    retry: { initial_interval: 20ms, max_interval: 300ms, max_elapsed_time: 1s }";
     let (relay, admin) = start(
         &config(webhook, admin_port, &hec.url(), extra),
         webhook,
@@ -155,7 +172,11 @@ async fn a_failed_exporter_with_an_empty_queue_recovers_by_itself_and_its_counts
         "siemrelay_exporter_events_retried_total",
         "siemrelay_exporter_events_dead_lettered_total",
     ] {
-        assert_eq!(metric(&metrics, name, &labels), Some(0.0), "{name}\n{metrics}");
+        assert_eq!(
+            metric(&metrics, name, &labels),
+            Some(0.0),
+            "{name}\n{metrics}"
+        );
     }
     for outcome in ["retry", "permanent"] {
         assert_eq!(
@@ -189,7 +210,12 @@ async fn a_failed_exporter_with_an_empty_queue_recovers_by_itself_and_its_counts
             e["status"] == "active"
         })
         .await;
-    assert_eq!(recovered["status"], "active", "{recovered}\n{}", relay.logs());
+    assert_eq!(
+        recovered["status"],
+        "active",
+        "{recovered}\n{}",
+        relay.logs()
+    );
     assert_eq!(recovered["last_error_current"], false, "the error is past");
     assert!(recovered["last_error"].is_string());
 
@@ -212,7 +238,10 @@ async fn a_failed_exporter_with_an_empty_queue_recovers_by_itself_and_its_counts
         })
         .await;
     assert_eq!(after["dead_letter_count"], 0, "{after}");
-    assert_eq!(after["events_dead_lettered"], 5, "the since-start counter stays");
+    assert_eq!(
+        after["events_dead_lettered"], 5,
+        "the since-start counter stays"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,7 +47,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -118,12 +121,20 @@ async fn a_full_small_volume_refuses_intake_visibly_and_heals_without_a_restart(
         volume.path().join("q").display()
     );
     let config = config(webhook, admin_port, &hec.url(), &queue);
-    let relay = start_in(tempfile::tempdir().unwrap(), &config, &[], [webhook, admin_port]);
+    let relay = start_in(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &[],
+        [webhook, admin_port],
+    );
     let admin = Admin::new(admin_port, Some(TOKEN));
     // The volume cannot hold the default max_size (1 GiB): said at start, and in the status.
     let exporter = admin.exporter("splunk_hec").await;
     assert!(
-        exporter["notice"].as_str().unwrap_or_default().contains("less than queue.max_size"),
+        exporter["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("less than queue.max_size"),
         "{exporter}"
     );
 
@@ -166,7 +177,8 @@ async fn a_full_small_volume_refuses_intake_visibly_and_heals_without_a_restart(
     // The SIEM comes back: everything acknowledged arrives, and intake resumes by itself.
     hec.come_up();
     assert!(
-        hec.events_reached(acked.len(), Duration::from_secs(120)).await,
+        hec.events_reached(acked.len(), Duration::from_secs(120))
+            .await,
         "{} of {} delivered\n{}",
         hec.distinct_events(),
         acked.len(),
@@ -202,14 +214,25 @@ async fn a_volume_or_max_size_smaller_than_one_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (webhook, admin_port) = (free_port(), free_port());
     let path = dir.path().join("small.yaml");
-    let small = config(webhook, admin_port, "http://127.0.0.1:9", "{ type: disk, max_size: 100KiB }")
-        .replace("${env:SIEMRELAY_ADMIN_TOKEN}", TOKEN);
+    let small = config(
+        webhook,
+        admin_port,
+        "http://127.0.0.1:9",
+        "{ type: disk, max_size: 100KiB }",
+    )
+    .replace("${env:SIEMRELAY_ADMIN_TOKEN}", TOKEN);
     std::fs::write(&path, small).unwrap();
-    let output = run_cli(&["validate", "--config", path.to_str().unwrap()], dir.path());
+    let output = run_cli(
+        &["validate", "--config", path.to_str().unwrap()],
+        dir.path(),
+    );
     let text = String::from_utf8_lossy(&output.stdout).to_string()
         + &String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{text}");
-    assert!(text.contains("queue.max_size") && text.contains("256KiB"), "{text}");
+    assert!(
+        text.contains("queue.max_size") && text.contains("256KiB"),
+        "{text}"
+    );
 
     let volume = match Tmpfs::mount("128k") {
         Ok(volume) => volume,
@@ -229,12 +252,20 @@ async fn a_volume_or_max_size_smaller_than_one_segment_is_refused() {
     );
     let status = relay.wait_exit(Duration::from_secs(20));
     assert!(status.is_some_and(|s| !s.success()), "{}", relay.logs());
-    assert!(relay.logs().contains("less than one segment"), "{}", relay.logs());
+    assert!(
+        relay.logs().contains("less than one segment"),
+        "{}",
+        relay.logs()
+    );
 }
 
 /// Fills a disk queue with ten 500-event batches while the SIEM is down and stops siemrelay;
 /// returns its directory, the queue directory and the ids sent.
-async fn filled_queue(config: &str, hec: &FakeHec, ports: [u16; 2]) -> (tempfile::TempDir, PathBuf, Vec<String>) {
+async fn filled_queue(
+    config: &str,
+    hec: &FakeHec,
+    ports: [u16; 2],
+) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     hec.go_down();
     let relay = start_in(tempfile::tempdir().unwrap(), config, &[], ports);
     let client = reqwest::Client::new();
@@ -328,7 +359,13 @@ async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged
     let exporter = admin.exporter("splunk_hec").await;
     assert_eq!(exporter["status"], "degraded", "{exporter}");
     let status = run_cli(
-        &["status", "--admin", &format!("127.0.0.1:{admin_port}"), "--token", TOKEN],
+        &[
+            "status",
+            "--admin",
+            &format!("127.0.0.1:{admin_port}"),
+            "--token",
+            TOKEN,
+        ],
         relay.dir(),
     );
     let table = String::from_utf8_lossy(&status.stdout);
@@ -339,7 +376,11 @@ async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged
     let (code, body) = admin
         .post("/api/v1/exporters/splunk_hec/acknowledge-losses")
         .await;
-    assert_eq!((code, body["acknowledged"].as_u64()), (200, Some(1)), "{body}");
+    assert_eq!(
+        (code, body["acknowledged"].as_u64()),
+        (200, Some(1)),
+        "{body}"
+    );
     assert_eq!(body["exporter"]["status"], "active", "{body}");
     // Acknowledged for good: not shown after a restart.
     let dir = relay.into_dir();
@@ -377,16 +418,26 @@ async fn a_zero_filled_segment_reports_its_records_and_events_and_a_restart_flag
     let admin = Admin::new(admin_port, Some(TOKEN));
     let logs = relay.logs();
     assert!(logs.contains("EVENTS LOST"), "{logs}");
-    assert!(logs.contains("acknowledged by --acknowledge-queue-losses"), "{logs}");
+    assert!(
+        logs.contains("acknowledged by --acknowledge-queue-losses"),
+        "{logs}"
+    );
     let metrics = admin.metrics().await;
     let labels = [("exporter", "splunk_hec")];
     assert!(
-        metric(&metrics, "siemrelay_exporter_queue_corrupt_records_total", &labels)
-            >= Some(records as f64),
+        metric(
+            &metrics,
+            "siemrelay_exporter_queue_corrupt_records_total",
+            &labels
+        ) >= Some(records as f64),
         "{metrics}"
     );
     assert_eq!(
-        metric(&metrics, "siemrelay_exporter_queue_events_lost_total", &labels),
+        metric(
+            &metrics,
+            "siemrelay_exporter_queue_events_lost_total",
+            &labels
+        ),
         Some(lost as f64)
     );
     let expected = ids.len() - lost as usize;
