@@ -405,8 +405,10 @@ impl ExporterStatus {
     /// Switches the exporter off or back on (`failed` becomes `active` on enable).
     pub fn set_enabled(&self, enabled: bool) {
         let mut inner = self.lock();
-        if enabled {
+        if enabled && inner.failed {
+            // The operator asks for a fresh start: deliveries are tried again as if new.
             inner.failed = false;
+            inner.retrying = false;
         }
         inner.disabled = !enabled;
         self.update(&mut inner);
