@@ -176,6 +176,7 @@ async fn a_full_small_volume_refuses_intake_visibly_and_heals_without_a_restart(
 
     // The SIEM comes back: everything acknowledged arrives, and intake resumes by itself.
     hec.come_up();
+    let back_at = Instant::now();
     assert!(
         hec.events_reached(acked.len(), Duration::from_secs(120))
             .await,
@@ -195,6 +196,12 @@ async fn a_full_small_volume_refuses_intake_visibly_and_heals_without_a_restart(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(status, 200, "intake did not resume\n{}", relay.logs());
+    println!(
+        "20 MiB volume: {} events acknowledged before it was full, {refused} requests refused; \
+         delivered and accepting again {:?} after the SIEM came back",
+        acked.len(),
+        back_at.elapsed()
+    );
     let exporter = admin
         .wait_exporter("splunk_hec", Duration::from_secs(20), |e| {
             e["status"] == "active"
@@ -259,7 +266,10 @@ async fn a_volume_or_max_size_smaller_than_one_segment_is_refused() {
     );
 }
 
-/// Fills a disk queue with ten 500-event batches while the SIEM is down and stops siemrelay;
+/// Events per request (and so per queued record) in the loss tests.
+const PER_RECORD: u64 = 100;
+
+/// Fills a disk queue with fifty 100-event batches while the SIEM is down and stops siemrelay;
 /// returns its directory, the queue directory and the ids sent.
 async fn filled_queue(
     config: &str,
@@ -270,8 +280,14 @@ async fn filled_queue(
     let relay = start_in(tempfile::tempdir().unwrap(), config, &[], ports);
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
-    for request in 0..10 {
-        let (status, sent) = post(&client, ports[0], 500, &format!("q{request}")).await;
+    for request in 0..50 {
+        let (status, sent) = post(
+            &client,
+            ports[0],
+            PER_RECORD as usize,
+            &format!("q{request}"),
+        )
+        .await;
         assert_eq!(status, 200, "{}", relay.logs());
         ids.extend(sent);
     }
@@ -330,8 +346,8 @@ async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged
     let (dir, queue, ids) = filled_queue(&config, &hec, ports).await;
     let files = segments(&queue);
     assert!(files.len() >= 3, "{files:?}");
-    let lost = 500 * files[1].1;
-    assert!(lost > 0);
+    let lost = PER_RECORD * files[1].1;
+    assert!(files[1].1 > 1, "{files:?}");
     std::fs::remove_file(&files[1].0).unwrap();
     let (code, report) = inspect(&queue);
     assert_eq!(code, Some(1), "{report}");
@@ -387,7 +403,10 @@ async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged
     let _relay = start_in(dir, &config, &[], ports);
     let exporter = admin.exporter("splunk_hec").await;
     assert_eq!(exporter["queue_losses"], Value::Array(vec![]), "{exporter}");
-    println!("deleted segment: {lost} events lost, reported exactly");
+    println!(
+        "deleted segment: {} records, {lost} events lost, reported exactly; {expected} delivered",
+        files[1].1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -405,7 +424,7 @@ async fn a_zero_filled_segment_reports_its_records_and_events_and_a_restart_flag
     let files = segments(&queue);
     assert!(files.len() >= 3, "{files:?}");
     let records = files[1].1;
-    let lost = 500 * records;
+    let lost = PER_RECORD * records;
     let len = std::fs::metadata(&files[1].0).unwrap().len() as usize;
     std::fs::write(&files[1].0, vec![0u8; len]).unwrap();
     let (code, report) = inspect(&queue);
