@@ -296,11 +296,24 @@ async fn filled_queue(
     (dir, queue, ids)
 }
 
-/// The segment files of a queue directory, oldest first, with their data records.
+/// Ports and config of the loss tests: a disk queue of 256 KiB segments.
+fn loss_config(hec: &FakeHec) -> ([u16; 2], String) {
+    let (webhook, admin_port) = (free_port(), free_port());
+    let config = config(
+        webhook,
+        admin_port,
+        &hec.url(),
+        "{ type: disk, max_events: 1000000, max_size: 2MiB }",
+    );
+    ([webhook, admin_port], config)
+}
+
+/// The segment files of a queue directory, oldest first, with their data records (at least
+/// three).
 fn segments(queue: &Path) -> Vec<(PathBuf, u64)> {
     let output = run_cli(&["queue", "inspect", queue.to_str().unwrap()], queue);
     let report: Value = serde_json::from_slice(&output.stdout).expect("inspect JSON");
-    report["segments"]
+    let files: Vec<(PathBuf, u64)> = report["segments"]
         .as_array()
         .unwrap()
         .iter()
@@ -310,7 +323,9 @@ fn segments(queue: &Path) -> Vec<(PathBuf, u64)> {
                 s["data_records"].as_u64().unwrap(),
             )
         })
-        .collect()
+        .collect();
+    assert!(files.len() >= 3, "{files:?}");
+    files
 }
 
 fn inspect(queue: &Path) -> (Option<i32>, Value) {
@@ -335,17 +350,10 @@ async fn delivered_exactly(hec: &FakeHec, ids: &[String], expected: usize) -> us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged() {
     let hec = FakeHec::start_default();
-    let (webhook, admin_port) = (free_port(), free_port());
-    let ports = [webhook, admin_port];
-    let config = config(
-        webhook,
-        admin_port,
-        &hec.url(),
-        "{ type: disk, max_events: 1000000, max_size: 2MiB }",
-    );
+    let (ports, config) = loss_config(&hec);
+    let admin_port = ports[1];
     let (dir, queue, ids) = filled_queue(&config, &hec, ports).await;
     let files = segments(&queue);
-    assert!(files.len() >= 3, "{files:?}");
     let lost = PER_RECORD * files[1].1;
     assert!(files[1].1 > 1, "{files:?}");
     std::fs::remove_file(&files[1].0).unwrap();
@@ -412,17 +420,10 @@ async fn a_deleted_middle_segment_is_a_loss_counted_in_events_until_acknowledged
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_zero_filled_segment_reports_its_records_and_events_and_a_restart_flag_acknowledges() {
     let hec = FakeHec::start_default();
-    let (webhook, admin_port) = (free_port(), free_port());
-    let ports = [webhook, admin_port];
-    let config = config(
-        webhook,
-        admin_port,
-        &hec.url(),
-        "{ type: disk, max_events: 1000000, max_size: 2MiB }",
-    );
+    let (ports, config) = loss_config(&hec);
+    let admin_port = ports[1];
     let (dir, queue, ids) = filled_queue(&config, &hec, ports).await;
     let files = segments(&queue);
-    assert!(files.len() >= 3, "{files:?}");
     let records = files[1].1;
     let lost = PER_RECORD * records;
     let len = std::fs::metadata(&files[1].0).unwrap().len() as usize;

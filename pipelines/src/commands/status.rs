@@ -81,18 +81,7 @@ fn paint(word: &str, width: usize, colour: bool) -> String {
 }
 
 fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    siemrelay_exporters::delivery::disk_queue::space::human(bytes)
 }
 
 /// The table text.

@@ -285,6 +285,27 @@ struct Gap {
     region: Option<(u64, u64, u64)>,
 }
 
+/// Damaged bytes, and the data records and events their readable headers announce.
+fn counts(region: &CorruptRegion) -> (u64, u64, u64) {
+    (
+        region.len,
+        region.damaged_data_records,
+        region.damaged_events,
+    )
+}
+
+impl Gap {
+    /// The damaged end of the newest segment.
+    fn torn_tail(segment: u64, region: &CorruptRegion) -> Gap {
+        Gap {
+            cause: LossCause::TornTail,
+            location: region_text(segment, region),
+            range: None,
+            region: Some(counts(region)),
+        }
+    }
+}
+
 fn region_text(segment: u64, region: &CorruptRegion) -> String {
     format!(
         "in {} at offset {} ({} bytes)",
@@ -366,20 +387,11 @@ fn find_gaps(scan: &DirScan) -> Vec<Gap> {
                             scanned.file_len
                         ),
                         range: Some((id, next - 1)),
-                        region: tail.map(|r| (r.len, r.damaged_data_records, r.damaged_events)),
+                        region: tail.map(counts),
                     });
                     prev = Some((next - 1, id, None));
                 }
-                (None, Some(region)) => gaps.push(Gap {
-                    cause: LossCause::TornTail,
-                    location: region_text(id, region),
-                    range: None,
-                    region: Some((
-                        region.len,
-                        region.damaged_data_records,
-                        region.damaged_events,
-                    )),
-                }),
+                (None, Some(region)) => gaps.push(Gap::torn_tail(id, region)),
                 (None, None) => {}
             }
             continue;
@@ -396,7 +408,7 @@ fn find_gaps(scan: &DirScan) -> Vec<Gap> {
                     None => format!("at the start of {}", segment::file_name(id)),
                 },
                 range: Some((id, first.seq - 1)),
-                region: head.map(|r| (r.len, r.damaged_data_records, r.damaged_events)),
+                region: head.map(counts),
             });
         }
         for pair in scanned.records.windows(2) {
@@ -411,7 +423,7 @@ fn find_gaps(scan: &DirScan) -> Vec<Gap> {
                         None => format!("in {} at offset {end}", segment::file_name(id)),
                     },
                     range: Some((a.seq + 1, b.seq - 1)),
-                    region: region.map(|r| (r.len, r.damaged_data_records, r.damaged_events)),
+                    region: region.map(counts),
                 });
             }
         }
@@ -419,16 +431,7 @@ fn find_gaps(scan: &DirScan) -> Vec<Gap> {
         if next_id.is_none()
             && let Some(region) = tail
         {
-            gaps.push(Gap {
-                cause: LossCause::TornTail,
-                location: region_text(id, region),
-                range: None,
-                region: Some((
-                    region.len,
-                    region.damaged_data_records,
-                    region.damaged_events,
-                )),
-            });
+            gaps.push(Gap::torn_tail(id, region));
         }
         prev = Some((last, id, tail));
     }
