@@ -123,6 +123,20 @@ impl Sink for FileSink {
         1
     }
 
+    /// Opens (or creates) the current file the way a write does, writing nothing.
+    async fn probe(&self) -> Option<Result<(), String>> {
+        let path = PathBuf::from(chrono::Utc::now().format(&self.template).to_string());
+        let shown = path.display().to_string();
+        let (current, fsync) = (self.current.clone(), self.fsync);
+        let opened =
+            tokio::task::spawn_blocking(move || write_batch(&current, path, &[], fsync)).await;
+        Some(match opened {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot open {shown}: {e}")),
+            Err(e) => Err(format!("file writer task failed: {e}")),
+        })
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         let mut buf = Vec::with_capacity(events.len() * 512);
         for event in events {

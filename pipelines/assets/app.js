@@ -248,6 +248,10 @@
       meter: field('queue-meter'),
       lastSuccess: field('last-success'),
       lastError: field('last-error'),
+      reasonRow: field('reason-row'),
+      reason: field('reason'),
+      lossesRow: field('losses-row'),
+      losses: field('losses'),
       pipelines: field('pipelines'),
       test: article.querySelector('[data-action="test"]'),
       toggle: article.querySelector('[data-action="toggle"]'),
@@ -289,8 +293,21 @@
     card.meter.value = Math.min(1, fill);
     card.meter.setAttribute('aria-label', `Queue ${Math.round(fill * 100)}% full`);
     setTime(card.lastSuccess, e.last_success, 'never');
-    card.lastError.textContent = e.last_error || 'none';
-    card.lastError.classList.toggle('error', Boolean(e.last_error));
+    // An error followed by a success is past: shown with its time, not in red.
+    const past = e.last_error && e.last_error_current === false;
+    const when = toDate(e.last_error_at);
+    card.lastError.textContent = e.last_error
+      ? `${e.last_error}${when ? ` (${when.toLocaleString()}${past ? ', past' : ''})` : ''}`
+      : 'none';
+    card.lastError.classList.toggle('error', Boolean(e.last_error) && !past);
+    const why = [e.status !== 'active' ? e.status_reason : null, e.notice].filter(Boolean);
+    card.reasonRow.hidden = why.length === 0;
+    card.reason.textContent = why.join(' — ');
+    const losses = e.queue_losses || [];
+    card.lossesRow.hidden = losses.length === 0;
+    card.losses.textContent = losses.map((l) => `${l.events} events lost (${l.cause}, records ` +
+      `${l.first_seq ?? '?'}..${l.last_seq ?? '?'}, found ${l.found_at}); acknowledge with POST ` +
+      `${exporterPath(e.id, 'acknowledge-losses')}`).join('; ');
     card.pipelines.textContent = (e.pipelines || []).join(', ') || '—';
     const disabled = status === 'disabled';
     if (card.toggle.dataset.busy !== '1') {

@@ -44,6 +44,10 @@ enum Command {
         /// Pipeline file (YAML).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Mark the losses the disk queues find when they open (and earlier unacknowledged
+        /// ones) as seen by an operator: they are logged and counted, but leave the status.
+        #[arg(long)]
+        acknowledge_queue_losses: bool,
     },
     /// Check a pipeline file; exit 1 and list every error if it is not valid.
     Validate {
@@ -160,7 +164,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::init_logging(matches!(cli.log_format, LogFormat::Json));
     match cli.command {
-        Command::Run { config } => commands::run::run(config.as_deref()),
+        Command::Run {
+            config,
+            acknowledge_queue_losses,
+        } => {
+            siemrelay_exporters::delivery::disk_queue::acknowledge_losses_at_open(
+                acknowledge_queue_losses,
+            );
+            commands::run::run(config.as_deref())
+        }
         Command::Validate { config } => commands::validate::validate(&config),
         Command::Test {
             exporter,

@@ -117,17 +117,79 @@ impl ReceiverEntry {
     }
 }
 
-#[async_trait]
-impl EventSink for ReceiverEntry {
-    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(Refusal::ShuttingDown);
-        }
+/// Why a batch was not queued.
+enum NotQueued {
+    /// A queue refused room before processing: the batch comes back untouched.
+    Unprocessed(Batch, QueueError, String),
+    /// Refused after processing.
+    Refused(Refusal),
+}
+
+fn refusal_of(error: QueueError) -> Refusal {
+    match error {
+        QueueError::Full => Refusal::Full {
+            retry_after: RETRY_AFTER,
+        },
+        QueueError::Closed => Refusal::ShuttingDown,
+        QueueError::Storage(e) | QueueError::TooLarge(e) => Refusal::Failed(e),
+    }
+}
+
+/// How long the later parts of a split batch wait for room (the earlier parts are queued, so
+/// refusing now would send them twice).
+const PART_WAIT: Duration = Duration::from_secs(5);
+
+impl ReceiverEntry {
+    /// Queues a batch; one larger than a target queue can ever hold (`max_events`,
+    /// `max_size`) is split in halves, queued one after the other, the later halves waiting
+    /// (up to [`PART_WAIT`]) for the exporters to make room. An event that alone is larger
+    /// than a queue is refused with the reason.
+    fn queue_in_parts<'a>(
+        &'a self,
+        mut batch: Batch,
+        route: &'a Route,
+        wait_until: Option<Instant>,
+    ) -> futures::future::BoxFuture<'a, Result<Accepted, Refusal>> {
+        Box::pin(async move {
+            loop {
+                let (back, error, exporter) = match self.queue_whole(batch, route).await {
+                    Ok(accepted) => return Ok(accepted),
+                    Err(NotQueued::Refused(refusal)) => return Err(refusal),
+                    Err(NotQueued::Unprocessed(back, error, exporter)) => (back, error, exporter),
+                };
+                match error {
+                    QueueError::TooLarge(_) if back.len() > 1 => {
+                        let mut first = back;
+                        let second = first.split_off(first.len() / 2);
+                        let a = self.queue_in_parts(first, route, wait_until).await?;
+                        let deadline = Some(Instant::now() + PART_WAIT);
+                        let b = self.queue_in_parts(second, route, deadline).await?;
+                        return Ok(Accepted {
+                            received: a.received + b.received,
+                            queued: a.queued + b.queued,
+                        });
+                    }
+                    QueueError::Full if wait_until.is_some_and(|at| Instant::now() < at) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        batch = back;
+                    }
+                    error => {
+                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
+                            .increment(back.len() as u64);
+                        if let QueueError::TooLarge(reason) = &error {
+                            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+                        }
+                        return Err(refusal_of(error));
+                    }
+                }
+            }
+        })
+    }
+
+    /// Queues a batch as one: room in every target queue first (or nothing happens), then the
+    /// processors, then the pushes.
+    async fn queue_whole(&self, batch: Batch, route: &Route) -> Result<Accepted, NotQueued> {
         let received = batch.len();
-        if received == 0 {
-            return Ok(Accepted::default());
-        }
-        let route = self.current_route().await?;
         let pipelines = route.pipelines.as_slice();
         // 1. Room for the whole batch in every target queue, or refuse without side effects.
         //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
@@ -140,15 +202,11 @@ impl EventSink for ReceiverEntry {
                         for (p, e, reservation) in reservations {
                             pipelines[p].exporters[e].queue().cancel(reservation);
                         }
-                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter.id().to_string())
-                            .increment(received as u64);
-                        return Err(match error {
-                            QueueError::Full => Refusal::Full {
-                                retry_after: RETRY_AFTER,
-                            },
-                            QueueError::Closed => Refusal::ShuttingDown,
-                            QueueError::Storage(e) => Refusal::Failed(e),
-                        });
+                        return Err(NotQueued::Unprocessed(
+                            batch,
+                            error,
+                            exporter.id().to_string(),
+                        ));
                     }
                 }
             }
@@ -211,17 +269,28 @@ impl EventSink for ReceiverEntry {
         let results = futures::future::join_all(pushes).await;
         drop(order_guards);
         if let Some(error) = results.into_iter().find_map(Result::err) {
-            tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
-            return Err(match error {
-                QueueError::Full => Refusal::Full {
-                    retry_after: RETRY_AFTER,
-                },
-                QueueError::Closed => Refusal::ShuttingDown,
-                QueueError::Storage(e) => Refusal::Failed(e),
-            });
+            // A full queue (or volume) is backpressure, logged by the queue once per change.
+            if !matches!(error, QueueError::Full) {
+                tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
+            }
+            return Err(NotQueued::Refused(refusal_of(error)));
         }
         self.received.fetch_add(received as u64, Ordering::Relaxed);
         Ok(Accepted { received, queued })
+    }
+}
+
+#[async_trait]
+impl EventSink for ReceiverEntry {
+    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Refusal::ShuttingDown);
+        }
+        if batch.is_empty() {
+            return Ok(Accepted::default());
+        }
+        let route = self.current_route().await?;
+        self.queue_in_parts(batch, &route, None).await
     }
 }
 

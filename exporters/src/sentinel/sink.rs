@@ -197,6 +197,10 @@ impl Sink for SentinelSink {
         self.inner.limits()
     }
 
+    async fn probe(&self) -> Option<Result<(), String>> {
+        self.inner.probe().await
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         // Fetch (or reuse) the token first: refused client credentials are permanent.
         let generation = match self.tokens.bearer().await {

@@ -182,6 +182,10 @@ impl Sink for AckingSink {
         self.inner.default_concurrency()
     }
 
+    async fn probe(&self) -> Option<Result<(), String>> {
+        self.inner.probe().await
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         let mut report = self.inner.send(events).await;
         let accepted_requests = report.requests.iter().filter(|r| accepted(r)).count();

@@ -187,6 +187,7 @@ const ACTIONS: &[(&str, Method)] = &[
     ("test", Method::POST),
     ("enable", Method::POST),
     ("disable", Method::POST),
+    ("acknowledge-losses", Method::POST),
 ];
 
 /// Everything under `/api/v1/exporters/`: the resource is told from the decoded path, then the
@@ -227,6 +228,7 @@ async fn exporter_route(
             match name {
                 "deliveries" => deliveries(view, &topology),
                 "test" => test(view, &topology).await,
+                "acknowledge-losses" => acknowledge_losses(view, &topology),
                 _ => {
                     view.handle.set_enabled(name == "enable");
                     tracing::info!(exporter = %id, "exporter {name}d through the admin API");
@@ -239,6 +241,18 @@ async fn exporter_route(
         } else {
             "POST"
         }),
+    }
+}
+
+/// An operator has seen the losses the disk queue found at open: they leave the status.
+fn acknowledge_losses(view: &ExporterView, topology: &Topology) -> Response {
+    match view.handle.acknowledge_losses() {
+        Ok(count) => {
+            tracing::info!(exporter = %view.id, losses = count, "queue losses acknowledged through the admin API");
+            Json(json!({"acknowledged": count, "exporter": Exporter::of(view, &topology.secrets)}))
+                .into_response()
+        }
+        Err(e) => failure(500, scrub(&e, &topology.secrets), "id"),
     }
 }
 

@@ -3,6 +3,7 @@
 use crate::config::expand::scrub;
 use crate::runtime::{ExporterView, PipelineView};
 use serde::{Deserialize, Serialize};
+use siemrelay_exporters::delivery::disk_queue::LossEntry;
 use siemrelay_exporters::delivery::{ExporterState, QueueDepth};
 use std::sync::atomic::Ordering;
 
@@ -16,20 +17,40 @@ pub struct Exporter {
     pub kind: String,
     /// `active`, `degraded`, `failed` or `disabled`.
     pub status: String,
-    /// Failed requests since start.
+    /// Why the status is not `active` (secrets scrubbed).
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    /// Failed requests since start (requests, not events).
     pub failure_count: u64,
     /// Last error (secrets scrubbed).
     pub last_error: Option<String>,
+    /// When the last error happened (RFC 3339).
+    #[serde(default)]
+    pub last_error_at: Option<String>,
+    /// False once a success followed the last error (it is past).
+    #[serde(default)]
+    pub last_error_current: bool,
     /// Last successful delivery (RFC 3339).
     pub last_success: Option<String>,
     /// Events delivered since start.
     pub events_sent: u64,
-    /// Event deliveries retried since start.
+    /// Events whose delivery was retried since start (events, not requests).
     pub events_retried: u64,
     /// Events dead-lettered since start.
     pub events_dead_lettered: u64,
-    /// Events written to the dead-letter file since start.
+    /// Entries in the dead-letter file now (follows `dlq replay` and `dlq purge`).
     pub dead_letter_count: u64,
+    /// Share of the events with a final outcome in the last 20 deliveries that were
+    /// dead-lettered.
+    #[serde(default)]
+    pub recent_dead_letter_ratio: f64,
+    /// Losses the disk queue found when it opened, until an operator acknowledges them.
+    #[serde(default)]
+    pub queue_losses: Vec<LossEntry>,
+    /// Something to know that does not change the status (a disk queue's volume smaller than
+    /// its `max_size`).
+    #[serde(default)]
+    pub notice: Option<String>,
     /// Queue fill level and capacity.
     pub queue: Queue,
     /// Pipelines delivering to it.
@@ -62,12 +83,7 @@ impl From<QueueDepth> for Queue {
 
 /// The API word for a state.
 pub fn state_name(state: ExporterState) -> &'static str {
-    match state {
-        ExporterState::Active => "active",
-        ExporterState::Degraded => "degraded",
-        ExporterState::Failed => "failed",
-        ExporterState::Disabled => "disabled",
-    }
+    state.name()
 }
 
 impl Exporter {
@@ -79,13 +95,19 @@ impl Exporter {
             id: view.id.clone(),
             kind: view.kind.clone(),
             status: state_name(status.state).to_string(),
+            status_reason: status.reason.map(|e| scrub(&e, secrets)),
             failure_count: status.failure_count,
             last_error: status.last_error.map(|e| scrub(&e, secrets)),
+            last_error_at: status.last_error_at,
+            last_error_current: status.last_error_current,
             last_success: status.last_success,
             events_sent: status.events_sent,
             events_retried: status.events_retried,
             events_dead_lettered: status.events_dead_lettered,
-            dead_letter_count: handle.dead_letter().written(),
+            dead_letter_count: handle.dead_letter().count(),
+            recent_dead_letter_ratio: status.recent_dead_letter_ratio,
+            queue_losses: status.queue_losses,
+            notice: status.notice,
             queue: handle.queue().depth().into(),
             pipelines: view.pipelines.clone(),
         }

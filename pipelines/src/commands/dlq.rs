@@ -3,7 +3,9 @@
 use super::deliver::Deliverer;
 use crate::config;
 use crate::runtime::StorageLayout;
-use siemrelay_exporters::delivery::dead_letter::{DeadLetterEntry, file_name_for, read_entries};
+use siemrelay_exporters::delivery::dead_letter::{
+    DeadLetterEntry, file_name_for, lock_for_change, read_entries,
+};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -104,7 +106,9 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
             file_name_for(exporter),
             std::process::id()
         ));
-        if let Err(e) = std::fs::rename(&live, &aside) {
+        // Under the file's lock: a running siemrelay never appends to the file moved aside.
+        let moved = lock_for_change(&live).and_then(|_lock| std::fs::rename(&live, &aside));
+        if let Err(e) = moved {
             eprintln!("error: cannot move {} aside: {e}", live.display());
             return ExitCode::from(1);
         }
@@ -199,7 +203,8 @@ pub fn purge(exporter: &str, config_path: &Path, yes: bool) -> ExitCode {
         }
     }
     for file in &files {
-        if let Err(e) = std::fs::remove_file(file) {
+        // Under the file's lock: a running siemrelay never appends to a file being deleted.
+        if let Err(e) = lock_for_change(file).and_then(|_lock| std::fs::remove_file(file)) {
             eprintln!("error: cannot remove {}: {e}", file.display());
             return ExitCode::from(1);
         }

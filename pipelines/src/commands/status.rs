@@ -81,18 +81,7 @@ fn paint(word: &str, width: usize, colour: bool) -> String {
 }
 
 fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    siemrelay_exporters::delivery::disk_queue::space::human(bytes)
 }
 
 /// The table text.
@@ -124,6 +113,18 @@ pub fn table(exporters: &[Exporter], colour: bool) -> String {
             queue,
             error
         ));
+        if let Some(reason) = e.status_reason.as_deref().filter(|_| e.status != "active") {
+            out.push_str(&format!("  {:<id_width$}  why: {reason}\n", ""));
+        }
+        for loss in &e.queue_losses {
+            out.push_str(&format!(
+                "  {:<id_width$}  QUEUE LOSS (found {}): {}; acknowledge: POST /api/v1/exporters/{}/acknowledge-losses\n",
+                "",
+                loss.found_at,
+                loss.loss.describe(),
+                e.id.replace('/', "%2F")
+            ));
+        }
     }
     out
 }
@@ -138,13 +139,19 @@ mod tests {
             id: id.into(),
             kind: "splunk_hec".into(),
             status: status.into(),
+            status_reason: None,
             failure_count: 0,
             last_error: None,
+            last_error_at: None,
+            last_error_current: false,
             last_success: None,
             events_sent: 10,
             events_retried: 1,
             events_dead_lettered: 0,
             dead_letter_count: 0,
+            recent_dead_letter_ratio: 0.0,
+            queue_losses: Vec::new(),
+            notice: None,
             queue: Queue {
                 events: 3,
                 bytes: 2048,
