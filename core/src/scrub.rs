@@ -130,12 +130,14 @@ fn forms_of(secret: &str, out: &mut Vec<String>) {
             out.push(form);
         }
     };
-    push(secret.to_string());
-    if let Ok(json) = serde_json::to_string(secret) {
-        push(json[1..json.len() - 1].to_string());
+    // Escaped once or twice: a Debug-printed reply inside a JSON log line is both.
+    let once = [json_escaped(secret), debug_escaped(secret)];
+    for escaped in &once {
+        push(json_escaped(escaped));
+        push(debug_escaped(escaped));
     }
-    let debug = format!("{secret:?}");
-    push(debug[1..debug.len() - 1].to_string());
+    push(secret.to_string());
+    once.into_iter().for_each(&mut push);
     push(percent_encode(secret, false, true));
     push(percent_encode(secret, false, false));
     push(percent_encode(secret, true, true));
@@ -155,6 +157,18 @@ fn forms_of(secret: &str, out: &mut Vec<String>) {
             }
         }
     }
+}
+
+fn json_escaped(text: &str) -> String {
+    let json = serde_json::to_string(text).unwrap_or_default();
+    json.get(1..json.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn debug_escaped(text: &str) -> String {
+    let debug = format!("{text:?}");
+    debug[1..debug.len() - 1].to_string()
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters; `plus` writes a space as

@@ -145,8 +145,10 @@ impl ExporterStatus {
         }
     }
 
-    /// Records a request and moves the state according to its outcome.
-    pub fn record(&self, record: DeliveryRecord) {
+    /// Records a request and moves the state according to its outcome (its error text scrubbed
+    /// of secrets: a SIEM may echo the request's credentials).
+    pub fn record(&self, mut record: DeliveryRecord) {
+        record.error = record.error.map(siemrelay_core::scrub::scrub_owned);
         let mut inner = self.lock();
         let ok = record.outcome == "delivered" || record.outcome == "partial";
         if ok {
@@ -190,7 +192,7 @@ impl ExporterStatus {
     /// Retries ran out: the exporter is `failed`.
     pub fn exhausted(&self, error: &str) {
         let mut inner = self.lock();
-        inner.last_error = Some(error.to_string());
+        inner.last_error = Some(siemrelay_core::scrub::scrub(error).into_owned());
         self.transition(&mut inner, ExporterState::Failed);
     }
 
