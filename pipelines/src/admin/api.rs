@@ -46,6 +46,10 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::admin_page::router())
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            control.clone(),
+            super::guard::guard,
+        ))
         .with_state(control)
 }
 
