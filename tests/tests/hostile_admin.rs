@@ -188,16 +188,17 @@ async fn config_sent_through_the_api_is_never_expanded_beyond_allowed_env() {
     let dir = tempfile::tempdir().unwrap();
     let host_file = dir.path().join("hostname");
     std::fs::write(&host_file, "secret-host-name-4242\n").unwrap();
+    let env = [
+        ("SIEMRELAY_ADMIN_TOKEN", TOKEN),
+        ("SIGN_KEY", "sign-key-value-9876"),
+        ("HEC_TOKEN", "hec-token-allowed-1"),
+    ];
+    // The finding's setup: changes allowed, nothing listed in allowed_env.
     let (webhook, port) = (free_port(), free_port());
-    let extra = format!("{WITH_TOKEN}    allowed_env: [HEC_TOKEN]\n");
     let relay = start(
-        &base_config(webhook, &admin_block(port, &extra), ""),
+        &base_config(webhook, &admin_block(port, WITH_TOKEN), ""),
         &[webhook, port],
-        &[
-            ("SIEMRELAY_ADMIN_TOKEN", TOKEN),
-            ("SIGN_KEY", "sign-key-value-9876"),
-            ("HEC_TOKEN", "hec-token-allowed-1"),
-        ],
+        &env,
     );
     let admin = Admin::new(port, Some(TOKEN));
     let path = format!("/api/v1/exporters/{}", encode("webhook/steal"));
@@ -226,7 +227,23 @@ async fn config_sent_through_the_api_is_never_expanded_beyond_allowed_env() {
             "{text}"
         );
     }
-    // A listed name expands.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        siem.requests(),
+        0,
+        "nothing was sent to the caller's endpoint"
+    );
+    drop(relay);
+
+    // A name listed in allowed_env expands.
+    let (webhook, port) = (free_port(), free_port());
+    let extra = format!("{WITH_TOKEN}    allowed_env: [HEC_TOKEN]\n");
+    let relay = start(
+        &base_config(webhook, &admin_block(port, &extra), ""),
+        &[webhook, port],
+        &env,
+    );
+    let admin = Admin::new(port, Some(TOKEN));
     let change = json!({
         "config": {"endpoint": siem.url(), "headers": {"X-Token": "${env:HEC_TOKEN}"}},
         "pipelines": ["security"],

@@ -39,21 +39,20 @@ pub(super) async fn guard(
     request: Request,
     next: Next,
 ) -> Response {
-    match check(&control, &request) {
-        Ok(()) => next.run(request).await,
-        Err(response) => response,
+    match refusal(&control, &request) {
+        None => next.run(request).await,
+        Some(response) => response,
     }
 }
 
-fn check(control: &Control, request: &Request) -> Result<(), Response> {
-    let Some(admin) = control.admin() else {
-        return Ok(());
-    };
+/// The answer refusing `request`, or `None` when it may go on.
+fn refusal(control: &Control, request: &Request) -> Option<Response> {
+    let admin = control.admin()?;
     let peer = request.extensions().get::<Peer>().copied();
     if let Some(peer) = peer
         && !admin.allowed_cidrs.allows(peer.remote.ip())
     {
-        return Err(refuse(
+        return Some(refuse(
             403,
             format!(
                 "client address {} is not in service.admin.allowed_cidrs",
@@ -76,7 +75,7 @@ fn check(control: &Control, request: &Request) -> Result<(), Response> {
         .unwrap_or_default();
     let local = peer.map(|p| p.local.ip());
     if !host_allowed(&host, local, admin) {
-        return Err(refuse(
+        return Some(refuse(
             403,
             format!(
                 "Host {host:?} does not name this admin listener: use its address or a loopback name, or list the name in service.admin.allowed_hosts"
@@ -85,12 +84,12 @@ fn check(control: &Control, request: &Request) -> Result<(), Response> {
         ));
     }
     if !is_state_changing(request.method()) {
-        return Ok(());
+        return None;
     }
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let origin_host = origin.to_str().ok().and_then(origin_host);
         if !origin_host.is_some_and(|h| host_allowed(h, local, admin)) {
-            return Err(refuse(
+            return Some(refuse(
                 403,
                 format!(
                     "state-changing requests from another origin ({:?}) are refused",
@@ -105,7 +104,7 @@ fn check(control: &Control, request: &Request) -> Result<(), Response> {
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
     {
-        return Err(refuse(
+        return Some(refuse(
             403,
             "state-changing requests from another site are refused",
             "Origin",
@@ -114,7 +113,7 @@ fn check(control: &Control, request: &Request) -> Result<(), Response> {
     match auth::check(request.headers(), admin.token()) {
         Ok(()) if admin.token().is_some() => {}
         Ok(()) => {
-            return Err(refuse(
+            return Some(refuse(
                 403,
                 "state-changing requests need service.admin.allow_config_changes: true and service.admin.auth.bearer_token",
                 "service.admin.allow_config_changes",
@@ -130,17 +129,17 @@ fn check(control: &Control, request: &Request) -> Result<(), Response> {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"siemrelay\""),
             );
-            return Err(response);
+            return Some(response);
         }
     }
     if !admin.allow_config_changes {
-        return Err(refuse(
+        return Some(refuse(
             403,
             "config changes through the API are off: set service.admin.allow_config_changes: true",
             "service.admin.allow_config_changes",
         ));
     }
-    Ok(())
+    None
 }
 
 fn refuse(status: u16, error: impl Into<String>, key: &str) -> Response {
