@@ -267,7 +267,7 @@ fn value_span(bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
     let stop: &[u8] = if quoted {
         b"\"'\\\r\n"
     } else {
-        b" \t\"'\\\r\n,;&}]"
+        b" \t\"'`\\\r\n,;&}]"
     };
     let end_of = |from: usize| {
         let mut end = from;
@@ -295,7 +295,8 @@ fn value_span(bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
         start = end + 1;
         end = end_of(start);
     }
-    (end > start).then_some((start, end))
+    // A placeholder in documentation or a usage message (`Bearer <token>`) is no credential.
+    (end > start && bytes[start] != b'<').then_some((start, end))
 }
 
 fn is_scheme(word: &[u8]) -> bool {
@@ -462,6 +463,10 @@ mod tests {
                 "reply \"authorization: Bearer ***\\r\\nhost: y\"",
             ),
             ("GET /?api-key=zzz&x=1", "GET /?api-key=***&x=1"),
+            (
+                "missing `Authorization: Bearer <token>`",
+                "missing `Authorization: Bearer <token>`",
+            ),
             (
                 "missing Authorization header",
                 "missing Authorization header",

@@ -447,7 +447,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_not_found() {
-        let error = load(Path::new("/nonexistent/libnothing.so")).err();
+        let dir = tempfile::tempdir().unwrap();
+        super::super::trust::set_directory(dir.path());
+        let error = load(Path::new("libnothing.so")).err();
         assert!(matches!(error, Some(LoadError::NotFound(_))), "{error:?}");
     }
 
@@ -456,6 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("libfake.so");
         std::fs::write(&path, b"not an ELF file").unwrap();
+        super::super::trust::set_directory(dir.path());
         let error = load(&path).err().unwrap();
         assert!(matches!(error, LoadError::Open(_)), "{error:?}");
         assert!(error.to_string().contains("cannot load"));

@@ -125,3 +125,37 @@ fn check_entry_symbol(path: &Path) -> Result<(), LoadError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_outside_the_directory_or_writable_by_anyone_are_refused_before_loading() {
+        let plugins = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        set_directory(plugins.path());
+        let outside = elsewhere.path().join("libx.so");
+        std::fs::write(&outside, b"x").unwrap();
+        let error = check(&outside).unwrap_err().to_string();
+        assert!(error.contains("outside the plugins directory"), "{error}");
+        std::os::unix::fs::symlink(&outside, plugins.path().join("liblink.so")).unwrap();
+        let error = check(Path::new("liblink.so")).unwrap_err().to_string();
+        assert!(error.contains("outside the plugins directory"), "{error}");
+
+        let inside = plugins.path().join("libopen.so");
+        std::fs::write(&inside, b"x").unwrap();
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let error = check(Path::new("libopen.so")).unwrap_err().to_string();
+        assert!(error.contains("writable by every user"), "{error}");
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(plugins.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = check(Path::new("libopen.so")).unwrap_err().to_string();
+        assert!(error.contains("writable by every user"), "{error}");
+        std::fs::set_permissions(plugins.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Now only the ELF check is left, and this is no ELF file.
+        let error = check(Path::new("libopen.so")).unwrap_err().to_string();
+        assert!(error.contains("not a shared library"), "{error}");
+    }
+}

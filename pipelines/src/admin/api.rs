@@ -83,10 +83,17 @@ async fn require_token(State(control): Shared, request: Request, next: Next) -> 
     }
 }
 
-/// Every answer passes through the secret scrubber (buffered answers whole, streamed ones chunk
-/// by chunk).
+/// Every answer of the API and `/metrics` passes through the secret scrubber (buffered answers
+/// whole, streamed ones chunk by chunk). Static documents (the OpenAPI document, the status page
+/// and its assets) hold no secret and are served as they are.
 async fn scrub_response(request: Request, next: Next) -> Response {
     use futures::StreamExt;
+    let path = request.uri().path();
+    let dynamic =
+        (path.starts_with("/api/") && path != "/api/v1/openapi.json") || path == "/metrics";
+    if !dynamic {
+        return next.run(request).await;
+    }
     let response = next.run(request).await;
     let (mut parts, body) = response.into_parts();
     let exact = axum::body::HttpBody::size_hint(&body).exact();
