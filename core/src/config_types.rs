@@ -131,6 +131,7 @@ impl<'de> Deserialize<'de> for Secret {
         if text.is_empty() {
             return Err(serde::de::Error::custom("secret is empty"));
         }
+        crate::scrub::note_secret(&text);
         Ok(Secret(text))
     }
 }

@@ -1,12 +1,15 @@
 //! siemrelay's trunk: the security event every component shares, the traits that connect
 //! receivers, processors and the pipeline runtime, attribute paths, and config value types.
 
+pub mod cidr;
 pub mod component;
 pub mod config_types;
 pub mod event;
 pub mod ingest;
 pub mod kafka;
+pub mod listener_tls;
 pub mod path;
+pub mod scrub;
 pub mod severity;
 pub mod time;
 

@@ -15,6 +15,7 @@
 
 mod library;
 mod sink;
+pub mod trust;
 
 pub use library::{LoadError, PluginInstance, PluginIssue, PluginLibrary, load};
 pub use sink::PluginSink;
@@ -30,8 +31,8 @@ use std::sync::Arc;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
-    /// Path of the plugin's shared library (`.so`); relative paths are relative to siemrelay's
-    /// working directory. Required.
+    /// Path of the plugin's shared library (`.so`), inside `service.plugins.directory`
+    /// (relative paths are resolved there). Required.
     pub library: PathBuf,
     /// The plugin's own settings, passed to it as a JSON object (default `{}`).
     #[serde(default)]

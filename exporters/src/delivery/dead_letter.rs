@@ -179,7 +179,17 @@ impl DeadLetter {
         }
         let time = Timestamp::now().to_rfc3339();
         let mut buf = Vec::with_capacity(entries.len() * 600);
+        // Reasons are scrubbed of secrets (a SIEM may echo credentials); a batch usually shares
+        // one reason, scrubbed once.
+        let mut scrubbed: Option<(&str, String)> = None;
         for (event, error) in entries {
+            let error = match &scrubbed {
+                Some((raw, clean)) if raw == error => clean.as_str(),
+                _ => {
+                    let clean = siemrelay_core::scrub::scrub(error).into_owned();
+                    &scrubbed.insert((error, clean)).1
+                }
+            };
             let head = serde_json::json!({
                 "time": time, "exporter": self.exporter, "error": error, "attempts": attempts,
             });

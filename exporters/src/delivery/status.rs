@@ -288,8 +288,9 @@ impl ExporterStatus {
         metrics::gauge!("siemrelay_exporter_status", "exporter" => self.id.clone()).set(to.gauge());
     }
 
+    /// Keeps the last error, scrubbed of secrets (a SIEM may echo the request's credentials).
     fn error(inner: &mut Inner, error: &str) {
-        inner.last_error = Some(error.to_string());
+        inner.last_error = Some(siemrelay_core::scrub::scrub(error).into_owned());
         inner.last_error_at = Some(Timestamp::now());
         inner.last_error_current = true;
     }
@@ -301,8 +302,10 @@ impl ExporterStatus {
         inner.failed = false;
     }
 
-    /// Records a request and moves the state according to its outcome.
-    pub fn record(&self, record: DeliveryRecord) {
+    /// Records a request and moves the state according to its outcome (its error text scrubbed
+    /// of secrets: a SIEM may echo the request's credentials).
+    pub fn record(&self, mut record: DeliveryRecord) {
+        record.error = record.error.map(siemrelay_core::scrub::scrub_owned);
         let mut inner = self.lock();
         let ok = record.outcome == "delivered" || record.outcome == "partial";
         if !ok {

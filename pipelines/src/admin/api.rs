@@ -46,6 +46,11 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::admin_page::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(scrub_response))
+        .layer(middleware::from_fn_with_state(
+            control.clone(),
+            super::guard::guard,
+        ))
         .with_state(control)
 }
 
@@ -75,6 +80,46 @@ async fn require_token(State(control): Shared, request: Request, next: Next) -> 
             );
             response
         }
+    }
+}
+
+/// Every answer of the API and `/metrics` passes through the secret scrubber (buffered answers
+/// whole, streamed ones chunk by chunk). Static documents (the OpenAPI document, the status page
+/// and its assets) hold no secret and are served as they are.
+async fn scrub_response(request: Request, next: Next) -> Response {
+    use futures::StreamExt;
+    let path = request.uri().path();
+    let dynamic =
+        (path.starts_with("/api/") && path != "/api/v1/openapi.json") || path == "/metrics";
+    if !dynamic {
+        return next.run(request).await;
+    }
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    let exact = axum::body::HttpBody::size_hint(&body).exact();
+    match exact {
+        Some(length) => {
+            match axum::body::to_bytes(body, usize::try_from(length).unwrap_or(usize::MAX)).await {
+                Ok(bytes) => {
+                    let bytes = scrub_bytes(bytes);
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Response::from_parts(parts, axum::body::Body::from(bytes))
+                }
+                Err(_) => failure(500, "cannot read the answer", ""),
+            }
+        }
+        None => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let stream = body.into_data_stream().map(|chunk| chunk.map(scrub_bytes));
+            Response::from_parts(parts, axum::body::Body::from_stream(stream))
+        }
+    }
+}
+
+fn scrub_bytes(bytes: Bytes) -> Bytes {
+    match std::str::from_utf8(&bytes).map(siemrelay_core::scrub::scrub) {
+        Ok(std::borrow::Cow::Owned(text)) => Bytes::from(text),
+        _ => bytes,
     }
 }
 

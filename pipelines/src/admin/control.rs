@@ -100,6 +100,11 @@ impl Control {
         &self.runtime
     }
 
+    /// `service.admin` as the listener was started with.
+    pub fn admin(&self) -> Option<&AdminConfig> {
+        self.admin.as_ref()
+    }
+
     /// The bearer token requests must carry, if any.
     pub fn token(&self) -> Option<&str> {
         self.admin.as_ref().and_then(AdminConfig::token)

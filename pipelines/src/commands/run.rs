@@ -124,6 +124,8 @@ async fn wait_for_stop_signal(control: &Control) -> &'static str {
                 tracing::info!("SIGHUP: reloading the configuration");
                 // The outcome is logged and counted by the reload itself.
                 let _ = control.reload("SIGHUP").await;
+                // Listener certificates too (each outcome is logged).
+                siemrelay_core::listener_tls::reload_all();
             }
         }
     }

@@ -4,8 +4,23 @@
 //! hold any characters. `$${` writes a literal `${`. Expanded values stay strings; a numeric or
 //! boolean setting reads a string that parses as one (see [`super::lenient`]). Every value that
 //! came from the environment or a file is remembered so error messages can be scrubbed of it.
+//!
+//! Config that arrived through the admin API is expanded under [`Policy::Api`]: only
+//! `${env:NAME}` with `NAME` listed in `service.admin.allowed_env`; `${file:…}` never.
 
 use serde_yaml::Value;
+
+/// Which references may be expanded.
+#[derive(Clone, Copy, Debug)]
+pub enum Policy<'a> {
+    /// The operator's config file: every reference.
+    File,
+    /// Config sent through the admin API: `${env:NAME}` for these names only, no `${file:}`.
+    Api {
+        /// `service.admin.allowed_env`.
+        allowed_env: &'a [String],
+    },
+}
 
 /// A reference that could not be expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +38,21 @@ pub fn expand_tree(
     secrets: &mut Vec<String>,
     errors: &mut Vec<ExpandError>,
 ) {
+    expand_tree_with(value, path, secrets, errors, Policy::File);
+}
+
+/// Expands the references `policy` allows in `value`; any other reference is an error.
+pub fn expand_tree_with(
+    value: &mut Value,
+    path: &str,
+    secrets: &mut Vec<String>,
+    errors: &mut Vec<ExpandError>,
+    policy: Policy<'_>,
+) {
     match value {
         Value::String(text) => {
             if text.contains('$') {
-                match expand_str(text, secrets) {
+                match expand_str(text, secrets, policy) {
                     Ok(expanded) => *text = expanded,
                     Err(message) => errors.push(ExpandError {
                         path: path.to_string(),
@@ -37,7 +63,7 @@ pub fn expand_tree(
         }
         Value::Sequence(items) => {
             for (index, item) in items.iter_mut().enumerate() {
-                expand_tree(item, &format!("{path}[{index}]"), secrets, errors);
+                expand_tree_with(item, &format!("{path}[{index}]"), secrets, errors, policy);
             }
         }
         Value::Mapping(map) => {
@@ -48,10 +74,10 @@ pub fn expand_tree(
                 } else {
                     format!("{path}.{key}")
                 };
-                expand_tree(item, &child, secrets, errors);
+                expand_tree_with(item, &child, secrets, errors, policy);
             }
         }
-        Value::Tagged(tagged) => expand_tree(&mut tagged.value, path, secrets, errors),
+        Value::Tagged(tagged) => expand_tree_with(&mut tagged.value, path, secrets, errors, policy),
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
@@ -66,7 +92,7 @@ pub fn key_text(key: &Value) -> String {
     }
 }
 
-fn expand_str(text: &str, secrets: &mut Vec<String>) -> Result<String, String> {
+fn expand_str(text: &str, secrets: &mut Vec<String>, policy: Policy<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find('$') {
@@ -86,6 +112,7 @@ fn expand_str(text: &str, secrets: &mut Vec<String>) -> Result<String, String> {
             .find('}')
             .ok_or_else(|| format!("unterminated reference in {text:?}: missing `}}`"))?;
         let reference = &body_start[..end];
+        allowed(reference, policy)?;
         let value = resolve(reference)?;
         if value.len() >= 4 {
             secrets.push(value.clone());
@@ -95,6 +122,34 @@ fn expand_str(text: &str, secrets: &mut Vec<String>) -> Result<String, String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Refuses a reference that `policy` does not allow, saying how to allow it.
+fn allowed(reference: &str, policy: Policy<'_>) -> Result<(), String> {
+    let Policy::Api { allowed_env } = policy else {
+        return Ok(());
+    };
+    if let Some(spec) = reference.strip_prefix("env:") {
+        let name = spec.split_once(":-").map_or(spec, |(name, _)| name);
+        if allowed_env.iter().any(|allowed| allowed == name) {
+            return Ok(());
+        }
+        return Err(format!(
+            "${{env:{name}}} is not expanded in config sent through the admin API: list {name} in \
+             service.admin.allowed_env to allow it"
+        ));
+    }
+    if reference.starts_with("file:") {
+        return Err(
+            "${file:…} is never expanded in config sent through the admin API: put the reference \
+             in the config file instead"
+                .to_string(),
+        );
+    }
+    Err(format!(
+        "unknown reference ${{{reference}}} (config sent through the admin API may use \
+         ${{env:NAME}} for names in service.admin.allowed_env)"
+    ))
 }
 
 fn resolve(reference: &str) -> Result<String, String> {
@@ -137,15 +192,12 @@ fn resolve(reference: &str) -> Result<String, String> {
     }
 }
 
-/// Replaces every remembered secret in `message` with `***`.
+/// `message` with `secrets` and every secret the process knows masked, in every form
+/// (see [`siemrelay_core::scrub`]).
 pub fn scrub(message: &str, secrets: &[String]) -> String {
-    let mut out = message.to_string();
-    for secret in secrets {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), "***");
-        }
-    }
-    out
+    let local = siemrelay_core::scrub::Scrubber::new(secrets);
+    let message = local.scrub(message);
+    siemrelay_core::scrub::scrub(&message).into_owned()
 }
 
 #[cfg(test)]
@@ -153,7 +205,39 @@ mod tests {
     use super::*;
 
     fn expand(text: &str) -> Result<String, String> {
-        expand_str(text, &mut Vec::new())
+        expand_str(text, &mut Vec::new(), Policy::File)
+    }
+
+    #[test]
+    fn api_config_expands_only_allowed_env_names_and_never_files() {
+        unsafe {
+            std::env::set_var("SIEMRELAY_TEST_EXPAND_API_OK", "hec-token");
+            std::env::set_var("SIEMRELAY_TEST_EXPAND_API_NO", "sign-key");
+        }
+        let allowed = vec!["SIEMRELAY_TEST_EXPAND_API_OK".to_string()];
+        let api = Policy::Api {
+            allowed_env: &allowed,
+        };
+        let mut secrets = Vec::new();
+        assert_eq!(
+            expand_str(
+                "Splunk ${env:SIEMRELAY_TEST_EXPAND_API_OK}",
+                &mut secrets,
+                api
+            )
+            .unwrap(),
+            "Splunk hec-token"
+        );
+        let refused =
+            expand_str("${env:SIEMRELAY_TEST_EXPAND_API_NO}", &mut secrets, api).unwrap_err();
+        assert!(refused.contains("service.admin.allowed_env"), "{refused}");
+        assert!(!refused.contains("sign-key"), "{refused}");
+        let refused = expand_str("${file:/etc/hostname}", &mut secrets, api).unwrap_err();
+        assert!(refused.contains("never expanded"), "{refused}");
+        assert_eq!(
+            expand_str("$${env:X}", &mut secrets, api).unwrap(),
+            "${env:X}"
+        );
     }
 
     #[test]
