@@ -2,6 +2,7 @@
 
 pub mod deliver;
 pub mod dlq;
+pub mod notify;
 pub mod run;
 pub mod send;
 pub mod status;
