@@ -306,7 +306,9 @@ async fn the_image_runs_webhook_to_file_on_its_volume_with_a_read_only_config_an
     let tag = format!(
         "localhost/siemrelay-e2e:{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos() % 1_000_000
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
     );
 
     step(&format!(
