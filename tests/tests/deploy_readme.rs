@@ -112,10 +112,11 @@ fn shell_blocks_name_files_that_exist_and_this_version() {
                 );
                 paths += 1;
             }
-            if let Some((_, tag)) = word.split_once("siemrelay:") {
-                if word.contains('/') && !word.starts_with('/') {
-                    assert_eq!(tag, version, "image tag in {word}");
-                }
+            if let Some((_, tag)) = word.split_once("siemrelay:")
+                && word.contains('/')
+                && !word.starts_with('/')
+            {
+                assert_eq!(tag, version, "image tag in {word}");
             }
         }
     }
