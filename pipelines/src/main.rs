@@ -1,6 +1,6 @@
 //! The `siemrelay` command.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// mimalloc: the hot path allocates many small, short-lived objects per batch (parsed JSON,
 /// events, encoded bodies); measured on the reference pipeline it costs ~20% less CPU than glibc
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use siemrelay_pipelines::commands;
+use siemrelay_pipelines::{build_info, commands};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -109,6 +109,17 @@ enum Command {
         /// NDJSON file of events, or `-` for standard input.
         events: PathBuf,
     },
+    /// Print a shell completion script: `siemrelay completions bash > /etc/bash_completion.d/siemrelay`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write `siemrelay.1`, `siemrelay-run.1`, … into this directory instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -160,8 +171,47 @@ enum DlqAction {
     },
 }
 
+/// The command line definition with the version texts of [`build_info`]: `-V` gives the
+/// version and commit, `--version` also the build and what is compiled in.
+fn cli_command() -> clap::Command {
+    Cli::command()
+        .version(build_info::short_version())
+        .long_version(build_info::long_version())
+}
+
+/// `siemrelay completions SHELL` (generated into memory first: the generator panics on a write
+/// error such as a closed pipe).
+fn print_completions(shell: clap_complete::Shell) -> ExitCode {
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cli_command(), "siemrelay", &mut script);
+    match std::io::stdout().write_all(&script) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the completion script: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `siemrelay man [--dir DIR]`.
+fn print_man(dir: Option<&std::path::Path>) -> ExitCode {
+    let result = match dir {
+        Some(dir) => clap_mangen::generate_to(cli_command(), dir),
+        None => clap_mangen::Man::new(cli_command()).render(&mut std::io::stdout()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let target = dir.map_or("standard output".to_string(), |d| d.display().to_string());
+            eprintln!("error: cannot write the man page to {target}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&cli_command().get_matches()).unwrap_or_else(|e| e.exit());
     commands::init_logging(matches!(cli.log_format, LogFormat::Json));
     match cli.command {
         Command::Run {
@@ -211,6 +261,8 @@ fn main() -> ExitCode {
             let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
             commands::send::send(&exporter, &config, &files)
         }
+        Command::Completions { shell } => print_completions(shell),
+        Command::Man { dir } => print_man(dir.as_deref()),
         Command::Status { admin, token } => commands::status::status(&admin, token.as_deref()),
         Command::Queue {
             action: QueueAction::Inspect { directory },

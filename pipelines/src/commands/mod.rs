@@ -3,6 +3,7 @@
 pub mod deliver;
 pub mod dlq;
 pub mod logging;
+pub mod notify;
 pub mod run;
 pub mod send;
 pub mod status;
