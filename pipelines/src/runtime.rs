@@ -334,7 +334,7 @@ fn open_disk_queue(
         )
     })?;
     if !report.is_clean() {
-        tracing::warn!(exporter = %id.id, directory = %dir.display(), report = ?report, "disk queue recovered from damage: the intact events will be delivered");
+        tracing::warn!(exporter = %id.id, directory = %dir.display(), "disk queue recovered from damage: the intact events will be delivered (`siemrelay queue inspect` shows the damage)");
     }
     Ok(Arc::new(disk))
 }

@@ -60,7 +60,7 @@ impl Receiver for KafkaReceiver {
         consumer.subscribe(&topics).map_err(|e| {
             anyhow::anyhow!("receiver {}: cannot subscribe to {topics:?}: {e}", ctx.id)
         })?;
-        tracing::info!(receiver = %ctx.id, topics = ?topics, group = %config.group_id,
+        tracing::info!(receiver = %ctx.id, topics = %topics.join(","), group = %config.group_id,
             brokers = %config.brokers.join(","), "kafka receiver consuming");
         Consume {
             id: ctx.id.clone(),

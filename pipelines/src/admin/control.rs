@@ -121,7 +121,7 @@ impl Control {
         let loaded = overlay::load(self.config_path.as_deref()).inspect_err(|errors| {
             metrics::counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
             tracing::error!(
-                trigger,
+                trigger = %trigger,
                 "reload refused, the running configuration stays: {}",
                 errors.to_string().trim_end()
             );
@@ -147,7 +147,7 @@ impl Control {
         match self.runtime.reload(loaded).await {
             Ok(summary) if summary.errors.is_empty() => {
                 metrics::counter!(CONFIG_RELOADS, "result" => "success").increment(1);
-                tracing::info!(trigger, started = ?summary.started, restarted = ?summary.restarted, stopped = ?summary.stopped, "configuration reloaded");
+                tracing::info!(trigger = %trigger, started = %summary.started.join(","), restarted = %summary.restarted.join(","), stopped = %summary.stopped.join(","), "configuration reloaded");
                 Ok(summary)
             }
             Ok(summary) => {
@@ -177,7 +177,7 @@ impl Control {
             Err(e) => {
                 metrics::counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
                 let text = config::expand::scrub(&format!("{e:#}"), &secrets);
-                tracing::error!(trigger, error = %text, "reload failed; the running configuration stays");
+                tracing::error!(trigger = %trigger, error = %text, "reload failed; the running configuration stays");
                 let key = text
                     .split_once(": ")
                     .map(|(k, _)| k.to_string())

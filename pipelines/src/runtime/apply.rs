@@ -224,7 +224,7 @@ impl Runtime {
             .collect();
         let chained: Vec<&PipelinePlan> = pipeline_plans.iter().filter(|p| p.chained).collect();
         if !closes_first.is_empty() || !chained.is_empty() {
-            tracing::info!(exporters = ?closes_first.iter().map(|i| &i.id).collect::<Vec<_>>(), pipelines = ?chained.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            tracing::info!(exporters = %closes_first.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(","), pipelines = %chained.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
                 "reload: pausing intake while disk queues or signature chains are handed over");
             let old_routes: Vec<Arc<Route>> = graph
                 .receivers
