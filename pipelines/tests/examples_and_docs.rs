@@ -103,7 +103,11 @@ fn every_example_listens_on_loopback_only() {
         });
     }
     // YAML shown in the docs is copied as often as the examples.
-    let docs = ["README.md", "docs/receivers/webhook.md", "docs/receivers/otlp.md"];
+    let docs = [
+        "README.md",
+        "docs/receivers/webhook.md",
+        "docs/receivers/otlp.md",
+    ];
     for doc in docs {
         let text = std::fs::read_to_string(repo().join(doc)).expect("read doc");
         for (number, line) in text.lines().enumerate() {
@@ -179,7 +183,9 @@ fn every_example_is_valid_once_its_variables_are_set() {
         for name in required_variables(&text) {
             // SAFETY: nextest runs each test in its own process; nothing else reads the
             // environment concurrently here.
-            unsafe { std::env::set_var(&name, format!("{}-value-0123456789", name.to_lowercase())) };
+            unsafe {
+                std::env::set_var(&name, format!("{}-value-0123456789", name.to_lowercase()))
+            };
         }
         if let Err(errors) = config::load_file(&path) {
             failures.push(errors.to_string());
