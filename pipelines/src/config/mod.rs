@@ -1,8 +1,11 @@
 //! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
+mod collect;
 pub mod expand;
 pub mod lenient;
+
+pub use collect::{Collected, deserialize_all, deserialize_collecting};
 
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
@@ -302,6 +305,7 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
         &mut raw.exporters,
         registry::exporter_from_yaml,
     );
+    let mut warnings = Vec::new();
     let service: Option<ServiceConfig> = match service {
         None => {
             errors.push(ConfigError {
@@ -310,21 +314,33 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
             });
             None
         }
-        Some(value) => match deserialize_at::<ServiceConfig>(value, "service") {
-            Ok(service) => Some(service),
-            Err(e) => {
-                errors.push(e);
-                None
+        Some(value) => {
+            let pipelines = value.get("pipelines").cloned();
+            let collected = deserialize_collecting::<ServiceConfig>(value, "service");
+            errors.extend(collected.errors);
+            match collected.value {
+                Some(service) => {
+                    check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
+                    if let Some(admin) = &service.admin {
+                        errors.extend(admin.validate());
+                    }
+                    Some(service)
+                }
+                None => {
+                    // The references are still checked (their own errors are already listed).
+                    if let Some(pipelines) = pipelines {
+                        let read = deserialize_collecting::<
+                            indexmap::IndexMap<String, PipelineConfig>,
+                        >(pipelines, "service.pipelines");
+                        if let Some(pipelines) = read.value {
+                            check_pipelines(&pipelines, &defined, &mut errors, &mut warnings);
+                        }
+                    }
+                    None
+                }
             }
-        },
-    };
-    let mut warnings = Vec::new();
-    if let Some(service) = &service {
-        check_pipelines(service, &defined, &mut errors, &mut warnings);
-        if let Some(admin) = &service.admin {
-            errors.extend(admin.validate());
         }
-    }
+    };
     for error in &mut errors {
         error.message = expand::scrub(&error.message, &secrets);
     }
@@ -431,19 +447,19 @@ fn tidy_serde_message(message: &str) -> String {
 }
 
 fn check_pipelines(
-    service: &ServiceConfig,
+    pipelines: &indexmap::IndexMap<String, PipelineConfig>,
     defined: &[(&'static str, String)],
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) {
-    if service.pipelines.is_empty() {
+    if pipelines.is_empty() {
         errors.push(ConfigError {
             path: "service.pipelines".into(),
             message: "no pipeline is defined".into(),
         });
     }
     let mut used: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    for (name, pipeline) in &service.pipelines {
+    for (name, pipeline) in pipelines {
         let base = format!("service.pipelines.{name}");
         if pipeline.receivers.is_empty() {
             errors.push(ConfigError {
