@@ -134,8 +134,11 @@ impl Sink for FileSink {
         let current = self.current.clone();
         let fsync = self.fsync;
         let shown = path.display().to_string();
+        // The request's latency is the write (and fsync), as for any SIEM's round trip.
+        let started = std::time::Instant::now();
         let result =
             tokio::task::spawn_blocking(move || write_batch(&current, path, &buf, fsync)).await;
+        let latency = started.elapsed();
         let (outcome, reply) = match result {
             Ok(Ok(())) => (Outcome::Delivered, None),
             Ok(Err(e)) => {
@@ -153,6 +156,7 @@ impl Sink for FileSink {
                 events: events.len(),
                 bytes,
                 reply,
+                latency,
                 ..Default::default()
             }],
         )
@@ -176,6 +180,8 @@ mod tests {
         let events: Vec<Event> = (0..3).map(|i| Event::new(format!("t{i}"))).collect();
         let report = sink.send(&events).await;
         assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+        // The write and its fsync take time: the latency histogram must not read 0.
+        assert!(report.requests[0].latency > std::time::Duration::ZERO);
         let path = chrono::Utc::now().format(&template).to_string();
         let text = std::fs::read_to_string(path).unwrap();
         let lines: Vec<serde_json::Value> = text

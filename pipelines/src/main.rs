@@ -20,7 +20,7 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(
     name = "siemrelay",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SIEMRELAY_COMMIT"), ")"),
     after_help = "Logging:\n  --log-format human|json   log lines on stderr as readable text (default) or one JSON object\n                            per line; before or after any command. RUST_LOG sets the level (default info).\n\nExamples:\n  siemrelay run                                  # embedded default: webhook on 127.0.0.1:8088 → ./siemrelay-data/*.ndjson\n  siemrelay run --config pipeline.yaml\n  siemrelay validate --config pipeline.yaml\n  siemrelay test splunk_hec/prod --config pipeline.yaml\n  siemrelay verify --keys keys.yaml --chain ./siemrelay-data/events-2026-11-25.ndjson"
 )]
 struct Cli {
