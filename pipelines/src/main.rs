@@ -78,10 +78,15 @@ enum Command {
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
-        /// Admin address (`service.admin.endpoint`), e.g. `127.0.0.1:8686` or `http://host:8686`.
-        #[arg(long, default_value = commands::status::DEFAULT_ADMIN)]
-        admin: String,
-        /// Bearer token of the admin API.
+        /// The running siemrelay's pipeline file: its `service.admin` gives the address and the
+        /// token.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Admin address, e.g. `127.0.0.1:8686` or `http://host:8686` (default: from --config,
+        /// else 127.0.0.1:8686).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Bearer token of the admin API (default: from --config).
         #[arg(long, env = "SIEMRELAY_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
@@ -221,7 +226,11 @@ fn main() -> ExitCode {
             let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
             commands::send::send(&exporter, &config, &files)
         }
-        Command::Status { admin, token } => commands::status::status(&admin, token.as_deref()),
+        Command::Status {
+            config,
+            admin,
+            token,
+        } => commands::status::status(admin.as_deref(), token.as_deref(), config.as_deref()),
         Command::Queue {
             action: QueueAction::Inspect { directory },
         } => commands::queue_inspect(&directory),
