@@ -7,6 +7,7 @@
 use super::auth::{self, Denied};
 use super::control::{ApiFailure, Control};
 use super::model::{Exporter, ExporterChange, ExporterList, Pipeline, PipelineList};
+use crate::commands::test::test_exporter;
 use crate::config::expand::scrub;
 use crate::runtime::{ExporterView, Topology};
 use axum::body::Bytes;
@@ -19,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use siemrelay_exporters::delivery::test_delivery;
 use std::sync::Arc;
 
 /// The OpenAPI document of this API.
@@ -265,7 +265,14 @@ fn deliveries(view: &ExporterView, topology: &Topology) -> Response {
 
 async fn test(view: &ExporterView, topology: &Topology) -> Response {
     let sink = view.handle.sink().clone();
-    let mut report = test_delivery(sink.as_ref(), view.timeout).await;
+    let signing: Vec<String> = topology
+        .pipelines
+        .iter()
+        .filter(|p| p.exporters.contains(&view.id))
+        .filter(|p| p.processors.iter().any(|(_, kind)| kind == "sign"))
+        .map(|p| p.name.clone())
+        .collect();
+    let mut report = test_exporter(sink.as_ref(), view.timeout, view.file.as_ref(), &signing).await;
     report.reply = report.reply.map(|r| scrub(&r, &topology.secrets));
     report.hint = report.hint.map(|h| scrub(&h, &topology.secrets));
     Json(report).into_response()

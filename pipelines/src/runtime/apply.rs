@@ -19,7 +19,7 @@ use super::{
     PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout, open_queue,
 };
 use crate::config::{ComponentId, LoadedConfig};
-use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
+use crate::registry::{self, ExporterKind, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use serde_yaml::Value;
@@ -712,6 +712,16 @@ fn topology(graph: &Graph) -> Topology {
                 .map(|(n, _)| n.clone())
                 .collect(),
             timeout: running.timeout,
+            file: match config.exporter(id) {
+                Some((
+                    _,
+                    ExporterSpec {
+                        kind: ExporterKind::File(file),
+                        ..
+                    },
+                )) => Some(file.clone()),
+                _ => None,
+            },
         })
         .collect();
     let pipelines = graph
