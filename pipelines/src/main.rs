@@ -21,7 +21,7 @@ use std::process::ExitCode;
 #[command(
     name = "siemrelay",
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("SIEMRELAY_COMMIT"), ")"),
-    after_help = "Logging:\n  --log-format human|json   log lines on stderr as readable text (default) or one JSON object\n                            per line; before or after any command. RUST_LOG sets the level (default info).\n\nExamples:\n  siemrelay run                                  # embedded default: webhook on 127.0.0.1:8088 → ./siemrelay-data/*.ndjson\n  siemrelay run --config pipeline.yaml\n  siemrelay validate --config pipeline.yaml\n  siemrelay test splunk_hec/prod --config pipeline.yaml\n  siemrelay verify --keys keys.yaml --chain ./siemrelay-data/events-2026-11-25.ndjson"
+    after_help = "Logging:\n  --log-format human|json   log lines on stderr as readable text (default) or one JSON object\n                            per line; before or after any command. RUST_LOG sets the level (default info).\n\nExamples:\n  siemrelay run                                  # embedded default: webhook on 127.0.0.1:8088 → ./siemrelay-data/*.ndjson\n  siemrelay run --config pipeline.yaml\n  siemrelay validate --config pipeline.yaml\n  siemrelay test splunk_hec/prod --config pipeline.yaml\n  siemrelay tap webhook --config pipeline.yaml --sample 10\n  siemrelay verify --keys keys.yaml --chain ./siemrelay-data/events-2026-11-25.ndjson"
 )]
 struct Cli {
     /// How log lines (on stderr) are written. Accepted before or after any command; hidden from
@@ -84,6 +84,30 @@ enum Command {
         config: Option<PathBuf>,
         /// Admin address, e.g. `127.0.0.1:8686` or `http://host:8686` (default: from --config,
         /// else 127.0.0.1:8686).
+        #[arg(long)]
+        admin: Option<String>,
+        /// Bearer token of the admin API (default: from --config).
+        #[arg(long, env = "SIEMRELAY_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Print the events passing a component of a running siemrelay, live, one JSON line each
+    /// (from its admin API; notices on stderr).
+    Tap {
+        /// Component id: a receiver, processor or exporter (`webhook`, `filter/high`,
+        /// `splunk_hec/prod`).
+        #[arg(value_name = "COMPONENT_ID")]
+        component: String,
+        /// Print one event in N.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        sample: u64,
+        /// Stop after this many events.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: Option<u64>,
+        /// The running siemrelay's pipeline file: its `service.admin` gives the address and the
+        /// token.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Admin address, e.g. `127.0.0.1:8686` (default: from --config, else 127.0.0.1:8686).
         #[arg(long)]
         admin: Option<String>,
         /// Bearer token of the admin API (default: from --config).
@@ -231,6 +255,21 @@ fn main() -> ExitCode {
             admin,
             token,
         } => commands::status::status(admin.as_deref(), token.as_deref(), config.as_deref()),
+        Command::Tap {
+            component,
+            sample,
+            limit,
+            config,
+            admin,
+            token,
+        } => commands::tap::tap(&commands::tap::TapOptions {
+            component: &component,
+            sample,
+            limit,
+            admin: admin.as_deref(),
+            token: token.as_deref(),
+            config: config.as_deref(),
+        }),
         Command::Queue {
             action: QueueAction::Inspect { directory },
         } => commands::queue_inspect(&directory),

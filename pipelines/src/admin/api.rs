@@ -25,7 +25,7 @@ use std::sync::Arc;
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
-type Shared = State<Arc<Control>>;
+pub(super) type Shared = State<Arc<Control>>;
 
 /// Every route of the admin listener.
 pub(super) fn router(control: Arc<Control>) -> Router {
@@ -35,6 +35,7 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/exporters/{*rest}", any(exporter_route))
         .route("/api/v1/pipelines", get(list_pipelines))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/tap/{*id}", get(super::tap::tap))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
             require_token,

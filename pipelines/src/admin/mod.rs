@@ -10,6 +10,7 @@ mod auth;
 pub mod control;
 pub mod model;
 pub mod overlay;
+mod tap;
 pub mod telemetry;
 
 use crate::config::ConfigError;

@@ -5,6 +5,7 @@ pub mod dlq;
 pub mod run;
 pub mod send;
 pub mod status;
+pub mod tap;
 pub mod test;
 pub mod validate;
 pub mod verify;

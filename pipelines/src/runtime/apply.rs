@@ -360,6 +360,7 @@ impl Runtime {
                 exporters: targets,
                 order,
                 counters,
+                tap_points: tap_points(&new, &plan.name),
             };
             pipelines.insert(
                 plan.name,
@@ -511,6 +512,7 @@ impl Runtime {
             resumed: Notify::new(),
             closing: self.closing.clone(),
             received,
+            taps: self.taps.clone(),
         });
         let stop = self.receivers_stop.child_token();
         let ctx = ReceiverContext {
@@ -648,6 +650,27 @@ fn build_processors(
         processors.extend(built);
     }
     Ok(processors)
+}
+
+/// Where a tap sees each processor of a pipeline: after its running instance, or, for `batch`
+/// (no running part), at its place between the others. See `Pipeline::tap_points`.
+fn tap_points(config: &LoadedConfig, pipeline: &str) -> Vec<Vec<String>> {
+    let mut points = vec![Vec::new()];
+    let Some(listed) = config.service.pipelines.get(pipeline) else {
+        return points;
+    };
+    for pid in &listed.processors {
+        let runs = config
+            .processors
+            .iter()
+            .any(|(id, spec)| &id.id == pid && !matches!(spec, ProcessorSpec::Batch(_)));
+        if runs {
+            points.push(vec![pid.clone()]);
+        } else if let Some(last) = points.last_mut() {
+            last.push(pid.clone());
+        }
+    }
+    points
 }
 
 /// Stops exporters that never received anything (a failed start).
