@@ -116,7 +116,7 @@ pub(super) async fn tap(
             .into_response();
         }
     };
-    tracing::info!(component = %id, kind, sample, "tap opened");
+    tracing::info!(component = %id, kind = %kind, sample, "tap opened");
     let header =
         json!({"tap": {"component": id, "kind": kind, "sample": sample, "limit": params.limit}});
     let stream = TapStream {
