@@ -21,7 +21,7 @@ receivers:
 processors:
   filter/high: {{ include: {{ min_severity: high }} }}
 exporters:
-  file: {{ path: "./out/events.ndjson", fsync: never }}
+  file: {{ path: "./out/events.ndjson", fsync: never, queue: {{ max_events: 100000, max_size: 256MiB }} }}
 service:
   shutdown_timeout: 10s
   admin:
@@ -187,8 +187,13 @@ fn open_unread_tap(admin_port: u16) -> (TcpStream, BufReader<TcpStream>) {
     )
     .expect("send the request");
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    // Read up to the first line of the body (the tap's header): the tap is open from there.
     let mut line = String::new();
+    reader.read_line(&mut line).expect("read the status line");
+    assert!(
+        line.starts_with("HTTP/1.1 200"),
+        "GET /api/v1/tap/webhook: {line}"
+    );
+    // Read up to the first line of the body (the tap's header): the tap is open from there.
     loop {
         line.clear();
         reader.read_line(&mut line).expect("read the response");
