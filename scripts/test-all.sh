@@ -4,6 +4,7 @@
 # This is the README's test command and what CI (.ci/run) runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python3 scripts/check-repo.py  # self-contained (nothing read from beside the clone), every relative doc link resolves
 
 bash scripts/setup-test-env.sh
 export SIEMRELAY_PYTHON="$PWD/target/py-venv/bin/python"

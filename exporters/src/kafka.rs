@@ -43,16 +43,16 @@ impl ClientContext for ProducerContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::error!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => {
-                tracing::warn!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::warn!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::info!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Debug => {
-                tracing::debug!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::debug!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
         }
     }

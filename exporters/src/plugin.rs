@@ -136,6 +136,6 @@ pub fn build(
         })?;
     let sink = PluginSink::start(id, instance, concurrency.unwrap_or(4))
         .map_err(|e| anyhow::anyhow!("exporter {id}: cannot start plugin threads: {e}"))?;
-    tracing::info!(exporter = id, plugin = library.name(), version = library.version(), library = %config.library.display(), "plugin loaded");
+    tracing::info!(exporter = %id, plugin = %library.name(), version = %library.version(), library = %config.library.display(), "plugin loaded");
     Ok(Arc::new(sink))
 }

@@ -22,10 +22,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 mod apply;
+mod tap;
 mod topology;
 
 use apply::Graph;
 pub use apply::ReloadSummary;
+pub use tap::{MAX_TAPS, Tap, TapRefused, Taps};
 pub use topology::{ExporterView, PipelineView, ReceiverView, Topology};
 
 /// How long a refused sender is asked to wait.
@@ -41,6 +43,9 @@ struct Pipeline {
     order: Option<tokio::sync::Mutex<()>>,
     /// Events in and out, for the admin API (kept across reloads).
     counters: Arc<PipelineCounters>,
+    /// Processor ids a tap sees after each step: `[0]` before the first running processor,
+    /// `[k]` after the k-th (a `batch` processor, which has no running part, sits between).
+    tap_points: Vec<Vec<String>>,
 }
 
 /// Per-pipeline event counters (per batch, relaxed atomics).
@@ -87,6 +92,8 @@ struct ReceiverEntry {
     closing: Arc<AtomicBool>,
     /// Events accepted from this receiver (kept across reloads).
     received: Arc<AtomicU64>,
+    /// Open taps (`siemrelay tap`).
+    taps: Arc<Taps>,
 }
 
 impl ReceiverEntry {
@@ -191,6 +198,11 @@ impl ReceiverEntry {
     async fn queue_whole(&self, batch: Batch, route: &Route) -> Result<Accepted, NotQueued> {
         let received = batch.len();
         let pipelines = route.pipelines.as_slice();
+        // The one tap check per batch; copies are sent only once the batch is accepted.
+        let mut taps = self.taps.is_active().then(tap::TapCopies::default);
+        if let Some(copies) = &mut taps {
+            self.taps.copy(&self.receiver, &batch, copies);
+        }
         // 1. Room for the whole batch in every target queue, or refuse without side effects.
         //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
         let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
@@ -228,11 +240,21 @@ impl ReceiverEntry {
             } else {
                 batch.clone().unwrap_or_default()
             };
-            for processor in &pipeline.processors {
+            if let Some(copies) = &mut taps {
+                for id in &pipeline.tap_points[0] {
+                    self.taps.copy(id, &events, copies);
+                }
+            }
+            for (step, processor) in pipeline.processors.iter().enumerate() {
                 if !processor.keeps_written_json() {
                     events.iter_mut().for_each(Event::forget_written_json);
                 }
                 processor.process(&mut events);
+                if let Some(copies) = &mut taps {
+                    for id in &pipeline.tap_points[step + 1] {
+                        self.taps.copy(id, &events, copies);
+                    }
+                }
             }
             metrics::counter!("siemrelay_pipeline_events_in_total", "pipeline" => pipeline.name.clone()).increment(received as u64);
             metrics::counter!("siemrelay_pipeline_events_out_total", "pipeline" => pipeline.name.clone()).increment(events.len() as u64);
@@ -264,6 +286,10 @@ impl ReceiverEntry {
                 queue.cancel(reservation);
                 continue;
             }
+            if let Some(copies) = &mut taps {
+                self.taps
+                    .copy(pipelines[p].exporters[e].id(), &batch.events, copies);
+            }
             pushes.push(async move { queue.push(reservation, batch).await });
         }
         let results = futures::future::join_all(pushes).await;
@@ -276,6 +302,9 @@ impl ReceiverEntry {
             return Err(NotQueued::Refused(refusal_of(error)));
         }
         self.received.fetch_add(received as u64, Ordering::Relaxed);
+        if let Some(copies) = taps {
+            copies.send();
+        }
         Ok(Accepted { received, queued })
     }
 }
@@ -307,6 +336,8 @@ pub struct Runtime {
     failures_tx: mpsc::UnboundedSender<(String, anyhow::Result<()>)>,
     /// Receivers that failed (not ready while any has).
     failed_receivers: AtomicU64,
+    /// Open taps on components.
+    taps: Arc<Taps>,
 }
 
 /// What a shutdown did.
@@ -403,7 +434,7 @@ fn open_disk_queue(
         )
     })?;
     if !report.is_clean() {
-        tracing::warn!(exporter = %id.id, directory = %dir.display(), report = ?report, "disk queue recovered from damage: the intact events will be delivered");
+        tracing::warn!(exporter = %id.id, directory = %dir.display(), "disk queue recovered from damage: the intact events will be delivered (`siemrelay queue inspect` shows the damage)");
     }
     Ok(Arc::new(disk))
 }
@@ -448,6 +479,7 @@ impl Runtime {
             failures: tokio::sync::Mutex::new(failures),
             failures_tx,
             failed_receivers: AtomicU64::new(0),
+            taps: Arc::new(Taps::default()),
         });
         {
             let mut graph = runtime.graph.lock().await;
@@ -467,6 +499,11 @@ impl Runtime {
         }
         let mut graph = self.graph.lock().await;
         self.apply(&mut graph, config, apply::Mode::Reload).await
+    }
+
+    /// Open taps, for the admin API's `GET /api/v1/tap/{id}`.
+    pub fn taps(&self) -> &Arc<Taps> {
+        &self.taps
     }
 
     /// What is running, for the admin API.
@@ -504,6 +541,7 @@ impl Runtime {
     pub async fn shutdown(&self) -> ShutdownReport {
         // Readiness turns false at once, before waiting for a reload in progress.
         self.receivers_stop.cancel();
+        self.taps.close();
         let mut graph = self.graph.lock().await;
         let timeout = graph.shutdown_timeout;
         let deadline = Instant::now() + timeout;

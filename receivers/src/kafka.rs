@@ -7,7 +7,7 @@
 //! pipeline refuses is held, its partitions paused, and offered again after `retry_after`; nothing
 //! is skipped and nothing is buffered beyond the one batch. A message that is not a JSON object
 //! becomes a `malformed_message` event with the raw payload in `summary` and a `parse_error`
-//! attribute, so a bad message never blocks its partition. See exporters/README-kafka.md.
+//! attribute, so a bad message never blocks its partition. See docs/exporters/kafka.md.
 
 pub mod batch;
 mod config;
@@ -60,7 +60,7 @@ impl Receiver for KafkaReceiver {
         consumer.subscribe(&topics).map_err(|e| {
             anyhow::anyhow!("receiver {}: cannot subscribe to {topics:?}: {e}", ctx.id)
         })?;
-        tracing::info!(receiver = %ctx.id, topics = ?topics, group = %config.group_id,
+        tracing::info!(receiver = %ctx.id, topics = %topics.join(","), group = %config.group_id,
             brokers = %config.brokers.join(","), "kafka receiver consuming");
         Consume {
             id: ctx.id.clone(),

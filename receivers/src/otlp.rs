@@ -135,7 +135,7 @@ impl Receiver for OtlpReceiver {
                 Kind::Http => (http::router(&listener.protocol, ingest.clone()), "http"),
             };
             if let Ok(addr) = listener.listener.local_addr() {
-                tracing::info!(receiver = %self.id, protocol = name, %addr, tls = listener.tls.is_some(), "OTLP listener serving");
+                tracing::info!(receiver = %self.id, protocol = %name, %addr, tls = %listener.tls.is_some(), "OTLP listener serving");
             }
             tasks.spawn(serve::serve(
                 listener.listener,

@@ -73,14 +73,16 @@ impl Receiver for WebhookReceiver {
             path,
             intake,
         } = *self;
-        let address = listener.local_addr().ok();
+        let address = listener
+            .local_addr()
+            .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string());
         let endpoint = Arc::new(server::Endpoint {
             path,
             intake,
             sink: ctx.sink,
             telemetry: telemetry::Telemetry::new(&ctx.id),
         });
-        tracing::info!(receiver = %ctx.id, address = ?address, path = %endpoint.path, "webhook receiver listening");
+        tracing::info!(receiver = %ctx.id, address = %address, path = %endpoint.path, "webhook receiver listening");
         let shutdown = ctx.shutdown;
         axum::serve(
             listener,

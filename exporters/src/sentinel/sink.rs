@@ -101,9 +101,9 @@ impl HttpEncoder for SentinelEncoder {
                 if status == 403 || status == 404 {
                     tracing::error!(
                         exporter = %self.exporter,
-                        status,
+                        status = %status,
                         error = %message,
-                        hint = self.hint_for(status).unwrap_or_default(),
+                        hint = %self.hint_for(status).unwrap_or_default(),
                         "Azure Monitor refused the upload; events are dead-lettered until this is fixed"
                     );
                 }

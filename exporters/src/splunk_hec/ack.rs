@@ -214,7 +214,7 @@ impl Sink for AckingSink {
             AckWait::Confirmed => {}
             AckWait::Unavailable(reason) => tracing::error!(
                 exporter = %self.poller.exporter,
-                reason,
+                reason = %reason,
                 "HEC refused the acknowledgement poll: counting the accepted events as delivered without confirmation"
             ),
             AckWait::TimedOut(reason) => unconfirm(&mut report, reason.into()),

@@ -12,6 +12,7 @@ pub mod guard;
 pub mod model;
 pub mod overlay;
 mod serve;
+mod tap;
 pub mod telemetry;
 
 use crate::config::ConfigError;

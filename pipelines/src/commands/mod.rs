@@ -7,6 +7,7 @@ pub mod notify;
 pub mod run;
 pub mod send;
 pub mod status;
+pub mod tap;
 pub mod test;
 pub mod validate;
 pub mod verify;

@@ -81,7 +81,7 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
         },
         None => None,
     };
-    tracing::info!(config = %file, pipelines = ?pipelines, version = env!("CARGO_PKG_VERSION"), "siemrelay is running");
+    tracing::info!(config = %file, pipelines = %pipelines.join(","), version = %env!("CARGO_PKG_VERSION"), "siemrelay is running");
     // Every receiver listens (Runtime::start bound them) and the admin listener serves.
     notify::ready(&format!("running {} pipeline(s)", pipelines.len()));
     let watchdog = notify::spawn_watchdog();
@@ -89,9 +89,10 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
         .then(|| tokio::spawn(watch_config(control.clone(), config_path.clone())));
     let mut exit = ExitCode::SUCCESS;
     tokio::select! {
-        signal = wait_for_stop_signal(&control) => tracing::info!(signal, "signal received"),
+        signal = wait_for_stop_signal(&control) => tracing::info!(signal = %signal, "signal received"),
         (receiver, result) = running.wait_for_receiver_failure() => {
-            tracing::error!(receiver = %receiver, error = ?result.err(), "a receiver stopped unexpectedly; shutting down");
+            let error = result.err().map_or_else(|| "it returned without an error".to_string(), |e| format!("{e:#}"));
+            tracing::error!(receiver = %receiver, error = %error, "a receiver stopped unexpectedly; shutting down");
             exit = ExitCode::from(1);
         }
     }
@@ -103,7 +104,7 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     let report = tokio::select! {
         report = running.shutdown() => report,
         signal = wait_for_signal() => {
-            tracing::error!(signal, "second signal: exiting without finishing the drain (memory queues lose what they hold)");
+            tracing::error!(signal = %signal, "second signal: exiting without finishing the drain (memory queues lose what they hold)");
             return ExitCode::from(130);
         }
     };

@@ -52,7 +52,7 @@ pub fn expand_tree_with(
     match value {
         Value::String(text) => {
             if text.contains('$') {
-                match expand_str(text, secrets, policy) {
+                match expand_str(text, secrets, policy, is_secret_path(path)) {
                     Ok(expanded) => *text = expanded,
                     Err(message) => errors.push(ExpandError {
                         path: path.to_string(),
@@ -92,7 +92,35 @@ pub fn key_text(key: &Value) -> String {
     }
 }
 
-fn expand_str(text: &str, secrets: &mut Vec<String>, policy: Policy<'_>) -> Result<String, String> {
+/// Keys whose values are secrets (the last key of a path, list index removed).
+const SECRET_KEYS: &[&str] = &[
+    "token",
+    "bearer_token",
+    "api_key",
+    "client_secret",
+    "password",
+    "secret",
+    "secrets",
+    "passphrase",
+];
+
+/// Whether the value at `path` is a secret: a secret key, or a header value (HTTP headers
+/// carry credentials, so they are treated as secrets).
+fn is_secret_path(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let last = last.split('[').next().unwrap_or(last).to_ascii_lowercase();
+    SECRET_KEYS.contains(&last.as_str()) || path.contains(".headers.")
+}
+
+/// Expands the references in one string. Values read from the environment or a file are added
+/// to `secrets` (a default written in the file is not a secret); `secret` says the value is a
+/// secret, so an unset variable gets no "write a default" hint.
+fn expand_str(
+    text: &str,
+    secrets: &mut Vec<String>,
+    policy: Policy<'_>,
+    secret: bool,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find('$') {
@@ -113,8 +141,8 @@ fn expand_str(text: &str, secrets: &mut Vec<String>, policy: Policy<'_>) -> Resu
             .ok_or_else(|| format!("unterminated reference in {text:?}: missing `}}`"))?;
         let reference = &body_start[..end];
         allowed(reference, policy)?;
-        let value = resolve(reference)?;
-        if value.len() >= 4 {
+        let (value, from_outside) = resolve(reference, secret)?;
+        if from_outside && value.len() >= 4 {
             secrets.push(value.clone());
         }
         out.push_str(&value);
@@ -152,7 +180,9 @@ fn allowed(reference: &str, policy: Policy<'_>) -> Result<(), String> {
     ))
 }
 
-fn resolve(reference: &str) -> Result<String, String> {
+/// The value of a reference, and whether it came from the environment or a file (rather than
+/// from a default written in the config).
+fn resolve(reference: &str, secret: bool) -> Result<(String, bool), String> {
     if let Some(spec) = reference.strip_prefix("env:") {
         let (name, default) = match spec.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -164,9 +194,13 @@ fn resolve(reference: &str) -> Result<String, String> {
             ));
         }
         match std::env::var(name) {
-            Ok(value) if !(value.is_empty() && default.is_some()) => Ok(value),
+            Ok(value) if !(value.is_empty() && default.is_some()) => Ok((value, true)),
             Ok(_) | Err(std::env::VarError::NotPresent) => match default {
-                Some(default) => Ok(default.to_string()),
+                Some(default) => Ok((default.to_string(), false)),
+                None if secret => Err(format!(
+                    "environment variable {name} is not set: export it before starting siemrelay \
+                     (a secret has no default)"
+                )),
                 None => Err(format!(
                     "environment variable {name} is not set (write ${{env:{name}:-default}} for a default)"
                 )),
@@ -180,11 +214,14 @@ fn resolve(reference: &str) -> Result<String, String> {
         let content = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read ${{file:{path}}}: {e}"))?;
         // Secret files usually end with a newline that is not part of the secret.
-        Ok(content
-            .strip_suffix('\n')
-            .map(|s| s.strip_suffix('\r').unwrap_or(s))
-            .unwrap_or(&content)
-            .to_string())
+        Ok((
+            content
+                .strip_suffix('\n')
+                .map(|s| s.strip_suffix('\r').unwrap_or(s))
+                .unwrap_or(&content)
+                .to_string(),
+            true,
+        ))
     } else {
         Err(format!(
             "unknown reference ${{{reference}}}: use ${{env:NAME}}, ${{env:NAME:-default}} or ${{file:/path}}"
@@ -205,7 +242,7 @@ mod tests {
     use super::*;
 
     fn expand(text: &str) -> Result<String, String> {
-        expand_str(text, &mut Vec::new(), Policy::File)
+        expand_str(text, &mut Vec::new(), Policy::File, false)
     }
 
     #[test]
@@ -223,19 +260,25 @@ mod tests {
             expand_str(
                 "Splunk ${env:SIEMRELAY_TEST_EXPAND_API_OK}",
                 &mut secrets,
-                api
+                api,
+                true
             )
             .unwrap(),
             "Splunk hec-token"
         );
-        let refused =
-            expand_str("${env:SIEMRELAY_TEST_EXPAND_API_NO}", &mut secrets, api).unwrap_err();
+        let refused = expand_str(
+            "${env:SIEMRELAY_TEST_EXPAND_API_NO}",
+            &mut secrets,
+            api,
+            false,
+        )
+        .unwrap_err();
         assert!(refused.contains("service.admin.allowed_env"), "{refused}");
         assert!(!refused.contains("sign-key"), "{refused}");
-        let refused = expand_str("${file:/etc/hostname}", &mut secrets, api).unwrap_err();
+        let refused = expand_str("${file:/etc/hostname}", &mut secrets, api, false).unwrap_err();
         assert!(refused.contains("never expanded"), "{refused}");
         assert_eq!(
-            expand_str("$${env:X}", &mut secrets, api).unwrap(),
+            expand_str("$${env:X}", &mut secrets, api, false).unwrap(),
             "${env:X}"
         );
     }
@@ -282,6 +325,34 @@ mod tests {
                 .contains("unknown reference")
         );
         assert!(expand("${env:A").unwrap_err().contains("unterminated"));
+    }
+
+    #[test]
+    fn defaults_are_not_secrets_and_a_secret_gets_no_default_hint() {
+        unsafe {
+            std::env::remove_var("SIEMRELAY_TEST_EXPAND_MISSING");
+        }
+        let mut value: Value = serde_yaml::from_str(
+            "exporters:\n  plugin/x:\n    library: ${env:SIEMRELAY_TEST_EXPAND_MISSING:-./lib/libx.so}\n    \
+             token: ${env:SIEMRELAY_TEST_EXPAND_MISSING}\n    index: ${env:SIEMRELAY_TEST_EXPAND_MISSING}\n    \
+             headers: { Authorization: \"Bearer ${env:SIEMRELAY_TEST_EXPAND_MISSING}\" }\n",
+        )
+        .unwrap();
+        let mut secrets = Vec::new();
+        let mut errors = Vec::new();
+        expand_tree(&mut value, "", &mut secrets, &mut errors);
+        assert!(secrets.is_empty(), "a default is not a secret: {secrets:?}");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for error in &errors {
+            let secret = !error.path.ends_with(".index");
+            assert_eq!(
+                error.message.contains(":-default"),
+                !secret,
+                "{}: {}",
+                error.path,
+                error.message
+            );
+        }
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
+mod collect;
 pub mod confine;
 pub mod expand;
 pub mod lenient;
+
+pub use collect::{Collected, deserialize_all, deserialize_collecting};
 
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
@@ -314,8 +317,10 @@ pub fn load_with_api_exporters(
     let mut defined: Vec<(&str, String)> = Vec::new();
     let mut raw = RawComponents::default();
     // Secret-typed keys are collected while parsing, so they are scrubbed like `${…}` values.
-    let ((service, receivers, processors, exporters), typed_secrets) =
+    let ((service, unread_pipelines, receivers, processors, exporters), typed_secrets) =
         siemrelay_core::scrub::collect_secrets(|| {
+            // When `service` cannot be read, its pipelines are still read for the reference checks.
+            let mut unread_pipelines = None;
             let service: Option<ServiceConfig> = match service {
                 None => {
                     errors.push(ConfigError {
@@ -324,13 +329,15 @@ pub fn load_with_api_exporters(
                     });
                     None
                 }
-                Some(value) => match deserialize_at::<ServiceConfig>(value, "service") {
-                    Ok(service) => Some(service),
-                    Err(e) => {
-                        errors.push(e);
-                        None
+                Some(value) => {
+                    let pipelines = value.get("pipelines").cloned();
+                    let collected = deserialize_collecting::<ServiceConfig>(value, "service");
+                    errors.extend(collected.errors);
+                    if collected.value.is_none() {
+                        unread_pipelines = pipelines;
                     }
-                },
+                    collected.value
+                }
             };
             // Plugins load from this directory only; set before the plugin exporters validate.
             let plugins = service
@@ -362,22 +369,36 @@ pub fn load_with_api_exporters(
                 &mut raw.exporters,
                 registry::exporter_from_yaml,
             );
-            (service, receivers, processors, exporters)
+            (service, unread_pipelines, receivers, processors, exporters)
         });
     secrets.extend(typed_secrets);
     let mut warnings = Vec::new();
-    if let Some(service) = &service {
-        check_pipelines(service, &defined, &mut errors, &mut warnings);
-        if let Some(admin) = &service.admin {
-            errors.extend(admin.validate());
+    match &service {
+        Some(service) => {
+            check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
+            if let Some(admin) = &service.admin {
+                errors.extend(admin.validate());
+            }
+            for (id, spec) in &exporters {
+                if from_api.contains(&id.id) {
+                    errors.extend(confine::exporter_paths(
+                        id,
+                        spec,
+                        &service.storage.directory,
+                    ));
+                }
+            }
         }
-        for (id, spec) in &exporters {
-            if from_api.contains(&id.id) {
-                errors.extend(confine::exporter_paths(
-                    id,
-                    spec,
-                    &service.storage.directory,
-                ));
+        None => {
+            // The references are still checked (their own errors are already listed).
+            if let Some(pipelines) = unread_pipelines {
+                let read = deserialize_collecting::<indexmap::IndexMap<String, PipelineConfig>>(
+                    pipelines,
+                    "service.pipelines",
+                );
+                if let Some(pipelines) = read.value {
+                    check_pipelines(&pipelines, &defined, &mut errors, &mut warnings);
+                }
             }
         }
     }
@@ -537,19 +558,19 @@ fn tidy_serde_message(message: &str) -> String {
 }
 
 fn check_pipelines(
-    service: &ServiceConfig,
+    pipelines: &indexmap::IndexMap<String, PipelineConfig>,
     defined: &[(&'static str, String)],
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) {
-    if service.pipelines.is_empty() {
+    if pipelines.is_empty() {
         errors.push(ConfigError {
             path: "service.pipelines".into(),
             message: "no pipeline is defined".into(),
         });
     }
     let mut used: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    for (name, pipeline) in &service.pipelines {
+    for (name, pipeline) in pipelines {
         let base = format!("service.pipelines.{name}");
         if pipeline.receivers.is_empty() {
             errors.push(ConfigError {

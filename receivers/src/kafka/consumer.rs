@@ -74,16 +74,16 @@ impl ClientContext for GroupContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::error!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => {
-                tracing::warn!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::warn!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::info!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Debug => {
-                tracing::debug!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::debug!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
         }
     }
@@ -303,7 +303,7 @@ impl Consume {
                 Err(Refusal::ShuttingDown) => break HandOver::Shutdown,
                 Err(Refusal::Full { retry_after }) => retry_after,
                 Err(Refusal::Failed(reason)) => {
-                    tracing::error!(receiver = %self.id, events, reason, "the pipeline could not queue a batch; offering it again");
+                    tracing::error!(receiver = %self.id, events, reason = %reason, "the pipeline could not queue a batch; offering it again");
                     FAILED_RETRY
                 }
             };
