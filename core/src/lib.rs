@@ -1,6 +1,7 @@
 //! siemrelay's trunk: the security event every component shares, the traits that connect
 //! receivers, processors and the pipeline runtime, attribute paths, and config value types.
 
+pub mod completion;
 pub mod component;
 pub mod config_types;
 pub mod event;
@@ -10,6 +11,7 @@ pub mod path;
 pub mod severity;
 pub mod time;
 
+pub use completion::Completion;
 pub use component::{
     Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,
 };
