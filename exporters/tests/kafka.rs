@@ -197,6 +197,65 @@ async fn a_frozen_broker_is_ridden_out() {
     }
 }
 
+/// Issue 19: a producer whose requests timed out bumps its own epoch (an idempotent producer
+/// may), which tansu answers with `ProducerFenced`: librdkafka then fails for good (a fatal
+/// error). The sink replaces the producer at once — not after several stalled sends — and every
+/// event of the stalled send is delivered by the new one, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_producer_is_replaced_and_its_events_still_arrive() {
+    let tansu = Tansu::start();
+    tansu.create_topic("fenced", 2);
+    let sink = kafka_sink(&tansu.bootstrap(), "fenced", "");
+    let first: Vec<Event> = (0..100).map(|_| Event::new("x")).collect();
+    let report = sink.send(&first).await;
+    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+
+    // One send times out against a frozen broker: its requests are in flight, unanswered.
+    tansu.freeze();
+    let stalled: Vec<Event> = (0..200).map(|_| Event::new("x")).collect();
+    let report = sink.send(&stalled).await;
+    assert!(
+        matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+        "{:?}",
+        report.outcomes.get(0)
+    );
+    tansu.thaw();
+
+    // The delivery layer sends the same events again until they are acknowledged.
+    let started = Instant::now();
+    let mut pending = stalled.clone();
+    let mut attempts = 0;
+    while !pending.is_empty() {
+        attempts += 1;
+        let report = sink.send(&pending).await;
+        pending = pending
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *report.outcomes.get(*i) != Outcome::Delivered)
+            .map(|(_, e)| e)
+            .collect();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} events still not acknowledged after {attempts} sends: {:?}",
+            pending.len(),
+            report.outcomes.get(0)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let read = read_back(&tansu, "fenced", first.len() + stalled.len()).await;
+    for event in stalled.iter().chain(&first) {
+        assert!(
+            read.contains_key(&event.event_id.to_string()),
+            "event {} acknowledged but not on the broker",
+            event.event_id
+        );
+    }
+    println!(
+        "fenced producer: the stalled send's events acknowledged {:.1?} after the broker returned, in {attempts} sends",
+        started.elapsed()
+    );
+}
+
 /// Events/s from the sink into the broker (debug build; run with `--ignored --nocapture`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark"]
