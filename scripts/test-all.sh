@@ -27,9 +27,10 @@ run_phase() { # NAME COMMAND...
   finish_phase "$name" "$at" "$status"
 }
 
-banner "siemrelay test-all: on a fresh 2-core machine expect about 35 minutes: the Kafka broker \
-build (once, then cached in ~/.cache/siemrelay-tools) overlaps the workspace build (~16 min), then \
-~4 min of tests; with the broker cached and the workspace built, about 5 minutes"
+banner "siemrelay test-all: on a fresh 2-core machine expect about 35 minutes (up to an hour \
+while other builds share it): the one-time Kafka broker build (~21 CPU-minutes, then cached in \
+~/.cache/siemrelay-tools) runs beside the workspace build (~16 min), then ~4 min of tests; \
+about 5 minutes once built"
 
 setup() {
   bash scripts/setup-test-env.sh
