@@ -197,12 +197,13 @@ async fn a_frozen_broker_is_ridden_out() {
     }
 }
 
-/// Issue 19: a producer whose requests timed out bumps its own epoch (an idempotent producer
-/// may), which tansu answers with `ProducerFenced`: librdkafka then fails for good (a fatal
-/// error). The sink replaces the producer at once — not after several stalled sends — and every
-/// event of the stalled send is delivered by the new one, none lost.
+/// Issue 19: a send that timed out against a frozen broker leaves its events to the delivery
+/// layer's retry, and every one of them is on the broker once it answers again, none lost.
+/// (librdkafka may bump its idempotent epoch after such timeouts, which tansu answers with
+/// `ProducerFenced`; whether that happens here depends on timing, so this test does not rely
+/// on it. The fleet test, under load, shows the replacements.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fenced_producer_is_replaced_and_its_events_still_arrive() {
+async fn events_of_a_send_that_timed_out_all_arrive_after_the_broker_returns() {
     let tansu = Tansu::start();
     tansu.create_topic("fenced", 2);
     let sink = kafka_sink(&tansu.bootstrap(), "fenced", "");
@@ -251,7 +252,7 @@ async fn a_fenced_producer_is_replaced_and_its_events_still_arrive() {
         );
     }
     println!(
-        "fenced producer: the stalled send's events acknowledged {:.1?} after the broker returned, in {attempts} sends",
+        "timed-out send: the stalled send's events acknowledged {:.1?} after the broker returned, in {attempts} sends",
         started.elapsed()
     );
 }
