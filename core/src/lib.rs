@@ -2,6 +2,7 @@
 //! receivers, processors and the pipeline runtime, attribute paths, and config value types.
 
 pub mod cidr;
+pub mod completion;
 pub mod component;
 pub mod config_types;
 pub mod event;
@@ -13,6 +14,7 @@ pub mod scrub;
 pub mod severity;
 pub mod time;
 
+pub use completion::Completion;
 pub use component::{
     Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,
 };

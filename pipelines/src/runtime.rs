@@ -436,6 +436,14 @@ fn open_disk_queue(
     if !report.is_clean() {
         tracing::warn!(exporter = %id.id, directory = %dir.display(), "disk queue recovered from damage: the intact events will be delivered (`siemrelay queue inspect` shows the damage)");
     }
+    // Completion tokens (kafka `commit: after_delivery`) outlive the write to disk. With
+    // `drop_oldest` an evicted event would hold its token forever: there, the durable write
+    // finishes the event.
+    if queue.when_full == siemrelay_exporters::delivery::config::WhenFull::Backpressure {
+        return Ok(Arc::new(
+            siemrelay_exporters::delivery::completion::KeepCompletions::new(Arc::new(disk)),
+        ));
+    }
     Ok(Arc::new(disk))
 }
 

@@ -2,7 +2,9 @@
 //! instances with the same `group_id` share the partitions and take over those of one that
 //! stops or dies.
 //!
-//! Delivery is at-least-once: offsets are committed only after the pipeline accepted the batch
+//! Delivery is at-least-once. With `commit: after_delivery` (the default) an offset is committed
+//! only once every event up to it was delivered or dead-lettered by every exporter (see
+//! [`commit`]); with `commit: after_queue`, once the pipeline accepted the batch
 //! (`EventSink::accept` returned, so the events are in every exporter queue). A batch the
 //! pipeline refuses is held, its partitions paused, and offered again after `retry_after`; nothing
 //! is skipped and nothing is buffered beyond the one batch. A message that is not a JSON object
@@ -10,11 +12,14 @@
 //! attribute, so a bad message never blocks its partition. See docs/exporters/kafka.md.
 
 pub mod batch;
+pub mod commit;
 mod config;
 pub mod consumer;
 pub mod decode;
 
-pub use config::{InitialOffset, KafkaReceiverConfig, KafkaSasl, KafkaTls, SaslMechanism};
+pub use config::{
+    CommitPoint, InitialOffset, KafkaReceiverConfig, KafkaSasl, KafkaTls, SaslMechanism,
+};
 
 use async_trait::async_trait;
 use consumer::{Consume, GroupConsumer, GroupContext};
@@ -72,6 +77,9 @@ impl Receiver for KafkaReceiver {
             },
             max_events: config.max_batch_events,
             max_wait: config.batch_wait(),
+            tracker: (config.commit == CommitPoint::AfterDelivery)
+                .then(commit::DeliveryTracker::new),
+            max_uncommitted: config.max_uncommitted_events,
             shutdown: ctx.shutdown,
         }
         .run()

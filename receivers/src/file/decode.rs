@@ -119,6 +119,7 @@ impl LineDecoder {
             resource: Map::new(),
             signature: None,
             written_json: Default::default(),
+            completion: None,
         }
     }
 }
