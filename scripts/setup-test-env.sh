@@ -28,7 +28,7 @@ fi
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   echo "$want" > "$stamp"
 fi
 echo "python test env ready: $venv/bin/python"

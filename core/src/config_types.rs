@@ -11,14 +11,52 @@ pub struct ConfigDuration(pub std::time::Duration);
 
 impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(text.trim())
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+/// Reads a duration from text; a bare number gets the hint to add a unit (`5` → `write 5s`).
+struct DurationVisitor;
+
+impl DurationVisitor {
+    fn unitless<E: serde::de::Error>(number: impl fmt::Display) -> E {
+        E::custom(format!(
+            "a duration needs a unit: write {number}s (or {number}ms, {number}m, {number}h)"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = ConfigDuration;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a duration such as 200ms, 5s, 5m or 24h")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ConfigDuration, E> {
+        let trimmed = text.trim();
+        if trimmed.parse::<f64>().is_ok() {
+            return Err(Self::unitless(trimmed));
+        }
+        humantime::parse_duration(trimmed)
             .map(ConfigDuration)
             .map_err(|e| {
-                serde::de::Error::custom(format!(
+                E::custom(format!(
                     "invalid duration {text:?} ({e}); write e.g. 200ms, 5s, 5m, 24h"
                 ))
             })
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ConfigDuration, E> {
+        Err(Self::unitless(n))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ConfigDuration, E> {
+        Err(Self::unitless(n))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<ConfigDuration, E> {
+        Err(Self::unitless(n))
     }
 }
 
@@ -41,24 +79,51 @@ impl ConfigSize {
 
 impl<'de> Deserialize<'de> for ConfigSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// Reads a size: a whole number of bytes, or text with a unit (`10MiB`).
+struct SizeVisitor;
+
+impl SizeVisitor {
+    fn invalid<E: serde::de::Error>(shown: impl fmt::Display) -> E {
+        E::custom(format!(
+            "invalid size {shown}: write a size with a unit, e.g. 512KiB, 10MiB, 1GiB, or a whole number of bytes"
+        ))
+    }
+}
+
+impl serde::de::Visitor<'_> for SizeVisitor {
+    type Value = ConfigSize;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a size such as 512KiB, 10MiB or 1GiB, or a number of bytes")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ConfigSize, E> {
+        let trimmed = text.trim();
+        if let Ok(bytes) = trimmed.parse::<u64>() {
+            return Ok(ConfigSize(bytes));
         }
-        match Raw::deserialize(deserializer)? {
-            Raw::Number(n) => Ok(ConfigSize(n)),
-            Raw::Text(text) => text
-                .trim()
-                .parse::<bytesize::ByteSize>()
-                .map(|s| ConfigSize(s.as_u64()))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "invalid size {text:?}; write e.g. 512KiB, 10MiB, 1GiB or a number of bytes"
-                    ))
-                }),
-        }
+        trimmed
+            .parse::<bytesize::ByteSize>()
+            .map(|s| ConfigSize(s.as_u64()))
+            .map_err(|_| Self::invalid(format!("{text:?}")))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<ConfigSize, E> {
+        Ok(ConfigSize(n))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<ConfigSize, E> {
+        u64::try_from(n)
+            .map(ConfigSize)
+            .map_err(|_| Self::invalid(n))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<ConfigSize, E> {
+        Err(Self::invalid(n))
     }
 }
 
@@ -155,6 +220,27 @@ mod tests {
         let s: ConfigSize = serde_json::from_str("\"1GiB\"").unwrap();
         assert_eq!(s.0, 1 << 30);
         assert!(serde_json::from_str::<ConfigSize>("\"ten\"").is_err());
+        assert_eq!(serde_json::from_str::<ConfigSize>("4096").unwrap().0, 4096);
+        assert_eq!(
+            serde_json::from_str::<ConfigSize>("\"4096\"").unwrap().0,
+            4096
+        );
+        for (input, hint) in [
+            ("5", "write 5s"),
+            ("\"5\"", "write 5s"),
+            ("2.5", "write 2.5s"),
+        ] {
+            let error = serde_json::from_str::<ConfigDuration>(input)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(hint), "{input}: {error}");
+        }
+        for input in ["10.5", "-3", "\"ten\"", "true"] {
+            let error = serde_json::from_str::<ConfigSize>(input)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("10MiB"), "{input}: {error}");
+        }
         assert_eq!(parse_host_port("127.0.0.1:8088").unwrap().addr.port(), 8088);
         assert!(
             parse_host_port("127.0.0.1:70000")

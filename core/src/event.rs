@@ -95,6 +95,9 @@ pub struct Event {
     pub signature: Option<Signature>,
     /// This event's JSON form, when already written (see [`WrittenJson`]).
     pub written_json: WrittenJson,
+    /// The token of the batch this event came in, when its receiver waits for delivery
+    /// (see [`crate::completion`]); `None` otherwise. Not part of the JSON form.
+    pub completion: Option<crate::completion::Completion>,
 }
 
 impl Event {
@@ -113,6 +116,7 @@ impl Event {
             resource: Map::new(),
             signature: None,
             written_json: WrittenJson::default(),
+            completion: None,
         }
     }
 

@@ -268,6 +268,7 @@ pub fn event_from_object<'a>(
         resource: Map::new(),
         signature: None,
         written_json: Default::default(),
+        completion: None,
     };
     let mut misfits: Vec<Misfit> = Vec::new();
     let mut displaced: Vec<(String, Value)> = Vec::new();

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod cidr;
+pub mod completion;
 pub mod component;
 pub mod config_types;
 pub mod event;
@@ -14,6 +15,7 @@ pub mod scrub;
 pub mod severity;
 pub mod time;
 
+pub use completion::Completion;
 pub use component::{
     Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,
 };

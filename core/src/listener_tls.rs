@@ -248,6 +248,39 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_reload_keeps_the_certificate_in_use_and_a_good_one_replaces_it() {
+        let dir = std::env::temp_dir().join(format!("siemrelay-tls-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str| {
+            let cert = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+            std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+        };
+        write("first.example");
+        let config = ListenerTlsConfig {
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            client_ca_file: None,
+        };
+        let tls = ReloadableTls::load(&config, "service.admin.tls", &[b"http/1.1"]).unwrap();
+        let current = |tls: &ReloadableTls| tls.current.read().unwrap().clone();
+        let before = current(&tls);
+        std::fs::write(dir.join("cert.pem"), "garbage\n").unwrap();
+        let error = format!("{:#}", tls.reload().unwrap_err());
+        assert!(error.contains("service.admin.tls.cert_file"), "{error}");
+        assert!(Arc::ptr_eq(&before, &current(&tls)), "the old config stays");
+        write("second.example");
+        let failures = reload_all();
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(
+            !Arc::ptr_eq(&before, &current(&tls)),
+            "the new files are in use"
+        );
+        assert_eq!(current(&tls).alpn_protocols, vec![b"http/1.1".to_vec()]);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn a_file_without_certificates_is_refused() {
         let dir = std::env::temp_dir().join(format!("siemrelay-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

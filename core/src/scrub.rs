@@ -130,12 +130,14 @@ fn forms_of(secret: &str, out: &mut Vec<String>) {
             out.push(form);
         }
     };
-    push(secret.to_string());
-    if let Ok(json) = serde_json::to_string(secret) {
-        push(json[1..json.len() - 1].to_string());
+    // Escaped once or twice: a Debug-printed reply inside a JSON log line is both.
+    let once = [json_escaped(secret), debug_escaped(secret)];
+    for escaped in &once {
+        push(json_escaped(escaped));
+        push(debug_escaped(escaped));
     }
-    let debug = format!("{secret:?}");
-    push(debug[1..debug.len() - 1].to_string());
+    push(secret.to_string());
+    once.into_iter().for_each(&mut push);
     push(percent_encode(secret, false, true));
     push(percent_encode(secret, false, false));
     push(percent_encode(secret, true, true));
@@ -155,6 +157,18 @@ fn forms_of(secret: &str, out: &mut Vec<String>) {
             }
         }
     }
+}
+
+fn json_escaped(text: &str) -> String {
+    let json = serde_json::to_string(text).unwrap_or_default();
+    json.get(1..json.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn debug_escaped(text: &str) -> String {
+    let debug = format!("{text:?}");
+    debug[1..debug.len() - 1].to_string()
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters; `plus` writes a space as
@@ -253,7 +267,7 @@ fn value_span(bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
     let stop: &[u8] = if quoted {
         b"\"'\\\r\n"
     } else {
-        b" \t\"'\\\r\n,;&}]"
+        b" \t\"'`\\\r\n,;&}]"
     };
     let end_of = |from: usize| {
         let mut end = from;
@@ -281,7 +295,8 @@ fn value_span(bytes: &[u8], mut at: usize) -> Option<(usize, usize)> {
         start = end + 1;
         end = end_of(start);
     }
-    (end > start).then_some((start, end))
+    // A placeholder in documentation or a usage message (`Bearer <token>`) is no credential.
+    (end > start && bytes[start] != b'<').then_some((start, end))
 }
 
 fn is_scheme(word: &[u8]) -> bool {
@@ -448,6 +463,10 @@ mod tests {
                 "reply \"authorization: Bearer ***\\r\\nhost: y\"",
             ),
             ("GET /?api-key=zzz&x=1", "GET /?api-key=***&x=1"),
+            (
+                "missing `Authorization: Bearer <token>`",
+                "missing `Authorization: Bearer <token>`",
+            ),
             (
                 "missing Authorization header",
                 "missing Authorization header",

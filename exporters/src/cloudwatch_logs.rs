@@ -165,13 +165,13 @@ pub fn build_with_credentials(
     }
     if http.compression == Some(Compression::Gzip) {
         tracing::warn!(
-            exporter = id,
+            exporter = %id,
             "compression is ignored: CloudWatch Logs PutLogEvents takes uncompressed bodies"
         );
     }
     if http.signing.is_some() {
         tracing::warn!(
-            exporter = id,
+            exporter = %id,
             "signing is ignored: CloudWatch Logs requests are signed with AWS SigV4"
         );
     }

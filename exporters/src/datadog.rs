@@ -399,7 +399,7 @@ impl HttpEncoder for DatadogEncoder {
                 tracing::error!(
                     exporter = %self.exporter,
                     site = %self.site,
-                    status,
+                    status = %status,
                     "Datadog refused the API key: check api_key and that it belongs to this site"
                 );
                 Outcome::permanent(format!(

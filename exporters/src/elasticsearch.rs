@@ -202,7 +202,7 @@ impl ElasticsearchEncoder {
         let text = response.text().await.unwrap_or_default();
         match status {
             200..=299 => {
-                tracing::info!(exporter = %self.exporter, template = TEMPLATE_NAME, pattern, "index template installed");
+                tracing::info!(exporter = %self.exporter, template = %TEMPLATE_NAME, pattern = %pattern, "index template installed");
                 Ok(())
             }
             408 | 429 | 500..=599 => Err(format!(
@@ -211,7 +211,7 @@ impl ElasticsearchEncoder {
             )),
             _ => {
                 tracing::error!(
-                    exporter = %self.exporter, template = TEMPLATE_NAME, status,
+                    exporter = %self.exporter, template = %TEMPLATE_NAME, status = %status,
                     error = %bulk::request_error(text.as_bytes()),
                     "cannot install the index template (needs the manage_index_templates privilege); sending without it"
                 );
@@ -279,7 +279,7 @@ impl HttpEncoder for ElasticsearchEncoder {
             },
             status @ (401 | 403) => {
                 let error = bulk::request_error(reply.body);
-                tracing::error!(exporter = %self.exporter, status, %error, "Elasticsearch refused the credentials or privileges");
+                tracing::error!(exporter = %self.exporter, status = %status, %error, "Elasticsearch refused the credentials or privileges");
                 Outcome::permanent(format!(
                     "Elasticsearch refused the request (HTTP {status}): {error}"
                 ))

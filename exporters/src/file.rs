@@ -82,6 +82,29 @@ impl FileSink {
     }
 }
 
+impl FileSink {
+    /// The file a batch written now goes to.
+    pub fn current_path(&self) -> PathBuf {
+        PathBuf::from(chrono::Utc::now().format(&self.template).to_string())
+    }
+
+    /// Checks that the current file can be appended to (creating its directories and the file
+    /// if needed) without writing anything; returns its path. For `siemrelay test` on a file
+    /// that holds signed events, where an unsigned test event would break verification.
+    pub async fn check_writable(&self) -> std::io::Result<PathBuf> {
+        let path = self.current_path();
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            OpenOptions::new().create(true).append(true).open(&path)?;
+            Ok(path)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
 fn write_batch(
     current: &Mutex<Option<OpenFile>>,
     path: PathBuf,
@@ -123,6 +146,20 @@ impl Sink for FileSink {
         1
     }
 
+    /// Opens (or creates) the current file the way a write does, writing nothing.
+    async fn probe(&self) -> Option<Result<(), String>> {
+        let path = PathBuf::from(chrono::Utc::now().format(&self.template).to_string());
+        let shown = path.display().to_string();
+        let (current, fsync) = (self.current.clone(), self.fsync);
+        let opened =
+            tokio::task::spawn_blocking(move || write_batch(&current, path, &[], fsync)).await;
+        Some(match opened {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot open {shown}: {e}")),
+            Err(e) => Err(format!("file writer task failed: {e}")),
+        })
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         let mut buf = Vec::with_capacity(events.len() * 512);
         for event in events {
@@ -130,12 +167,15 @@ impl Sink for FileSink {
             buf.push(b'\n');
         }
         let bytes = buf.len();
-        let path = PathBuf::from(chrono::Utc::now().format(&self.template).to_string());
+        let path = self.current_path();
         let current = self.current.clone();
         let fsync = self.fsync;
         let shown = path.display().to_string();
+        // The request's latency is the write (and fsync), as for any SIEM's round trip.
+        let started = std::time::Instant::now();
         let result =
             tokio::task::spawn_blocking(move || write_batch(&current, path, &buf, fsync)).await;
+        let latency = started.elapsed();
         let (outcome, reply) = match result {
             Ok(Ok(())) => (Outcome::Delivered, None),
             Ok(Err(e)) => {
@@ -153,6 +193,7 @@ impl Sink for FileSink {
                 events: events.len(),
                 bytes,
                 reply,
+                latency,
                 ..Default::default()
             }],
         )
@@ -176,6 +217,8 @@ mod tests {
         let events: Vec<Event> = (0..3).map(|i| Event::new(format!("t{i}"))).collect();
         let report = sink.send(&events).await;
         assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+        // The write and its fsync take time: the latency histogram must not read 0.
+        assert!(report.requests[0].latency > std::time::Duration::ZERO);
         let path = chrono::Utc::now().format(&template).to_string();
         let text = std::fs::read_to_string(path).unwrap();
         let lines: Vec<serde_json::Value> = text
@@ -185,6 +228,22 @@ mod tests {
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2]["event_type"], "t2");
         assert_eq!(lines[0]["event_id"], events[0].event_id.to_string());
+    }
+
+    #[tokio::test]
+    async fn check_writable_creates_the_file_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileConfig {
+            path: format!("{}/a/b/events-%Y.ndjson", dir.path().display()),
+            fsync: FsyncPolicy::Batch,
+        };
+        let path = FileSink::new(&config).check_writable().await.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let blocked = FileConfig {
+            path: format!("{}/events.ndjson", path.display()),
+            fsync: FsyncPolicy::Batch,
+        };
+        assert!(FileSink::new(&blocked).check_writable().await.is_err());
     }
 
     #[test]

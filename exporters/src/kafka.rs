@@ -21,10 +21,13 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 use siemrelay_core::Event;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+
+/// Producers replaced after a fatal error or a stall (label `exporter`).
+pub const PRODUCERS_REPLACED: &str = "siemrelay_exporter_kafka_producers_replaced_total";
 
 /// Most events handed to one `send` (librdkafka's own queue holds 100,000 messages).
 pub const MAX_EVENTS_PER_SEND: usize = 10_000;
@@ -43,16 +46,16 @@ impl ClientContext for ProducerContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::error!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => {
-                tracing::warn!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::warn!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::info!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Debug => {
-                tracing::debug!(exporter = %self.id, facility, "librdkafka: {message}")
+                tracing::debug!(exporter = %self.id, facility = %facility, "librdkafka: {message}")
             }
         }
     }
@@ -121,15 +124,37 @@ impl KafkaSink {
             .clone()
     }
 
-    /// Replaces a producer that hit a fatal error (unless another send already did).
-    fn renew_producer(&self, broken: &Arc<Producer>) {
+    /// The producer to send with: the current one, replaced first when it hit a fatal error
+    /// since the last send (a fenced idempotent producer accepts nothing more).
+    fn usable_producer(&self) -> Arc<Producer> {
+        let producer = self.producer();
+        match producer.client().fatal_error() {
+            None => producer,
+            Some((code, reason)) => {
+                self.renew_producer(&producer, &format!("fatal error {code:?}: {reason}"));
+                self.producer()
+            }
+        }
+    }
+
+    /// Replaces a producer that hit a fatal error or stalled (unless another send already did).
+    ///
+    /// Nothing is lost or stranded by the replacement: every event the old producer did not
+    /// get acknowledged was already reported as a retry by the `send` that used it (it awaits
+    /// each delivery report, or gives up on it at the deadline), so the delivery layer sends it
+    /// again through the new producer. Dropping the old producer purges what it still held;
+    /// what it had already written may reach Kafka as well: a duplicate, de-duplicated
+    /// downstream by `event_id`, never a loss.
+    fn renew_producer(&self, broken: &Arc<Producer>, why: &str) {
         let mut slot = self.producer.write().unwrap_or_else(|p| p.into_inner());
         if !Arc::ptr_eq(&slot, broken) {
             return;
         }
         match create_producer(&self.id, &self.client) {
             Ok(fresh) => {
-                tracing::warn!(exporter = %self.id, "kafka producer failed or stalled; created a new one");
+                metrics::counter!(PRODUCERS_REPLACED, "exporter" => self.id.clone()).increment(1);
+                tracing::warn!(exporter = %self.id, reason = why,
+                    "kafka producer replaced (failed or stalled); its unacknowledged events are sent again by the new one");
                 *slot = Arc::new(fresh);
             }
             Err(e) => {
@@ -138,13 +163,14 @@ impl KafkaSink {
         }
     }
 
-    /// Enqueues every event; returns the pending deliveries and the outcomes already known.
+    /// Enqueues every event; returns the pending deliveries, the bytes enqueued and whether the
+    /// producer refused because it cannot go on; the outcomes already known are set.
     fn enqueue(
         &self,
         producer: &Producer,
         events: &[Event],
         outcomes: &mut [Option<Outcome>],
-    ) -> (Vec<(usize, DeliveryFuture)>, usize) {
+    ) -> (Vec<(usize, DeliveryFuture)>, usize, bool) {
         let mut pending = Vec::with_capacity(events.len());
         let mut payload = Vec::with_capacity(1024);
         let mut key = Vec::with_capacity(64);
@@ -186,9 +212,16 @@ impl KafkaSink {
                     pending.push((index, delivery));
                 }
                 Err((error, _)) => {
-                    let queue_full =
-                        error.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull);
+                    let code = error.rdkafka_error_code();
+                    let queue_full = code == Some(RDKafkaErrorCode::QueueFull);
                     outcomes[index] = Some(classify(&error));
+                    if needs_new_producer(code) {
+                        // Every further event would meet the same dead producer.
+                        for slot in outcomes[index + 1..].iter_mut() {
+                            *slot = Some(classify(&error));
+                        }
+                        return (pending, bytes, true);
+                    }
                     if queue_full {
                         // The rest would meet the same full queue: retry them later.
                         for slot in outcomes[index + 1..].iter_mut() {
@@ -199,7 +232,7 @@ impl KafkaSink {
                 }
             }
         }
-        (pending, bytes)
+        (pending, bytes, false)
     }
 }
 
@@ -210,13 +243,15 @@ fn create_producer(id: &str, client: &rdkafka::ClientConfig) -> anyhow::Result<P
 }
 
 /// Errors after which the idempotent producer cannot go on (it is replaced; the events are
-/// retried): librdkafka's fatal error, and the broker no longer knowing or accepting its
+/// retried): librdkafka's fatal error, being fenced (the broker's code, or librdkafka's own
+/// `Fenced` that it reports for it), and the broker no longer knowing or accepting its
 /// producer id or epoch.
 fn needs_new_producer(code: Option<RDKafkaErrorCode>) -> bool {
     matches!(
         code,
         Some(
             RDKafkaErrorCode::Fatal
+                | RDKafkaErrorCode::Fenced
                 | RDKafkaErrorCode::ProducerFenced
                 | RDKafkaErrorCode::InvalidProducerEpoch
                 | RDKafkaErrorCode::UnknownProducerId
@@ -308,10 +343,9 @@ impl Sink for KafkaSink {
 
     async fn send(&self, events: &[Event]) -> SendReport {
         let started = Instant::now();
-        let producer = self.producer();
+        let producer = self.usable_producer();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
-        let (pending, bytes) = self.enqueue(&producer, events, &mut outcomes);
-        let mut fatal = false;
+        let (pending, bytes, mut fatal) = self.enqueue(&producer, events, &mut outcomes);
         let deadline = tokio::time::Instant::from_std(started + self.ack_deadline);
         for (index, delivery) in pending {
             outcomes[index] = Some(match tokio::time::timeout_at(deadline, delivery).await {
@@ -333,8 +367,15 @@ impl Sink for KafkaSink {
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Outcome::retry("kafka: not sent")))
             .collect();
-        if fatal || self.stalled(&outcomes) {
-            self.renew_producer(&producer);
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            self.renew_producer(&producer, &format!("fatal error {code:?}: {reason}"));
+        } else if fatal {
+            self.renew_producer(&producer, "the broker fenced it or forgot its producer id");
+        } else if self.stalled(&outcomes) {
+            self.renew_producer(
+                &producer,
+                "several sends in a row were not acknowledged at all",
+            );
         }
         let reply = outcomes.iter().find_map(|o| match o {
             Outcome::Delivered => None,

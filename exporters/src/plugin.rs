@@ -15,6 +15,7 @@
 
 mod library;
 mod sink;
+pub mod trust;
 
 pub use library::{LoadError, PluginInstance, PluginIssue, PluginLibrary, load};
 pub use sink::PluginSink;
@@ -30,8 +31,8 @@ use std::sync::Arc;
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
-    /// Path of the plugin's shared library (`.so`); relative paths are relative to siemrelay's
-    /// working directory. Required.
+    /// Path of the plugin's shared library (`.so`), inside `service.plugins.directory`
+    /// (relative paths are resolved there). Required.
     pub library: PathBuf,
     /// The plugin's own settings, passed to it as a JSON object (default `{}`).
     #[serde(default)]
@@ -135,6 +136,6 @@ pub fn build(
         })?;
     let sink = PluginSink::start(id, instance, concurrency.unwrap_or(4))
         .map_err(|e| anyhow::anyhow!("exporter {id}: cannot start plugin threads: {e}"))?;
-    tracing::info!(exporter = id, plugin = library.name(), version = library.version(), library = %config.library.display(), "plugin loaded");
+    tracing::info!(exporter = %id, plugin = %library.name(), version = %library.version(), library = %config.library.display(), "plugin loaded");
     Ok(Arc::new(sink))
 }

@@ -209,7 +209,7 @@ pub fn build(
     let limit = timeout.mul_f64(0.75);
     let wait = if config.ack_timeout.0 > limit {
         tracing::warn!(
-            exporter = id,
+            exporter = %id,
             ack_timeout = ?config.ack_timeout.0,
             sending_timeout = ?timeout,
             "ack_timeout is not below sending.timeout; waiting at most {limit:?} for acknowledgements"

@@ -34,11 +34,13 @@ impl Sink for StdoutSink {
             buf.push(b'\n');
         }
         let bytes = buf.len();
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let mut out = std::io::stdout().lock();
             out.write_all(&buf).and_then(|_| out.flush())
         })
         .await;
+        let latency = started.elapsed();
         let outcome = match result {
             Ok(Ok(())) => Outcome::Delivered,
             Ok(Err(e)) => Outcome::retry(format!("writing to stdout failed: {e}")),
@@ -49,6 +51,7 @@ impl Sink for StdoutSink {
             vec![RequestRecord {
                 events: events.len(),
                 bytes,
+                latency,
                 ..Default::default()
             }],
         )

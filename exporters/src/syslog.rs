@@ -334,7 +334,7 @@ impl SyslogSink {
             }
             Transport::Udp => {
                 tracing::warn!(
-                    exporter = id,
+                    exporter = %id,
                     endpoint = %endpoint,
                     "transport udp: syslog over UDP has no delivery confirmation; events are lost silently when the server is down, overloaded or the network drops datagrams. Use tcp or tls for security events"
                 );

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use siemrelay_core::{Event, Severity, Timestamp, Value};
 use siemrelay_exporters::delivery::disk_queue::record::{
     AckReason, HEADER_LEN, Kind, check, decode_ack, decode_data, encode_ack, encode_data,
-    summarize_data,
+    events_in_damaged, summarize_data,
 };
 
 /// Text with what breaks line-based formats: newlines, quotes, backslashes, control
@@ -67,7 +67,7 @@ fn event() -> impl Strategy<Value = Event> {
 fn sealed_data(events: &[Event]) -> Vec<u8> {
     let sizes: Vec<u32> = events.iter().map(|e| e.estimated_size() as u32).collect();
     let mut record = encode_data(Timestamp(1_700_000_000_000_000_000), events, &sizes);
-    record.seal(7);
+    record.seal(7, 1_000);
     record.bytes
 }
 
@@ -75,16 +75,19 @@ fn sealed_data(events: &[Event]) -> Vec<u8> {
 fn decode_everything(bytes: &[u8]) -> bool {
     let Ok(header) = check(bytes) else {
         // The decoders are only given checked payloads, but must survive any anyway.
-        let _ = summarize_data(bytes);
-        let _ = decode_data(bytes);
+        for counted in [false, true] {
+            let _ = summarize_data(bytes, counted);
+            let _ = decode_data(bytes, counted);
+        }
         let _ = decode_ack(bytes);
+        let _ = events_in_damaged(bytes);
         return false;
     };
     let payload = &bytes[HEADER_LEN..header.total_len()];
     match header.kind {
         Kind::Data => {
-            let summary = summarize_data(payload);
-            let decoded = decode_data(payload);
+            let summary = summarize_data(payload, header.counted);
+            let decoded = decode_data(payload, header.counted);
             if let (Some(summary), Ok((events, sizes))) = (summary, &decoded) {
                 assert_eq!(events.len(), summary.events as usize);
                 assert_eq!(sizes.len(), events.len());
@@ -105,7 +108,7 @@ proptest! {
         let bytes = sealed_data(&events);
         let header = check(&bytes).expect("a sealed record checks");
         prop_assert_eq!(header.kind, Kind::Data);
-        let (decoded, _) = decode_data(&bytes[HEADER_LEN..]).expect("decodes");
+        let (decoded, _) = decode_data(&bytes[HEADER_LEN..], header.counted).expect("decodes");
         prop_assert_eq!(decoded.len(), events.len());
         for (sent, got) in events.iter().zip(&decoded) {
             prop_assert_eq!(sent.to_json_value(), got.to_json_value());
@@ -141,15 +144,18 @@ proptest! {
         let mut payload = 1u64.to_le_bytes().to_vec();
         payload.extend_from_slice(&(bytes.len() as u32 % 8).to_le_bytes());
         payload.extend_from_slice(&bytes);
-        let _ = summarize_data(&payload);
-        let _ = decode_data(&payload);
+        for counted in [false, true] {
+            let _ = summarize_data(&payload, counted);
+            let _ = decode_data(&payload, counted);
+        }
+        let _ = events_in_damaged(&bytes);
     }
 
     #[test]
     fn ack_records_round_trip(seqs in proptest::collection::vec(any::<u64>(), 0..64), dropped in any::<bool>()) {
         let reason = if dropped { AckReason::Dropped } else { AckReason::Completed };
         let mut record = encode_ack(reason, &seqs);
-        record.seal(3);
+        record.seal(3, 0);
         let header = check(&record.bytes).expect("checks");
         prop_assert_eq!(header.kind, Kind::Ack);
         let (got_reason, got) = decode_ack(&record.bytes[HEADER_LEN..]).expect("decodes");

@@ -3,7 +3,7 @@
 
 use siemrelay_core::Event;
 use siemrelay_exporters::delivery::config::WhenFull;
-use siemrelay_exporters::delivery::disk_queue::{DiskQueue, DiskQueueOptions, segment};
+use siemrelay_exporters::delivery::disk_queue::{DiskQueue, DiskQueueOptions, LossCause, segment};
 use siemrelay_exporters::delivery::queue::{DeliveryQueue, PopLimits, SizedBatch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -212,8 +212,12 @@ async fn extra_empty_segments_and_foreign_files_are_tolerated() {
     assert_eq!(queue.segment_count(), files.len() + 2);
     drop(queue);
     assert_eq!(drain(dir.path()).await, expected(0..12));
-    // New records go after the extra newest segment and come back in order.
+    // New records go after the extra newest segment and come back in order; the numbering
+    // jump to the extra segment's name is no loss.
     filled(dir.path(), 1).await;
+    let (queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert!(report.losses.is_empty(), "{:?}", report.losses);
+    drop(queue);
     assert_eq!(drain(dir.path()).await, expected(0..1));
 }
 
@@ -240,4 +244,133 @@ async fn inspect_reports_without_modifying_anything() {
     // Inspect also works next to a running queue (it takes no lock).
     let (_queue, _) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
     assert_eq!(DiskQueue::inspect(dir.path()).unwrap().pending_records, 5);
+}
+
+fn zero_fill(path: &Path) {
+    let len = std::fs::metadata(path).unwrap().len() as usize;
+    std::fs::write(path, vec![0u8; len]).unwrap();
+}
+
+fn records_in(path: &Path) -> u64 {
+    segment::scan(0, &std::fs::read(path).unwrap())
+        .records
+        .len() as u64
+}
+
+#[tokio::test]
+async fn a_deleted_middle_segment_is_a_counted_loss_until_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path(), 12).await;
+    let files = segments(dir.path());
+    assert!(files.len() >= 3, "{} segments", files.len());
+    let gone = records_in(&files[1]);
+    let first = segment::list(dir.path()).unwrap()[1];
+    std::fs::remove_file(&files[1]).unwrap();
+    let inspect = DiskQueue::inspect(dir.path()).unwrap();
+    assert!(!inspect.is_clean());
+    assert_eq!(inspect.events_lost, Some(3 * gone));
+    let (queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert!(report.has_losses(), "{report:?}");
+    assert_eq!(report.losses.len(), 1, "{:?}", report.losses);
+    let loss = &report.losses[0];
+    assert_eq!(loss.cause, LossCause::MissingSegment);
+    assert_eq!(
+        (loss.first_seq, loss.last_seq),
+        (Some(first), Some(first + gone - 1))
+    );
+    assert_eq!((loss.records, loss.events), (Some(gone), Some(3 * gone)));
+    assert_eq!(
+        (report.records_lost, report.events_lost),
+        (gone, Some(3 * gone))
+    );
+    assert_eq!(queue.unacknowledged_losses().len(), 1);
+    drop(queue);
+    // Still shown after a restart, but not reported as new; acknowledged, it goes.
+    let (queue, _) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert_eq!(queue.unacknowledged_losses().len(), 1);
+    assert_eq!(queue.acknowledge_losses(), Ok(1));
+    assert!(queue.unacknowledged_losses().is_empty());
+    drop(queue);
+    let (queue, _) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert!(queue.unacknowledged_losses().is_empty());
+    drop(queue);
+    let delivered = drain(dir.path()).await;
+    assert_eq!(delivered.len() as u64, 36 - 3 * gone);
+}
+
+#[tokio::test]
+async fn a_zero_filled_segment_reports_the_records_and_events_it_held() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path(), 12).await;
+    let files = segments(dir.path());
+    let zeroed = records_in(&files[1]);
+    zero_fill(&files[1]);
+    let (_queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert_eq!(report.losses.len(), 1, "{:?}", report.losses);
+    let loss = &report.losses[0];
+    assert_eq!(loss.cause, LossCause::DamagedRegion);
+    assert_eq!(loss.records, Some(zeroed));
+    assert_eq!(loss.events, Some(3 * zeroed));
+    assert_eq!(report.records_recovered as u64, 12 - zeroed);
+}
+
+#[tokio::test]
+async fn a_zero_filled_newest_segment_says_unknown_not_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path(), 12).await;
+    let newest = segments(dir.path()).pop().unwrap();
+    zero_fill(&newest);
+    let (_queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    let torn: Vec<_> = report.losses.iter().filter(|l| !l.is_loss()).collect();
+    assert_eq!(torn.len(), 1, "{:?}", report.losses);
+    assert_eq!((torn[0].records, torn[0].events), (None, None));
+    let json = serde_json::to_value(torn[0]).unwrap();
+    assert_eq!(json["events"], "unknown");
+    assert_eq!(json["records"], "unknown");
+}
+
+#[tokio::test]
+async fn a_damaged_first_record_is_counted_from_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path(), 12).await;
+    let oldest = segments(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&oldest).unwrap();
+    let first = segment::scan(0, &bytes).records[0].clone();
+    // Damage the event lines, not the header or the event count.
+    bytes[first.offset as usize + 60] ^= 0xff;
+    std::fs::write(&oldest, &bytes).unwrap();
+    let (_queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert_eq!(report.losses.len(), 1, "{:?}", report.losses);
+    assert_eq!(report.losses[0].records, Some(1));
+    assert_eq!(report.losses[0].events, Some(3));
+}
+
+#[tokio::test]
+async fn records_written_before_the_running_count_still_open() {
+    // A data record of kind 1 (no running count), as queues written before it hold.
+    let event = Event::new("legacy");
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&1_700_000_000_000_000_000i64.to_le_bytes());
+    payload.extend_from_slice(&1u32.to_le_bytes());
+    payload.extend_from_slice(&300u32.to_le_bytes());
+    event.write_json(&mut payload);
+    payload.push(b'\n');
+    let mut head = vec![1u8, 0, 0, 0];
+    head.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    head.extend_from_slice(&0u64.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&payload), &head);
+    let mut record = b"SRQ1".to_vec();
+    record.extend_from_slice(&crc.to_le_bytes());
+    record.extend_from_slice(&head);
+    record.extend_from_slice(&payload);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(segment::path(dir.path(), 0), &record).unwrap();
+    let (queue, report) = DiskQueue::open_with(dir.path(), "t", options()).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.events_recovered, 1);
+    drop(queue);
+    filled(dir.path(), 1).await;
+    let mut delivered = drain(dir.path()).await;
+    delivered.sort();
+    assert_eq!(delivered, ["b0-0", "b0-1", "b0-2", "legacy"]);
 }

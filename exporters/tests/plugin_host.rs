@@ -65,7 +65,9 @@ fn testkit() -> &'static Path {
     })
 }
 
+/// The plugin config; plugins load only from the plugins directory, here the library's own.
 fn config(library: &Path, config: serde_json::Value) -> PluginConfig {
+    siemrelay_exporters::plugin::trust::set_directory(library.parent().expect("a directory"));
     PluginConfig {
         library: library.to_path_buf(),
         config,

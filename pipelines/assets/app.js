@@ -31,6 +31,14 @@
     historyCaption: $('delivery-caption'),
     historyRows: $('delivery-rows'),
     cardTemplate: $('exporter-card'),
+    about: $('about'),
+    deadLetters: $('dead-letters'),
+    deadSelect: $('dead-letter-exporter'),
+    deadSummary: $('dead-letter-summary'),
+    deadCaption: $('dead-letter-caption'),
+    deadRows: $('dead-letter-rows'),
+    replay: $('replay'),
+    replayResult: $('replay-result'),
   };
 
   let token = sessionStorage.getItem(TOKEN_KEY) || '';
@@ -38,6 +46,7 @@
   let timer = 0;
   let polling = false;
   let previous = null; // { at, counters: Map } from the last poll, for events/s
+  let info = null; // GET /api/v1/info
   const cards = new Map(); // exporter id → card elements
 
   class AuthRequired extends Error {}
@@ -96,6 +105,27 @@
     return Number.isNaN(date.getTime()) ? null : date;
   }
 
+  const pad = (n, width = 2) => String(Math.trunc(Math.abs(n))).padStart(width, '0');
+
+  /** `2026-12-04 20:37:41 UTC+01:00`: the date, the time and the zone, in the browser's zone. */
+  function formatTime(date) {
+    const offset = -date.getTimezoneOffset();
+    const zone = `UTC${offset < 0 ? '-' : '+'}${pad(offset / 60)}:${pad(offset % 60)}`;
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} `
+      + `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())} ${zone}`;
+  }
+
+  function duration(seconds) {
+    if (typeof seconds !== 'number') return '—';
+    const d = Math.floor(seconds / 86400);
+    const h = Math.floor((seconds % 86400) / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    if (d > 0) return `${d} d ${h} h`;
+    if (h > 0) return `${h} h ${m} min`;
+    if (m > 0) return `${m} min ${Math.floor(seconds % 60)} s`;
+    return `${Math.floor(seconds)} s`;
+  }
+
   function ago(date) {
     const seconds = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
     if (seconds < 60) return `${seconds} s ago`;
@@ -113,9 +143,9 @@
     }
     const time = document.createElement('time');
     time.dateTime = date.toISOString();
-    time.title = date.toString();
-    time.textContent = `${date.toLocaleTimeString()} (${ago(date)})`;
-    element.replaceChildren(time);
+    time.title = date.toISOString();
+    time.textContent = formatTime(date);
+    element.replaceChildren(time, ' ', el('span', 'ago', `(${ago(date)})`));
   }
 
   function el(tag, className, text) {
@@ -194,13 +224,22 @@
 
       const receivers = (p.receivers || []).map((r) => {
         const li = el('li', 'node');
+        li.dataset.receiver = r.id;
+        const reasons = Object.entries(r.events_refused || {}).filter(([, n]) => n > 0);
+        const refused = reasons.length === 0
+          ? 'refused: none'
+          : `refused: ${reasons.map(([reason, n]) => `${count(n)} ${reason}`).join(', ')}`;
         li.append(el('span', 'node-id', r.id), el('span', 'node-rate',
-          rate(perSecond.get(`r\u0000${p.name}\u0000${r.id}`))));
+          rate(perSecond.get(`r\u0000${p.name}\u0000${r.id}`))),
+        el('span', `node-refused${reasons.length ? ' some' : ''}`, refused));
         return li;
       });
       const processors = (p.processors || []).map((x) => {
         const li = el('li', 'node');
-        li.append(el('span', 'node-id', x.id));
+        li.dataset.processor = x.id;
+        const dropped = x.events_dropped || 0;
+        li.append(el('span', 'node-id', x.id),
+          el('span', `node-dropped${dropped ? ' some' : ''}`, `dropped: ${count(dropped)}`));
         return li;
       });
       const exporters = (p.exporters || []).map((e) => {
@@ -248,10 +287,15 @@
       meter: field('queue-meter'),
       lastSuccess: field('last-success'),
       lastError: field('last-error'),
+      reasonRow: field('reason-row'),
+      reason: field('reason'),
+      lossesRow: field('losses-row'),
+      losses: field('losses'),
       pipelines: field('pipelines'),
       test: article.querySelector('[data-action="test"]'),
       toggle: article.querySelector('[data-action="toggle"]'),
       history: article.querySelector('[data-action="history"]'),
+      deadLetters: article.querySelector('[data-action="dead-letters"]'),
       result: article.querySelector('.test-result'),
       status: '',
     };
@@ -259,6 +303,8 @@
     card.test.setAttribute('aria-describedby', titleId);
     card.toggle.setAttribute('aria-describedby', titleId);
     card.history.setAttribute('aria-describedby', titleId);
+    card.deadLetters.setAttribute('aria-describedby', titleId);
+    card.deadLetters.addEventListener('click', () => showDeadLetters(id));
     card.test.addEventListener('click', () => testDelivery(id, card));
     card.toggle.addEventListener('click', () => toggle(id, card));
     card.history.addEventListener('click', () => showHistory(id));
@@ -289,8 +335,22 @@
     card.meter.value = Math.min(1, fill);
     card.meter.setAttribute('aria-label', `Queue ${Math.round(fill * 100)}% full`);
     setTime(card.lastSuccess, e.last_success, 'never');
-    card.lastError.textContent = e.last_error || 'none';
-    card.lastError.classList.toggle('error', Boolean(e.last_error));
+    // An error followed by a success is past: shown with its time, not in red.
+    const past = e.last_error && e.last_error_current === false;
+    const when = toDate(e.last_error_at);
+    card.lastError.textContent = e.last_error
+      ? `${e.last_error}${when ? ` (${formatTime(when)}${past ? ', past' : ''})` : ''}`
+      : 'none';
+    card.lastError.classList.toggle('error', Boolean(e.last_error) && !past);
+    card.lastError.classList.toggle('past', Boolean(past));
+    const why = [e.status !== 'active' ? e.status_reason : null, e.notice].filter(Boolean);
+    card.reasonRow.hidden = why.length === 0;
+    card.reason.textContent = why.join(' — ');
+    const losses = e.queue_losses || [];
+    card.lossesRow.hidden = losses.length === 0;
+    card.losses.textContent = losses.map((l) => `${l.events} events lost (${l.cause}, records ` +
+      `${l.first_seq ?? '?'}..${l.last_seq ?? '?'}, found ${l.found_at}); acknowledge with POST ` +
+      `${exporterPath(e.id, 'acknowledge-losses')}`).join('; ');
     card.pipelines.textContent = (e.pipelines || []).join(', ') || '—';
     const disabled = status === 'disabled';
     if (card.toggle.dataset.busy !== '1') {
@@ -322,7 +382,8 @@
     view.summary.textContent = exporters.length === 0
       ? 'No exporters configured.'
       : `${exporters.length} exporter${exporters.length === 1 ? '' : 's'}: ${parts.join(', ')}.`;
-    renderHistoryChoices(exporters);
+    renderChoices(view.historySelect, exporters);
+    renderChoices(view.deadSelect, exporters);
   }
 
   // ---- actions ---------------------------------------------------------------------------
@@ -376,8 +437,7 @@
 
   // ---- delivery history ------------------------------------------------------------------
 
-  function renderHistoryChoices(exporters) {
-    const select = view.historySelect;
+  function renderChoices(select, exporters) {
     const ids = exporters.map((e) => e.id);
     const current = Array.from(select.options, (o) => o.value);
     if (ids.join('\u0000') !== current.join('\u0000')) {
@@ -434,6 +494,125 @@
     view.historyRows.replaceChildren(...rows);
   }
 
+  // ---- dead letters ----------------------------------------------------------------------
+
+  function showDeadLetters(id) {
+    view.deadSelect.value = id;
+    refreshDeadLetters();
+    view.deadLetters.scrollIntoView({ block: 'start' });
+    view.deadLetters.focus({ preventScroll: true });
+  }
+
+  function renderReplayButton() {
+    const allowed = Boolean(info && info.allow_config_changes);
+    if (view.replay.dataset.busy === '1') return;
+    view.replay.disabled = !allowed || !view.deadSelect.value;
+    view.replay.title = allowed
+      ? 'Resend these events through the exporter'
+      : 'Replaying needs service.admin.allow_config_changes: true';
+    view.replay.dataset.allowed = allowed ? 'true' : 'false';
+  }
+
+  function showReplay(replay, id) {
+    if (!replay) {
+      if (view.replayResult.dataset.exporter !== id) {
+        view.replayResult.className = 'test-result';
+        view.replayResult.textContent = '';
+      }
+      return;
+    }
+    view.replayResult.dataset.exporter = id;
+    view.replayResult.dataset.state = replay.state;
+    const when = toDate(replay.finished_at || replay.started_at);
+    const at = when ? ` (${formatTime(when)})` : '';
+    if (replay.state === 'running') {
+      view.replayResult.className = 'test-result pending';
+      view.replayResult.textContent = `Replaying ${count(replay.events)} events through ${id}…${at}`;
+    } else if (replay.state === 'done') {
+      view.replayResult.className = `test-result ${replay.dead_lettered ? 'failed' : 'ok'}`;
+      view.replayResult.textContent = `Replay of ${count(replay.events)} events through ${id}: `
+        + `${count(replay.sent)} delivered, ${count(replay.dead_lettered)} dead-lettered again${at}.`
+        + (replay.warnings && replay.warnings.length ? `\n${replay.warnings.join('\n')}` : '');
+    } else {
+      view.replayResult.className = 'test-result failed';
+      view.replayResult.textContent = `Replay through ${id} failed: ${replay.error || 'unknown error'}${at}`;
+    }
+  }
+
+  async function refreshDeadLetters() {
+    renderReplayButton();
+    const id = view.deadSelect.value;
+    if (!id) {
+      view.deadSummary.textContent = 'No exporter selected.';
+      view.deadRows.replaceChildren();
+      return;
+    }
+    const list = await api('GET', exporterPath(id, 'dead_letters'));
+    if (view.deadSelect.value !== id) return; // changed while loading
+    view.deadSummary.textContent = list.total === 0
+      ? `No dead-lettered events for ${id} (${list.file}).`
+      : `${count(list.total)} dead-lettered event${list.total === 1 ? '' : 's'} for ${id} in ${list.file}`
+        + `${list.problems && list.problems.length ? `; ${list.problems.length} unreadable lines` : ''}.`;
+    view.deadSummary.dataset.total = String(list.total);
+    view.deadCaption.textContent = `Newest ${list.entries.length} of ${count(list.total)} dead-lettered events of ${id}`;
+    const rows = (list.entries || []).map((d) => {
+      const tr = el('tr');
+      const time = el('td', 'time');
+      setTime(time, d.time, '—');
+      tr.append(
+        time,
+        el('td', 'num', count(d.attempts)),
+        el('td', '', d.event_type || '—'),
+        el('td', 'num', d.event_id || '—'),
+        el('td', '', d.summary || ''),
+        el('td', 'error-text', d.error || ''),
+      );
+      return tr;
+    });
+    if (rows.length === 0) {
+      const tr = el('tr');
+      const td = el('td', 'empty', 'No dead-lettered events.');
+      td.colSpan = 6;
+      tr.append(td);
+      rows.push(tr);
+    }
+    view.deadRows.replaceChildren(...rows);
+    showReplay(list.replay, id);
+  }
+
+  async function replayDeadLetters() {
+    const id = view.deadSelect.value;
+    if (!id) return;
+    view.replay.disabled = true;
+    view.replay.dataset.busy = '1';
+    view.replay.setAttribute('aria-busy', 'true');
+    try {
+      const status = await api('POST', exporterPath(id, 'dead_letters/replay'));
+      showReplay(status, id);
+      await refreshDeadLetters();
+    } catch (error) {
+      if (error instanceof AuthRequired) return askForToken(true);
+      view.replayResult.className = 'test-result failed';
+      view.replayResult.dataset.state = 'refused';
+      view.replayResult.textContent = `Replay could not start: ${error.message}`;
+    } finally {
+      view.replay.dataset.busy = '';
+      view.replay.removeAttribute('aria-busy');
+      renderReplayButton();
+    }
+  }
+
+  function renderAbout() {
+    if (!info) return;
+    const field = (name) => view.about.querySelector(`[data-field="${name}"]`);
+    field('version').textContent = `siemrelay ${info.version} (commit ${info.commit})`;
+    field('uptime').textContent = `up ${duration(info.uptime_seconds)}`;
+    const started = toDate(info.started_at);
+    field('started').textContent = started ? `since ${formatTime(started)}` : '';
+    field('config').textContent = `config ${info.config_path}`;
+    view.about.hidden = false;
+  }
+
   // ---- polling ---------------------------------------------------------------------------
 
   async function poll() {
@@ -441,17 +620,21 @@
     polling = true;
     clearTimeout(timer);
     try {
-      const [exporters, pipelines] = await Promise.all([
+      const [exporters, pipelines, about] = await Promise.all([
         api('GET', '/api/v1/exporters'),
         api('GET', '/api/v1/pipelines'),
+        api('GET', '/api/v1/info'),
       ]);
+      info = about;
       const pipelineList = (pipelines && pipelines.pipelines) || [];
       showStatusView();
+      renderAbout();
       renderExporters((exporters && exporters.exporters) || []);
       renderPipelines(pipelineList, rates(collectCounters(pipelineList)));
       await refreshHistory();
+      await refreshDeadLetters();
       view.connection.className = 'connection live';
-      view.connection.textContent = `Live, updated ${new Date().toLocaleTimeString()}`;
+      view.connection.textContent = `Live, updated ${formatTime(new Date())}`;
     } catch (error) {
       if (error instanceof AuthRequired) {
         polling = false;
@@ -514,6 +697,14 @@
       poll();
     }
   });
+
+  view.deadSelect.addEventListener('change', () => {
+    refreshDeadLetters().catch((error) => {
+      if (error instanceof AuthRequired) askForToken(true);
+    });
+  });
+
+  view.replay.addEventListener('click', replayDeadLetters);
 
   view.historySelect.addEventListener('change', () => {
     refreshHistory().catch((error) => {

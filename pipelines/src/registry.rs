@@ -1,7 +1,7 @@
 //! The one list of component types: how each type's config is parsed and validated, and how a
 //! running component is built from it. Adding a component type is adding a line here.
 
-use crate::config::{ComponentId, ConfigError, deserialize_at, join_path};
+use crate::config::{ComponentId, ConfigError, deserialize_collecting, join_path};
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 use siemrelay_core::ConfigIssue;
@@ -93,18 +93,28 @@ pub const EXPORTER_TYPES: &str = "file, stdout, splunk_hec, datadog, elasticsear
 const DELIVERY_KEYS: &[&str] = &["sending", "retry", "queue"];
 const HTTP_KEYS: &[&str] = &["tls", "compression", "signing"];
 
-/// Deserializes and validates one component config.
+/// Deserializes and validates one component config, collecting every error of the block.
 fn typed<T: DeserializeOwned>(
     value: Value,
     path: &str,
     validate: impl Fn(&T) -> Vec<ConfigIssue>,
 ) -> Result<T, Vec<ConfigError>> {
-    let config: T = deserialize_at(value, path).map_err(|e| vec![e])?;
-    let issues = validate(&config);
-    if issues.is_empty() {
-        Ok(config)
-    } else {
-        Err(issues.into_iter().map(|i| issue_at(path, i)).collect())
+    let collected = deserialize_collecting::<T>(value, path);
+    let mut errors = Vec::new();
+    if let Some(config) = &collected.value {
+        // Issues about a removed (bad) entry would be about the default standing in for it.
+        errors.extend(
+            validate(config)
+                .into_iter()
+                .map(|i| issue_at(path, i))
+                .filter(|e| !collected.covers(&e.path)),
+        );
+    }
+    let mut all = collected.errors;
+    all.append(&mut errors);
+    match collected.value {
+        Some(config) if all.is_empty() => Ok(config),
+        _ => Err(all),
     }
 }
 

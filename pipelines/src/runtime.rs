@@ -23,10 +23,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 mod apply;
+mod tap;
 mod topology;
 
 use apply::Graph;
 pub use apply::ReloadSummary;
+pub use tap::{MAX_TAPS, Tap, TapRefused, Taps};
 pub use topology::{ExporterView, PipelineView, ReceiverView, Topology};
 
 /// How long a refused sender is asked to wait.
@@ -42,6 +44,9 @@ struct Pipeline {
     order: Option<tokio::sync::Mutex<()>>,
     /// Events in and out, for the admin API (kept across reloads).
     counters: Arc<PipelineCounters>,
+    /// Processor ids a tap sees after each step: `[0]` before the first running processor,
+    /// `[k]` after the k-th (a `batch` processor, which has no running part, sits between).
+    tap_points: Vec<Vec<String>>,
 }
 
 /// Per-pipeline event counters (per batch, relaxed atomics).
@@ -90,6 +95,8 @@ struct ReceiverEntry {
     received: Arc<AtomicU64>,
     /// `service.memory_limit`, shared by every receiver.
     admission: Arc<MemoryBudget>,
+    /// Open taps (`siemrelay tap`).
+    taps: Arc<Taps>,
 }
 
 impl ReceiverEntry {
@@ -120,22 +127,85 @@ impl ReceiverEntry {
     }
 }
 
-#[async_trait]
-impl EventSink for ReceiverEntry {
-    fn admission(&self) -> Arc<MemoryBudget> {
-        self.admission.clone()
+/// Why a batch was not queued.
+enum NotQueued {
+    /// A queue refused room before processing: the batch comes back untouched.
+    Unprocessed(Batch, QueueError, String),
+    /// Refused after processing.
+    Refused(Refusal),
+}
+
+fn refusal_of(error: QueueError) -> Refusal {
+    match error {
+        QueueError::Full => Refusal::Full {
+            retry_after: RETRY_AFTER,
+        },
+        QueueError::Closed => Refusal::ShuttingDown,
+        QueueError::Storage(e) | QueueError::TooLarge(e) => Refusal::Failed(e),
+    }
+}
+
+/// How long the later parts of a split batch wait for room (the earlier parts are queued, so
+/// refusing now would send them twice).
+const PART_WAIT: Duration = Duration::from_secs(5);
+
+impl ReceiverEntry {
+    /// Queues a batch; one larger than a target queue can ever hold (`max_events`,
+    /// `max_size`) is split in halves, queued one after the other, the later halves waiting
+    /// (up to [`PART_WAIT`]) for the exporters to make room. An event that alone is larger
+    /// than a queue is refused with the reason.
+    fn queue_in_parts<'a>(
+        &'a self,
+        mut batch: Batch,
+        route: &'a Route,
+        wait_until: Option<Instant>,
+    ) -> futures::future::BoxFuture<'a, Result<Accepted, Refusal>> {
+        Box::pin(async move {
+            loop {
+                let (back, error, exporter) = match self.queue_whole(batch, route).await {
+                    Ok(accepted) => return Ok(accepted),
+                    Err(NotQueued::Refused(refusal)) => return Err(refusal),
+                    Err(NotQueued::Unprocessed(back, error, exporter)) => (back, error, exporter),
+                };
+                match error {
+                    QueueError::TooLarge(_) if back.len() > 1 => {
+                        let mut first = back;
+                        let second = first.split_off(first.len() / 2);
+                        let a = self.queue_in_parts(first, route, wait_until).await?;
+                        let deadline = Some(Instant::now() + PART_WAIT);
+                        let b = self.queue_in_parts(second, route, deadline).await?;
+                        return Ok(Accepted {
+                            received: a.received + b.received,
+                            queued: a.queued + b.queued,
+                        });
+                    }
+                    QueueError::Full if wait_until.is_some_and(|at| Instant::now() < at) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        batch = back;
+                    }
+                    error => {
+                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
+                            .increment(back.len() as u64);
+                        if let QueueError::TooLarge(reason) = &error {
+                            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+                        }
+                        return Err(refusal_of(error));
+                    }
+                }
+            }
+        })
     }
 
-    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(Refusal::ShuttingDown);
-        }
+    /// Queues a batch as one: room in every target queue first (or nothing happens), then the
+    /// processors, then the pushes.
+    async fn queue_whole(&self, batch: Batch, route: &Route) -> Result<Accepted, NotQueued> {
         let received = batch.len();
-        if received == 0 {
-            return Ok(Accepted::default());
-        }
-        let route = self.current_route().await?;
         let pipelines = route.pipelines.as_slice();
+        // The one tap check per batch; copies are sent only once the batch is accepted.
+        let mut taps = self.taps.is_active().then(tap::TapCopies::default);
+        if let Some(copies) = &mut taps {
+            self.taps.copy(&self.receiver, &batch, copies);
+        }
         // 1. Room for the whole batch in every target queue, or refuse without side effects.
         //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
         let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
@@ -147,15 +217,11 @@ impl EventSink for ReceiverEntry {
                         for (p, e, reservation) in reservations {
                             pipelines[p].exporters[e].queue().cancel(reservation);
                         }
-                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter.id().to_string())
-                            .increment(received as u64);
-                        return Err(match error {
-                            QueueError::Full => Refusal::Full {
-                                retry_after: RETRY_AFTER,
-                            },
-                            QueueError::Closed => Refusal::ShuttingDown,
-                            QueueError::Storage(e) => Refusal::Failed(e),
-                        });
+                        return Err(NotQueued::Unprocessed(
+                            batch,
+                            error,
+                            exporter.id().to_string(),
+                        ));
                     }
                 }
             }
@@ -177,11 +243,21 @@ impl EventSink for ReceiverEntry {
             } else {
                 batch.clone().unwrap_or_default()
             };
-            for processor in &pipeline.processors {
+            if let Some(copies) = &mut taps {
+                for id in &pipeline.tap_points[0] {
+                    self.taps.copy(id, &events, copies);
+                }
+            }
+            for (step, processor) in pipeline.processors.iter().enumerate() {
                 if !processor.keeps_written_json() {
                     events.iter_mut().for_each(Event::forget_written_json);
                 }
                 processor.process(&mut events);
+                if let Some(copies) = &mut taps {
+                    for id in &pipeline.tap_points[step + 1] {
+                        self.taps.copy(id, &events, copies);
+                    }
+                }
             }
             metrics::counter!("siemrelay_pipeline_events_in_total", "pipeline" => pipeline.name.clone()).increment(received as u64);
             metrics::counter!("siemrelay_pipeline_events_out_total", "pipeline" => pipeline.name.clone()).increment(events.len() as u64);
@@ -213,22 +289,44 @@ impl EventSink for ReceiverEntry {
                 queue.cancel(reservation);
                 continue;
             }
+            if let Some(copies) = &mut taps {
+                self.taps
+                    .copy(pipelines[p].exporters[e].id(), &batch.events, copies);
+            }
             pushes.push(async move { queue.push(reservation, batch).await });
         }
         let results = futures::future::join_all(pushes).await;
         drop(order_guards);
         if let Some(error) = results.into_iter().find_map(Result::err) {
-            tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
-            return Err(match error {
-                QueueError::Full => Refusal::Full {
-                    retry_after: RETRY_AFTER,
-                },
-                QueueError::Closed => Refusal::ShuttingDown,
-                QueueError::Storage(e) => Refusal::Failed(e),
-            });
+            // A full queue (or volume) is backpressure, logged by the queue once per change.
+            if !matches!(error, QueueError::Full) {
+                tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
+            }
+            return Err(NotQueued::Refused(refusal_of(error)));
         }
         self.received.fetch_add(received as u64, Ordering::Relaxed);
+        if let Some(copies) = taps {
+            copies.send();
+        }
         Ok(Accepted { received, queued })
+    }
+}
+
+#[async_trait]
+impl EventSink for ReceiverEntry {
+    fn admission(&self) -> Arc<MemoryBudget> {
+        self.admission.clone()
+    }
+
+    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Refusal::ShuttingDown);
+        }
+        if batch.is_empty() {
+            return Ok(Accepted::default());
+        }
+        let route = self.current_route().await?;
+        self.queue_in_parts(batch, &route, None).await
     }
 }
 
@@ -247,6 +345,8 @@ pub struct Runtime {
     failed_receivers: AtomicU64,
     /// `service.memory_limit`: what receivers hold before their events are queued.
     admission: Arc<MemoryBudget>,
+    /// Open taps on components.
+    taps: Arc<Taps>,
 }
 
 /// What a shutdown did.
@@ -343,7 +443,15 @@ fn open_disk_queue(
         )
     })?;
     if !report.is_clean() {
-        tracing::warn!(exporter = %id.id, directory = %dir.display(), report = ?report, "disk queue recovered from damage: the intact events will be delivered");
+        tracing::warn!(exporter = %id.id, directory = %dir.display(), "disk queue recovered from damage: the intact events will be delivered (`siemrelay queue inspect` shows the damage)");
+    }
+    // Completion tokens (kafka `commit: after_delivery`) outlive the write to disk. With
+    // `drop_oldest` an evicted event would hold its token forever: there, the durable write
+    // finishes the event.
+    if queue.when_full == siemrelay_exporters::delivery::config::WhenFull::Backpressure {
+        return Ok(Arc::new(
+            siemrelay_exporters::delivery::completion::KeepCompletions::new(Arc::new(disk)),
+        ));
     }
     Ok(Arc::new(disk))
 }
@@ -389,6 +497,7 @@ impl Runtime {
             failures_tx,
             failed_receivers: AtomicU64::new(0),
             admission: MemoryBudget::new(config.service.memory_limit.as_usize()),
+            taps: Arc::new(Taps::default()),
         });
         {
             let mut graph = runtime.graph.lock().await;
@@ -408,6 +517,11 @@ impl Runtime {
         }
         let mut graph = self.graph.lock().await;
         self.apply(&mut graph, config, apply::Mode::Reload).await
+    }
+
+    /// Open taps, for the admin API's `GET /api/v1/tap/{id}`.
+    pub fn taps(&self) -> &Arc<Taps> {
+        &self.taps
     }
 
     /// What is running, for the admin API.
@@ -445,6 +559,7 @@ impl Runtime {
     pub async fn shutdown(&self) -> ShutdownReport {
         // Readiness turns false at once, before waiting for a reload in progress.
         self.receivers_stop.cancel();
+        self.taps.close();
         let mut graph = self.graph.lock().await;
         let timeout = graph.shutdown_timeout;
         let deadline = Instant::now() + timeout;

@@ -199,26 +199,26 @@ fn take_chain_state(path: &std::path::Path, id: &str) -> Option<[u8; 32]> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!(
-                processor = id,
+                processor = %id,
                 "no saved signature chain; starting a new chain"
             );
             return None;
         }
         Err(e) => {
-            tracing::warn!(processor = id, path = %path.display(), error = %e,
+            tracing::warn!(processor = %id, path = %path.display(), error = %e,
                 "cannot read the signature chain state; starting a new chain");
             return None;
         }
     };
     if let Err(e) = std::fs::remove_file(path) {
-        tracing::warn!(processor = id, path = %path.display(), error = %e,
+        tracing::warn!(processor = %id, path = %path.display(), error = %e,
             "cannot remove the signature chain state; a crash would reuse it");
     }
     let mut last = [0u8; 32];
     match hex::decode_to_slice(text.trim(), &mut last) {
         Ok(()) => Some(last),
         Err(_) => {
-            tracing::warn!(processor = id, path = %path.display(),
+            tracing::warn!(processor = %id, path = %path.display(),
                 "signature chain state is not a SHA-256 hex digest; starting a new chain");
             None
         }

@@ -2,19 +2,24 @@
 //! instances with the same `group_id` share the partitions and take over those of one that
 //! stops or dies.
 //!
-//! Delivery is at-least-once: offsets are committed only after the pipeline accepted the batch
+//! Delivery is at-least-once. With `commit: after_delivery` (the default) an offset is committed
+//! only once every event up to it was delivered or dead-lettered by every exporter (see
+//! [`commit`]); with `commit: after_queue`, once the pipeline accepted the batch
 //! (`EventSink::accept` returned, so the events are in every exporter queue). A batch the
 //! pipeline refuses is held, its partitions paused, and offered again after `retry_after`; nothing
 //! is skipped and nothing is buffered beyond the one batch. A message that is not a JSON object
 //! becomes a `malformed_message` event with the raw payload in `summary` and a `parse_error`
-//! attribute, so a bad message never blocks its partition. See exporters/README-kafka.md.
+//! attribute, so a bad message never blocks its partition. See docs/exporters/kafka.md.
 
 pub mod batch;
+pub mod commit;
 mod config;
 pub mod consumer;
 pub mod decode;
 
-pub use config::{InitialOffset, KafkaReceiverConfig, KafkaSasl, KafkaTls, SaslMechanism};
+pub use config::{
+    CommitPoint, InitialOffset, KafkaReceiverConfig, KafkaSasl, KafkaTls, SaslMechanism,
+};
 
 use async_trait::async_trait;
 use consumer::{Consume, GroupConsumer, GroupContext};
@@ -60,7 +65,7 @@ impl Receiver for KafkaReceiver {
         consumer.subscribe(&topics).map_err(|e| {
             anyhow::anyhow!("receiver {}: cannot subscribe to {topics:?}: {e}", ctx.id)
         })?;
-        tracing::info!(receiver = %ctx.id, topics = ?topics, group = %config.group_id,
+        tracing::info!(receiver = %ctx.id, topics = %topics.join(","), group = %config.group_id,
             brokers = %config.brokers.join(","), "kafka receiver consuming");
         Consume {
             id: ctx.id.clone(),
@@ -72,6 +77,9 @@ impl Receiver for KafkaReceiver {
             },
             max_events: config.max_batch_events,
             max_wait: config.batch_wait(),
+            tracker: (config.commit == CommitPoint::AfterDelivery)
+                .then(commit::DeliveryTracker::new),
+            max_uncommitted: config.max_uncommitted_events,
             shutdown: ctx.shutdown,
         }
         .run()

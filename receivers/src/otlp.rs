@@ -164,7 +164,7 @@ impl Receiver for OtlpReceiver {
                 ),
             };
             if let Ok(addr) = bound.listener.tcp.local_addr() {
-                tracing::info!(receiver = %self.id, protocol = name, %addr, tls = bound.listener.tls.is_some(), "OTLP listener serving");
+                tracing::info!(receiver = %self.id, protocol = %name, %addr, tls = %bound.listener.tls.is_some(), "OTLP listener serving");
             }
             tasks.spawn(listener::serve(
                 bound.listener,

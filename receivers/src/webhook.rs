@@ -92,7 +92,10 @@ impl Receiver for WebhookReceiver {
             path,
             intake,
         } = *self;
-        let address = listener.tcp.local_addr().ok();
+        let address = listener
+            .tcp
+            .local_addr()
+            .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string());
         let tls = listener.tls.is_some();
         let endpoint = Arc::new(server::Endpoint {
             path,
@@ -101,7 +104,7 @@ impl Receiver for WebhookReceiver {
             sink: ctx.sink,
             telemetry: telemetry::Telemetry::new(&ctx.id),
         });
-        tracing::info!(receiver = %ctx.id, address = ?address, path = %endpoint.path, tls, "webhook receiver listening");
+        tracing::info!(receiver = %ctx.id, address = %address, path = %endpoint.path, tls = %tls, "webhook receiver listening");
         let refusals = Refusals {
             forbidden: server::forbidden(),
             busy: server::busy,

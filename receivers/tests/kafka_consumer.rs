@@ -17,11 +17,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Refuses the first `refusals` batches with `Full`, then keeps every event.
+/// Refuses the first `refusals` batches with `Full`, then keeps every event. Accepted events
+/// count as delivered at once (their completion token is dropped), unless the sink holds them:
+/// then they are in flight until [`Sink::deliver_held`].
 struct Sink {
     refusals: AtomicUsize,
     refused: AtomicUsize,
     events: Mutex<Vec<Event>>,
+    hold: bool,
+    held: Mutex<Vec<Event>>,
 }
 
 impl Sink {
@@ -30,7 +34,25 @@ impl Sink {
             refusals: AtomicUsize::new(refusals),
             refused: AtomicUsize::new(0),
             events: Mutex::new(Vec::new()),
+            hold: false,
+            held: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A sink that keeps every accepted event in flight (not delivered) until told.
+    fn holding() -> Arc<Sink> {
+        Arc::new(Sink {
+            refusals: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            events: Mutex::new(Vec::new()),
+            hold: true,
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Delivers what was held: their completion tokens are dropped.
+    fn deliver_held(&self) {
+        self.held.lock().unwrap().clear();
     }
 
     fn count(&self) -> usize {
@@ -61,7 +83,18 @@ impl EventSink for Sink {
             });
         }
         let received = batch.len();
-        self.events.lock().unwrap().extend(batch);
+        let mut kept = Vec::with_capacity(received);
+        for mut event in batch {
+            let token = event.completion.take();
+            assert!(token.is_some(), "commit: after_delivery is the default");
+            if self.hold {
+                let mut copy = event.clone();
+                copy.completion = token;
+                self.held.lock().unwrap().push(copy);
+            }
+            kept.push(event);
+        }
+        self.events.lock().unwrap().extend(kept);
         Ok(Accepted {
             received,
             queued: received,
@@ -241,6 +274,60 @@ async fn a_refused_batch_is_not_committed_when_shutting_down() {
     sink.wait_for(20, Duration::from_secs(60)).await;
     running.stop().await;
     assert_eq!(sink.count(), 20, "the held messages are read again");
+}
+
+/// Issue 21: with `commit: after_delivery` (the default) an offset is committed only once the
+/// events up to it were delivered, and at `max_uncommitted_events` the partitions pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_are_committed_only_after_delivery_and_consumption_pauses_at_the_bound() {
+    let tansu = Tansu::start();
+    tansu.create_topic("delivery", 2);
+    let payloads: Vec<Vec<u8>> = (0..300)
+        .map(|_| Event::new("first").to_json_bytes())
+        .collect();
+    produce(&tansu, "delivery", &payloads).await;
+    let bounded = || {
+        let mut config = config(&tansu, "delivery");
+        config.max_batch_events = 40;
+        config.max_uncommitted_events = 100;
+        config
+    };
+
+    // Accepted but never delivered: at most 100 are taken, and none is committed.
+    let sink = Sink::holding();
+    let running = start(bounded(), sink.clone()).await;
+    sink.wait_for(61, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let taken = sink.count();
+    assert!(
+        taken <= 100,
+        "{taken} events handed over with max_uncommitted_events: 100"
+    );
+    running.stop().await;
+    sink.deliver_held(); // too late: the receiver is gone
+
+    // So the next member reads everything again; this time each event is delivered at once.
+    let sink = Sink::new(0);
+    let running = start(bounded(), sink.clone()).await;
+    sink.wait_for(300, Duration::from_secs(60)).await;
+    running.stop().await;
+    assert_eq!(sink.count(), 300, "nothing was committed before delivery");
+
+    // Delivered and committed: a new member gets only what is new.
+    produce(&tansu, "delivery", &[Event::new("later").to_json_bytes()]).await;
+    let sink = Sink::new(0);
+    let running = start(bounded(), sink.clone()).await;
+    sink.wait_for(1, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    let events = sink.events.lock().unwrap().clone();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        vec!["later"]
+    );
 }
 
 /// Events/s from the broker into the pipeline (debug build; run with `--ignored --nocapture`).

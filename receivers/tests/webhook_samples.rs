@@ -10,7 +10,7 @@ use std::sync::Arc;
 use webhook_support::{CollectingSink, hmac_hex, send, start};
 
 fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/samples")
 }
 
 /// The input objects of a sample file (NDJSON or a JSON array).

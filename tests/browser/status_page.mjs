@@ -4,6 +4,7 @@
 //
 //   node tests/browser/status_page.mjs --url http://127.0.0.1:PORT --exporters webhook/soar,file
 //        --siem webhook/soar --webhook http://127.0.0.1:PORT/v1/events --artifacts DIR [--token T]
+//        [--flaky EXPORTER_ID]   (an exporter that dead-letters while the SIEM is down)
 //
 // Protocol with the caller (stdin/stdout): the script prints `@@siem down` or `@@siem up` and
 // waits for a line `@@ok` on stdin before going on. `--scenario basic` only checks that the page
@@ -133,6 +134,18 @@ async function postEvents(n) {
   if (response.status >= 300) throw new CheckFailed(`webhook receiver answered HTTP ${response.status}`);
 }
 
+/** Posts a raw body with a content type; returns the HTTP status. */
+async function postRaw(body, contentType) {
+  const response = await fetch(options.webhook, {
+    method: 'POST', headers: { 'content-type': contentType }, body,
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+/** `2026-12-04 20:37:41 UTC+01:00`: a date, a time and a zone. */
+const DATED = /\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC[+-]\d{2}:\d{2}/;
+
 /** Keeps posting a few events every 200 ms until the returned function is called. */
 function keepPosting() {
   let running = true;
@@ -208,6 +221,10 @@ try {
       ['GET', '/api/v1/exporters'], ['GET', '/api/v1/pipelines'],
       ['GET', `/api/v1/exporters/${encodeURIComponent(options.exporters[0])}/deliveries`],
       ['POST', `/api/v1/exporters/${encodeURIComponent(options.exporters[0])}/test`],
+      ['GET', '/api/v1/info'],
+      ['GET', `/api/v1/exporters/${encodeURIComponent(options.exporters[0])}/dead_letters`],
+      ['POST', `/api/v1/exporters/${encodeURIComponent(options.exporters[0])}/dead_letters/replay`],
+      ['GET', `/api/v1/tap/${encodeURIComponent(options.exporters[0])}?limit=1`],
     ]) {
       check(await apiStatus(method, apiPath) === 401, `the API refuses ${method} ${apiPath} without a token (401)`);
     }
@@ -251,8 +268,37 @@ try {
     `the page lists exactly the ${options.exporters.length} exporters of the config`);
   check(await page.locator('section.pipeline').count() >= 1, 'the pipeline graph is shown');
 
+  // -- what runs, since when, from which file --
+  await eventually('the page shows the version, uptime and config path', 5000, async () => {
+    const about = (await page.locator('#about').textContent()) || '';
+    return await page.locator('#about').isVisible()
+      && /siemrelay \d+\.\d+\.\d+\S* \(commit ([0-9a-f]{12}|unknown)\)/.test(about)
+      && /up \d+/.test(about) && /config \S*siemrelay\.yaml/.test(about);
+  });
+  const since = (await page.locator('#about [data-field="started"]').textContent()) || '';
+  check(DATED.test(since), `times are shown with their date and time zone (${since.trim()})`);
+
+  if (options.scenario !== 'full') {
+    const replay = page.locator('#replay');
+    check(await replay.isDisabled() && /allow_config_changes/.test(await replay.getAttribute('title') || ''),
+      'replay is offered only with allow_config_changes');
+  }
+
   if (options.scenario === 'full') {
     const id = options.siem;
+    // -- receiver refusals by reason, filter drops --
+    check(await postRaw('not json', 'text/plain') === 415, 'a text/plain post is refused (415)');
+    await eventually('the receiver\'s refusals are shown by reason', 6000, async () => {
+      const text = await page.locator('li.node[data-receiver="webhook"] .node-refused').textContent();
+      return /refused: 1 content_type/.test(text || '');
+    });
+    const lows = Array.from({ length: 3 }, (_, i) => JSON.stringify({ event_type: 'noise', severity: 'low', summary: `low ${i}` })).join('\n');
+    check(await postRaw(lows, 'application/x-ndjson') === 200, 'low-severity events are accepted');
+    await eventually('the filter\'s drops are shown on its node', 6000, async () => {
+      const text = await page.locator('li.node[data-processor="filter/high"] .node-dropped').textContent();
+      return /dropped: 3\b/.test(text || '');
+    });
+
     // -- counters rise, edges show events/s --
     const before = await cardNumber(page, id, 'sent');
     check(Number.isFinite(before), `${id} shows its events sent (${before})`);
@@ -284,6 +330,23 @@ try {
     check(((await card(page, id).locator('[data-field="last-error"]').textContent()) || '').trim() !== 'none',
       `${id}'s card shows the last error`);
 
+    // -- the flaky exporter gives up during the outage: its dead letters are listed --
+    if (options.flaky) {
+      const flaky = options.flaky;
+      await eventually(`${flaky} dead-letters during the outage`, 20000,
+        async () => (await cardNumber(page, flaky, 'dead')) > 0);
+      await card(page, flaky).locator('button[data-action="dead-letters"]').click();
+      await eventually(`${flaky}'s dead letters are listed with their time and error`, 8000, async () => {
+        const rows = page.locator('#dead-letter-rows tr');
+        if (await rows.count() === 0 || await page.locator('#dead-letter-rows td.empty').count() > 0) return false;
+        const time = (await rows.first().locator('td.time').textContent()) || '';
+        const error = (await rows.first().locator('td.error-text').textContent()) || '';
+        return DATED.test(time) && error.length > 0
+          && Number(await page.locator('#dead-letter-summary').getAttribute('data-total')) > 0;
+      });
+      check(await page.locator('#replay').isEnabled(), 'replay is offered (allow_config_changes is on)');
+    }
+
     // -- Test delivery fails with a hint --
     const result = card(page, id).locator('.test-result');
     check(await result.getAttribute('aria-live') === 'polite', 'test results are in an aria-live region');
@@ -310,8 +373,30 @@ try {
     console.log(`# test delivery when back: ${JSON.stringify(await result.textContent())}`);
     await eventually(`${id}'s card is active again`, 20000,
       async () => (await badgeWord(page, id)).trim() === 'active');
+    await eventually('an old error on an active card is shown as past, not in red', 5000, async () => {
+      const lastError = card(page, id).locator('[data-field="last-error"]');
+      const text = (await lastError.textContent()) || '';
+      const red = await lastError.evaluate((node) => node.classList.contains('error'));
+      return !red && (text === 'none' || /^earlier/.test(text));
+    });
     const failures = await stopPosting();
     check(failures === 0, 'every event posted to the webhook receiver was accepted');
+
+    // -- the SIEM is back: the dead letters are replayed and the list empties --
+    if (options.flaky) {
+      const flaky = options.flaky;
+      await page.selectOption('#dead-letter-exporter', flaky);
+      const dead = Number(await page.locator('#dead-letter-summary').getAttribute('data-total'));
+      await page.locator('#replay').click();
+      await eventually(`replaying ${flaky}'s dead letters delivers them`, 30000, async () => {
+        const result = page.locator('#replay-result');
+        return (await result.getAttribute('data-state')) === 'done'
+          && / 0 dead-lettered again/.test((await result.textContent()) || '');
+      });
+      console.log(`# replay: ${JSON.stringify(await page.locator('#replay-result').textContent())} (${dead} listed before)`);
+      await eventually(`${flaky}'s dead-letter list is empty after the replay`, 8000,
+        async () => (await page.locator('#dead-letter-summary').getAttribute('data-total')) === '0');
+    }
     await page.screenshot({ path: path.join(artifacts, 'status-page-recovered.png'), fullPage: true });
     ok('saved status-page-recovered.png');
 

@@ -25,6 +25,7 @@ service:
     endpoint: "127.0.0.1:{admin}"
     auth: {{ bearer_token: "${{env:SIEMRELAY_ADMIN_TOKEN}}" }}
     allow_config_changes: {allow}
+    allowed_env: [HEC_TOKEN]
   pipelines:
     security: {{ receivers: [webhook], exporters: [file] }}
 "#

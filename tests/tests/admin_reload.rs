@@ -49,6 +49,7 @@ service:
   admin:
     endpoint: "127.0.0.1:{admin}"
     auth: {{ bearer_token: "${{env:SIEMRELAY_ADMIN_TOKEN}}" }}
+    allow_config_changes: true
   pipelines:
     security: {{ receivers: [webhook, otlp], processors: [filter/noise], exporters: [splunk_hec/prod{extra_id}] }}
 "#,
@@ -316,16 +317,19 @@ service:
   shutdown_timeout: 10s
   admin:
     endpoint: "127.0.0.1:{admin_port}"
+    auth: {{ bearer_token: "${{env:SIEMRELAY_ADMIN_TOKEN}}" }}
+    allow_config_changes: true
   pipelines:
     security: {{ receivers: [webhook], processors: [enrich, sign], exporters: [file] }}
 "#
         )
     };
-    let mut relay = Siemrelay::start(&yaml("1s", "v1"));
+    let mut relay =
+        Siemrelay::start_with(&yaml("1s", "v1"), &[], &[("SIEMRELAY_ADMIN_TOKEN", TOKEN)]);
     for port in [webhook, admin_port] {
         relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    let admin = Admin::new(admin_port, None);
+    let admin = Admin::new(admin_port, Some(TOKEN));
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(sender(
         format!("http://127.0.0.1:{webhook}/v1/events"),

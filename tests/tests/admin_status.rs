@@ -38,6 +38,7 @@ service:
   admin:
     endpoint: "127.0.0.1:{admin}"
     auth: {{ bearer_token: "${{env:SIEMRELAY_ADMIN_TOKEN}}" }}
+    allow_config_changes: true
   pipelines:
     security: {{ receivers: [webhook], exporters: [splunk_hec/prod] }}
     probes: {{ receivers: [webhook], processors: [filter/none], exporters: [splunk_hec/bad_token, splunk_hec/unreachable] }}

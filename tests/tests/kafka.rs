@@ -96,6 +96,28 @@ fn consume(tansu: &Tansu, topic: &str, count: usize) -> Vec<Consumed> {
     .collect()
 }
 
+/// The distinct `event_id` headers on `topic`, read by the independent client until `expected`
+/// were seen or nothing more came for a while (for the diagnosis of a failed test).
+fn event_ids_on_broker(tansu: &Tansu, topic: &str, expected: usize) -> HashSet<String> {
+    let output = Command::new(python())
+        .arg(workspace().join("tests/python/kafka_client.py"))
+        .args([
+            "consume",
+            &tansu.bootstrap(),
+            topic,
+            &expected.to_string(),
+            "120",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kafka_client.py");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Consumed>(line).ok())
+        .filter_map(|m| m.headers.get("event_id").cloned().flatten())
+        .collect()
+}
+
 fn edge_config(port: u16, tansu: &Tansu, topic: &str, extra: &str, processors: &str) -> String {
     format!(
         r#"
@@ -129,6 +151,11 @@ fn start_edge(config: &str, port: u16) -> Siemrelay {
 }
 
 fn aggregator_config(tansu: &Tansu, topic: &str) -> String {
+    aggregator_config_with(tansu, topic, "disk", "")
+}
+
+/// An aggregator with the given exporter queue type and extra `kafka` receiver settings.
+fn aggregator_config_with(tansu: &Tansu, topic: &str, queue: &str, receiver: &str) -> String {
     format!(
         r#"
 receivers:
@@ -138,11 +165,12 @@ receivers:
     group_id: aggregators
     session_timeout: 6s
     max_batch_events: 2000
+    {receiver}
 exporters:
   file:
     path: "./out/events.ndjson"
     fsync: never
-    queue: {{ type: disk }}
+    queue: {{ type: {queue} }}
 service:
   shutdown_timeout: 20s
   pipelines:
@@ -303,13 +331,31 @@ async fn post(port: u16, requests: usize, per_request: usize) -> Vec<String> {
     sent
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed() {
+/// The aggregators' exporter queue (`memory` or `disk`) and extra receiver settings.
+struct FleetSetup {
+    queue: &'static str,
+    receiver: &'static str,
+    /// Restart the killed aggregator on its storage once the survivors took its partitions.
+    restart_killed: bool,
+}
+
+/// How long the fleet may show no progress at all (nothing new at the aggregators, nothing new
+/// acknowledged by the broker to the edge) before the test gives up: longer than a group
+/// rebalance (6 s session timeout) plus one producer timeout (24 s), so only a real stall trips it.
+const FLEET_STALL: Duration = Duration::from_secs(60);
+
+/// Issue 13/19/21: edge → Kafka → three aggregators; one aggregator is killed (-9) a third of the
+/// way in. Waits on progress, not a deadline: until every event the edge acknowledged (HTTP 200)
+/// arrived, or nothing moved for [`FLEET_STALL`] — then it fails with the counts that tell lost
+/// from late (acknowledged by the edge, acknowledged by the broker to the edge, still queued at
+/// the edge, dead-lettered, on the broker, arrived).
+async fn fleet_scenario(setup: FleetSetup) {
     let tansu = Tansu::start();
     tansu.create_topic(TOPIC, 6);
+    let aggregator_config = || aggregator_config_with(&tansu, TOPIC, setup.queue, setup.receiver);
     let mut aggregators: Vec<Siemrelay> = Vec::new();
     for _ in 0..3 {
-        let aggregator = Siemrelay::start(&aggregator_config(&tansu, TOPIC));
+        let aggregator = Siemrelay::start(&aggregator_config());
         wait_until(
             "an aggregator to join the group",
             Duration::from_secs(30),
@@ -321,14 +367,17 @@ async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed()
         aggregators.iter().all(assigned)
     });
 
-    let port = free_port();
+    let (port, admin) = (free_port(), free_port());
     let edge = start_edge(
-        &edge_config(
-            port,
-            &tansu,
-            TOPIC,
-            "queue: { max_events: 200000, max_size: 512MiB }",
-            "",
+        &with_admin(
+            &edge_config(
+                port,
+                &tansu,
+                TOPIC,
+                "queue: { max_events: 200000, max_size: 512MiB }",
+                "",
+            ),
+            admin,
         ),
         port,
     );
@@ -339,11 +388,16 @@ async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed()
     // Kill one aggregator once about a third has arrived.
     let outputs: Vec<PathBuf> = aggregators.iter().map(|a| out_file(a.dir())).collect();
     let arrived = |outputs: &[PathBuf]| outputs.iter().map(|p| count_lines(p)).sum::<usize>();
-    wait_until(
-        "a third of the events at the aggregators",
-        Duration::from_secs(90),
-        || arrived(&outputs) >= total / 3,
-    );
+    let mut progress = Progress::new(FLEET_STALL);
+    while arrived(&outputs) < total / 3 {
+        let now = (arrived(&outputs), EdgeCounts::read(admin).await.delivered);
+        assert!(
+            !progress.stalled(now),
+            "nothing moved for {FLEET_STALL:?} before the kill ({now:?}); edge logs:\n{}",
+            tail(&edge.logs(), 30)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     aggregators[0].kill();
     let killed_at = arrived(&outputs);
     let killed = Instant::now();
@@ -362,36 +416,52 @@ async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed()
     );
     let taken_over_in = killed.elapsed();
     let by_others_at_takeover: usize = outputs[1..].iter().map(|p| count_lines(p)).sum();
-    // What the killed aggregator had accepted (offsets committed) but not yet written waits in
-    // its disk queue: a supervisor restarts it on the same storage and it delivers that.
-    let dir = aggregators.remove(0).into_dir();
-    aggregators.insert(
-        0,
-        Siemrelay::start_in(dir, &aggregator_config(&tansu, TOPIC), &[], &[]),
-    );
+    if setup.restart_killed {
+        // What the killed aggregator had accepted but not yet written waits in its disk queue:
+        // a supervisor restarts it on the same storage and it delivers that.
+        let dir = aggregators.remove(0).into_dir();
+        aggregators.insert(0, Siemrelay::start_in(dir, &aggregator_config(), &[], &[]));
+    }
     let sent = sender.await.expect("sender");
     let posted = started.elapsed();
 
+    // Wait on progress until every acknowledged event arrived.
     let distinct = |outputs: &[PathBuf]| {
         outputs
             .iter()
             .flat_map(|p| ids_in(p))
             .collect::<HashSet<String>>()
     };
-    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut progress = Progress::new(FLEET_STALL);
     loop {
+        let lines = arrived(&outputs);
         // Counting lines is cheap; parse only once enough lines are there.
-        if arrived(&outputs) >= total && distinct(&outputs).len() >= total {
+        if lines >= total && distinct(&outputs).len() >= total {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {} distinct of {total} events arrived; edge logs:\n{}\nsurvivor logs:\n{}\n{}",
-            distinct(&outputs).len(),
-            tail(&edge.logs(), 30),
-            tail(&aggregators[1].logs(), 30),
-            tail(&aggregators[2].logs(), 30),
-        );
+        let edge_counts = EdgeCounts::read(admin).await;
+        if progress.stalled((lines, edge_counts.delivered)) {
+            let unique = distinct(&outputs);
+            let missing: Vec<&String> = sent.iter().filter(|id| !unique.contains(*id)).collect();
+            let on_broker = event_ids_on_broker(&tansu, TOPIC, sent.len());
+            let missing_on_broker = missing
+                .iter()
+                .filter(|id| !on_broker.contains(**id))
+                .count();
+            panic!(
+                "nothing moved for {FLEET_STALL:?}: {} events acknowledged by the edge, {} distinct arrived \
+                 ({lines} lines), {} missing; edge: {edge_counts:?}; of the missing, {missing_on_broker} are not \
+                 on the broker either ({} distinct ids on the broker); first missing: {:?}\nedge logs:\n{}\nsurvivor logs:\n{}\n{}",
+                sent.len(),
+                unique.len(),
+                missing.len(),
+                on_broker.len(),
+                missing.iter().take(3).collect::<Vec<_>>(),
+                tail(&edge.logs(), 40),
+                tail(&aggregators[1].logs(), 30),
+                tail(&aggregators[2].logs(), 30),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let elapsed = started.elapsed();
@@ -404,18 +474,104 @@ async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed()
     assert_eq!(unique.len(), total, "nothing but the sent events");
     let duplicates = all.len() - unique.len();
     let by_others: usize = outputs[1..].iter().map(|p| count_lines(p)).sum();
+    let edge_counts = EdgeCounts::read(admin).await;
     println!(
-        "fleet: {total} events posted in {posted:.1?}, all delivered in {elapsed:.1?} ({:.0} events/s end to end); \
-         killed an aggregator after {killed_at}; the survivors owned all partitions {taken_over_in:.1?} later (having written {by_others_at_takeover}); {duplicates} duplicates (rebalance window); the others wrote {by_others}",
-        total as f64 / elapsed.as_secs_f64()
+        "fleet ({} queues{}): {total} events acknowledged by the edge in {posted:.1?}, all {} arrived in {elapsed:.1?} ({:.0} events/s end to end); \
+         killed an aggregator after {killed_at}; the survivors owned all partitions {taken_over_in:.1?} later (having written {by_others_at_takeover}); \
+         {duplicates} duplicates; the others wrote {by_others}; edge: {edge_counts:?}; producer replaced {} times",
+        setup.queue,
+        if setup.restart_killed {
+            ", killed one restarted"
+        } else {
+            ", killed one not restarted"
+        },
+        unique.len(),
+        total as f64 / elapsed.as_secs_f64(),
+        edge.logs().matches("created a new one").count(),
     );
     // Duplicates only come from batches accepted but not yet committed when the group
-    // rebalanced: bounded by a few batches per partition, far below the total.
+    // rebalanced: bounded by what was in flight, far below the total.
     assert!(duplicates < total / 4, "{duplicates} duplicates");
     assert!(
         by_others > total / 2,
         "the other aggregators took their share: {by_others}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_delivers_100k_events_through_kafka_when_an_aggregator_is_killed() {
+    fleet_scenario(FleetSetup {
+        queue: "memory",
+        receiver: "commit: after_delivery",
+        restart_killed: false,
+    })
+    .await;
+}
+
+/// Tells a stall from slow progress: true once the observed value has not changed for `limit`.
+struct Progress<T> {
+    last: Option<T>,
+    since: Instant,
+    limit: Duration,
+}
+
+impl<T: PartialEq> Progress<T> {
+    fn new(limit: Duration) -> Progress<T> {
+        Progress {
+            last: None,
+            since: Instant::now(),
+            limit,
+        }
+    }
+
+    fn stalled(&mut self, now: T) -> bool {
+        if self.last.as_ref() != Some(&now) {
+            self.last = Some(now);
+            self.since = Instant::now();
+        }
+        self.since.elapsed() >= self.limit
+    }
+}
+
+/// `config` with the admin listener (metrics) on loopback port `admin`.
+fn with_admin(config: &str, admin: u16) -> String {
+    config.replacen(
+        "service:\n",
+        &format!("service:\n  admin: {{ endpoint: \"127.0.0.1:{admin}\" }}\n"),
+        1,
+    )
+}
+
+/// The edge's own account of its kafka exporter, from its `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct EdgeCounts {
+    /// Events the broker acknowledged.
+    delivered: u64,
+    /// Events written to the dead-letter file.
+    dead_lettered: u64,
+    /// Events queued or in flight.
+    queued: u64,
+}
+
+impl EdgeCounts {
+    async fn read(admin: u16) -> EdgeCounts {
+        let text = match reqwest::get(format!("http://127.0.0.1:{admin}/metrics")).await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => return EdgeCounts::default(),
+        };
+        let value = |name: &str| {
+            text.lines()
+                .filter(|l| l.starts_with(name) && l.contains("exporter=\"kafka\""))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .next()
+                .unwrap_or(0.0) as u64
+        };
+        EdgeCounts {
+            delivered: value("siemrelay_exporter_events_sent_total"),
+            dead_lettered: value("siemrelay_exporter_events_failed_total"),
+            queued: value("siemrelay_exporter_queue_events"),
+        }
+    }
 }
 
 /// The broker is frozen (SIGSTOP: unreachable, as in a network partition) rather than

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn config(port: u16, library: &Path, endpoint: &str, max_elapsed: &str) -> String {
-    format!(
+    plugin_support::in_plugins_dir(&format!(
         r#"
 receivers:
   webhook: {{ endpoint: "127.0.0.1:{port}" }}
@@ -28,7 +28,7 @@ service:
     security: {{ receivers: [webhook], processors: [], exporters: [plugin/graylog] }}
 "#,
         library.display()
-    )
+    ))
 }
 
 fn start(fake: &FakeGelf, max_elapsed: &str) -> (Siemrelay, u16) {
@@ -153,6 +153,10 @@ fn the_example_config_validates_and_bad_plugin_config_names_the_key() {
         .args(["validate", "--config"])
         .arg(&example)
         .env("SIEMRELAY_GELF_PLUGIN", &library)
+        .env(
+            "SIEMRELAY_PLUGIN_DIR",
+            library.parent().expect("target/<profile>"),
+        )
         .env("GRAYLOG_INPUT_TOKEN", "not-a-real-token")
         .output()
         .expect("run siemrelay validate");

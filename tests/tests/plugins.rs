@@ -51,7 +51,7 @@ service:
         library.display(),
         output.display()
     );
-    let mut relay = start(&config, port);
+    let mut relay = start(&plugin_support::in_plugins_dir(&config), port);
     let mut body = String::new();
     let normal: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     for id in &normal {
@@ -116,7 +116,11 @@ service:
 "#,
         free_port()
     );
-    std::fs::write(dir.path().join("siemrelay.yaml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("siemrelay.yaml"),
+        plugin_support::in_plugins_dir(&config),
+    )
+    .unwrap();
     let out = run_cli(&["validate", "--config", "siemrelay.yaml"], dir.path());
     (
         out.status.code(),
@@ -188,7 +192,7 @@ service:
         testkit_plugin().display(),
         output.display()
     );
-    let mut relay = start(&config, port);
+    let mut relay = start(&plugin_support::in_plugins_dir(&config), port);
     let mut body = String::new();
     let mut good = Vec::new();
     let mut poisoned = Vec::new();
@@ -272,7 +276,7 @@ service:
         testkit_plugin().display(),
         dir.path().join("stuck.ndjson").display()
     );
-    let mut relay = start(&config, port);
+    let mut relay = start(&plugin_support::in_plugins_dir(&config), port);
     let started = Instant::now();
     let ids = plugin_support::post_events(port, 5, 20).await;
     let dead = relay

@@ -1,4 +1,4 @@
-//! Issue 14 acceptance with the real binary: every sender sample in `shared/samples/`, posted
+//! Issue 14 acceptance with the real binary: every sender sample in `tests/fixtures/samples/`, posted
 //! unchanged with the README's config for that sender, reaches the file exporter with every
 //! field (same value, same JSON type) and the mapped well-known fields; every signature scheme
 //! accepts a correct signature, refuses tampering, a wrong secret, a missing header and a stale
@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 type HmacSha256 = Hmac<sha2::Sha256>;
 
 fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/samples")
 }
 
 fn hmac_bytes(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! `chain: true`) → file, then `siemrelay verify --keys keys.yaml --chain FILE`: the written file
 //! verifies; one flipped byte in any field, a deleted event, or a keys file without the signing
 //! key fails naming the right line; one signature is recomputed here by hand (sorted-key
-//! canonical JSON + HMAC-SHA256, per processors/README.md); a SIGTERM restart continues the chain;
+//! canonical JSON + HMAC-SHA256, per docs/processors.md); a SIGTERM restart continues the chain;
 //! filter and enrich do what they are configured to do.
 
 use hmac::{Hmac, Mac};
@@ -299,7 +299,7 @@ async fn the_signed_file_verifies_and_any_tampering_fails_at_its_line() {
     );
 }
 
-/// Canonical JSON per processors/README.md, written independently of siemrelay: members sorted
+/// Canonical JSON per docs/processors.md, written independently of siemrelay: members sorted
 /// by key, no whitespace, strings escaped as serde_json does (only `"`, `\` and control
 /// characters), integers as digits, the test's floats in their shortest form.
 fn canonical(value: &Value, out: &mut String) {

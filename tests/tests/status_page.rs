@@ -1,13 +1,16 @@
 //! Issue 12 acceptance with the real binary and a real browser: the admin listener's status page,
 //! driven by Debian's Chromium through playwright-core (`tests/browser/status_page.mjs`).
 //!
-//! The binary runs webhook receiver → enrich → `webhook` exporter (to a fake SIEM that goes down
-//! and comes back) and `file` exporter, with the admin listener on a free port. The browser
-//! script posts events, asks this test (over its stdout/stdin) to take the fake SIEM down and
-//! bring it up, and checks the page: every exporter listed, counters rising, the card turning
-//! degraded, "Test delivery" failing with a hint and then succeeding, enable/disable, the admin
-//! token, phone width, and that nothing outside the admin address was requested. Screenshots go
-//! to `target/test-artifacts/status-page-*.png`.
+//! The binary runs webhook receiver → filter → enrich → two `webhook` exporters (to a fake SIEM
+//! that goes down and comes back; `webhook/flaky` gives up after 1 s, so it dead-letters during
+//! the outage) and a `file` exporter, with the admin listener on a free port. The browser script
+//! posts events, asks this test (over its stdout/stdin) to take the fake SIEM down and bring it
+//! up, and checks the page: every exporter listed, version, uptime and config path, times with
+//! date and zone, receiver refusals by reason and filter drops, counters rising, the card
+//! turning degraded, "Test delivery" failing with a hint and then succeeding, the dead letters
+//! listed and replayed (only with `allow_config_changes`), enable/disable, the admin token,
+//! phone width, and that nothing outside the admin address was requested. Screenshots go to
+//! `target/test-artifacts/status-page-*.png`.
 //!
 //! Needs `node` (20+), `/usr/bin/chromium` and `tests/browser/node_modules` (all installed by
 //! `bash scripts/setup-test-env.sh`); without them the test fails and says so.
@@ -28,7 +31,8 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn config(receiver_port: u16, admin_port: u16, hook_url: &str, with_token: bool) -> String {
     let auth = if with_token {
-        "\n    auth: { bearer_token: \"${env:ADMIN_TOKEN}\" }"
+        // "Test delivery" is a state-changing request: it needs the token and changes allowed.
+        "\n    auth: { bearer_token: \"${env:ADMIN_TOKEN}\" }\n    allow_config_changes: true"
     } else {
         ""
     };
@@ -37,6 +41,7 @@ fn config(receiver_port: u16, admin_port: u16, hook_url: &str, with_token: bool)
 receivers:
   webhook: {{ endpoint: "127.0.0.1:{receiver_port}" }}
 processors:
+  filter/high: {{ include: {{ min_severity: high }} }}
   enrich: {{ source: status-page-test }}
 exporters:
   webhook/soar:
@@ -44,14 +49,20 @@ exporters:
     format: json_array
     sending: {{ timeout: 2s }}
     retry: {{ initial_interval: 50ms, max_interval: 300ms, max_elapsed_time: 10m }}
+  webhook/flaky:
+    endpoint: "{hook_url}{HOOK_PATH}"
+    format: json_array
+    sending: {{ timeout: 1s }}
+    retry: {{ initial_interval: 50ms, max_interval: 200ms, max_elapsed_time: 1s }}
   file:
     path: ./out/events-%Y-%m-%d.ndjson
 service:
   shutdown_timeout: 5s
   admin:
-    endpoint: "127.0.0.1:{admin_port}"{auth}
+    endpoint: "127.0.0.1:{admin_port}"
+    allow_config_changes: {with_token}{auth}
   pipelines:
-    security: {{ receivers: [webhook], processors: [enrich], exporters: [webhook/soar, file] }}
+    security: {{ receivers: [webhook], processors: [filter/high, enrich], exporters: [webhook/soar, webhook/flaky, file] }}
 "#
     )
 }
@@ -188,7 +199,9 @@ fn browser_args(
         "--url".to_string(),
         format!("http://127.0.0.1:{admin_port}"),
         "--exporters".into(),
-        "webhook/soar,file".into(),
+        "webhook/soar,webhook/flaky,file".into(),
+        "--flaky".into(),
+        "webhook/flaky".into(),
         "--siem".into(),
         "webhook/soar".into(),
         "--webhook".into(),
@@ -256,11 +269,18 @@ fn status_page_follows_an_exporter_through_an_outage_with_admin_auth() {
         &[
             "ok - the API refuses GET /api/v1/exporters without a token (401)",
             "ok - the status appears after the token is entered",
-            "ok - the page lists exactly the 2 exporters of the config",
+            "ok - the page lists exactly the 3 exporters of the config",
+            "ok - the page shows the version, uptime and config path",
+            "ok - times are shown with their date and time zone",
+            "ok - the receiver's refusals are shown by reason",
+            "ok - the filter's drops are shown on its node",
             "ok - webhook/soar's events sent rise as events are posted",
+            "ok - webhook/flaky's dead letters are listed with their time and error",
+            "ok - replaying webhook/flaky's dead letters delivers them",
             "ok - webhook/soar's card says degraded",
             "ok - \"Test delivery\" shows the failure with a hint",
             "ok - \"Test delivery\" succeeds after the SIEM is back",
+            "ok - an old error on an active card is shown as past, not in red",
             "ok - at 375 px the page fits without sideways scrolling",
             "ok - webhook/soar is disabled after \"Disable\"",
             "ok - the page requested nothing outside",
@@ -303,7 +323,9 @@ fn status_page_without_admin_auth_shows_every_exporter_at_once() {
         &relay,
         &[
             "ok - without admin auth the page does not ask for a token",
-            "ok - the page lists exactly the 2 exporters of the config",
+            "ok - the page lists exactly the 3 exporters of the config",
+            "ok - the page shows the version, uptime and config path",
+            "ok - replay is offered only with allow_config_changes",
             "ok - the page requested nothing outside",
         ],
     );

@@ -130,7 +130,7 @@ impl CloudWatchLogsSink {
                     exporter = %self.exporter,
                     group = %self.group,
                     error = %reply.describe(),
-                    hint,
+                    hint = %hint,
                     "CloudWatch Logs refused the credentials or permissions; events are dead-lettered until this is fixed"
                 );
                 Outcome::permanent(reason)
@@ -154,7 +154,7 @@ impl CloudWatchLogsSink {
                 .await;
             if reply.ok() || reply.code() == "ResourceAlreadyExistsException" {
                 if reply.ok() {
-                    tracing::info!(exporter = %self.exporter, group = %self.group, stream, operation, "created in CloudWatch Logs");
+                    tracing::info!(exporter = %self.exporter, group = %self.group, stream = %stream, operation = %operation, "created in CloudWatch Logs");
                 }
                 continue;
             }

@@ -164,6 +164,18 @@ impl DeliveryConfig {
         }
         if self.queue.max_bytes() < 4096 {
             issues.push(ConfigIssue::new("queue.max_size", "must be at least 4KiB"));
+        } else if self.queue.kind == QueueType::Disk
+            && (self.queue.max_bytes() as u64) < super::disk_queue::MIN_SEGMENT_BYTES
+        {
+            issues.push(ConfigIssue::new(
+                "queue.max_size",
+                format!(
+                    "a disk queue needs at least {}KiB, one segment (segments are max_size / 8, between {}KiB and {}MiB)",
+                    super::disk_queue::MIN_SEGMENT_BYTES >> 10,
+                    super::disk_queue::MIN_SEGMENT_BYTES >> 10,
+                    super::disk_queue::MAX_SEGMENT_BYTES >> 20
+                ),
+            ));
         }
         if self.queue.directory.is_some() && self.queue.kind != QueueType::Disk {
             issues.push(ConfigIssue::new(

@@ -44,32 +44,38 @@
 
 mod fs;
 mod log;
+pub mod losses;
 pub mod record;
 pub mod recovery;
 pub mod segment;
+pub mod space;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use recovery::{InspectReport, RecoveryReport, SegmentReport};
+pub use losses::LossEntry;
+pub use recovery::{InspectReport, Loss, LossCause, RecoveryReport, SegmentReport};
 pub use segment::CorruptRegion;
 
 use super::config::WhenFull;
 use super::queue::{
     Chunk, DeliveryQueue, PopLimits, QueueDepth, QueueError, Receipt, Reservation, SizedBatch,
+    bytes_hint, too_large,
 };
+use super::status::ExporterStatus;
 use async_trait::async_trait;
 use fs::{Fs, RealFs};
 use log::LogWriter;
+use losses::LossLog;
 use record::AckReason;
 use siemrelay_core::{Event, Timestamp};
 use state::{Handled, Loaded, Pending, Ready, State};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -93,6 +99,19 @@ pub enum DiskQueueError {
         /// The directory.
         path: PathBuf,
     },
+    /// The volume cannot hold even one segment.
+    #[error(
+        "disk queue: the volume of {} holds {}, less than one segment ({}): give the queue a larger volume or a smaller queue.max_size",
+        path.display(), space::human(*volume), space::human(*segment)
+    )]
+    VolumeTooSmall {
+        /// The directory.
+        path: PathBuf,
+        /// Total bytes of its volume.
+        volume: u64,
+        /// Bytes of one segment.
+        segment: u64,
+    },
 }
 
 impl DiskQueueError {
@@ -105,6 +124,28 @@ impl DiskQueueError {
     }
 }
 
+/// The smallest segment: a disk queue's `max_size` must be at least this.
+pub const MIN_SEGMENT_BYTES: u64 = 256 << 10;
+/// The largest segment.
+pub const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+
+/// The segment size for a queue of `capacity` bytes: an eighth of it, within
+/// [`MIN_SEGMENT_BYTES`]..=[`MAX_SEGMENT_BYTES`], so a queue spans several segments and a
+/// partly drained queue frees space segment by segment.
+pub fn segment_size_for(capacity: u64) -> u64 {
+    (capacity / 8).clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
+}
+
+/// Set once at start by `siemrelay run --acknowledge-queue-losses`: losses found by every disk
+/// queue opened from now on are marked acknowledged.
+static ACKNOWLEDGE_LOSSES_AT_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Marks the losses every disk queue finds when it opens as acknowledged by the operator (the
+/// `--acknowledge-queue-losses` flag of `siemrelay run`). They are still logged and counted.
+pub fn acknowledge_losses_at_open(yes: bool) {
+    ACKNOWLEDGE_LOSSES_AT_OPEN.store(yes, Ordering::Relaxed);
+}
+
 /// Settings of a disk queue.
 #[derive(Clone, Copy, Debug)]
 pub struct DiskQueueOptions {
@@ -114,7 +155,8 @@ pub struct DiskQueueOptions {
     pub max_bytes: usize,
     /// What happens when full.
     pub when_full: WhenFull,
-    /// Size at which a segment is closed and the next one started (default 64 MiB).
+    /// Size at which a segment is closed and the next one started ([`segment_size_for`] of
+    /// `max_bytes`, and of the volume's size when that is smaller).
     pub segment_bytes: u64,
     /// Estimated bytes of pushed events kept in memory for pop (default 4 MiB).
     pub cache_bytes: usize,
@@ -129,7 +171,7 @@ impl DiskQueueOptions {
             max_events,
             max_bytes,
             when_full,
-            segment_bytes: 64 << 20,
+            segment_bytes: segment_size_for(max_bytes as u64),
             cache_bytes: 4 << 20,
             ack_flush_interval: Duration::from_millis(100),
         }
@@ -149,7 +191,24 @@ struct Inner {
     pushed: Notify,
     stop: AtomicBool,
     dropped: AtomicU64,
+    /// Record bytes per event of the last batch offered (reservation size hint).
+    per_event: AtomicUsize,
+    /// Why pushes fail (no space, an I/O error), while they do: logged once per change.
+    storage_failure: Mutex<Option<StorageFailure>>,
+    /// Losses found at open, until an operator acknowledges them.
+    losses: Mutex<LossLog>,
+    /// Said once at open when the volume cannot hold `max_size`.
+    space_warning: Option<String>,
+    /// The exporter's status, told about refused intake and losses.
+    status: OnceLock<Arc<ExporterStatus>>,
     _lock: File,
+}
+
+/// Why pushes are failing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StorageFailure {
+    no_space: bool,
+    reason: String,
 }
 
 /// A bounded, crash-safe FIFO of events on disk for one exporter.
@@ -188,7 +247,7 @@ impl DiskQueue {
     fn open_on(
         dir: &Path,
         exporter_id: &str,
-        options: DiskQueueOptions,
+        mut options: DiskQueueOptions,
         fs: Arc<dyn Fs>,
     ) -> Result<(DiskQueue, RecoveryReport), DiskQueueError> {
         std::fs::create_dir_all(dir).map_err(|e| DiskQueueError::io("create", dir, e))?;
@@ -210,8 +269,37 @@ impl DiskQueue {
                 return Err(DiskQueueError::io("lock", &lock_path, e));
             }
         }
+        let volume = space::volume(dir).ok();
+        if let Some(volume) = volume {
+            // A queue larger than its volume gets segments sized from the volume.
+            options.segment_bytes = options
+                .segment_bytes
+                .min(segment_size_for(volume.total.min(options.max_bytes as u64)));
+            if volume.total < options.segment_bytes {
+                return Err(DiskQueueError::VolumeTooSmall {
+                    path: dir.to_path_buf(),
+                    volume: volume.total,
+                    segment: options.segment_bytes,
+                });
+            }
+        }
         let recovered = recovery::recover(dir, fs.as_ref())?;
         let log = LogWriter::new(dir, fs, &recovered, options.segment_bytes)?;
+        let space_warning = volume.and_then(|volume| {
+            let usable = volume.available + space::dir_bytes(dir);
+            (usable < options.max_bytes as u64).then(|| {
+                format!(
+                    "the queue's volume can hold {} more for this queue (free {} of {}), less than queue.max_size {}: expect backpressure when it fills",
+                    space::human(usable),
+                    space::human(volume.available),
+                    space::human(volume.total),
+                    space::human(options.max_bytes as u64)
+                )
+            })
+        });
+        if let Some(warning) = &space_warning {
+            tracing::warn!(exporter = %exporter_id, dir = %dir.display(), "disk queue: {warning}");
+        }
         let mut state = State::default();
         for record in &recovered.pending {
             state.pending.insert(
@@ -227,7 +315,23 @@ impl DiskQueue {
             state.insert_ready(Ready::recovered(record));
         }
         let report = recovered.report;
+        register_metrics(exporter_id);
         log_recovery(exporter_id, dir, &report);
+        let mut losses = LossLog::open(dir);
+        let new = losses.merge(&report.losses);
+        report_new_losses(exporter_id, dir, &new);
+        if ACKNOWLEDGE_LOSSES_AT_OPEN.load(Ordering::Relaxed) {
+            let acknowledged = losses.acknowledge_all();
+            if acknowledged > 0 {
+                tracing::warn!(exporter = %exporter_id, losses = acknowledged, "disk queue: losses acknowledged by --acknowledge-queue-losses");
+            }
+        }
+        for entry in losses.unacknowledged() {
+            tracing::error!(exporter = %exporter_id, found_at = %entry.found_at, "disk queue: unacknowledged loss: {}", entry.loss.describe());
+        }
+        if let Err(e) = losses.save() {
+            tracing::warn!(exporter = %exporter_id, error = %e, "disk queue: cannot write the loss record");
+        }
         let inner = Arc::new(Inner {
             id: exporter_id.to_string(),
             options,
@@ -236,6 +340,11 @@ impl DiskQueue {
             pushed: Notify::new(),
             stop: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            per_event: AtomicUsize::new(0),
+            storage_failure: Mutex::new(None),
+            losses: Mutex::new(losses),
+            space_warning,
+            status: OnceLock::new(),
             _lock: lock,
         });
         let (wake, woken) = sync_channel(1);
@@ -281,6 +390,72 @@ impl DiskQueue {
     pub fn dir(&self) -> &Path {
         self.inner.log.dir()
     }
+
+    /// The size at which segments roll.
+    pub fn segment_bytes(&self) -> u64 {
+        self.inner.options.segment_bytes
+    }
+
+    /// Losses found at open that no operator acknowledged yet.
+    pub fn unacknowledged_losses(&self) -> Vec<LossEntry> {
+        relock(&self.inner.losses).unacknowledged()
+    }
+}
+
+fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update under these locks is a few field writes; a panic cannot leave them torn.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every counter of a disk queue exists at 0 from the start, so alerts on `increase(…)` see the
+/// first incident.
+fn register_metrics(id: &str) {
+    for name in [
+        "siemrelay_exporter_queue_corrupt_records_total",
+        "siemrelay_exporter_queue_storage_errors_total",
+        "siemrelay_exporter_queue_losses_total",
+        "siemrelay_exporter_queue_records_lost_total",
+        "siemrelay_exporter_queue_events_lost_total",
+    ] {
+        metrics::counter!(name, "exporter" => id.to_string()).increment(0);
+    }
+    metrics::gauge!("siemrelay_exporter_queue_intake_refused", "exporter" => id.to_string())
+        .set(0.0);
+}
+
+/// Logs and counts the losses found at this open that were not reported before.
+fn report_new_losses(id: &str, dir: &Path, new: &[Loss]) {
+    if new.is_empty() {
+        return;
+    }
+    let label = || ("exporter", id.to_string());
+    metrics::counter!("siemrelay_exporter_queue_losses_total", &[label()])
+        .increment(new.len() as u64);
+    metrics::counter!("siemrelay_exporter_queue_records_lost_total", &[label()])
+        .increment(new.iter().filter_map(|l| l.records).sum());
+    metrics::counter!("siemrelay_exporter_queue_events_lost_total", &[label()])
+        .increment(new.iter().filter_map(|l| l.events).sum());
+    for loss in new {
+        let events = loss
+            .events
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        let records = loss
+            .records
+            .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+        tracing::error!(
+            exporter = %id,
+            dir = %dir.display(),
+            cause = ?loss.cause,
+            first_seq = ?loss.first_seq,
+            last_seq = ?loss.last_seq,
+            records = %records,
+            events = %events,
+            "disk queue: EVENTS LOST: {} (shown in the status until acknowledged)",
+            loss.describe()
+        );
+    }
 }
 
 fn log_recovery(id: &str, dir: &Path, report: &RecoveryReport) {
@@ -288,8 +463,17 @@ fn log_recovery(id: &str, dir: &Path, report: &RecoveryReport) {
         tracing::info!(exporter = %id, dir = %dir.display(), records = report.records_recovered, events = report.events_recovered, segments = report.segments, "disk queue opened");
         return;
     }
+    let damaged: u64 = report
+        .losses
+        .iter()
+        .filter(|l| l.cause != LossCause::MissingSegment)
+        .filter_map(|l| l.records)
+        .sum();
     metrics::counter!("siemrelay_exporter_queue_corrupt_records_total", "exporter" => id.to_string())
-        .increment(report.records_skipped);
+        .increment(damaged.max(report.records_skipped));
+    for torn in report.losses.iter().filter(|l| !l.is_loss()) {
+        tracing::warn!(exporter = %id, "disk queue: {} (never acknowledged to a sender: a push returns only after its record is synced)", torn.describe());
+    }
     tracing::warn!(
         exporter = %id,
         dir = %dir.display(),
@@ -297,6 +481,8 @@ fn log_recovery(id: &str, dir: &Path, report: &RecoveryReport) {
         events = report.events_recovered,
         corrupt_regions = report.corrupt_regions.len(),
         records_skipped = report.records_skipped,
+        records_lost = report.records_lost,
+        events_lost = %report.events_lost.map_or_else(|| "unknown".to_string(), |n| n.to_string()),
         bytes_skipped = report.bytes_skipped,
         bytes_truncated = report.bytes_truncated,
         unreadable = ?report.unreadable_segments,
@@ -321,18 +507,81 @@ impl Inner {
     }
 
     fn fits(&self, state: &State, events: usize, bytes: usize) -> bool {
-        // An empty queue takes any batch, so an oversized batch is never refused forever.
-        state.used_events == 0
-            || (state.used_events + events <= self.options.max_events
-                && state.used_bytes + bytes <= self.options.max_bytes)
+        state.used_events + events <= self.options.max_events
+            && state.used_bytes + bytes <= self.options.max_bytes
+    }
+
+    /// With `drop_oldest`, drops the oldest records not in flight until `events` and `bytes`
+    /// more fit; counted and logged.
+    fn drop_oldest(&self, state: &mut State, events: usize, bytes: usize) {
+        if self.options.when_full != WhenFull::DropOldest {
+            return;
+        }
+        let mut dropped = 0usize;
+        // Only records with unpopped events: in-flight events are never evicted.
+        while !self.fits(state, events, bytes) && !state.ready.is_empty() {
+            dropped += state.drop_ready(0, Handled::Dropped);
+        }
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+            metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => self.id.clone())
+                .increment(dropped as u64);
+            tracing::warn!(exporter = %self.id, dropped, "disk queue full: dropped the oldest events (when_full: drop_oldest)");
+        }
+    }
+
+    /// Settles a reservation to the record's real size before it is written: what the
+    /// reservation lacks must be free. On `Err` the reservation is given back.
+    fn settle(
+        &self,
+        reservation: &Reservation,
+        events: usize,
+        bytes: usize,
+    ) -> Result<(), QueueError> {
+        self.per_event
+            .store(bytes / events.max(1), Ordering::Relaxed);
+        let mut state = self.state();
+        state.used_events = state.used_events.saturating_sub(reservation.events);
+        state.used_bytes = state.used_bytes.saturating_sub(reservation.bytes);
+        if !self.fits(&state, events, bytes) {
+            if let Some(error) = too_large(
+                events,
+                bytes,
+                self.options.max_events,
+                self.options.max_bytes,
+            ) {
+                return Err(error);
+            }
+            self.drop_oldest(&mut state, events, bytes);
+            if !self.fits(&state, events, bytes) {
+                return Err(QueueError::Full);
+            }
+        }
+        state.used_events += events;
+        state.used_bytes += bytes;
+        Ok(())
     }
 
     /// Encodes, appends and syncs a batch, then makes it poppable. Runs on a blocking thread;
-    /// completes even if the pushing future is dropped.
+    /// completes even if the pushing future is dropped. Out of space, it first frees what
+    /// delivered events hold (acks written, a drained segment rolled and deleted) and tries
+    /// once more; a push that still fails is refused like a full queue (backpressure).
     fn store(&self, reservation: Reservation, batch: SizedBatch) -> Result<(), QueueError> {
         let enqueued_at = Timestamp::now();
         let mut rec = record::encode_data(enqueued_at, &batch.events, &batch.sizes);
-        let stored = self.log.append(&mut rec, &[]).and_then(|at| {
+        self.settle(&reservation, batch.len(), rec.bytes.len())?;
+        let reservation = Reservation {
+            events: batch.len(),
+            bytes: rec.bytes.len(),
+        };
+        let mut appended = self.log.append(&mut rec, &[]);
+        if let Err(e) = &appended
+            && space::is_no_space(e)
+            && self.make_room()
+        {
+            appended = self.log.append(&mut rec, &[]);
+        }
+        let stored = appended.and_then(|at| {
             self.log.commit(at.seq).map(|()| at).inspect_err(|_| {
                 self.log.forget(at.segment);
             })
@@ -346,8 +595,13 @@ impl Inner {
                 drop(state);
                 metrics::counter!("siemrelay_exporter_queue_storage_errors_total", "exporter" => self.id.clone())
                     .increment(1);
-                tracing::warn!(exporter = %self.id, events = batch.len(), error = %e, "disk queue: cannot store a batch (refused with backpressure)");
-                return Err(self.storage_error(&e));
+                let no_space = space::is_no_space(&e);
+                self.storage_failed(no_space, &e);
+                return Err(if no_space {
+                    QueueError::Full
+                } else {
+                    self.storage_error(&e)
+                });
             }
         };
         let events = batch.len();
@@ -375,8 +629,131 @@ impl Inner {
             loaded: cache.then(|| Loaded::new(batch.events, batch.sizes)),
         });
         drop(state);
+        self.storage_recovered("a batch was stored");
         self.pushed.notify_waiters();
         Ok(())
+    }
+
+    /// Frees the space delivered events hold: writes and syncs the acks, closes the segment
+    /// being written when it is drained, deletes acknowledged segments. True when a segment
+    /// was closed or deleted.
+    fn make_room(&self) -> bool {
+        if let Err(e) = self.write_acks()
+            && space::is_no_space(&e)
+        {
+            self.release_drained_acks();
+        }
+        if self.log.sync_written().is_err() {
+            return false;
+        }
+        let rolled = self.log.roll_if_drained().unwrap_or(false);
+        let removed = self.log.delete_acked_segments().unwrap_or(0);
+        rolled || removed > 0
+    }
+
+    /// When not even ack records fit: the completed records of segments that hold nothing
+    /// pending need no ack, since those segments can simply go (oldest first). A crash before
+    /// they are deleted only delivers their records again.
+    fn release_drained_acks(&self) {
+        let released: Vec<(u64, u64)> = {
+            let mut state = self.state();
+            let busy: std::collections::HashSet<u64> =
+                state.pending.values().map(|p| p.segment).collect();
+            let (released, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.acks)
+                .into_iter()
+                .partition(|(_, segment)| !busy.contains(segment));
+            state.acks = kept;
+            let (dropped, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.drops)
+                .into_iter()
+                .partition(|(_, segment)| !busy.contains(segment));
+            state.drops = kept;
+            released.into_iter().chain(dropped).collect()
+        };
+        for (_, segment) in released {
+            self.log.forget(segment);
+        }
+    }
+
+    /// The volume's sizes, as text for logs and status.
+    fn volume_text(&self) -> String {
+        match space::volume(self.log.dir()) {
+            Ok(volume) => format!(
+                "free {} of {}; the queue holds {} on disk, queue.max_size {}",
+                space::human(volume.available),
+                space::human(volume.total),
+                space::human(space::dir_bytes(self.log.dir())),
+                space::human(self.options.max_bytes as u64)
+            ),
+            Err(e) => format!("the volume's size cannot be read: {e}"),
+        }
+    }
+
+    /// Pushes fail: logs (once per change of cause), sets the gauge and the exporter's status.
+    fn storage_failed(&self, no_space: bool, error: &io::Error) {
+        let reason = if no_space {
+            format!(
+                "intake refused: no space left on the disk queue's volume ({}); senders get backpressure until delivered events free space",
+                self.volume_text()
+            )
+        } else {
+            format!(
+                "intake refused: the disk queue in {} cannot store batches: {error}",
+                self.log.dir().display()
+            )
+        };
+        let failure = StorageFailure { no_space, reason };
+        let mut current = relock(&self.storage_failure);
+        let changed = current
+            .as_ref()
+            .is_none_or(|c| c.no_space != no_space || (!no_space && c.reason != failure.reason));
+        if !changed {
+            return;
+        }
+        tracing::error!(exporter = %self.id, "disk queue: {}", failure.reason);
+        metrics::gauge!("siemrelay_exporter_queue_intake_refused", "exporter" => self.id.clone())
+            .set(1.0);
+        if let Some(status) = self.status.get() {
+            status.set_intake_refused(Some(failure.reason.clone()));
+        }
+        *current = Some(failure);
+    }
+
+    /// Pushes work again (or space was freed): logs once, clears the gauge and the status.
+    fn storage_recovered(&self, why: &str) {
+        let mut current = relock(&self.storage_failure);
+        if current.take().is_none() {
+            return;
+        }
+        tracing::info!(exporter = %self.id, "disk queue: intake resumes ({why}; {})", self.volume_text());
+        metrics::gauge!("siemrelay_exporter_queue_intake_refused", "exporter" => self.id.clone())
+            .set(0.0);
+        if let Some(status) = self.status.get() {
+            status.set_intake_refused(None);
+        }
+    }
+
+    /// While space is short: rolls a drained segment and deletes it, and ends the refusal
+    /// once a segment's worth of space is free again.
+    fn heal_space(&self) {
+        let short = relock(&self.storage_failure)
+            .as_ref()
+            .is_some_and(|f| f.no_space);
+        let idle_full_segment = self.log.current_bytes() > 0 && self.state().used_events == 0;
+        if !short && !idle_full_segment {
+            return;
+        }
+        let volume = space::volume(self.log.dir()).ok();
+        let space_short = volume.is_none_or(|v| v.available < self.options.segment_bytes);
+        if !short && !space_short {
+            return;
+        }
+        self.make_room();
+        if short
+            && space::volume(self.log.dir())
+                .is_ok_and(|v| v.available >= self.options.segment_bytes)
+        {
+            self.storage_recovered("delivered events freed space");
+        }
     }
 
     /// Writes the buffered acks (durable only after the next sync).
@@ -424,7 +801,9 @@ impl Inner {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            match self.flush() {
+            let flushed = self.flush();
+            self.heal_space();
+            match flushed {
                 Ok(()) => failing = false,
                 Err(e) => {
                     if !failing {
@@ -450,7 +829,7 @@ impl Inner {
         if header.seq != ready_seq || header.kind != record::Kind::Data {
             return Err(format!("{}:{offset} holds another record", path.display()));
         }
-        let (events, sizes) = record::decode_data(&bytes[record::HEADER_LEN..])
+        let (events, sizes) = record::decode_data(&bytes[record::HEADER_LEN..], header.counted)
             .map_err(|e| format!("{}:{offset}: {e}", path.display()))?;
         Ok(Loaded::new(events, sizes))
     }
@@ -507,18 +886,17 @@ impl DeliveryQueue for DiskQueue {
         if state.closed {
             return Err(QueueError::Closed);
         }
-        if !inner.fits(&state, events, bytes) && inner.options.when_full == WhenFull::DropOldest {
-            let mut dropped = 0usize;
-            // Only records with unpopped events: in-flight events are never evicted.
-            while !inner.fits(&state, events, bytes) && !state.ready.is_empty() {
-                dropped += state.drop_ready(0, Handled::Dropped);
-            }
-            if dropped > 0 {
-                inner.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
-                metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => inner.id.clone())
-                    .increment(dropped as u64);
-                tracing::warn!(exporter = %inner.id, dropped, "disk queue full: dropped the oldest events (when_full: drop_oldest)");
-            }
+        let bytes = bytes_hint(events, bytes, inner.per_event.load(Ordering::Relaxed));
+        if let Some(error) = too_large(
+            events,
+            bytes,
+            inner.options.max_events,
+            inner.options.max_bytes,
+        ) {
+            return Err(error);
+        }
+        if !inner.fits(&state, events, bytes) {
+            inner.drop_oldest(&mut state, events, bytes);
         }
         if !inner.fits(&state, events, bytes) {
             return Err(QueueError::Full);
@@ -655,6 +1033,33 @@ impl DeliveryQueue for DiskQueue {
     fn take_remaining(&self) -> Vec<Event> {
         // The events stay on disk and are delivered after the next start.
         Vec::new()
+    }
+
+    fn attach(&self, status: Arc<ExporterStatus>) {
+        status.set_queue_losses(self.unacknowledged_losses());
+        status.set_queue_notice(self.inner.space_warning.clone());
+        if let Some(failure) = relock(&self.inner.storage_failure).as_ref() {
+            status.set_intake_refused(Some(failure.reason.clone()));
+        }
+        let _ = self.inner.status.set(status);
+    }
+
+    fn acknowledge_losses(&self) -> Result<usize, String> {
+        let mut losses = relock(&self.inner.losses);
+        let count = losses.acknowledge_all();
+        losses.save().map_err(|e| {
+            format!(
+                "cannot write the loss record in {}: {e}",
+                self.dir().display()
+            )
+        })?;
+        if count > 0 {
+            tracing::warn!(exporter = %self.inner.id, losses = count, "disk queue: losses acknowledged by an operator");
+        }
+        if let Some(status) = self.inner.status.get() {
+            status.set_queue_losses(losses.unacknowledged());
+        }
+        Ok(count)
     }
 }
 

@@ -18,7 +18,7 @@ struct Shared {
     sink: Arc<dyn Sink>,
     queue: Arc<dyn DeliveryQueue>,
     dead_letter: DeadLetter,
-    status: ExporterStatus,
+    status: Arc<ExporterStatus>,
     timeout: Duration,
     max_elapsed: Duration,
     backoff: Backoff,
@@ -34,6 +34,7 @@ struct Shared {
 pub struct ExporterHandle {
     shared: Arc<Shared>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    prober: JoinHandle<()>,
 }
 
 /// What happened to an exporter's events at shutdown.
@@ -58,12 +59,15 @@ impl ExporterHandle {
         dead_letter: DeadLetter,
     ) -> ExporterHandle {
         let pop_limits = pop_limits(batch, sink.limits(), config.queue.max_events);
+        register_metrics(id);
+        let status = Arc::new(ExporterStatus::new(id));
+        queue.attach(status.clone());
         let shared = Arc::new(Shared {
             id: id.to_string(),
             sink,
             queue,
             dead_letter,
-            status: ExporterStatus::new(id),
+            status,
             timeout: config.sending.timeout.0,
             max_elapsed: config.max_elapsed_time(),
             backoff: Backoff {
@@ -85,9 +89,11 @@ impl ExporterHandle {
                 tokio::spawn(async move { shared.work().await })
             })
             .collect();
+        let prober = tokio::spawn(shared.clone().probe_while_failed());
         ExporterHandle {
             shared,
             workers: Mutex::new(workers),
+            prober,
         }
     }
 
@@ -116,6 +122,12 @@ impl ExporterHandle {
         &self.shared.sink
     }
 
+    /// Marks the losses the disk queue found at open as acknowledged by an operator; returns
+    /// how many were not yet.
+    pub fn acknowledge_losses(&self) -> Result<usize, String> {
+        self.shared.queue.acknowledge_losses()
+    }
+
     /// Disables (events keep queueing) or re-enables the exporter.
     pub fn set_enabled(&self, enabled: bool) {
         self.shared.status.set_enabled(enabled);
@@ -126,6 +138,7 @@ impl ExporterHandle {
     /// queue's leftovers go to the dead-letter file, a disk queue keeps them for the next start.
     pub async fn shutdown(&self, deadline: Instant) -> ExporterShutdown {
         let shared = &self.shared;
+        self.prober.abort();
         shared.queue.close();
         // A disabled exporter is enabled for the drain: closing must not strand events in memory.
         if !shared.queue.is_durable() {
@@ -163,6 +176,50 @@ impl ExporterHandle {
     }
 }
 
+impl Drop for ExporterHandle {
+    fn drop(&mut self) {
+        self.prober.abort();
+    }
+}
+
+/// Every counter an alert may watch exists at 0 from the start (an `increase(…) > 0` alert then
+/// sees the first incident), with every `outcome` of the request counter.
+fn register_metrics(id: &str) {
+    for name in [
+        "siemrelay_exporter_events_sent_total",
+        "siemrelay_exporter_events_failed_total",
+        "siemrelay_exporter_events_retried_total",
+        "siemrelay_exporter_events_dead_lettered_total",
+        "siemrelay_exporter_events_dropped_total",
+    ] {
+        metrics::counter!(name, "exporter" => id.to_string()).increment(0);
+    }
+    for outcome in ["delivered", "partial", "retry", "permanent"] {
+        metrics::counter!("siemrelay_exporter_requests_total", "exporter" => id.to_string(), "outcome" => outcome)
+            .increment(0);
+    }
+    metrics::describe_gauge!(
+        "siemrelay_exporter_dead_letter_ratio",
+        "Share of the events with a final outcome in the last 20 deliveries that were dead-lettered"
+    );
+    metrics::describe_gauge!(
+        "siemrelay_exporter_queue_intake_refused",
+        "1 while the exporter's queue refuses new events because its storage fails (disk full)"
+    );
+    metrics::describe_counter!(
+        "siemrelay_exporter_queue_losses_total",
+        "Losses (missing sequence numbers) a disk queue found when it opened"
+    );
+    metrics::describe_counter!(
+        "siemrelay_exporter_queue_records_lost_total",
+        "Records a disk queue found lost when it opened (where countable)"
+    );
+    metrics::describe_counter!(
+        "siemrelay_exporter_queue_events_lost_total",
+        "Events a disk queue found lost when it opened (where countable)"
+    );
+}
+
 async fn futures_join_all(handles: Vec<JoinHandle<()>>) {
     for handle in handles {
         if let Err(e) = handle.await {
@@ -172,6 +229,33 @@ async fn futures_join_all(handles: Vec<JoinHandle<()>>) {
 }
 
 impl Shared {
+    /// A `failed` exporter with an empty queue has no delivery to probe with: ask the sink to
+    /// probe the SIEM every `retry.max_interval`, so the state follows a recovered SIEM
+    /// without waiting for new events.
+    async fn probe_while_failed(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.backoff.max) => {}
+                _ = self.abort.cancelled() => return,
+            }
+            let idle = self.queue.depth().events == 0;
+            if self.status.state() != ExporterState::Failed || !idle || !*self.enabled.borrow() {
+                continue;
+            }
+            let Ok(_turn) = self.probe.try_lock() else {
+                continue;
+            };
+            let result = tokio::time::timeout(self.timeout, self.sink.probe()).await;
+            match result {
+                Ok(Some(result)) => self.status.probed(result),
+                Ok(None) => {}
+                Err(_) => self
+                    .status
+                    .probed(Err(format!("no answer within {:?}", self.timeout))),
+            }
+        }
+    }
+
     async fn work(self: Arc<Self>) {
         loop {
             if !self.wait_until_enabled().await {
@@ -231,8 +315,15 @@ impl Shared {
             };
             attempt += 1;
             let started = Instant::now();
+            // A sink that times out each of its requests (HTTP) is not cut off as a whole: a
+            // send that splits on 413 makes many requests.
+            let limit = if self.sink.times_out_requests() {
+                Duration::MAX
+            } else {
+                self.timeout
+            };
             let report = tokio::select! {
-                report = tokio::time::timeout(self.timeout, self.sink.send(&pending)) => report.unwrap_or_else(|_| {
+                report = timeout_or_not(limit, self.sink.send(&pending)) => report.unwrap_or_else(|_| {
                     SendReport::uniform(
                         Outcome::retry(format!("request timed out after {:?}", self.timeout)),
                         vec![RequestRecord { events: pending.len(), latency: started.elapsed(), reply: Some("timeout".into()), ..Default::default() }],
@@ -354,7 +445,12 @@ impl Shared {
                 attempt,
             });
         }
-        self.status.record_counts(delivered, retry.len());
+        self.status.record_counts(
+            delivered,
+            dead,
+            retry.len(),
+            permanent.first().map(|(reason, _)| &**reason),
+        );
         metrics::counter!("siemrelay_exporter_events_sent_total", "exporter" => self.id.clone())
             .increment(delivered as u64);
         if !retry.is_empty() {
@@ -417,6 +513,18 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// `tokio::time::timeout`, or no timeout at all for `Duration::MAX`.
+async fn timeout_or_not<F: std::future::Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    if limit == Duration::MAX {
+        Ok(future.await)
+    } else {
+        tokio::time::timeout(limit, future).await
     }
 }
 

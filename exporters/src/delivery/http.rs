@@ -228,12 +228,26 @@ pub fn classify_by_status(reply: &Reply<'_>, what: &str) -> Outcome {
     }
 }
 
+/// How long a body size learned from a 413 is trusted (then larger requests are tried again,
+/// in case the SIEM's limit was raised).
+const TOO_LARGE_MEMORY: Duration = Duration::from_secs(600);
+
 /// An HTTP exporter: the shared sending logic around an [`HttpEncoder`].
+///
+/// # Splitting on 413
+/// A request refused as too large is split in two halves, recursively, down to single events;
+/// a single event refused as too large is dead-lettered with the reason "too large". The
+/// smallest body refused with 413 is remembered (for [`TOO_LARGE_MEMORY`]): a body at least that
+/// large is split (or, for a single event, dead-lettered) without being sent. So a SIEM that
+/// refuses every size costs about two requests per halving level (log2 of the batch), not one
+/// per event, and each request has its own `sending.timeout`.
 pub struct HttpSink<E> {
     encoder: E,
     client: reqwest::Client,
     compression: Compression,
     signing: Option<SigningConfig>,
+    /// The smallest uncompressed body the SIEM refused with 413, and when.
+    too_large: std::sync::Mutex<Option<(usize, Instant)>>,
 }
 
 impl<E: HttpEncoder> HttpSink<E> {
@@ -250,7 +264,30 @@ impl<E: HttpEncoder> HttpSink<E> {
             client: options.build_client(exporter, timeout)?,
             compression: options.compression.unwrap_or(default_compression),
             signing: options.signing.clone(),
+            too_large: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The smallest body size known to be refused with 413, if learned recently.
+    fn known_too_large(&self) -> Option<usize> {
+        let mut guard = self.too_large.lock().unwrap_or_else(|p| p.into_inner());
+        match *guard {
+            Some((size, at)) if at.elapsed() < TOO_LARGE_MEMORY => Some(size),
+            Some(_) => {
+                *guard = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn learn_too_large(&self, size: usize) {
+        let mut guard = self.too_large.lock().unwrap_or_else(|p| p.into_inner());
+        let smaller =
+            guard.is_none_or(|(known, at)| size < known || at.elapsed() >= TOO_LARGE_MEMORY);
+        if smaller {
+            *guard = Some((size, Instant::now()));
+        }
     }
 
     /// The encoder.
@@ -354,6 +391,37 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
         self.encoder.limits()
     }
 
+    fn times_out_requests(&self) -> bool {
+        // The client times out every request (`sending.timeout`).
+        true
+    }
+
+    /// A `HEAD` request to the URL events go to, with the exporter's headers: any reply but
+    /// 408, 429 or 5xx means the SIEM is reachable and serving again.
+    async fn probe(&self) -> Option<Result<(), String>> {
+        let request = match self.encoder.request(&self.client, 0).await {
+            Ok(request) => request,
+            Err(reason) => return Some(Err(reason)),
+        };
+        let request = match request.build() {
+            Ok(request) => request,
+            Err(e) => return Some(Err(format!("cannot build the probe request: {e}"))),
+        };
+        let mut head = reqwest::Request::new(reqwest::Method::HEAD, request.url().clone());
+        *head.headers_mut() = request.headers().clone();
+        *head.timeout_mut() = request.timeout().copied();
+        Some(match self.client.execute(head).await {
+            Ok(response) => match response.status().as_u16() {
+                408 | 429 | 500..=599 => Err(format!(
+                    "the SIEM answered HTTP {} to a probe",
+                    response.status().as_u16()
+                )),
+                _ => Ok(()),
+            },
+            Err(e) => Err(format!("probe failed: {}", error_chain(&e))),
+        })
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         let encoded = self.encoder.encode(events);
         let mut outcomes: Vec<Outcome> = Vec::new();
@@ -374,11 +442,23 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
             .map(|r| (r.indices, r.body))
             .collect();
         while let Some((indices, body)) = work.pop() {
-            let (classified, mut record) = self.send_body(body, indices.len()).await;
+            let size = body.len();
+            let known = self.known_too_large().is_some_and(|limit| size >= limit);
+            let (classified, mut record) = if known {
+                // Known to be refused: split (or give up on a single event) without sending.
+                (Classified::Split, RequestRecord::default())
+            } else {
+                self.send_body(body, indices.len()).await
+            };
+            if matches!(classified, Classified::Split) && !known {
+                self.learn_too_large(size);
+            }
             match classified {
                 Classified::Split if indices.len() > 1 => {
-                    record.outcome = "retry";
-                    records.push(record);
+                    if !known {
+                        record.outcome = "retry";
+                        records.push(record);
+                    }
                     let subset: Vec<Event> = indices.iter().map(|i| events[*i].clone()).collect();
                     let half = subset.len() / 2;
                     for part in [&indices[half..], &indices[..half]] {
@@ -397,15 +477,19 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
                     drop(subset);
                 }
                 Classified::Split => {
-                    record.outcome = "permanent";
-                    records.push(record);
-                    set(
-                        &mut outcomes,
-                        indices[0],
-                        Outcome::permanent(
-                            "the SIEM refused this single event as too large (HTTP 413)",
-                        ),
-                    );
+                    let reason = if known {
+                        format!(
+                            "too large: the SIEM refused a request of {} bytes with HTTP 413, and this single event makes {size} bytes",
+                            self.known_too_large().unwrap_or(size)
+                        )
+                    } else {
+                        record.outcome = "permanent";
+                        records.push(record);
+                        format!(
+                            "too large: the SIEM refused this single event ({size} bytes) with HTTP 413"
+                        )
+                    };
+                    set(&mut outcomes, indices[0], Outcome::permanent(reason));
                 }
                 Classified::Outcomes(Outcomes::Uniform(Outcome::Delivered)) => {
                     record.outcome = "delivered";

@@ -4,12 +4,13 @@
 use super::config::WhenFull;
 use super::queue::{
     Chunk, DeliveryQueue, PopLimits, QueueDepth, QueueError, Receipt, Reservation, SizedBatch,
+    bytes_hint, too_large,
 };
 use async_trait::async_trait;
 use siemrelay_core::{Event, Timestamp};
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 struct Queued {
@@ -37,6 +38,8 @@ pub struct MemoryQueue {
     state: Mutex<State>,
     pushed: Notify,
     dropped: AtomicU64,
+    /// Estimated bytes per event of the last batch offered (reservation size hint).
+    per_event: AtomicUsize,
 }
 
 impl MemoryQueue {
@@ -50,6 +53,7 @@ impl MemoryQueue {
             state: Mutex::new(State::default()),
             pushed: Notify::new(),
             dropped: AtomicU64::new(0),
+            per_event: AtomicUsize::new(0),
         }
     }
 
@@ -67,10 +71,28 @@ impl MemoryQueue {
     }
 
     fn fits(&self, state: &State, events: usize, bytes: usize) -> bool {
-        // An empty queue takes any batch, so an oversized batch is never refused forever.
-        state.used_events == 0
-            || (state.used_events + events <= self.max_events
-                && state.used_bytes + bytes <= self.max_bytes)
+        state.used_events + events <= self.max_events && state.used_bytes + bytes <= self.max_bytes
+    }
+
+    /// Drops the oldest queued events (not those in flight) until `events` and `bytes` more
+    /// fit; counted and logged.
+    fn drop_oldest(&self, state: &mut State, events: usize, bytes: usize) {
+        let mut dropped = 0u64;
+        while !self.fits(state, events, bytes) {
+            let Some(oldest) = state.queued.pop_front() else {
+                break;
+            };
+            state.queued_bytes -= oldest.size as usize;
+            state.used_events -= 1;
+            state.used_bytes -= oldest.size as usize;
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+            metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => self.id.clone())
+                .increment(dropped);
+            tracing::warn!(exporter = %self.id, dropped, "queue full: dropped the oldest events (when_full: drop_oldest)");
+        }
     }
 }
 
@@ -81,23 +103,12 @@ impl DeliveryQueue for MemoryQueue {
         if state.closed {
             return Err(QueueError::Closed);
         }
+        let bytes = bytes_hint(events, bytes, self.per_event.load(Ordering::Relaxed));
+        if let Some(error) = too_large(events, bytes, self.max_events, self.max_bytes) {
+            return Err(error);
+        }
         if !self.fits(&state, events, bytes) && self.when_full == WhenFull::DropOldest {
-            let mut dropped = 0u64;
-            while !self.fits(&state, events, bytes) {
-                let Some(oldest) = state.queued.pop_front() else {
-                    break;
-                };
-                state.queued_bytes -= oldest.size as usize;
-                state.used_events -= 1;
-                state.used_bytes -= oldest.size as usize;
-                dropped += 1;
-            }
-            if dropped > 0 {
-                self.dropped.fetch_add(dropped, Ordering::Relaxed);
-                metrics::counter!("siemrelay_exporter_events_dropped_total", "exporter" => self.id.clone())
-                    .increment(dropped);
-                tracing::warn!(exporter = %self.id, dropped, "queue full: dropped the oldest events (when_full: drop_oldest)");
-            }
+            self.drop_oldest(&mut state, events, bytes);
         }
         if !self.fits(&state, events, bytes) {
             return Err(QueueError::Full);
@@ -115,11 +126,33 @@ impl DeliveryQueue for MemoryQueue {
 
     async fn push(&self, reservation: Reservation, batch: SizedBatch) -> Result<(), QueueError> {
         let now = Timestamp::now();
+        if !batch.is_empty() {
+            self.per_event
+                .store(batch.total_bytes / batch.len(), Ordering::Relaxed);
+        }
         {
             let mut state = self.lock();
-            // The reservation covered exactly this batch; keep the books exact if it did not.
-            state.used_events = state.used_events + batch.len() - reservation.events;
-            state.used_bytes = state.used_bytes + batch.total_bytes - reservation.bytes;
+            // Settle the reservation to the batch's real size: what it lacks must be free.
+            state.used_events -= reservation.events;
+            state.used_bytes -= reservation.bytes;
+            if !self.fits(&state, batch.len(), batch.total_bytes) {
+                if let Some(error) = too_large(
+                    batch.len(),
+                    batch.total_bytes,
+                    self.max_events,
+                    self.max_bytes,
+                ) {
+                    return Err(error);
+                }
+                if self.when_full == WhenFull::DropOldest {
+                    self.drop_oldest(&mut state, batch.len(), batch.total_bytes);
+                }
+                if !self.fits(&state, batch.len(), batch.total_bytes) {
+                    return Err(QueueError::Full);
+                }
+            }
+            state.used_events += batch.len();
+            state.used_bytes += batch.total_bytes;
             state.queued_bytes += batch.total_bytes;
             for (event, size) in batch.events.into_iter().zip(batch.sizes) {
                 state.queued.push_back(Queued {
@@ -321,6 +354,38 @@ mod tests {
         let chunk = queue.pop(limits(1, 100, 0)).await.unwrap();
         assert_eq!(chunk.events.len(), 20);
         assert_eq!(chunk.events[0].event_type, "t5");
+    }
+
+    #[tokio::test]
+    async fn an_empty_queue_refuses_a_batch_larger_than_itself() {
+        let queue = MemoryQueue::new("t", 20, 100_000, WhenFull::Backpressure);
+        assert!(matches!(
+            queue.try_reserve(21, 0),
+            Err(QueueError::TooLarge(m)) if m.contains("max_events 20")
+        ));
+        // Bytes: the reservation does not know them, the push does.
+        let big = batch(10);
+        let bytes = big.total_bytes;
+        let small = MemoryQueue::new("t", 20, bytes - 1, WhenFull::Backpressure);
+        let r = small.try_reserve(10, 0).unwrap();
+        assert!(matches!(
+            small.push(r, big).await,
+            Err(QueueError::TooLarge(_))
+        ));
+        assert_eq!(small.depth().events, 0);
+        assert_eq!(small.depth().bytes, 0);
+        // Now the queue knows what events cost: the next reservation is refused up front.
+        assert!(matches!(
+            small.try_reserve(10, 0),
+            Err(QueueError::TooLarge(_))
+        ));
+        // A batch that fits, then one that would overflow the bytes: never more than max_size.
+        let queue = MemoryQueue::new("t", 1000, bytes + bytes / 2, WhenFull::Backpressure);
+        push(&queue, batch(10)).await.unwrap();
+        let r = queue.try_reserve(10, 1).unwrap();
+        assert_eq!(queue.push(r, batch(10)).await, Err(QueueError::Full));
+        assert!(queue.depth().bytes <= queue.depth().max_bytes);
+        assert_eq!(queue.depth().events, 10);
     }
 
     #[tokio::test]

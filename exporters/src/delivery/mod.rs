@@ -9,6 +9,7 @@
 //! ```
 //! Events leave a queue only on a final outcome: delivered or dead-lettered.
 
+pub mod completion;
 pub mod config;
 pub mod dead_letter;
 pub mod disk_queue;
@@ -143,6 +144,21 @@ pub trait Sink: Send + Sync + 'static {
     /// Requests in flight at once when `sending.concurrency` is not set.
     fn default_concurrency(&self) -> usize {
         4
+    }
+
+    /// True when the sink times out each of its requests itself (`sending.timeout` per
+    /// request): the delivery layer then does not cut a whole `send` short, which may make many
+    /// requests (splitting on 413). False: the whole `send` gets `sending.timeout`.
+    fn times_out_requests(&self) -> bool {
+        false
+    }
+
+    /// Checks, without sending events, whether the SIEM answers again: used for a `failed`
+    /// exporter whose queue is empty (with events queued, the next delivery is the probe).
+    /// `None` when the sink has no such check; `Some(Err(reason))` while the SIEM is still
+    /// unreachable or failing.
+    async fn probe(&self) -> Option<Result<(), String>> {
+        None
     }
 
     /// A hint for a failed `siemrelay test` (bad token, unknown index, unreachable …).

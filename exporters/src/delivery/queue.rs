@@ -5,8 +5,10 @@
 //! Workers pop chunks, and `complete` a chunk only when every event in it reached a final outcome
 //! (delivered or dead-lettered): until then its room stays taken.
 
+use super::status::ExporterStatus;
 use async_trait::async_trait;
 use siemrelay_core::{Batch, Event, Timestamp};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A batch with the estimated encoded size of each event, computed once by the runtime.
@@ -68,6 +70,10 @@ pub enum QueueError {
     /// Storage failed (disk queues).
     #[error("queue storage error: {0}")]
     Storage(String),
+    /// The batch is larger than the whole queue (`max_events`, `max_size`): it can never be
+    /// taken as one; split it.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// One part of a popped chunk that came from one stored record (disk queues ack per record).
@@ -114,6 +120,36 @@ pub struct PopLimits {
     pub linger: Duration,
 }
 
+/// What a batch of `events` costs in a queue whose recent batches cost `per_event` bytes per
+/// event, when the caller gave no size.
+pub fn bytes_hint(events: usize, bytes: usize, per_event: usize) -> usize {
+    if bytes > 0 {
+        bytes
+    } else {
+        events.saturating_mul(per_event)
+    }
+}
+
+/// Why a batch can never fit a queue, or `None` when it can.
+pub fn too_large(
+    events: usize,
+    bytes: usize,
+    max_events: usize,
+    max_bytes: usize,
+) -> Option<QueueError> {
+    if events > max_events {
+        Some(QueueError::TooLarge(format!(
+            "a batch of {events} events is larger than the queue (max_events {max_events})"
+        )))
+    } else if bytes > max_bytes {
+        Some(QueueError::TooLarge(format!(
+            "a batch of {bytes} bytes ({events} events) is larger than the queue (max_size {max_bytes} bytes)"
+        )))
+    } else {
+        None
+    }
+}
+
 /// Fill level of a queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueDepth {
@@ -128,15 +164,24 @@ pub struct QueueDepth {
 }
 
 /// A bounded FIFO of events waiting for one exporter.
+///
+/// A queue never holds more than its `max_events` and `max_size`, whatever the batch: a batch
+/// larger than the whole queue is refused with [`QueueError::TooLarge`] (the caller splits it),
+/// also when the queue is empty.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync + 'static {
-    /// Takes room for a batch without waiting; `Err(Full)` when there is none.
+    /// Takes room for a batch without waiting; `Err(Full)` when there is none, `Err(TooLarge)`
+    /// when there never will be. `bytes` may be 0 (not known yet): the queue then reserves
+    /// what its recent batches cost per event, and `push` settles the real size.
     fn try_reserve(&self, events: usize, bytes: usize) -> Result<Reservation, QueueError>;
 
     /// Gives back room that will not be used.
     fn cancel(&self, reservation: Reservation);
 
-    /// Stores a batch in reserved room; returns once stored (durably, for disk queues).
+    /// Stores a batch in reserved room; returns once stored (durably, for disk queues). A batch
+    /// larger in bytes than its reservation needs the difference to be free (or evicted with
+    /// `drop_oldest`), else it is refused with `Full` (or `TooLarge`), its reservation given
+    /// back.
     async fn push(&self, reservation: Reservation, batch: SizedBatch) -> Result<(), QueueError>;
 
     /// Waits for the next chunk. Returns `None` once the queue is closed and empty.
@@ -158,4 +203,15 @@ pub trait DeliveryQueue: Send + Sync + 'static {
     /// Removes and returns every queued event that is not in flight (used at a shutdown timeout
     /// to dead-letter what a memory queue still holds).
     fn take_remaining(&self) -> Vec<Event>;
+
+    /// Gives the queue its exporter's status, to report what the status must show (intake
+    /// refused for lack of disk space, losses found at open). Called once when the exporter
+    /// starts.
+    fn attach(&self, _status: Arc<ExporterStatus>) {}
+
+    /// Marks the losses the queue found at open as acknowledged by an operator; returns how
+    /// many were not yet.
+    fn acknowledge_losses(&self) -> Result<usize, String> {
+        Ok(0)
+    }
 }

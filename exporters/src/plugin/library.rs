@@ -22,6 +22,8 @@ use crate::delivery::{Outcome, Outcomes, RequestRecord, SendReport};
 pub enum LoadError {
     /// The file does not exist or cannot be resolved.
     NotFound(String),
+    /// Outside the plugins directory, or others than root and siemrelay's user could change it.
+    Untrusted(String),
     /// The dynamic loader refused it (not a shared library, wrong architecture, missing deps).
     Open(String),
     /// It has no `siemrelay_plugin_entry` symbol: not a siemrelay plugin.
@@ -41,6 +43,7 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::NotFound(e) => write!(f, "plugin library not found: {e}"),
+            LoadError::Untrusted(e) => write!(f, "refused to load the plugin library: {e}"),
             LoadError::Open(e) => write!(f, "cannot load the plugin library: {e}"),
             LoadError::NoEntry(e) => write!(
                 f,
@@ -89,16 +92,12 @@ fn loaded() -> &'static Loaded {
     LOADED.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Loads (or returns the already loaded) plugin at `path` and checks its ABI version.
+/// Loads (or returns the already loaded) plugin at `path` (relative: inside the plugins
+/// directory) and checks its ABI version. The file is checked first (see [`super::trust`]):
+/// nothing outside the plugins directory, nothing others could change, and nothing whose ELF
+/// file lacks the entry symbol is ever opened.
 pub fn load(path: &Path) -> Result<Arc<PluginLibrary>, LoadError> {
-    let canonical = std::fs::canonicalize(path)
-        .map_err(|e| LoadError::NotFound(format!("{}: {e}", path.display())))?;
-    if !canonical.is_file() {
-        return Err(LoadError::NotFound(format!(
-            "{} is not a file",
-            path.display()
-        )));
-    }
+    let canonical = super::trust::check(path)?;
     let mut cache = loaded().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(library) = cache.get(&canonical) {
         return Ok(library.clone());
@@ -109,8 +108,9 @@ pub fn load(path: &Path) -> Result<Arc<PluginLibrary>, LoadError> {
 }
 
 fn open(path: &Path) -> Result<PluginLibrary, LoadError> {
-    // SAFETY: loading a library runs its initializers: the operator chose to trust this file
-    // (see the plugin README's safety model).
+    // SAFETY: loading a library runs its initializers: the file is in the plugins directory the
+    // operator trusts and defines the entry symbol (checked by `trust::check`; see the plugin
+    // README's safety model).
     let library =
         unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::Open(e.to_string()))?;
     // SAFETY: the symbol's type is fixed by the ABI.
@@ -447,7 +447,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_not_found() {
-        let error = load(Path::new("/nonexistent/libnothing.so")).err();
+        let dir = tempfile::tempdir().unwrap();
+        super::super::trust::set_directory(dir.path());
+        let error = load(Path::new("libnothing.so")).err();
         assert!(matches!(error, Some(LoadError::NotFound(_))), "{error:?}");
     }
 
@@ -456,6 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("libfake.so");
         std::fs::write(&path, b"not an ELF file").unwrap();
+        super::super::trust::set_directory(dir.path());
         let error = load(&path).err().unwrap();
         assert!(matches!(error, LoadError::Open(_)), "{error:?}");
         assert!(error.to_string().contains("cannot load"));

@@ -101,9 +101,9 @@ impl HttpEncoder for SentinelEncoder {
                 if status == 403 || status == 404 {
                     tracing::error!(
                         exporter = %self.exporter,
-                        status,
+                        status = %status,
                         error = %message,
-                        hint = self.hint_for(status).unwrap_or_default(),
+                        hint = %self.hint_for(status).unwrap_or_default(),
                         "Azure Monitor refused the upload; events are dead-lettered until this is fixed"
                     );
                 }
@@ -195,6 +195,10 @@ fn unauthorized(outcome: &Outcome) -> bool {
 impl Sink for SentinelSink {
     fn limits(&self) -> RequestLimits {
         self.inner.limits()
+    }
+
+    async fn probe(&self) -> Option<Result<(), String>> {
+        self.inner.probe().await
     }
 
     async fn send(&self, events: &[Event]) -> SendReport {

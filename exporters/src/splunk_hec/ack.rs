@@ -182,6 +182,10 @@ impl Sink for AckingSink {
         self.inner.default_concurrency()
     }
 
+    async fn probe(&self) -> Option<Result<(), String>> {
+        self.inner.probe().await
+    }
+
     async fn send(&self, events: &[Event]) -> SendReport {
         let mut report = self.inner.send(events).await;
         let accepted_requests = report.requests.iter().filter(|r| accepted(r)).count();
@@ -210,7 +214,7 @@ impl Sink for AckingSink {
             AckWait::Confirmed => {}
             AckWait::Unavailable(reason) => tracing::error!(
                 exporter = %self.poller.exporter,
-                reason,
+                reason = %reason,
                 "HEC refused the acknowledgement poll: counting the accepted events as delivered without confirmation"
             ),
             AckWait::TimedOut(reason) => unconfirm(&mut report, reason.into()),

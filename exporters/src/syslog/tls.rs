@@ -81,7 +81,7 @@ impl SyslogTlsConfig {
             .map_err(|e| anyhow::anyhow!("TLS setup failed: {e}"))?;
         let builder = if self.insecure_skip_verify {
             tracing::warn!(
-                exporter,
+                exporter = %exporter,
                 "tls.insecure_skip_verify is on: the SIEM's certificate is NOT checked; anyone on the path can read and alter events"
             );
             builder

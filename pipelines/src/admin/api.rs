@@ -6,12 +6,17 @@
 
 use super::auth::{self, Denied};
 use super::control::{ApiFailure, Control};
-use super::model::{Exporter, ExporterChange, ExporterList, Pipeline, PipelineList};
+use super::model::{
+    DeadLetterItem, DeadLetterList, Exporter, ExporterChange, ExporterList, Pipeline,
+    PipelineCounts, PipelineList,
+};
+use crate::commands::dlq::DeadLetters;
+use crate::commands::test::test_exporter;
 use crate::config::expand::scrub;
 use crate::runtime::{ExporterView, Topology};
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -19,13 +24,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use siemrelay_exporters::delivery::test_delivery;
 use std::sync::Arc;
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
-type Shared = State<Arc<Control>>;
+pub(super) type Shared = State<Arc<Control>>;
 
 /// Every route of the admin listener.
 pub(super) fn router(control: Arc<Control>) -> Router {
@@ -34,7 +38,9 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/exporters", get(list_exporters))
         .route("/api/v1/exporters/{*rest}", any(exporter_route))
         .route("/api/v1/pipelines", get(list_pipelines))
+        .route("/api/v1/info", get(info))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/tap/{*id}", get(super::tap::tap))
         .route_layer(middleware::from_fn_with_state(
             control.clone(),
             require_token,
@@ -46,6 +52,11 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/openapi.json", get(openapi))
         .merge(crate::admin_page::router())
         .fallback(not_found)
+        .layer(middleware::from_fn(scrub_response))
+        .layer(middleware::from_fn_with_state(
+            control.clone(),
+            super::guard::guard,
+        ))
         .with_state(control)
 }
 
@@ -75,6 +86,46 @@ async fn require_token(State(control): Shared, request: Request, next: Next) -> 
             );
             response
         }
+    }
+}
+
+/// Every answer of the API and `/metrics` passes through the secret scrubber (buffered answers
+/// whole, streamed ones chunk by chunk). Static documents (the OpenAPI document, the status page
+/// and its assets) hold no secret and are served as they are.
+async fn scrub_response(request: Request, next: Next) -> Response {
+    use futures::StreamExt;
+    let path = request.uri().path();
+    let dynamic =
+        (path.starts_with("/api/") && path != "/api/v1/openapi.json") || path == "/metrics";
+    if !dynamic {
+        return next.run(request).await;
+    }
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    let exact = axum::body::HttpBody::size_hint(&body).exact();
+    match exact {
+        Some(length) => {
+            match axum::body::to_bytes(body, usize::try_from(length).unwrap_or(usize::MAX)).await {
+                Ok(bytes) => {
+                    let bytes = scrub_bytes(bytes);
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Response::from_parts(parts, axum::body::Body::from(bytes))
+                }
+                Err(_) => failure(500, "cannot read the answer", ""),
+            }
+        }
+        None => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let stream = body.into_data_stream().map(|chunk| chunk.map(scrub_bytes));
+            Response::from_parts(parts, axum::body::Body::from_stream(stream))
+        }
+    }
+}
+
+fn scrub_bytes(bytes: Bytes) -> Bytes {
+    match std::str::from_utf8(&bytes).map(siemrelay_core::scrub::scrub) {
+        Ok(std::borrow::Cow::Owned(text)) => Bytes::from(text),
+        _ => bytes,
     }
 }
 
@@ -129,12 +180,22 @@ async fn list_exporters(State(control): Shared) -> Response {
     Json(ExporterList { exporters }).into_response()
 }
 
+async fn info(State(control): Shared) -> Response {
+    Json(control.info()).into_response()
+}
+
 async fn list_pipelines(State(control): Shared) -> Response {
     let topology = control.runtime().topology();
+    let counts = control
+        .metrics()
+        .map_or_else(PipelineCounts::default, |m| PipelineCounts {
+            refusals: m.refusals(),
+            drops: m.drops(),
+        });
     let pipelines = topology
         .pipelines
         .iter()
-        .map(|p| Pipeline::of(p, &topology))
+        .map(|p| Pipeline::of(p, &topology, &counts))
         .collect();
     Json(PipelineList { pipelines }).into_response()
 }
@@ -181,13 +242,27 @@ fn method_not_allowed(allow: &'static str) -> Response {
     response
 }
 
-/// Actions under `/api/v1/exporters/{id}/`: the last path segment, and the one method each takes.
+/// Actions under `/api/v1/exporters/{id}/`: the last path segments, and the one method each
+/// takes (longer suffixes first).
 const ACTIONS: &[(&str, Method)] = &[
+    ("dead_letters/replay", Method::POST),
+    ("dead_letters", Method::GET),
     ("deliveries", Method::GET),
     ("test", Method::POST),
     ("enable", Method::POST),
     ("disable", Method::POST),
+    ("acknowledge-losses", Method::POST),
 ];
+
+/// The exporter id and action of `rest` when it ends in an action.
+fn split_action(rest: &str) -> Option<(&str, &'static str, &'static Method)> {
+    ACTIONS.iter().find_map(|(name, method)| {
+        rest.strip_suffix(name)
+            .and_then(|id| id.strip_suffix('/'))
+            .filter(|id| !id.is_empty())
+            .map(|id| (id, *name, method))
+    })
+}
 
 /// Everything under `/api/v1/exporters/`: the resource is told from the decoded path, then the
 /// method is checked against what that resource takes (405 with `Allow` otherwise).
@@ -195,6 +270,7 @@ async fn exporter_route(
     State(control): Shared,
     method: Method,
     path: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -205,12 +281,7 @@ async fn exporter_route(
     let topology = control.runtime().topology();
     let action = match topology.exporter(&rest) {
         Some(_) => None,
-        None => rest.rsplit_once('/').and_then(|(id, last)| {
-            ACTIONS
-                .iter()
-                .find(|(name, _)| *name == last)
-                .map(|(name, m)| (id, *name, m))
-        }),
+        None => split_action(&rest),
     };
     match action {
         None => match method {
@@ -226,7 +297,23 @@ async fn exporter_route(
             };
             match name {
                 "deliveries" => deliveries(view, &topology),
+                "dead_letters" => dead_letters(&control, view, &topology, query.as_deref()),
+                "dead_letters/replay" => {
+                    let files = dead_letters_of(view);
+                    match control.replay_dead_letters(&view.id, files).await {
+                        Ok(status) => {
+                            let code = if status.state == "running" {
+                                StatusCode::ACCEPTED
+                            } else {
+                                StatusCode::OK
+                            };
+                            (code, Json(status)).into_response()
+                        }
+                        Err(failure) => failure.into_response(),
+                    }
+                }
                 "test" => test(view, &topology).await,
+                "acknowledge-losses" => acknowledge_losses(view, &topology),
                 _ => {
                     view.handle.set_enabled(name == "enable");
                     tracing::info!(exporter = %id, "exporter {name}d through the admin API");
@@ -240,6 +327,81 @@ async fn exporter_route(
             "POST"
         }),
     }
+}
+
+/// An operator has seen the losses the disk queue found at open: they leave the status.
+fn acknowledge_losses(view: &ExporterView, topology: &Topology) -> Response {
+    match view.handle.acknowledge_losses() {
+        Ok(count) => {
+            tracing::info!(exporter = %view.id, losses = count, "queue losses acknowledged through the admin API");
+            Json(json!({"acknowledged": count, "exporter": Exporter::of(view, &topology.secrets)}))
+                .into_response()
+        }
+        Err(e) => failure(500, scrub(&e, &topology.secrets), "id"),
+    }
+}
+
+/// The dead-letter files of a running exporter (in the directory its dead-letter file is in).
+fn dead_letters_of(view: &ExporterView) -> DeadLetters {
+    let live = view.handle.dead_letter().path();
+    let dir = live.parent().unwrap_or(std::path::Path::new("."));
+    DeadLetters::new(dir, &view.id)
+}
+
+/// Entries listed by default, and at most.
+const DEAD_LETTERS_SHOWN: usize = 100;
+const DEAD_LETTERS_MAX: usize = 1_000;
+
+fn dead_letters(
+    control: &Control,
+    view: &ExporterView,
+    topology: &Topology,
+    query: Option<&str>,
+) -> Response {
+    let mut limit = DEAD_LETTERS_SHOWN;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("limit", value)) => match value.parse::<usize>() {
+                Ok(n) if (1..=DEAD_LETTERS_MAX).contains(&n) => limit = n,
+                _ => {
+                    return failure(
+                        400,
+                        format!("limit must be a number from 1 to {DEAD_LETTERS_MAX}"),
+                        "limit",
+                    );
+                }
+            },
+            _ => return failure(400, format!("unknown query parameter {pair:?}"), "query"),
+        }
+    }
+    let files = dead_letters_of(view);
+    let (total, entries, problems) = files.newest(limit);
+    let text = |value: &serde_json::Value| value.as_str().map(str::to_string);
+    let entries = entries
+        .into_iter()
+        .map(|entry| DeadLetterItem {
+            time: entry.time,
+            attempts: entry.attempts,
+            error: scrub(&entry.error, &topology.secrets),
+            event_id: text(&entry.event["event_id"]),
+            event_type: text(&entry.event["event_type"]),
+            severity: text(&entry.event["severity"]),
+            summary: text(&entry.event["summary"]),
+        })
+        .collect();
+    Json(DeadLetterList {
+        exporter: view.id.clone(),
+        file: files.live().display().to_string(),
+        total,
+        entries,
+        problems,
+        replay: control.replay_status(&view.id),
+    })
+    .into_response()
 }
 
 fn get_exporter(topology: &Topology, id: &str) -> Response {
@@ -265,7 +427,14 @@ fn deliveries(view: &ExporterView, topology: &Topology) -> Response {
 
 async fn test(view: &ExporterView, topology: &Topology) -> Response {
     let sink = view.handle.sink().clone();
-    let mut report = test_delivery(sink.as_ref(), view.timeout).await;
+    let signing: Vec<String> = topology
+        .pipelines
+        .iter()
+        .filter(|p| p.exporters.contains(&view.id))
+        .filter(|p| p.processors.iter().any(|(_, kind)| kind == "sign"))
+        .map(|p| p.name.clone())
+        .collect();
+    let mut report = test_exporter(sink.as_ref(), view.timeout, view.file.as_ref(), &signing).await;
     report.reply = report.reply.map(|r| scrub(&r, &topology.secrets));
     report.hint = report.hint.map(|h| scrub(&h, &topology.secrets));
     Json(report).into_response()

@@ -2,17 +2,21 @@
 //! that serializes reloads and config changes (never taken by the data path).
 
 use super::AdminConfig;
-use super::model::{ApiError, ExporterChange, KeyedError};
+use super::model::{ApiError, ExporterChange, Info, KeyedError, ReplayStatus};
 use super::overlay::{self, ConfigSource, Overlay, OverlayExporter, overlay_path};
 use super::telemetry::{CONFIG_RELOADS, Metrics};
+use crate::commands::dlq::DeadLetters;
 use crate::config::{self, ComponentId, ConfigErrors, LoadedConfig};
 use crate::runtime::{ReloadSummary, Runtime};
+use siemrelay_core::Timestamp;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Last id segments the API reads as actions (`/api/v1/exporters/{id}/test`): exporters whose
 /// id ends in one of these cannot be created through the API.
-pub const RESERVED_SUFFIXES: &[&str] = &["deliveries", "test", "enable", "disable"];
+pub const RESERVED_SUFFIXES: &[&str] = &["deliveries", "test", "enable", "disable", "dead_letters"];
 
 /// An API failure: the HTTP status and the JSON body.
 #[derive(Debug)]
@@ -60,7 +64,7 @@ impl ApiFailure {
         failure
     }
 
-    fn forbidden() -> ApiFailure {
+    pub(super) fn forbidden() -> ApiFailure {
         ApiFailure::new(
             403,
             "config changes through the API are off: set service.admin.allow_config_changes: true",
@@ -76,6 +80,10 @@ pub struct Control {
     admin: Option<AdminConfig>,
     metrics: Option<Metrics>,
     changes: tokio::sync::Mutex<()>,
+    started: Instant,
+    started_at: String,
+    /// The latest dead-letter replay per exporter.
+    replays: Arc<std::sync::Mutex<HashMap<String, ReplayStatus>>>,
 }
 
 impl Control {
@@ -92,7 +100,119 @@ impl Control {
             admin,
             metrics,
             changes: tokio::sync::Mutex::new(()),
+            started: Instant::now(),
+            started_at: Timestamp::now().to_rfc3339(),
+            replays: Arc::default(),
         }
+    }
+
+    /// `GET /api/v1/info`.
+    pub fn info(&self) -> Info {
+        Info {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: super::telemetry::COMMIT.to_string(),
+            started_at: self.started_at.clone(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            config_path: self.config_path.as_ref().map_or_else(
+                || "<embedded default config>".to_string(),
+                |p| p.display().to_string(),
+            ),
+            allow_config_changes: self.allows_changes(),
+        }
+    }
+
+    /// The latest dead-letter replay of `exporter` through the API.
+    pub fn replay_status(&self, exporter: &str) -> Option<ReplayStatus> {
+        self.replays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(exporter)
+            .cloned()
+    }
+
+    /// `POST /api/v1/exporters/{id}/dead_letters/replay`: moves the exporter's dead letters
+    /// aside and resends them in the background, as `siemrelay dlq replay` does (the same code),
+    /// through the exporter as the config file defines it. Returns the replay's status.
+    pub async fn replay_dead_letters(
+        &self,
+        exporter: &str,
+        dead_letters: DeadLetters,
+    ) -> Result<ReplayStatus, ApiFailure> {
+        if !self.allows_changes() {
+            return Err(ApiFailure::forbidden());
+        }
+        let loaded =
+            overlay::load(self.config_path.as_deref()).map_err(|e| ApiFailure::invalid(&e))?;
+        if loaded.exporter(exporter).is_none() {
+            return Err(ApiFailure::new(
+                409,
+                format!(
+                    "{exporter:?} is not in {} (was it removed?): nothing to send through",
+                    loaded.file
+                ),
+                "id",
+            ));
+        }
+        let mut replays = self.replays.lock().unwrap_or_else(|p| p.into_inner());
+        if replays.get(exporter).is_some_and(|r| r.state == "running") {
+            return Err(ApiFailure::new(
+                409,
+                format!("a replay of {exporter} is running already"),
+                "id",
+            ));
+        }
+        let replay = dead_letters.take_for_replay().map_err(|message| {
+            ApiFailure::new(409, config::expand::scrub(&message, &loaded.secrets), "id")
+        })?;
+        let mut status = ReplayStatus {
+            state: "running".into(),
+            started_at: Timestamp::now().to_rfc3339(),
+            finished_at: None,
+            events: replay.events.len() as u64,
+            sent: 0,
+            dead_lettered: 0,
+            error: None,
+            warnings: Vec::new(),
+        };
+        if replay.events.is_empty() {
+            status.warnings = replay.finish();
+            status.state = "done".into();
+            status.finished_at = Some(Timestamp::now().to_rfc3339());
+            replays.insert(exporter.to_string(), status.clone());
+            return Ok(status);
+        }
+        replays.insert(exporter.to_string(), status.clone());
+        drop(replays);
+        tracing::info!(exporter = %exporter, events = status.events, "replaying dead-lettered events (admin API)");
+        let (replays, exporter) = (self.replays.clone(), exporter.to_string());
+        tokio::spawn(async move {
+            let delivered = match loaded.exporter(&exporter) {
+                Some((id, spec)) => replay.deliver(&loaded, id, spec).await,
+                None => Err(anyhow::anyhow!("the exporter left the config")),
+            };
+            let warnings = replay.finish();
+            let mut replays = replays.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(status) = replays.get_mut(&exporter) else {
+                return;
+            };
+            status.finished_at = Some(Timestamp::now().to_rfc3339());
+            status.warnings = warnings;
+            match delivered {
+                Ok(summary) => {
+                    status.state = "done".into();
+                    status.sent = summary.sent;
+                    status.dead_lettered = summary.dead_lettered;
+                    tracing::info!(exporter = %exporter, sent = summary.sent, dead_lettered = summary.dead_lettered, "dead-letter replay done");
+                }
+                Err(e) => {
+                    let error = config::expand::scrub(&format!("{e:#}"), &loaded.secrets);
+                    tracing::error!(exporter = %exporter, error = %error, "dead-letter replay failed");
+                    status.state = "failed".into();
+                    status.error = Some(error);
+                }
+            }
+        });
+        Ok(status)
     }
 
     /// The runtime.
@@ -100,12 +220,18 @@ impl Control {
         &self.runtime
     }
 
+    /// `service.admin` as the listener was started with.
+    pub fn admin(&self) -> Option<&AdminConfig> {
+        self.admin.as_ref()
+    }
+
     /// The bearer token requests must carry, if any.
     pub fn token(&self) -> Option<&str> {
         self.admin.as_ref().and_then(AdminConfig::token)
     }
 
-    fn allows_changes(&self) -> bool {
+    /// `service.admin.allow_config_changes`.
+    pub fn allows_changes(&self) -> bool {
         self.admin.as_ref().is_some_and(|a| a.allow_config_changes)
     }
 
@@ -121,7 +247,7 @@ impl Control {
         let loaded = overlay::load(self.config_path.as_deref()).inspect_err(|errors| {
             metrics::counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
             tracing::error!(
-                trigger,
+                trigger = %trigger,
                 "reload refused, the running configuration stays: {}",
                 errors.to_string().trim_end()
             );
@@ -147,7 +273,7 @@ impl Control {
         match self.runtime.reload(loaded).await {
             Ok(summary) if summary.errors.is_empty() => {
                 metrics::counter!(CONFIG_RELOADS, "result" => "success").increment(1);
-                tracing::info!(trigger, started = ?summary.started, restarted = ?summary.restarted, stopped = ?summary.stopped, "configuration reloaded");
+                tracing::info!(trigger = %trigger, started = %summary.started.join(","), restarted = %summary.restarted.join(","), stopped = %summary.stopped.join(","), "configuration reloaded");
                 Ok(summary)
             }
             Ok(summary) => {
@@ -177,7 +303,7 @@ impl Control {
             Err(e) => {
                 metrics::counter!(CONFIG_RELOADS, "result" => "failure").increment(1);
                 let text = config::expand::scrub(&format!("{e:#}"), &secrets);
-                tracing::error!(trigger, error = %text, "reload failed; the running configuration stays");
+                tracing::error!(trigger = %trigger, error = %text, "reload failed; the running configuration stays");
                 let key = text
                     .split_once(": ")
                     .map(|(k, _)| k.to_string())
@@ -195,7 +321,7 @@ impl Control {
         }
         ComponentId::parse(id).map_err(|message| ApiFailure::new(400, message, "id"))?;
         if let Some((_, last)) = id.rsplit_once('/')
-            && RESERVED_SUFFIXES.contains(&last)
+            && (RESERVED_SUFFIXES.contains(&last) || id.ends_with("/dead_letters/replay"))
         {
             return Err(ApiFailure::new(
                 405,

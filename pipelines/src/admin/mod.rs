@@ -8,13 +8,18 @@
 mod api;
 mod auth;
 pub mod control;
+pub mod guard;
 pub mod model;
 pub mod overlay;
+mod serve;
+mod tap;
 pub mod telemetry;
 
 use crate::config::ConfigError;
 use serde::Deserialize;
+use siemrelay_core::cidr::CidrAllowList;
 use siemrelay_core::config_types::{HostPort, Secret, parse_host_port};
+use siemrelay_core::listener_tls::{ListenerTlsConfig, ReloadableTls};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -33,9 +38,28 @@ pub struct AdminConfig {
     /// Default: none.
     #[serde(default)]
     pub auth: Option<AdminAuth>,
-    /// Allow `PUT` / `DELETE /api/v1/exporters/{id}` (default false: they answer 403).
+    /// Allow state-changing requests (`PUT`/`DELETE /api/v1/exporters/{id}`, enable, disable,
+    /// test, reload: every method but GET/HEAD/OPTIONS). Default false: they answer 403. Needs
+    /// `auth.bearer_token`, and every such request must carry it.
     #[serde(default)]
     pub allow_config_changes: bool,
+    /// Host names (besides the listener's own address and loopback names) requests may name in
+    /// `Host`, e.g. a Service DNS name Prometheus scrapes through. Default: none. Other names
+    /// are refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Environment variables that config sent through the API may reference as `${env:NAME}`.
+    /// Default: none (API config is never expanded otherwise; `${file:}` never).
+    #[serde(default)]
+    pub allowed_env: Vec<String>,
+    /// Serve HTTPS: `{ cert_file, key_file, client_ca_file }` (files re-read on SIGHUP).
+    /// Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
+    /// Client addresses allowed to connect (CIDR blocks or addresses); others get 403 before
+    /// their body is read. Default: any.
+    #[serde(default)]
+    pub allowed_cidrs: CidrAllowList,
 }
 
 /// `service.admin.auth`.
@@ -72,6 +96,39 @@ impl AdminConfig {
                 ),
             });
         }
+        if self.allow_config_changes && self.token().is_none() {
+            errors.push(ConfigError {
+                path: "service.admin.allow_config_changes".into(),
+                message: "true needs service.admin.auth.bearer_token: without a token any local process (or a web \
+                          page, through DNS rebinding) could change exporters; set auth: { bearer_token: \
+                          ${env:SIEMRELAY_ADMIN_TOKEN} }"
+                    .into(),
+            });
+        }
+        for (index, name) in self.allowed_env.iter().enumerate() {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                errors.push(ConfigError {
+                    path: format!("service.admin.allowed_env[{index}]"),
+                    message: format!("{name:?} is not an environment variable name"),
+                });
+            }
+        }
+        for (index, host) in self.allowed_hosts.iter().enumerate() {
+            if host.trim().is_empty() || host.contains(['/', ' ', '@']) {
+                errors.push(ConfigError {
+                    path: format!("service.admin.allowed_hosts[{index}]"),
+                    message: format!(
+                        "{host:?} is not a host name (write e.g. siemrelay.monitoring.svc)"
+                    ),
+                });
+            }
+        }
+        if let Some(tls) = &self.tls {
+            errors.extend(tls.validate().into_iter().map(|issue| ConfigError {
+                path: format!("service.admin.tls.{}", issue.key),
+                message: issue.message,
+            }));
+        }
         errors
     }
 
@@ -95,8 +152,17 @@ pub struct AdminServer {
 }
 
 impl AdminServer {
-    /// Binds `config.endpoint` and serves until [`AdminServer::stop`].
+    /// Binds `config.endpoint` and serves until [`AdminServer::stop`] (HTTPS when
+    /// `config.tls` is set; its files are re-read by [`siemrelay_core::listener_tls::reload_all`]).
     pub async fn start(config: &AdminConfig, control: Arc<Control>) -> anyhow::Result<AdminServer> {
+        let tls = match &config.tls {
+            Some(tls) => Some(ReloadableTls::load(
+                tls,
+                "service.admin.tls",
+                &[b"h2", b"http/1.1"],
+            )?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.endpoint.addr)
             .await
             .map_err(|e| {
@@ -108,15 +174,12 @@ impl AdminServer {
         let addr = listener.local_addr()?;
         let router = api::router(control);
         let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopped.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "admin listener failed");
-            }
-        });
-        tracing::info!(%addr, "admin listener: /metrics, /healthz, /readyz, /api/v1");
+        let https = tls.is_some();
+        let client_certificates = tls
+            .as_ref()
+            .is_some_and(|t| t.requires_client_certificate());
+        let task = tokio::spawn(serve::serve(listener, tls, router, stop.clone()));
+        tracing::info!(%addr, https, client_certificates, "admin listener: /metrics, /healthz, /readyz, /api/v1");
         Ok(AdminServer { addr, stop, task })
     }
 

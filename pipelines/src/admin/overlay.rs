@@ -247,7 +247,8 @@ pub fn load_merged(
             message: format!("cannot merge the overlay: {e}"),
         }])
     })?;
-    config::load_str(&merged, &label)
+    let from_api: Vec<String> = overlay.exporters.keys().cloned().collect();
+    config::load_with_api_exporters(&merged, &label, &from_api)
 }
 
 #[cfg(test)]
@@ -280,7 +281,7 @@ service:
         overlay.exporters.insert(
             "file/new".into(),
             OverlayExporter {
-                config: serde_yaml::from_str("{ path: ./new.ndjson }").unwrap(),
+                config: serde_yaml::from_str("{ path: ./siemrelay-data/new.ndjson }").unwrap(),
                 pipelines: vec!["b".into()],
             },
         );
@@ -302,6 +303,20 @@ service:
             vec!["file/new".to_string(), "stdout".to_string()]
         );
         assert!(loaded.exporter("file").is_none());
+
+        // A path sent through the API stays under the storage directory.
+        overlay.exporters.insert(
+            "file/escape".into(),
+            OverlayExporter {
+                config: serde_yaml::from_str("{ path: /tmp/../etc/cron.d/x }").unwrap(),
+                pipelines: vec!["b".into()],
+            },
+        );
+        let errors = merged(&overlay).unwrap_err();
+        assert_eq!(
+            errors.errors[0].path, "exporters.file/escape.path",
+            "{errors}"
+        );
     }
 
     #[test]

@@ -26,6 +26,14 @@ pub struct DeliverySummary {
     pub elapsed: Duration,
 }
 
+/// Puts the two halves of a batch back to be queued, the first half next.
+fn split(parts: &mut Vec<Vec<Event>>, batch: SizedBatch) {
+    let mut first = batch.events;
+    let second = first.split_off(first.len() / 2);
+    parts.push(second);
+    parts.push(first);
+}
+
 /// A running exporter used for one delivery run.
 pub struct Deliverer {
     handle: ExporterHandle,
@@ -73,24 +81,32 @@ impl Deliverer {
         })
     }
 
-    /// Queues events, waiting while the queue is full.
+    /// Queues events, waiting while the queue is full; a batch larger than the whole queue is
+    /// queued in parts.
     pub async fn submit(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let batch = SizedBatch::new(events);
-        let count = batch.len() as u64;
+        let count = events.len() as u64;
         let queue = self.handle.queue().clone();
-        loop {
+        let mut parts = vec![events];
+        while let Some(events) = parts.pop() {
+            if events.is_empty() {
+                continue;
+            }
+            let batch = SizedBatch::new(events);
             match queue.try_reserve(batch.len(), batch.total_bytes) {
-                Ok(reservation) => {
-                    queue
-                        .push(reservation, batch)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("queue: {e}"))?;
-                    break;
+                Ok(reservation) => match queue.push(reservation, batch.clone()).await {
+                    Ok(()) => {}
+                    Err(QueueError::Full) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        parts.push(batch.events);
+                    }
+                    Err(QueueError::TooLarge(_)) if batch.len() > 1 => split(&mut parts, batch),
+                    Err(e) => anyhow::bail!("queue: {e}"),
+                },
+                Err(QueueError::Full) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    parts.push(batch.events);
                 }
-                Err(QueueError::Full) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(QueueError::TooLarge(_)) if batch.len() > 1 => split(&mut parts, batch),
                 Err(e) => anyhow::bail!("queue: {e}"),
             }
         }

@@ -2,26 +2,20 @@
 
 pub mod deliver;
 pub mod dlq;
+pub mod logging;
+pub mod notify;
 pub mod run;
 pub mod send;
 pub mod status;
+pub mod tap;
 pub mod test;
 pub mod validate;
 pub mod verify;
 
-/// Sets up `tracing` output on stderr: readable lines, or JSON with `--log-format json`.
-/// The level comes from `RUST_LOG` (default `info`).
+/// Sets up `tracing` output on stderr (see [`logging`]): readable lines, or JSON with
+/// `--log-format json`. The level comes from `RUST_LOG` (default `info`).
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    logging::init(json);
 }
 
 /// A multi-threaded tokio runtime for a command.

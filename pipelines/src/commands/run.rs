@@ -1,5 +1,6 @@
 //! `siemrelay run`.
 
+use super::notify;
 use crate::admin::overlay;
 use crate::admin::telemetry::Metrics;
 use crate::admin::{AdminServer, Control};
@@ -15,7 +16,8 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Loads the config (or the embedded default) with the admin overlay, runs until SIGINT/SIGTERM,
 /// then shuts down cleanly. SIGHUP reloads the config. A second SIGINT/SIGTERM during shutdown
-/// exits at once.
+/// exits at once. Under systemd (`Type=notify`) it reports readiness, reloads, the drain and
+/// watchdog keep-alives (see [`notify`]).
 pub fn run(config_path: Option<&Path>) -> ExitCode {
     let loaded = match overlay::load(config_path) {
         Ok(loaded) => loaded,
@@ -42,6 +44,7 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     let pipelines: Vec<String> = loaded.service.pipelines.keys().cloned().collect();
     let admin = loaded.service.admin.clone();
     let watch = loaded.service.watch_config;
+    let shutdown_timeout = loaded.service.shutdown_timeout.0;
     let metrics = match &admin {
         Some(_) => match Metrics::install() {
             Ok(metrics) => Some(metrics),
@@ -78,30 +81,38 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
         },
         None => None,
     };
-    tracing::info!(config = %file, pipelines = ?pipelines, version = env!("CARGO_PKG_VERSION"), "siemrelay is running");
+    tracing::info!(config = %file, pipelines = %pipelines.join(","), version = %env!("CARGO_PKG_VERSION"), "siemrelay is running");
+    // Every receiver listens (Runtime::start bound them) and the admin listener serves.
+    notify::ready(&format!("running {} pipeline(s)", pipelines.len()));
+    let watchdog = notify::spawn_watchdog();
     let watcher = (watch && config_path.is_some())
         .then(|| tokio::spawn(watch_config(control.clone(), config_path.clone())));
     let mut exit = ExitCode::SUCCESS;
     tokio::select! {
-        signal = wait_for_stop_signal(&control) => tracing::info!(signal, "signal received"),
+        signal = wait_for_stop_signal(&control) => tracing::info!(signal = %signal, "signal received"),
         (receiver, result) = running.wait_for_receiver_failure() => {
-            tracing::error!(receiver = %receiver, error = ?result.err(), "a receiver stopped unexpectedly; shutting down");
+            let error = result.err().map_or_else(|| "it returned without an error".to_string(), |e| format!("{e:#}"));
+            tracing::error!(receiver = %receiver, error = %error, "a receiver stopped unexpectedly; shutting down");
             exit = ExitCode::from(1);
         }
     }
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    notify::stopping(shutdown_timeout);
     // A second signal during the drain stops at once.
     let report = tokio::select! {
         report = running.shutdown() => report,
         signal = wait_for_signal() => {
-            tracing::error!(signal, "second signal: exiting without finishing the drain (memory queues lose what they hold)");
+            tracing::error!(signal = %signal, "second signal: exiting without finishing the drain (memory queues lose what they hold)");
             return ExitCode::from(130);
         }
     };
     if let Some(server) = admin_server {
         server.stop().await;
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
     }
     if report.undrained.is_empty() {
         tracing::info!("shutdown complete: every accepted event was handled");
@@ -122,10 +133,12 @@ async fn wait_for_stop_signal(control: &Control) -> &'static str {
             signal = &mut stop => return signal,
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration");
+                notify::reloading();
                 // The outcome is logged and counted by the reload itself.
                 let _ = control.reload("SIGHUP").await;
                 // Listener certificates too (each outcome is logged).
                 siemrelay_core::listener_tls::reload_all();
+                notify::ready("running (reloaded)");
             }
         }
     }

@@ -1,8 +1,12 @@
 //! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
+mod collect;
+pub mod confine;
 pub mod expand;
 pub mod lenient;
+
+pub use collect::{Collected, deserialize_all, deserialize_collecting};
 
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
@@ -117,10 +121,33 @@ pub struct ServiceConfig {
     /// UNAVAILABLE). See `siemrelay_core::admission`.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: ConfigSize,
+    /// Where plugin libraries may be loaded from.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
 }
 
 fn default_memory_limit() -> ConfigSize {
     ConfigSize(siemrelay_core::admission::DEFAULT_MEMORY_LIMIT)
+}
+
+/// `service.plugins`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// The only directory plugin libraries load from (default `<storage>/plugins`); a relative
+    /// `library:` is resolved inside it.
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+}
+
+impl ServiceConfig {
+    /// `service.plugins.directory`, or its default `<storage>/plugins`.
+    pub fn plugins_directory(&self) -> PathBuf {
+        self.plugins
+            .directory
+            .clone()
+            .unwrap_or_else(|| self.storage.directory.join("plugins"))
+    }
 }
 
 fn default_shutdown_timeout() -> ConfigDuration {
@@ -225,6 +252,17 @@ pub fn load_file(path: &Path) -> Result<LoadedConfig, ConfigErrors> {
 
 /// Loads and validates config text; `file` names it in messages.
 pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
+    load_with_api_exporters(text, file, &[])
+}
+
+/// Loads config text in which the exporters `from_api` were sent through the admin API: their
+/// `${…}` references expand only as `service.admin.allowed_env` allows, and their paths must
+/// stay under the storage directory.
+pub fn load_with_api_exporters(
+    text: &str,
+    file: &str,
+    from_api: &[String],
+) -> Result<LoadedConfig, ConfigErrors> {
     let mut errors: Vec<ConfigError> = Vec::new();
     let fail = |errors: Vec<ConfigError>| ConfigErrors {
         file: file.to_string(),
@@ -248,7 +286,7 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
     }
     let mut secrets = Vec::new();
     let mut expand_errors = Vec::new();
-    expand::expand_tree(&mut root, "", &mut secrets, &mut expand_errors);
+    expand_root(&mut root, from_api, &mut secrets, &mut expand_errors);
     errors.extend(expand_errors.into_iter().map(|e| ConfigError {
         path: e.path,
         message: e.message,
@@ -287,74 +325,163 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
 
     let mut defined: Vec<(&str, String)> = Vec::new();
     let mut raw = RawComponents::default();
-    let receivers = components(
-        receivers,
-        "receivers",
-        &mut errors,
-        &mut defined,
-        &mut raw.receivers,
-        registry::receiver_from_yaml,
-    );
-    let processors = components(
-        processors,
-        "processors",
-        &mut errors,
-        &mut defined,
-        &mut raw.processors,
-        registry::processor_from_yaml,
-    );
-    let exporters = components(
-        exporters,
-        "exporters",
-        &mut errors,
-        &mut defined,
-        &mut raw.exporters,
-        registry::exporter_from_yaml,
-    );
-    let service: Option<ServiceConfig> = match service {
-        None => {
-            errors.push(ConfigError {
-                path: "service".into(),
-                message: "missing: define service.pipelines".into(),
-            });
-            None
-        }
-        Some(value) => match deserialize_at::<ServiceConfig>(value, "service") {
-            Ok(service) => Some(service),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        },
-    };
+    // Secret-typed keys are collected while parsing, so they are scrubbed like `${…}` values.
+    let ((service, unread_pipelines, receivers, processors, exporters), typed_secrets) =
+        siemrelay_core::scrub::collect_secrets(|| {
+            // When `service` cannot be read, its pipelines are still read for the reference checks.
+            let mut unread_pipelines = None;
+            let service: Option<ServiceConfig> = match service {
+                None => {
+                    errors.push(ConfigError {
+                        path: "service".into(),
+                        message: "missing: define service.pipelines".into(),
+                    });
+                    None
+                }
+                Some(value) => {
+                    let pipelines = value.get("pipelines").cloned();
+                    let collected = deserialize_collecting::<ServiceConfig>(value, "service");
+                    errors.extend(collected.errors);
+                    if collected.value.is_none() {
+                        unread_pipelines = pipelines;
+                    }
+                    collected.value
+                }
+            };
+            // Plugins load from this directory only; set before the plugin exporters validate.
+            let plugins = service
+                .as_ref()
+                .map(ServiceConfig::plugins_directory)
+                .unwrap_or_else(|| default_storage().join("plugins"));
+            siemrelay_exporters::plugin::trust::set_directory(&plugins);
+            let receivers = components(
+                receivers,
+                "receivers",
+                &mut errors,
+                &mut defined,
+                &mut raw.receivers,
+                registry::receiver_from_yaml,
+            );
+            let processors = components(
+                processors,
+                "processors",
+                &mut errors,
+                &mut defined,
+                &mut raw.processors,
+                registry::processor_from_yaml,
+            );
+            let exporters = components(
+                exporters,
+                "exporters",
+                &mut errors,
+                &mut defined,
+                &mut raw.exporters,
+                registry::exporter_from_yaml,
+            );
+            (service, unread_pipelines, receivers, processors, exporters)
+        });
+    secrets.extend(typed_secrets);
     let mut warnings = Vec::new();
-    if let Some(service) = &service {
-        check_pipelines(service, &defined, &mut errors, &mut warnings);
-        if let Some(admin) = &service.admin {
-            errors.extend(admin.validate());
+    match &service {
+        Some(service) => {
+            check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
+            if let Some(admin) = &service.admin {
+                errors.extend(admin.validate());
+            }
+            if service.memory_limit.0 == 0 {
+                errors.push(ConfigError {
+                    path: "service.memory_limit".into(),
+                    message: "must be greater than 0; write a size such as 64MiB".into(),
+                });
+            }
+            for (id, spec) in &exporters {
+                if from_api.contains(&id.id) {
+                    errors.extend(confine::exporter_paths(
+                        id,
+                        spec,
+                        &service.storage.directory,
+                    ));
+                }
+            }
         }
-        if service.memory_limit.0 == 0 {
-            errors.push(ConfigError {
-                path: "service.memory_limit".into(),
-                message: "must be greater than 0; write a size such as 64MiB".into(),
-            });
+        None => {
+            // The references are still checked (their own errors are already listed).
+            if let Some(pipelines) = unread_pipelines {
+                let read = deserialize_collecting::<indexmap::IndexMap<String, PipelineConfig>>(
+                    pipelines,
+                    "service.pipelines",
+                );
+                if let Some(pipelines) = read.value {
+                    check_pipelines(&pipelines, &defined, &mut errors, &mut warnings);
+                }
+            }
         }
     }
     for error in &mut errors {
         error.message = expand::scrub(&error.message, &secrets);
     }
     match service {
-        Some(service) if errors.is_empty() => Ok(LoadedConfig {
-            file: file.to_string(),
-            receivers,
-            processors,
-            exporters,
-            service,
-            warnings,
-            secrets,
-            raw,
-        }),
+        Some(service) if errors.is_empty() => {
+            siemrelay_core::scrub::remember(&secrets);
+            Ok(LoadedConfig {
+                file: file.to_string(),
+                receivers,
+                processors,
+                exporters,
+                service,
+                warnings,
+                secrets,
+                raw,
+            })
+        }
         _ => Err(fail(errors)),
+    }
+}
+
+/// Expands `${…}` references: exporters sent through the admin API under
+/// [`expand::Policy::Api`] with `service.admin.allowed_env` (read before expansion), the rest
+/// as the operator's file.
+fn expand_root(
+    root: &mut Value,
+    from_api: &[String],
+    secrets: &mut Vec<String>,
+    errors: &mut Vec<expand::ExpandError>,
+) {
+    let allowed_env: Vec<String> = root
+        .get("service")
+        .and_then(|s| s.get("admin"))
+        .and_then(|a| a.get("allowed_env"))
+        .and_then(Value::as_sequence)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Value::Mapping(top) = root else {
+        expand::expand_tree(root, "", secrets, errors);
+        return;
+    };
+    for (key, value) in top.iter_mut() {
+        let key = expand::key_text(key);
+        match value {
+            Value::Mapping(exporters) if key == "exporters" && !from_api.is_empty() => {
+                for (id, block) in exporters.iter_mut() {
+                    let id = expand::key_text(id);
+                    let policy = if from_api.contains(&id) {
+                        expand::Policy::Api {
+                            allowed_env: &allowed_env,
+                        }
+                    } else {
+                        expand::Policy::File
+                    };
+                    let path = format!("exporters.{id}");
+                    expand::expand_tree_with(block, &path, secrets, errors, policy);
+                }
+            }
+            value => expand::expand_tree(value, &key, secrets, errors),
+        }
     }
 }
 
@@ -446,19 +573,19 @@ fn tidy_serde_message(message: &str) -> String {
 }
 
 fn check_pipelines(
-    service: &ServiceConfig,
+    pipelines: &indexmap::IndexMap<String, PipelineConfig>,
     defined: &[(&'static str, String)],
     errors: &mut Vec<ConfigError>,
     warnings: &mut Vec<String>,
 ) {
-    if service.pipelines.is_empty() {
+    if pipelines.is_empty() {
         errors.push(ConfigError {
             path: "service.pipelines".into(),
             message: "no pipeline is defined".into(),
         });
     }
     let mut used: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
-    for (name, pipeline) in &service.pipelines {
+    for (name, pipeline) in pipelines {
         let base = format!("service.pipelines.{name}");
         if pipeline.receivers.is_empty() {
             errors.push(ConfigError {

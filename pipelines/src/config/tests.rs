@@ -178,6 +178,99 @@ fn every_error_is_listed_not_just_the_first() {
 }
 
 #[test]
+fn every_error_of_a_block_and_the_references_behind_an_invalid_service_are_listed() {
+    // The round trip of the issue: four rounds of fixes to see all of these.
+    let yaml = r#"
+receivers:
+  webhook: { endpoint: "127.0.0.1:18088", max_body_size: lots, pathh: /x }
+processors:
+  batch: { timeout: 5, send_batch_size: many }
+exporters:
+  file: { path: "./out-%Y-%m-%d.ndjson", fsync: sometimes, sending: { timeout: 5 }, queue: { max_size: 10.5 } }
+service:
+  shutdown_timeout: forever
+  pipelines:
+    security: { receivers: [webhook, otlp], processors: [batch], exporters: [file, splunk_hec/prod] }
+"#;
+    let errors = errors_of(yaml);
+    for (path, needle) in [
+        ("receivers.webhook.pathh", "unknown field"),
+        ("processors.batch.timeout", "write 5s"),
+        ("processors.batch.send_batch_size", "invalid type"),
+        ("exporters.file.fsync", "unknown variant"),
+        ("exporters.file.sending.timeout", "write 5s"),
+        ("exporters.file.queue.max_size", "10MiB"),
+        ("service.shutdown_timeout", "invalid duration"),
+        (
+            "service.pipelines.security.receivers[1]",
+            "otlp is not defined",
+        ),
+        (
+            "service.pipelines.security.exporters[1]",
+            "splunk_hec/prod is not defined",
+        ),
+    ] {
+        assert!(has(&errors, path, needle), "{path}: {needle}: {errors:#?}");
+    }
+}
+
+#[test]
+fn a_service_that_cannot_be_read_still_gets_its_references_checked() {
+    let yaml = GOOD
+        .replace("service:", "service:\n  admin: [1]\n  storage: 3")
+        .replace("exporters: [file]", "exporters: [file, nope]");
+    let errors = errors_of(&yaml);
+    assert!(has(&errors, "service.admin", "invalid type"), "{errors:#?}");
+    assert!(
+        has(&errors, "service.storage", "invalid type"),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.security.exporters[1]",
+            "nope is not defined"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn an_unset_secret_gets_no_default_hint_and_a_default_path_is_shown() {
+    // SAFETY: this test process is the only user of this variable name.
+    unsafe { std::env::remove_var("SIEMRELAY_TEST_UNSET_SECRET") };
+    let yaml = GOOD.replace(
+        "  webhook: { endpoint: \"127.0.0.1:18088\" }",
+        "  webhook: { endpoint: \"127.0.0.1:18088\", auth: { bearer_token: \"${env:SIEMRELAY_TEST_UNSET_SECRET}\" } }",
+    );
+    let errors = errors_of(&yaml);
+    let error = errors
+        .iter()
+        .find(|e| e.path == "receivers.webhook.auth.bearer_token")
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    assert!(
+        error
+            .message
+            .contains("SIEMRELAY_TEST_UNSET_SECRET is not set")
+            && !error.message.contains(":-"),
+        "{}",
+        error.message
+    );
+    let yaml = GOOD.replace(
+        "  file: { path: \"./out-%Y-%m-%d.ndjson\" }",
+        "  file: { path: \"./out-%Y-%m-%d.ndjson\" }\n  plugin/x: { library: \"${env:SIEMRELAY_TEST_UNSET_SECRET:-./no/such/libx.so}\" }",
+    ).replace("exporters: [file]", "exporters: [file, plugin/x]");
+    let errors = errors_of(&yaml);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path.starts_with("exporters.plugin/x")
+                && e.message.contains("./no/such/libx.so")),
+        "a missing plugin library names its path: {errors:#?}"
+    );
+}
+
+#[test]
 fn unused_components_are_warnings() {
     let loaded = load_str(
         &GOOD.replace("  file: {", "  stdout: {}\n  file: {"),

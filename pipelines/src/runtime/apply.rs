@@ -19,7 +19,7 @@ use super::{
     PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout, open_queue,
 };
 use crate::config::{ComponentId, LoadedConfig};
-use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
+use crate::registry::{self, ExporterKind, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use serde_yaml::Value;
@@ -224,7 +224,7 @@ impl Runtime {
             .collect();
         let chained: Vec<&PipelinePlan> = pipeline_plans.iter().filter(|p| p.chained).collect();
         if !closes_first.is_empty() || !chained.is_empty() {
-            tracing::info!(exporters = ?closes_first.iter().map(|i| &i.id).collect::<Vec<_>>(), pipelines = ?chained.iter().map(|p| &p.name).collect::<Vec<_>>(),
+            tracing::info!(exporters = %closes_first.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(","), pipelines = %chained.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
                 "reload: pausing intake while disk queues or signature chains are handed over");
             let old_routes: Vec<Arc<Route>> = graph
                 .receivers
@@ -360,6 +360,7 @@ impl Runtime {
                 exporters: targets,
                 order,
                 counters,
+                tap_points: tap_points(&new, &plan.name),
             };
             pipelines.insert(
                 plan.name,
@@ -514,6 +515,7 @@ impl Runtime {
             closing: self.closing.clone(),
             received,
             admission: self.admission.clone(),
+            taps: self.taps.clone(),
         });
         let stop = self.receivers_stop.child_token();
         let ctx = ReceiverContext {
@@ -653,6 +655,27 @@ fn build_processors(
     Ok(processors)
 }
 
+/// Where a tap sees each processor of a pipeline: after its running instance, or, for `batch`
+/// (no running part), at its place between the others. See `Pipeline::tap_points`.
+fn tap_points(config: &LoadedConfig, pipeline: &str) -> Vec<Vec<String>> {
+    let mut points = vec![Vec::new()];
+    let Some(listed) = config.service.pipelines.get(pipeline) else {
+        return points;
+    };
+    for pid in &listed.processors {
+        let runs = config
+            .processors
+            .iter()
+            .any(|(id, spec)| &id.id == pid && !matches!(spec, ProcessorSpec::Batch(_)));
+        if runs {
+            points.push(vec![pid.clone()]);
+        } else if let Some(last) = points.last_mut() {
+            last.push(pid.clone());
+        }
+    }
+    points
+}
+
 /// Stops exporters that never received anything (a failed start).
 async fn abandon(exporters: impl Iterator<Item = RunningExporter>) {
     for running in exporters {
@@ -715,6 +738,16 @@ fn topology(graph: &Graph) -> Topology {
                 .map(|(n, _)| n.clone())
                 .collect(),
             timeout: running.timeout,
+            file: match config.exporter(id) {
+                Some((
+                    _,
+                    ExporterSpec {
+                        kind: ExporterKind::File(file),
+                        ..
+                    },
+                )) => Some(file.clone()),
+                _ => None,
+            },
         })
         .collect();
     let pipelines = graph

@@ -37,6 +37,9 @@ pub struct ExporterView {
     pub pipelines: Vec<String>,
     /// `sending.timeout`, for test deliveries.
     pub timeout: Duration,
+    /// A `file` exporter's settings, for test deliveries (which never write into a file whose
+    /// events are signed).
+    pub file: Option<siemrelay_exporters::file::FileConfig>,
 }
 
 /// One pipeline.

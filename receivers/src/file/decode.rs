@@ -118,6 +118,7 @@ impl LineDecoder {
             resource: Map::new(),
             signature: None,
             written_json: Default::default(),
+            completion: None,
         }
     }
 }

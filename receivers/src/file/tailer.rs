@@ -68,10 +68,18 @@ impl Tailer {
             Ok(entries) => entries,
             Err(e) => {
                 let aside = store.set_aside();
+                let moved_to = match &aside {
+                    Ok(path) => path.display().to_string(),
+                    Err(e) => format!("not moved ({e})"),
+                };
+                let start_at = match settings.start_at {
+                    crate::file::StartAt::Beginning => "beginning",
+                    crate::file::StartAt::End => "end",
+                };
                 tracing::warn!(
                     error = %e,
-                    moved_to = ?aside.as_ref().ok(),
-                    start_at = ?settings.start_at,
+                    moved_to = %moved_to,
+                    start_at = %start_at,
                     "file receiver checkpoint is unusable; treating every file as new (start_at applies)"
                 );
                 None
@@ -244,7 +252,7 @@ impl Tailer {
             None if self.first_scan => (0, "beginning (appeared while stopped)"),
             None => (0, "beginning (new file)"),
         };
-        tracing::info!(path = %path_text, offset, from = how, "tailing file");
+        tracing::info!(path = %path_text, offset, from = %how, "tailing file");
         TrackedFile::new(id, path_text, handle, fingerprint, offset).map(Some)
     }
 

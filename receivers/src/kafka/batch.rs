@@ -151,15 +151,30 @@ impl RawBatch {
         list
     }
 
-    /// [`RawBatch::next_offsets`] as a list librdkafka takes.
-    pub fn offsets_to_commit(&self) -> TopicPartitionList {
-        let mut list = TopicPartitionList::new();
-        for (topic, partition, next) in self.next_offsets() {
-            // Adding a partition to a fresh list only fails for an invalid offset, and `next`
-            // is always a concrete offset.
-            let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
+    /// Per partition: one past its last message, and its message count (what
+    /// `commit: after_delivery` tracks).
+    pub fn spans(&self) -> Vec<(&str, i32, i64, usize)> {
+        let mut list: Vec<(&str, i32, i64, usize)> = Vec::new();
+        for message in &self.messages {
+            let topic = self.topics[message.topic].as_str();
+            let next = message.offset + 1;
+            match list
+                .iter_mut()
+                .find(|(t, p, _, _)| *t == topic && *p == message.partition)
+            {
+                Some(entry) => {
+                    entry.2 = entry.2.max(next);
+                    entry.3 += 1;
+                }
+                None => list.push((topic, message.partition, next, 1)),
+            }
         }
         list
+    }
+
+    /// [`RawBatch::next_offsets`] as a list librdkafka takes.
+    pub fn offsets_to_commit(&self) -> TopicPartitionList {
+        offset_list(self.next_offsets())
     }
 
     /// Empties the batch, keeping its buffers for the next one.
@@ -168,6 +183,19 @@ impl RawBatch {
         self.bytes.clear();
         self.messages.clear();
     }
+}
+
+/// Offsets to commit (topic, partition, next offset) as a list librdkafka takes.
+pub fn offset_list<T: AsRef<str>>(
+    offsets: impl IntoIterator<Item = (T, i32, i64)>,
+) -> TopicPartitionList {
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, next) in offsets {
+        // Adding a partition to a fresh list only fails for an invalid offset, and `next` is
+        // always a concrete offset.
+        let _ = list.add_partition_offset(topic.as_ref(), partition, Offset::Offset(next));
+    }
+    list
 }
 
 #[cfg(test)]
@@ -186,6 +214,10 @@ mod tests {
         assert_eq!(
             batch.next_offsets(),
             vec![("a", 0, 12), ("a", 1, 6), ("b", 0, 8)]
+        );
+        assert_eq!(
+            batch.spans(),
+            vec![("a", 0, 12, 2), ("a", 1, 6, 1), ("b", 0, 8, 1)]
         );
         let decoded = batch.decode(&IngestOptions::default());
         assert_eq!(decoded.events.len(), 4);

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub const DEFAULT_MAX_BATCH_EVENTS: usize = 2000;
 /// Default longest wait to fill a batch once its first message arrived.
 pub const DEFAULT_MAX_BATCH_WAIT: Duration = Duration::from_millis(100);
+/// Default most messages handed over and not yet committed (`commit: after_delivery`).
+pub const DEFAULT_MAX_UNCOMMITTED_EVENTS: usize = 100_000;
 /// Default group session timeout (librdkafka's): how long a silent member keeps its partitions.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 
@@ -62,6 +64,15 @@ pub struct KafkaReceiverConfig {
     /// others (a killed siemrelay's partitions move after this). Default `45s`.
     #[serde(default)]
     pub session_timeout: Option<ConfigDuration>,
+    /// When offsets are committed: `after_delivery` (default: once every exporter delivered or
+    /// dead-lettered every event up to them) or `after_queue` (once the events are in every
+    /// exporter queue).
+    #[serde(default)]
+    pub commit: CommitPoint,
+    /// With `after_delivery`: most messages handed over whose offsets are not committed yet;
+    /// at the bound the partitions are paused until deliveries finish. Default 100000.
+    #[serde(default = "default_max_uncommitted_events")]
+    pub max_uncommitted_events: usize,
     /// `client.id` the brokers see. Default `siemrelay`.
     #[serde(default = "default_client_id")]
     pub client_id: String,
@@ -90,6 +101,22 @@ pub enum InitialOffset {
     Earliest,
     /// Only messages produced after the group first joined.
     Latest,
+}
+
+/// When the receiver commits a batch's offsets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitPoint {
+    /// Once every exporter of the pipelines delivered or dead-lettered every event up to the
+    /// offset (default): the log is the buffer, a crash loses nothing whatever the queues.
+    #[default]
+    AfterDelivery,
+    /// Once the events are in every exporter queue: a crash loses what memory queues held.
+    AfterQueue,
+}
+
+fn default_max_uncommitted_events() -> usize {
+    DEFAULT_MAX_UNCOMMITTED_EVENTS
 }
 
 fn default_max_batch_events() -> usize {
@@ -127,6 +154,12 @@ impl KafkaReceiverConfig {
             issues.push(ConfigIssue::new(
                 "max_batch_events",
                 "must be between 1 and 100000",
+            ));
+        }
+        if self.max_uncommitted_events == 0 || self.max_uncommitted_events > 10_000_000 {
+            issues.push(ConfigIssue::new(
+                "max_uncommitted_events",
+                "must be between 1 and 10000000",
             ));
         }
         if let Some(timeout) = self.session_timeout
@@ -230,13 +263,22 @@ mod tests {
         assert_eq!(client.get("session.timeout.ms"), Some("6000"));
         assert_eq!(client.get("heartbeat.interval.ms"), Some("2000"));
         assert_eq!(config.max_batch_events, DEFAULT_MAX_BATCH_EVENTS);
+        assert_eq!(config.commit, CommitPoint::AfterDelivery);
+        assert_eq!(
+            config.max_uncommitted_events,
+            DEFAULT_MAX_UNCOMMITTED_EVENTS
+        );
+        let queue = parse(serde_json::json!({
+            "brokers": ["k:9092"], "topics": ["t"], "group_id": "g", "commit": "after_queue"
+        }));
+        assert_eq!(queue.commit, CommitPoint::AfterQueue);
     }
 
     #[test]
     fn bad_settings_are_named_by_key() {
         let config = parse(serde_json::json!({
             "brokers": ["nohost"], "topics": ["bad topic"], "group_id": " ",
-            "max_batch_events": 0, "session_timeout": "10ms",
+            "max_batch_events": 0, "session_timeout": "10ms", "max_uncommitted_events": 0,
             "sasl": {"mechanism": "PLAIN", "username": "", "password": "pw-secret"},
             "options": {"enable.auto.commit": "true"}
         }));
@@ -247,6 +289,7 @@ mod tests {
             "topics[0]",
             "group_id",
             "max_batch_events",
+            "max_uncommitted_events",
             "session_timeout",
             "sasl.username",
             "options.enable.auto.commit",

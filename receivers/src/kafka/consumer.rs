@@ -1,10 +1,12 @@
-//! The consume loop: fill a batch, hand it to the pipeline, commit its offsets only after the
-//! pipeline accepted it (at-least-once). While the pipeline refuses (`Refusal::Full`), the
+//! The consume loop: fill a batch, hand it to the pipeline, commit its offsets only after every
+//! exporter finished its events (`commit: after_delivery`, see [`super::commit`]) or after the
+//! pipeline accepted it (`commit: after_queue`). While the pipeline refuses (`Refusal::Full`), the
 //! assigned partitions are paused and the same batch is offered again after `retry_after`; the
 //! consumer keeps polling meanwhile, so it stays in the group. Partitions revoked by a rebalance
 //! take their uncommitted messages with them: the new owner reads them again.
 
-use super::batch::RawBatch;
+use super::batch::{RawBatch, offset_list};
+use super::commit::DeliveryTracker;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
 use rdkafka::config::RDKafkaLogLevel;
@@ -34,6 +36,14 @@ pub const BATCHES_REFUSED: &str = "siemrelay_receiver_batches_refused_total";
 pub const REVOKED_MESSAGES: &str = "siemrelay_receiver_revoked_messages_total";
 /// Offset commits the broker did not confirm.
 pub const COMMIT_FAILURES: &str = "siemrelay_receiver_commit_failures_total";
+/// Messages handed to the pipelines whose offsets are not committed yet (`after_delivery`).
+pub const UNCOMMITTED: &str = "siemrelay_receiver_uncommitted_events";
+/// Times consumption paused because `max_uncommitted_events` was reached.
+pub const UNCOMMITTED_PAUSES: &str = "siemrelay_receiver_uncommitted_pauses_total";
+
+/// Longest wait at shutdown for deliveries in flight to finish, so their offsets are
+/// committed (what is not finished by then is read again after the restart).
+const SHUTDOWN_COMMIT_WAIT: Duration = Duration::from_secs(10);
 
 /// Delay before offering a batch again after `Refusal::Failed`.
 const FAILED_RETRY: Duration = Duration::from_secs(1);
@@ -74,16 +84,16 @@ impl ClientContext for GroupContext {
             | RDKafkaLogLevel::Alert
             | RDKafkaLogLevel::Critical
             | RDKafkaLogLevel::Error => {
-                tracing::error!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::error!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Warning => {
-                tracing::warn!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::warn!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::info!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
             RDKafkaLogLevel::Debug => {
-                tracing::debug!(receiver = %self.id, facility, "librdkafka: {message}")
+                tracing::debug!(receiver = %self.id, facility = %facility, "librdkafka: {message}")
             }
         }
     }
@@ -166,6 +176,11 @@ pub struct Consume {
     pub max_events: usize,
     /// Longest wait to fill a batch after its first message.
     pub max_wait: Duration,
+    /// `commit: after_delivery`: which offsets are finished everywhere. `None`: commit once
+    /// accepted (`after_queue`).
+    pub tracker: Option<Arc<DeliveryTracker>>,
+    /// With a tracker: most messages handed over and not committed before partitions pause.
+    pub max_uncommitted: usize,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
 }
@@ -196,17 +211,114 @@ impl Consume {
             if batch.is_empty() {
                 continue;
             }
+            if !self
+                .wait_for_room(&mut batch, &mut seen_revocations, &mut errors)
+                .await
+            {
+                break;
+            }
+            if batch.is_empty() {
+                continue;
+            }
             match self
                 .hand_over(&mut batch, &mut seen_revocations, &mut errors)
                 .await
             {
-                HandOver::Accepted => self.commit(&batch),
+                HandOver::Accepted if self.tracker.is_none() => {
+                    self.commit(batch.offsets_to_commit())
+                }
+                HandOver::Accepted => self.commit_finished(),
                 HandOver::Revoked => {}
                 HandOver::Shutdown => break,
             }
             batch.clear();
         }
+        self.finish_deliveries().await;
         self.close().await;
+    }
+
+    /// Waits until a tracked batch finished; never returns without a tracker.
+    async fn delivery_finished(&self) {
+        match &self.tracker {
+            Some(tracker) => tracker.finished().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Commits what every exporter finished since the last commit (`after_delivery`).
+    fn commit_finished(&self) {
+        let Some(tracker) = &self.tracker else {
+            return;
+        };
+        let commits = tracker.take_commits();
+        metrics::gauge!(UNCOMMITTED, "receiver" => self.id.clone())
+            .set(tracker.uncommitted() as f64);
+        if !commits.is_empty() {
+            self.commit(offset_list(commits));
+        }
+    }
+
+    /// True while handing over `incoming` more messages would pass `max_uncommitted_events`
+    /// (a batch is always taken when nothing is outstanding).
+    fn over_bound(&self, incoming: usize) -> bool {
+        self.tracker.as_ref().is_some_and(|tracker| {
+            let outstanding = tracker.uncommitted();
+            outstanding > 0 && outstanding + incoming > self.max_uncommitted
+        })
+    }
+
+    /// At `max_uncommitted_events`, pauses the partitions (as for backpressure) and keeps
+    /// polling and committing until deliveries made room. Returns false at shutdown.
+    async fn wait_for_room(
+        &self,
+        batch: &mut RawBatch,
+        seen: &mut u64,
+        errors: &mut ErrorLog,
+    ) -> bool {
+        if !self.over_bound(batch.len()) {
+            return true;
+        }
+        self.pause_all();
+        metrics::counter!(UNCOMMITTED_PAUSES, "receiver" => self.id.clone()).increment(1);
+        tracing::info!(receiver = %self.id, max_uncommitted_events = self.max_uncommitted,
+            "max_uncommitted_events reached: partitions paused until deliveries finish");
+        let room = loop {
+            self.commit_finished();
+            if !self.over_bound(batch.len()) || batch.is_empty() {
+                break true;
+            }
+            tokio::select! {
+                result = self.consumer.recv() => self.hold(result, batch, seen, errors),
+                _ = self.delivery_finished() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => self.prune(batch, seen),
+                _ = self.shutdown.cancelled() => break false,
+            }
+        };
+        self.resume_all();
+        room
+    }
+
+    /// At shutdown (`after_delivery`): while the exporters still deliver, waits a little for
+    /// the batches in flight to finish and commits them, so a restart re-reads less.
+    async fn finish_deliveries(&self) {
+        let Some(tracker) = &self.tracker else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_COMMIT_WAIT;
+        loop {
+            self.commit_finished();
+            if tracker.uncommitted() == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = tracker.finished() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::info!(receiver = %self.id, events = tracker.uncommitted(),
+                        "shutdown: events still being delivered stay uncommitted and are read again after the restart");
+                    return;
+                }
+            }
+        }
     }
 
     fn context(&self) -> &GroupContext {
@@ -221,6 +333,9 @@ impl Consume {
         }
         *seen = now;
         let revoked = self.context().take_revoked();
+        if let Some(tracker) = &self.tracker {
+            tracker.revoke(&revoked);
+        }
         let dropped = batch.retain_partitions(|topic, partition| {
             !revoked.iter().any(|(t, p)| t == topic && *p == partition)
         });
@@ -265,6 +380,7 @@ impl Consume {
                         break;
                     }
                 }
+                _ = self.delivery_finished() => self.commit_finished(),
                 _ = self.shutdown.cancelled() => return false,
             }
         }
@@ -272,6 +388,7 @@ impl Consume {
         while batch.len() < self.max_events {
             tokio::select! {
                 result = self.consumer.recv() => { self.take(result, batch, seen, errors); }
+                _ = self.delivery_finished() => self.commit_finished(),
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = self.shutdown.cancelled() => return false,
             }
@@ -289,13 +406,26 @@ impl Consume {
     ) -> HandOver {
         let mut paused = false;
         let outcome = loop {
-            let decoded = batch.decode(&self.options);
+            let mut decoded = batch.decode(&self.options);
             let (events, malformed, mapping_errors) = (
                 decoded.events.len(),
                 decoded.malformed,
                 decoded.mapping_errors,
             );
-            let retry_after = match self.sink.accept(decoded.events).await {
+            let tracked = self.tracker.as_ref().map(|tracker| {
+                let (id, token) = tracker.begin(&batch.spans());
+                for event in decoded.events.iter_mut() {
+                    event.completion = Some(token.clone());
+                }
+                id
+            });
+            let result = self.sink.accept(decoded.events).await;
+            if result.is_err()
+                && let (Some(tracker), Some(id)) = (&self.tracker, tracked)
+            {
+                tracker.cancel(id);
+            }
+            let retry_after = match result {
                 Ok(_) => {
                     self.count(events, malformed, mapping_errors);
                     break HandOver::Accepted;
@@ -303,7 +433,7 @@ impl Consume {
                 Err(Refusal::ShuttingDown) => break HandOver::Shutdown,
                 Err(Refusal::Full { retry_after }) => retry_after,
                 Err(Refusal::Failed(reason)) => {
-                    tracing::error!(receiver = %self.id, events, reason, "the pipeline could not queue a batch; offering it again");
+                    tracing::error!(receiver = %self.id, events, reason = %reason, "the pipeline could not queue a batch; offering it again");
                     FAILED_RETRY
                 }
             };
@@ -340,20 +470,30 @@ impl Consume {
         let deadline = tokio::time::Instant::now() + delay;
         loop {
             tokio::select! {
-                result = self.consumer.recv() => {
-                    if let Some((topic, partition)) = self.take(result, batch, seen, errors) {
-                        let mut list = TopicPartitionList::new();
-                        list.add_partition(&topic, partition);
-                        if let Err(e) = self.consumer.pause(&list) {
-                            tracing::warn!(receiver = %self.id, error = %e, "cannot pause {topic}[{partition}]");
-                        }
-                    }
-                }
+                result = self.consumer.recv() => self.hold(result, batch, seen, errors),
+                _ = self.delivery_finished() => self.commit_finished(),
                 _ = tokio::time::sleep_until(deadline) => {
                     self.prune(batch, seen);
                     return true;
                 }
                 _ = self.shutdown.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Takes a message that arrived while paused into the held batch and pauses its partition.
+    fn hold(
+        &self,
+        result: Result<BorrowedMessage<'_>, KafkaError>,
+        batch: &mut RawBatch,
+        seen: &mut u64,
+        errors: &mut ErrorLog,
+    ) {
+        if let Some((topic, partition)) = self.take(result, batch, seen, errors) {
+            let mut list = TopicPartitionList::new();
+            list.add_partition(&topic, partition);
+            if let Err(e) = self.consumer.pause(&list) {
+                tracing::warn!(receiver = %self.id, error = %e, "cannot pause {topic}[{partition}]");
             }
         }
     }
@@ -401,10 +541,9 @@ impl Consume {
         }
     }
 
-    /// Stores the accepted batch's offsets and commits them (asynchronously: a lost commit only
-    /// means those messages are read again).
-    fn commit(&self, batch: &RawBatch) {
-        let offsets = batch.offsets_to_commit();
+    /// Stores offsets and commits them (asynchronously: a lost commit only means those
+    /// messages are read again).
+    fn commit(&self, offsets: TopicPartitionList) {
         if let Err(e) = self.consumer.store_offsets(&offsets) {
             tracing::warn!(receiver = %self.id, error = %e, "cannot store offsets; those messages may be delivered again");
             return;

@@ -214,6 +214,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
         resource: Map::new(),
         signature: None,
         written_json: Default::default(),
+        completion: None,
     }
 }
 

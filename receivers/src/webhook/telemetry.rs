@@ -46,14 +46,14 @@ impl Telemetry {
                 metrics::counter!(VERIFICATION_FAILURES,
                     "receiver" => self.receiver.clone(), "reason" => failure.reason())
                 .increment(1);
-                tracing::warn!(receiver = %self.receiver, %peer, reason = failure.reason(),
+                tracing::warn!(receiver = %self.receiver, %peer, reason = %failure.reason(),
                     "webhook request failed signature verification: {failure}");
             }
             Rejection::Unauthorized(message) => {
                 tracing::warn!(receiver = %self.receiver, %peer, "webhook request refused: {message}");
             }
             other => {
-                tracing::debug!(receiver = %self.receiver, %peer, reason = other.reason(),
+                tracing::debug!(receiver = %self.receiver, %peer, reason = %other.reason(),
                     "webhook request refused: {other}");
             }
         }

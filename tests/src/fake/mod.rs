@@ -4,6 +4,7 @@
 pub mod azure;
 pub mod cloudwatch;
 pub mod datadog;
+pub mod echo;
 pub mod elasticsearch;
 pub mod gelf;
 pub mod hec;

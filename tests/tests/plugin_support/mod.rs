@@ -141,3 +141,23 @@ pub async fn wait_dead_letters(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// `config` with `service.plugins.directory` set to the directory of its `library:` (plugins
+/// load only from that directory).
+pub fn in_plugins_dir(config: &str) -> String {
+    let library = config
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("library: \""))
+        .and_then(|rest| rest.split_once('"'))
+        .map(|(path, _)| PathBuf::from(path))
+        .expect("the config names a plugin library");
+    let directory = library.parent().expect("the library's directory");
+    config.replacen(
+        "\nservice:\n",
+        &format!(
+            "\nservice:\n  plugins: {{ directory: \"{}\" }}\n",
+            directory.display()
+        ),
+        1,
+    )
+}

@@ -27,6 +27,8 @@ struct Log {
     current_id: u64,
     offset: u64,
     next_seq: u64,
+    /// Events in every data record written so far (the next data record's running count).
+    events_written: u64,
     segments: BTreeMap<u64, Live>,
     /// A failed write could not be cut off: cut it before the next write.
     torn: bool,
@@ -116,6 +118,7 @@ impl LogWriter {
                 current_id,
                 offset,
                 next_seq: recovered.next_seq,
+                events_written: recovered.events_written,
                 segments,
                 torn: false,
                 roll_next: false,
@@ -149,7 +152,7 @@ impl LogWriter {
             self.roll(&mut log)?;
         }
         let seq = log.next_seq;
-        rec.seal(seq);
+        rec.seal(seq, log.events_written);
         if let Err(e) = self.fs.write_at(&log.current, &rec.bytes, log.offset) {
             // Cut the partial record so the segment stays valid for the next append.
             if self.fs.truncate(&log.current, log.offset).is_err() {
@@ -160,6 +163,7 @@ impl LogWriter {
         let offset = log.offset;
         log.offset += len;
         log.next_seq += 1;
+        log.events_written += u64::from(rec.events());
         let current_id = log.current_id;
         match rec.kind() {
             Kind::Data => log.segments.entry(current_id).or_default().records += 1,
@@ -200,6 +204,29 @@ impl LogWriter {
         log.offset = 0;
         log.roll_next = false;
         Ok(())
+    }
+
+    /// Closes the segment being written when it holds no unacknowledged data record (and its
+    /// acks are durable), so that it can be deleted like any other: a drained queue then keeps
+    /// no full segment. Returns true when it rolled.
+    pub fn roll_if_drained(&self) -> io::Result<bool> {
+        let synced = self.synced_end.load(Ordering::Acquire);
+        let mut log = relock(&self.log);
+        let current = log
+            .segments
+            .get(&log.current_id)
+            .copied()
+            .unwrap_or_default();
+        if log.offset == 0 || current.records > 0 || current.emptied_before > synced {
+            return Ok(false);
+        }
+        self.roll(&mut log)?;
+        Ok(true)
+    }
+
+    /// Bytes written to the segment being written.
+    pub fn current_bytes(&self) -> u64 {
+        relock(&self.log).offset
     }
 
     /// Returns once record `seq` is durable (one fsync covers every append made before it).

@@ -4,14 +4,16 @@
 //! header (24 bytes, little endian)
 //!   0..4   magic  b"SRQ1"
 //!   4..8   crc32c of payload ++ header[8..24] (kind, reserved, length, sequence)
-//!   8      kind   1 = data, 2 = ack
+//!   8      kind   1 = data (no running count; written before 0.2), 2 = ack, 3 = data
 //!   9..12  reserved, zero
 //!   12..16 payload length
-//!   16..24 sequence number (strictly increasing within a segment)
+//!   16..24 sequence number (one more than the record before it, across segments)
 //! data payload
 //!   0..8   enqueued_at (ns since the epoch, i64)
 //!   8..12  event count n
 //!   12..   n × u32 estimated event size, then n lines of the core JSON form, each ending in '\n'
+//!   last 8 (kind 3 only) events in all data records written to the queue before this one (u64):
+//!          the running count that lets recovery count the events of records that are gone
 //! ack payload
 //!   0      reason: 0 = completed (delivered or dead-lettered), 1 = dropped (when_full: drop_oldest)
 //!   1..5   count m
@@ -32,10 +34,19 @@ pub const MAX_PAYLOAD: usize = 1 << 30;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// One pushed batch.
-    Data = 1,
+    Data,
     /// Data records that are fully handled.
-    Ack = 2,
+    Ack,
 }
+
+/// Kind byte of a data record without the running count (queues written before it existed).
+const KIND_DATA_UNCOUNTED: u8 = 1;
+/// Kind byte of an ack record.
+const KIND_ACK: u8 = 2;
+/// Kind byte of a data record ending in the running event count.
+const KIND_DATA: u8 = 3;
+/// Bytes of the running count at the end of a data payload.
+const COUNT_LEN: usize = 8;
 
 /// Why data records were acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,22 +61,29 @@ pub enum AckReason {
 pub struct RecordBuf {
     /// Header space + payload.
     pub bytes: Vec<u8>,
-    /// crc32c of the payload alone (the header part is appended when sealing).
+    /// crc32c of the payload without the parts stamped when sealing (the running count of a
+    /// data record, then the header part).
     payload_crc: u32,
     kind: Kind,
+    events: u32,
 }
 
 impl RecordBuf {
-    fn finish(mut bytes: Vec<u8>, kind: Kind) -> RecordBuf {
-        let payload_crc = crc32c::crc32c(&bytes[HEADER_LEN..]);
+    fn finish(mut bytes: Vec<u8>, kind: Kind, events: u32) -> RecordBuf {
+        let stamped = if kind == Kind::Data { COUNT_LEN } else { 0 };
+        let payload_crc = crc32c::crc32c(&bytes[HEADER_LEN..bytes.len() - stamped]);
         let len = (bytes.len() - HEADER_LEN) as u32;
         bytes[0..4].copy_from_slice(&MAGIC);
-        bytes[8] = kind as u8;
+        bytes[8] = match kind {
+            Kind::Data => KIND_DATA,
+            Kind::Ack => KIND_ACK,
+        };
         bytes[12..16].copy_from_slice(&len.to_le_bytes());
         RecordBuf {
             bytes,
             payload_crc,
             kind,
+            events,
         }
     }
 
@@ -74,10 +92,22 @@ impl RecordBuf {
         self.kind
     }
 
-    /// Stamps the sequence number and the checksum.
-    pub fn seal(&mut self, seq: u64) {
+    /// Events in a data record (0 for an ack).
+    pub fn events(&self) -> u32 {
+        self.events
+    }
+
+    /// Stamps the sequence number, a data record's running count (events written before it)
+    /// and the checksum.
+    pub fn seal(&mut self, seq: u64, events_before: u64) {
+        let mut crc = self.payload_crc;
+        if self.kind == Kind::Data {
+            let at = self.bytes.len() - COUNT_LEN;
+            self.bytes[at..].copy_from_slice(&events_before.to_le_bytes());
+            crc = crc32c::crc32c_append(crc, &self.bytes[at..]);
+        }
         self.bytes[16..24].copy_from_slice(&seq.to_le_bytes());
-        let crc = crc32c::crc32c_append(self.payload_crc, &self.bytes[8..HEADER_LEN]);
+        let crc = crc32c::crc32c_append(crc, &self.bytes[8..HEADER_LEN]);
         self.bytes[4..8].copy_from_slice(&crc.to_le_bytes());
     }
 }
@@ -97,7 +127,8 @@ pub fn encode_data(enqueued_at: Timestamp, events: &[Event], sizes: &[u32]) -> R
         event.write_json(&mut bytes);
         bytes.push(b'\n');
     }
-    RecordBuf::finish(bytes, Kind::Data)
+    bytes.extend_from_slice(&[0; COUNT_LEN]);
+    RecordBuf::finish(bytes, Kind::Data, events.len() as u32)
 }
 
 /// Encodes an ack record for data records `seqs`.
@@ -109,7 +140,7 @@ pub fn encode_ack(reason: AckReason, seqs: &[u64]) -> RecordBuf {
     for seq in seqs {
         bytes.extend_from_slice(&seq.to_le_bytes());
     }
-    RecordBuf::finish(bytes, Kind::Ack)
+    RecordBuf::finish(bytes, Kind::Ack, 0)
 }
 
 /// A checked record header.
@@ -121,6 +152,8 @@ pub struct Header {
     pub len: usize,
     /// Sequence number.
     pub seq: u64,
+    /// A data record that ends in the running event count.
+    pub counted: bool,
 }
 
 impl Header {
@@ -163,9 +196,10 @@ pub fn check(buf: &[u8]) -> Result<Header, Bad> {
     if buf[0..4] != MAGIC || buf[9..12] != [0, 0, 0] {
         return Err(Bad::Invalid);
     }
-    let kind = match buf[8] {
-        1 => Kind::Data,
-        2 => Kind::Ack,
+    let (kind, counted) = match buf[8] {
+        KIND_DATA_UNCOUNTED => (Kind::Data, false),
+        KIND_ACK => (Kind::Ack, false),
+        KIND_DATA => (Kind::Data, true),
         _ => return Err(Bad::Invalid),
     };
     let len = u32_at(buf, 12).ok_or(Bad::Invalid)? as usize;
@@ -178,7 +212,21 @@ pub fn check(buf: &[u8]) -> Result<Header, Bad> {
     if u32_at(buf, 4) != Some(crc) {
         return Err(Bad::Invalid);
     }
-    Ok(Header { kind, len, seq })
+    Ok(Header {
+        kind,
+        len,
+        seq,
+        counted,
+    })
+}
+
+/// The event count of a data record from its first payload bytes, when a damaged record still
+/// shows them: `buf` starts at a record's magic.
+pub fn events_in_damaged(buf: &[u8]) -> Option<u32> {
+    if buf.get(0..4)? != MAGIC || !matches!(buf.get(8)?, &KIND_DATA | &KIND_DATA_UNCOUNTED) {
+        return None;
+    }
+    u32_at(buf, HEADER_LEN + 8)
 }
 
 /// What the recovery scan needs from a data payload (the events stay undecoded).
@@ -190,10 +238,20 @@ pub struct DataSummary {
     pub events: u32,
     /// Sum of the events' estimated sizes.
     pub estimated_bytes: u64,
+    /// Events in all data records written before this one (records written before the count
+    /// existed have none).
+    pub events_before: Option<u64>,
 }
 
-/// Checks a data payload's structure and summarizes it.
-pub fn summarize_data(payload: &[u8]) -> Option<DataSummary> {
+/// Checks a data payload's structure and summarizes it; `counted` payloads end in the
+/// running count.
+pub fn summarize_data(payload: &[u8], counted: bool) -> Option<DataSummary> {
+    let (payload, events_before) = if counted {
+        let at = payload.len().checked_sub(COUNT_LEN)?;
+        (&payload[..at], Some(u64_at(payload, at)?))
+    } else {
+        (payload, None)
+    };
     let enqueued_at = Timestamp(u64_at(payload, 0)? as i64);
     let events = u32_at(payload, 8)?;
     let sizes_end = 12usize.checked_add((events as usize).checked_mul(4)?)?;
@@ -211,12 +269,13 @@ pub fn summarize_data(payload: &[u8]) -> Option<DataSummary> {
         enqueued_at,
         events,
         estimated_bytes,
+        events_before,
     })
 }
 
 /// Decodes a data payload into its events and their estimated sizes.
-pub fn decode_data(payload: &[u8]) -> Result<(Vec<Event>, Vec<u32>), String> {
-    let summary = summarize_data(payload).ok_or("malformed data record")?;
+pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32>), String> {
+    let summary = summarize_data(payload, counted).ok_or("malformed data record")?;
     let count = summary.events as usize;
     let sizes: Vec<u32> = payload[12..12 + 4 * count]
         .chunks_exact(4)
@@ -291,14 +350,19 @@ mod tests {
         let events = vec![event, high];
         let sizes = vec![10, 20];
         let mut rec = encode_data(Timestamp(42), &events, &sizes);
-        rec.seal(7);
+        rec.seal(7, 1234);
         let header = check(&rec.bytes).unwrap();
-        assert_eq!((header.kind, header.seq), (Kind::Data, 7));
+        assert_eq!(
+            (header.kind, header.seq, header.counted),
+            (Kind::Data, 7, true)
+        );
         let payload = &rec.bytes[HEADER_LEN..];
-        let summary = summarize_data(payload).unwrap();
+        let summary = summarize_data(payload, true).unwrap();
         assert_eq!(summary.enqueued_at, Timestamp(42));
         assert_eq!((summary.events, summary.estimated_bytes), (2, 30));
-        let (decoded, decoded_sizes) = decode_data(payload).unwrap();
+        assert_eq!(summary.events_before, Some(1234));
+        assert_eq!(events_in_damaged(&rec.bytes[..HEADER_LEN + 12]), Some(2));
+        let (decoded, decoded_sizes) = decode_data(payload, true).unwrap();
         assert_eq!(decoded, events);
         assert_eq!(decoded_sizes, sizes);
         for (decoded, event) in decoded.iter().zip(&events) {
@@ -311,7 +375,7 @@ mod tests {
     #[test]
     fn any_changed_byte_fails_the_check() {
         let mut rec = encode_ack(AckReason::Completed, &[1, 2, 3]);
-        rec.seal(9);
+        rec.seal(9, 0);
         assert!(check(&rec.bytes).is_ok());
         for at in 0..rec.bytes.len() {
             let mut bad = rec.bytes.clone();

@@ -71,6 +71,34 @@ pub struct CorruptRegion {
     pub len: u64,
     /// True when nothing valid follows (a torn or garbled tail, cut on open).
     pub at_tail: bool,
+    /// Data records whose header (with the event count) is still readable in the damage.
+    pub damaged_data_records: u64,
+    /// Events those headers announce.
+    pub damaged_events: u64,
+}
+
+impl CorruptRegion {
+    fn new(segment: u64, buf: &[u8], from: usize, to: usize, at_tail: bool) -> CorruptRegion {
+        let mut region = CorruptRegion {
+            segment,
+            offset: from as u64,
+            len: (to - from) as u64,
+            at_tail,
+            damaged_data_records: 0,
+            damaged_events: 0,
+        };
+        let bytes = &buf[from..to];
+        let mut at = 0;
+        while let Some(found) = bytes[at..].windows(MAGIC.len()).position(|w| w == MAGIC) {
+            at += found;
+            if let Some(events) = record::events_in_damaged(&buf[from + at..]) {
+                region.damaged_data_records += 1;
+                region.damaged_events += u64::from(events);
+            }
+            at += 1;
+        }
+        region
+    }
 }
 
 /// The result of scanning one segment.
@@ -94,7 +122,9 @@ fn parse_at(buf: &[u8], at: usize) -> Result<ScannedRecord, Bad> {
     let header = record::check(&buf[at..])?;
     let payload = &buf[at + HEADER_LEN..at + header.total_len()];
     let body = match header.kind {
-        Kind::Data => Body::Data(record::summarize_data(payload).ok_or(Bad::Invalid)?),
+        Kind::Data => {
+            Body::Data(record::summarize_data(payload, header.counted).ok_or(Bad::Invalid)?)
+        }
         Kind::Ack => {
             let (reason, seqs) = record::decode_ack(payload).ok_or(Bad::Invalid)?;
             Body::Ack(reason, seqs)
@@ -147,21 +177,18 @@ pub fn scan(id: u64, buf: &[u8]) -> ScannedSegment {
                 }
                 match resync(buf, at + 1, last_seq) {
                     Some(next) => {
-                        out.corrupt.push(CorruptRegion {
-                            segment: id,
-                            offset: at as u64,
-                            len: next.offset - at as u64,
-                            at_tail: false,
-                        });
+                        out.corrupt.push(CorruptRegion::new(
+                            id,
+                            buf,
+                            at,
+                            next.offset as usize,
+                            false,
+                        ));
                         next
                     }
                     None => {
-                        out.corrupt.push(CorruptRegion {
-                            segment: id,
-                            offset: at as u64,
-                            len: (buf.len() - at) as u64,
-                            at_tail: true,
-                        });
+                        out.corrupt
+                            .push(CorruptRegion::new(id, buf, at, buf.len(), true));
                         break;
                     }
                 }
@@ -184,7 +211,7 @@ mod tests {
         let mut out = Vec::new();
         for seq in seqs {
             let mut rec = record::encode_data(Timestamp(1), &[Event::new("x")], &[100]);
-            rec.seal(*seq);
+            rec.seal(*seq, *seq * 10);
             out.extend_from_slice(&rec.bytes);
         }
         out
@@ -206,7 +233,9 @@ mod tests {
                 segment: 0,
                 offset: second.offset,
                 len: second.len,
-                at_tail: false
+                at_tail: false,
+                damaged_data_records: 1,
+                damaged_events: 1,
             }]
         );
         assert_eq!(scanned.valid_end, buf.len() as u64);

@@ -5,6 +5,7 @@
 
 use super::fs::{Fs, SegmentFile};
 use super::*;
+use crate::delivery::status::ExporterStatus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, HashSet};
@@ -28,6 +29,9 @@ struct FaultFs {
     disk_full: AtomicBool,
     /// The first unlink crashes.
     crash_on_remove: AtomicBool,
+    /// When not 0: writes that would make the directory's files larger fail with ENOSPC (a
+    /// small volume).
+    volume_bytes: AtomicU64,
     synced_len: Mutex<HashMap<PathBuf, u64>>,
 }
 
@@ -65,6 +69,15 @@ impl Fs for FaultFs {
     }
 
     fn write_at(&self, file: &SegmentFile, buf: &[u8], offset: u64) -> io::Result<()> {
+        let volume = self.volume_bytes.load(Ordering::SeqCst);
+        if volume > 0 {
+            let dir = file.path.parent().unwrap();
+            let used = space::dir_bytes(dir);
+            let grows = (offset + buf.len() as u64).saturating_sub(file.file.metadata()?.len());
+            if used + grows > volume {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+        }
         let crash_now = self.tick()?;
         if crash_now || self.disk_full.load(Ordering::SeqCst) {
             // A torn write: part of the record reaches the file.
@@ -325,16 +338,27 @@ async fn disk_full_is_backpressure_and_the_queue_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let fs = FaultFs::crashing_at(u64::MAX);
     let (queue, _) = DiskQueue::open_on(dir.path(), "t", small_options(), fs.clone()).unwrap();
+    let status = Arc::new(ExporterStatus::new("t"));
+    queue.attach(status.clone());
     push(&queue, sized("before", 2)).await.unwrap();
     fs.disk_full.store(true, Ordering::SeqCst);
+    // Backpressure, like a full queue; the status says why.
     let err = push(&queue, sized("refused", 2)).await.unwrap_err();
-    assert!(
-        matches!(&err, QueueError::Storage(m) if m.contains("No space")),
-        "{err:?}"
-    );
+    assert_eq!(err, QueueError::Full);
     assert_eq!(queue.depth().events, 2, "the refused batch holds no room");
+    let snapshot = status.snapshot();
+    assert_eq!(snapshot.state, crate::delivery::ExporterState::Degraded);
+    assert!(
+        snapshot
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("no space left"),
+        "{snapshot:?}"
+    );
     fs.disk_full.store(false, Ordering::SeqCst);
     push(&queue, sized("after", 2)).await.unwrap();
+    assert_eq!(status.state(), crate::delivery::ExporterState::Active);
     let types: Vec<String> = drain(&queue)
         .await
         .into_iter()
@@ -346,6 +370,84 @@ async fn disk_full_is_backpressure_and_the_queue_recovers() {
     let (_queue, report) =
         DiskQueue::open(dir.path(), "t", 100, usize::MAX, WhenFull::Backpressure).unwrap();
     assert!(report.is_clean(), "{report:?}");
+}
+
+#[tokio::test]
+async fn a_drained_queue_on_a_full_volume_frees_its_space() {
+    // Segments larger than the volume: everything sits in the segment being written, as with
+    // 64 MiB segments on a 20 MiB volume.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::crashing_at(u64::MAX);
+    let mut options = small_options();
+    options.segment_bytes = 1 << 20;
+    let (queue, _) = DiskQueue::open_on(dir.path(), "t", options, fs.clone()).unwrap();
+    let status = Arc::new(ExporterStatus::new("t"));
+    queue.attach(status.clone());
+    fs.volume_bytes.store(6000, Ordering::SeqCst);
+    let mut stored = 0;
+    while push(&queue, sized(&format!("b{stored}"), 3)).await.is_ok() {
+        stored += 1;
+    }
+    assert!(stored > 3, "{stored} batches fit");
+    assert_eq!(queue.segment_count(), 1);
+    assert_eq!(status.state(), crate::delivery::ExporterState::Degraded);
+    // Everything is delivered, and nothing more fits, not even the acks.
+    let mut delivered = 0;
+    while delivered < stored * 3 {
+        let chunk = queue.pop(limits(100)).await.unwrap();
+        delivered += chunk.events.len();
+        queue.complete(chunk.receipt);
+    }
+    assert_eq!(queue.depth().events, 0);
+    // The next push frees the drained segment and goes in.
+    push(&queue, sized("after", 3)).await.unwrap();
+    assert_eq!(status.state(), crate::delivery::ExporterState::Active);
+    assert!(
+        space::dir_bytes(dir.path()) < 2000,
+        "the old segment is gone"
+    );
+    drop(queue);
+    let (queue, report) =
+        DiskQueue::open(dir.path(), "t", 100, usize::MAX, WhenFull::Backpressure).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let types: Vec<String> = drain(&queue)
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, ["after-0", "after-1", "after-2"]);
+}
+
+#[tokio::test]
+async fn a_queue_never_takes_more_than_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = DiskQueue::open(dir.path(), "t", 10, 1 << 20, WhenFull::Backpressure).unwrap();
+    // Larger than the whole queue, even though it is empty.
+    assert!(matches!(
+        queue.try_reserve(11, 0),
+        Err(QueueError::TooLarge(_))
+    ));
+    push(&queue, sized("a", 6)).await.unwrap();
+    assert_eq!(queue.try_reserve(5, 0), Err(QueueError::Full));
+    drop(queue);
+    // Bytes: a record larger than max_size is refused at push (its size is known only then).
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = DiskQueue::open(dir.path(), "t", 1000, 3000, WhenFull::Backpressure).unwrap();
+    let big = sized("big", 20);
+    let reservation = queue.try_reserve(big.len(), 0).unwrap();
+    assert!(matches!(
+        queue.push(reservation, big).await,
+        Err(QueueError::TooLarge(_))
+    ));
+    assert_eq!(queue.depth().bytes, 0);
+    push(&queue, sized("ok", 5)).await.unwrap();
+    let depth = queue.depth();
+    assert!(depth.bytes <= depth.max_bytes, "{depth:?}");
+    // The queue now knows what an event costs: a batch that cannot fit is refused up front.
+    assert!(matches!(
+        queue.try_reserve(20, 0),
+        Err(QueueError::TooLarge(_))
+    ));
 }
 
 #[tokio::test]
