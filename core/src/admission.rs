@@ -315,14 +315,32 @@ mod tests {
         giver.await.unwrap();
         assert!(outcome.is_ok());
         assert!(attempts >= 2, "{attempts}");
+        // Another request holds 400: 500 + 200 more does not fit now, but would alone.
+        let other = budget.try_reserve(400).unwrap();
         let refused = budget
             .retry_while_busy(
                 Duration::from_millis(20),
-                || mine.try_grow(600),
+                || mine.try_grow(200),
                 OverBudget::is_retryable,
             )
             .await;
         assert_eq!(refused.unwrap_err(), OverBudget::Busy { limit: 1000 });
+        drop(other);
+        // 500 + 600 could never fit, whoever gives memory back: refused at once, not retried.
+        let never = budget
+            .retry_while_busy(
+                Duration::from_secs(30),
+                || mine.try_grow(600),
+                OverBudget::is_retryable,
+            )
+            .await;
+        assert_eq!(
+            never.unwrap_err(),
+            OverBudget::NeverFits {
+                needed: 1100,
+                limit: 1000
+            }
+        );
     }
 
     #[tokio::test]

@@ -137,6 +137,7 @@ fn insert_attribute(attributes: &mut Map, key: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
     use serde_json::json;
 
     fn decoder(format: LineFormat) -> LineDecoder {
@@ -218,5 +219,52 @@ mod tests {
                 .unwrap()
                 .contains("5000 bytes")
         );
+    }
+
+    proptest::proptest! {
+        /// Adversarial lines (§6 of issue 20): random bytes, JSON token soup, deep nesting,
+        /// repeated keys, wide integers, hostile file names. Never a panic, one event per line,
+        /// and a line that is not a clean JSON object is kept whole with a `parse_error`.
+        #[test]
+        fn any_line_becomes_exactly_one_event(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..120),
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![
+                            "{", "}", "[", "]", ",", ":", "\"event_id\"", "\"user\"", "\"x\"", "1",
+                            "123456789012345678901234", "\"\\ud800\"", "null", " ", "\u{1b}[31m",
+                        ]),
+                        0..40,
+                    )
+                    .prop_map(|tokens| tokens.concat().into_bytes()),
+                    (0usize..200).prop_map(|depth| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth)).into_bytes()),
+                ],
+                1..20,
+            ),
+            path in "[a-z/\\n\\u{1b}.]{1,24}",
+            json in proptest::arbitrary::any::<bool>(),
+        ) {
+            use proptest::prelude::*;
+            let mut batch = PendingBatch::default();
+            let mut offset = 0;
+            for line in &lines {
+                batch.push_line(&path, line, offset);
+                offset += line.len() as u64 + 1;
+            }
+            let format = if json { LineFormat::Json } else { LineFormat::Text };
+            let mut decoder = decoder(format);
+            decoder.ingest = IngestOptions::for_receiver("file/prop", Default::default(), false);
+            let decoded = decoder.decode(&batch);
+            prop_assert_eq!(decoded.events.len(), lines.len());
+            for (event, line) in decoded.events.iter().zip(&lines) {
+                prop_assert_eq!(&event.attributes[PATH_ATTRIBUTE], &json!(path));
+                if event.attributes.contains_key(PARSE_ERROR_ATTRIBUTE) {
+                    // Kept whole, as text.
+                    let text = String::from_utf8_lossy(line);
+                    prop_assert_eq!(event.summary.as_deref(), Some(text.as_ref()));
+                }
+            }
+        }
     }
 }
