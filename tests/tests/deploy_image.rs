@@ -441,7 +441,7 @@ async fn the_image_runs_webhook_to_file_on_its_volume_with_a_read_only_config_an
         volume.join("plugin.yaml"),
         "receivers: { webhook: { endpoint: \"127.0.0.1:9\" } }\n\
          exporters:\n  plugin/graylog:\n    library: /usr/lib/siemrelay/plugins/libsiemrelay_gelf.so\n    config: { endpoint: \"graylog:12201\" }\n\
-         service: { pipelines: { security: { receivers: [webhook], exporters: [plugin/graylog] } } }\n",
+         service:\n  plugins: { directory: /usr/lib/siemrelay/plugins }\n  pipelines: { security: { receivers: [webhook], exporters: [plugin/graylog] } }\n",
     )
     .expect("plugin config");
     // The webhook exporter's fake SIEM answers 503 twice first: the drain has to retry.

@@ -82,7 +82,7 @@ service:
     );
 
     // build_info: the version, and the commit `siemrelay --version` names.
-    let version = run_cli(&["--version"], relay.dir());
+    let version = run_cli(&["-V"], relay.dir());
     let version = String::from_utf8_lossy(&version.stdout).to_string();
     let commit = version
         .split("(commit ")

@@ -31,8 +31,9 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn config(receiver_port: u16, admin_port: u16, hook_url: &str, with_token: bool) -> String {
     let auth = if with_token {
-        // "Test delivery" is a state-changing request: it needs the token and changes allowed.
-        "\n    auth: { bearer_token: \"${env:ADMIN_TOKEN}\" }\n    allow_config_changes: true"
+        // "Test delivery" is a state-changing request: it needs the token and changes allowed
+        // (`allow_config_changes` follows `with_token` below).
+        "\n    auth: { bearer_token: \"${env:ADMIN_TOKEN}\" }"
     } else {
         ""
     };

@@ -48,6 +48,7 @@ service:
   admin:
     endpoint: "127.0.0.1:{admin_port}"
     auth: {{ bearer_token: "${{env:SIEMRELAY_ADMIN_TOKEN}}" }}
+    allow_config_changes: true
   pipelines:
     signed: {{ receivers: [webhook], processors: [sign], exporters: [file/signed] }}
     plain: {{ receivers: [webhook], exporters: [file/plain] }}

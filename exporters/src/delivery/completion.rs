@@ -15,6 +15,7 @@
 use super::queue::{
     Chunk, DeliveryQueue, PopLimits, QueueDepth, QueueError, Receipt, Reservation, SizedBatch,
 };
+use super::status::ExporterStatus;
 use async_trait::async_trait;
 use siemrelay_core::{Completion, Event};
 use std::collections::HashMap;
@@ -146,6 +147,14 @@ impl DeliveryQueue for KeepCompletions {
             self.reattach(&mut events);
         }
         events
+    }
+
+    fn attach(&self, status: Arc<ExporterStatus>) {
+        self.inner.attach(status)
+    }
+
+    fn acknowledge_losses(&self) -> Result<usize, String> {
+        self.inner.acknowledge_losses()
     }
 }
 
