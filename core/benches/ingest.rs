@@ -2,7 +2,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use siemrelay_core::Timestamp;
-use siemrelay_core::ingest::{BodyFormat, IngestOptions, event_from_object, parse_body};
+use siemrelay_core::ingest::{BodyFormat, IngestOptions, Limits, event_from_object, parse_body};
 
 fn reference_body(events: usize) -> Vec<u8> {
     let mut body = String::new();
@@ -30,7 +30,8 @@ fn ingest(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("ndjson_100_reference_events", |b| {
         b.iter(|| {
-            let objects = parse_body(&body, BodyFormat::Ndjson).expect("valid body");
+            let objects =
+                parse_body(&body, BodyFormat::Ndjson, &Limits::new(10_000)).expect("valid body");
             let observed = Timestamp::now();
             objects
                 .into_iter()
@@ -42,7 +43,7 @@ fn ingest(c: &mut Criterion) {
                 .collect::<Vec<_>>()
         })
     });
-    let events: Vec<_> = parse_body(&body, BodyFormat::Ndjson)
+    let events: Vec<_> = parse_body(&body, BodyFormat::Ndjson, &Limits::new(10_000))
         .expect("valid body")
         .into_iter()
         .map(|o| {

@@ -1,6 +1,7 @@
 //! The contracts between components: what a receiver hands events to, what a processor does,
 //! and what a receiver is given to run.
 
+use crate::admission::MemoryBudget;
 use crate::event::Event;
 use async_trait::async_trait;
 use std::path::PathBuf;
@@ -45,6 +46,13 @@ pub enum Refusal {
 pub trait EventSink: Send + Sync + 'static {
     /// Runs the batch through the pipelines and queues it for their exporters.
     async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal>;
+
+    /// The admission budget (`service.memory_limit`) a receiver reserves what it holds from,
+    /// from reading a request until `accept` returns. A sink outside a runtime (tools,
+    /// tests) has no limit.
+    fn admission(&self) -> Arc<MemoryBudget> {
+        MemoryBudget::unlimited()
+    }
 }
 
 /// A synchronous transformation of batches (filter, enrich, sign).

@@ -1,17 +1,32 @@
 //! Turning received JSON into events: body framing (one object, an array, NDJSON), the
 //! well-known fields of the JSON form, optional field mapping, and where every other field lands.
 //!
-//! Rules (documented in the README):
+//! Rules (documented in the README, "Events and their JSON form"):
 //! - Every top-level field that is not well-known is kept under `attributes` with its JSON type.
-//!   If an explicit `attributes` object already holds that key, the top-level value is kept under
-//!   `attributes._toplevel.<key>`; nothing is dropped.
-//! - A well-known field whose value does not fit (an `event_id` that is not a UUID, an unknown
-//!   severity name, …) is kept unchanged under `attributes.<field>` and the event gets a
-//!   `attributes.mapping_error` note; with `strict: true` the request is rejected instead.
+//! - One rule for a key that is met twice (a repeated key in an object, a top-level field that
+//!   is also in `attributes`, a well-known field sent twice): the first value keeps the key and
+//!   every later one is appended to `_duplicate.<key>` (a list) of the object where the key
+//!   lives (for top-level fields and attributes: `attributes._duplicate.<key>`). Nothing is
+//!   dropped. With `strict: true` such a request is refused instead.
+//! - A well-known field whose value does not fit (an unknown severity name, …) is kept unchanged
+//!   under `attributes.<field>` and the event gets a `attributes.mapping_error` note; with
+//!   `strict: true` the request is rejected instead.
 //! - With a mapping (`mapping: { event_id: id, … }`) the mapped source field is moved into the
 //!   well-known field; a top-level field of the well-known name that is displaced by a mapping is
 //!   kept under `attributes`.
+//! - Objects from a sender ([`SenderRules`], set by every receiver): `observed_timestamp` is
+//!   siemrelay's own receive time and a sender's value is kept under
+//!   `attributes.observed_timestamp`; an `event_id` that is not a UUID becomes the UUIDv5 of its
+//!   text in the receiver's namespace ([`receiver_namespace`]) and the original stays under
+//!   `attributes`. An object that carries a `signature` keeps every field as signed.
 
+pub mod parse;
+
+pub use parse::{
+    DUPLICATE_KEY, Limits, Stop, keep_duplicate, parse_body, parse_object, parse_value,
+};
+
+use crate::admission::OverBudget;
 use crate::event::{Event, Map, Signature, Value};
 use crate::path::AttrPath;
 use crate::severity::Severity;
@@ -20,8 +35,6 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use uuid::Uuid;
 
-/// Key under `attributes` for top-level fields that clash with explicit attributes.
-pub const TOPLEVEL_COLLISION_KEY: &str = "_toplevel";
 /// Attribute that explains why a field could not be mapped.
 pub const MAPPING_ERROR_KEY: &str = "mapping_error";
 
@@ -68,8 +81,42 @@ impl FieldMapping {
 pub struct IngestOptions {
     /// Sender field → well-known field.
     pub mapping: FieldMapping,
-    /// Reject an event (and so its request) whose mapped or well-known field does not fit.
+    /// Reject an event (and so its request) whose mapped or well-known field does not fit, or
+    /// that has a key twice.
     pub strict: bool,
+    /// The rules for objects that come from a sender; `None` for events siemrelay wrote itself
+    /// (disk queue records, dead letters), which keep every field as written.
+    pub sender: Option<SenderRules>,
+}
+
+impl IngestOptions {
+    /// The options of the receiver `receiver_id`: sender rules in its namespace.
+    pub fn for_receiver(receiver_id: &str, mapping: FieldMapping, strict: bool) -> IngestOptions {
+        IngestOptions {
+            mapping,
+            strict,
+            sender: Some(SenderRules {
+                id_namespace: receiver_namespace(receiver_id),
+            }),
+        }
+    }
+}
+
+/// What siemrelay does with fields a sender sets that only siemrelay can vouch for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderRules {
+    /// Namespace of the UUIDv5 derived from an `event_id` that is not a UUID.
+    pub id_namespace: Uuid,
+}
+
+/// The UUIDv5 namespace of a receiver's derived event ids: the UUIDv5, in the URL namespace, of
+/// `urn:siemrelay:receiver:<receiver id>`. The same sender id posted to the same receiver id
+/// (on any instance) always gets the same `event_id`, so a SIEM de-duplicates a retry.
+pub fn receiver_namespace(receiver_id: &str) -> Uuid {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("urn:siemrelay:receiver:{receiver_id}").as_bytes(),
+    )
 }
 
 /// An event that could not be ingested in strict mode.
@@ -163,6 +210,45 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// The top-level fields of the JSON form, told apart with one string match per member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WellKnown {
+    EventId,
+    Timestamp,
+    ObservedTimestamp,
+    EventType,
+    Severity,
+    SeverityNumber,
+    Source,
+    Summary,
+    Attributes,
+    Resource,
+    Signature,
+}
+
+impl WellKnown {
+    fn from_key(key: &str) -> Option<WellKnown> {
+        Some(match key {
+            "event_id" => WellKnown::EventId,
+            "timestamp" => WellKnown::Timestamp,
+            "observed_timestamp" => WellKnown::ObservedTimestamp,
+            "event_type" => WellKnown::EventType,
+            "severity" => WellKnown::Severity,
+            "severity_number" => WellKnown::SeverityNumber,
+            "source" => WellKnown::Source,
+            "summary" => WellKnown::Summary,
+            "attributes" => WellKnown::Attributes,
+            "resource" => WellKnown::Resource,
+            "signature" => WellKnown::Signature,
+            _ => return None,
+        })
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
 /// Builds an event from one JSON object of a request.
 pub fn event_from_object<'a>(
     object: impl Into<Members<'a>>,
@@ -212,14 +298,28 @@ pub fn event_from_object<'a>(
     let is_mapped = |name: &str| mapped.iter().any(|(target, _, _)| *target == name);
 
     let mut extras: Vec<(String, Value)> = Vec::new();
+    let mut repeated: Vec<(String, Value)> = Vec::new();
+    let mut seen = 0u16;
     let mut severity_number: Option<Value> = None;
+    let mut sender_observed: Option<Value> = None;
+    // The event_id value and the key it came under (or its mapping source and target note).
+    let mut id: Option<(String, Value, Option<String>)> = None;
     for (key, value) in members {
         if is_mapped(&key) {
             displaced.push((key.into_owned(), value));
             continue;
         }
-        match key.as_ref() {
-            "attributes" => match value {
+        let Some(field) = WellKnown::from_key(&key) else {
+            extras.push((key.into_owned(), value));
+            continue;
+        };
+        if seen & field.bit() != 0 {
+            repeated.push((key.into_owned(), value));
+            continue;
+        }
+        seen |= field.bit();
+        match field {
+            WellKnown::Attributes => match value {
                 Value::Object(map) => event.attributes = map,
                 other => misfits.push(Misfit {
                     reason: "attributes must be a JSON object".into(),
@@ -227,7 +327,7 @@ pub fn event_from_object<'a>(
                     value: Some(other),
                 }),
             },
-            "resource" => match value {
+            WellKnown::Resource => match value {
                 Value::Object(map) => event.resource = map,
                 other => misfits.push(Misfit {
                     reason: "resource must be a JSON object".into(),
@@ -235,7 +335,7 @@ pub fn event_from_object<'a>(
                     value: Some(other),
                 }),
             },
-            "signature" => match Signature::deserialize(&value) {
+            WellKnown::Signature => match Signature::deserialize(&value) {
                 Ok(signature) => event.signature = Some(signature),
                 Err(e) => misfits.push(Misfit {
                     reason: format!("signature: {e}"),
@@ -243,9 +343,14 @@ pub fn event_from_object<'a>(
                     value: Some(value),
                 }),
             },
-            "severity_number" => severity_number = Some(value),
-            "event_id" | "timestamp" | "observed_timestamp" | "event_type" | "severity"
-            | "source" | "summary" => {
+            WellKnown::SeverityNumber => severity_number = Some(value),
+            WellKnown::ObservedTimestamp => sender_observed = Some(value),
+            WellKnown::EventId => id = Some((key.into_owned(), value, None)),
+            WellKnown::Timestamp
+            | WellKnown::EventType
+            | WellKnown::Severity
+            | WellKnown::Source
+            | WellKnown::Summary => {
                 if let Err((reason, value)) = set_well_known(&mut event, &key, value) {
                     misfits.push(Misfit {
                         reason,
@@ -254,10 +359,14 @@ pub fn event_from_object<'a>(
                     });
                 }
             }
-            _ => extras.push((key.into_owned(), value)),
         }
     }
     for (target, source, value) in mapped {
+        if target == "event_id" {
+            let note = format!("mapped field {source} for {target}");
+            id = Some((source, value, Some(note)));
+            continue;
+        }
         if let Err((reason, value)) = set_well_known(&mut event, target, value) {
             misfits.push(Misfit {
                 reason: format!("mapped field {source} for {target}: {reason}"),
@@ -282,18 +391,71 @@ pub fn event_from_object<'a>(
             }),
         }
     }
-
-    if options.strict
-        && let Some(first) = misfits.first()
-    {
-        return Err(IngestError {
-            field: first.key.clone(),
-            reason: first.reason.clone(),
-        });
+    // A signed object keeps every field as signed; only then may a sender set these two.
+    let sender = options.sender.filter(|_| event.signature.is_none());
+    if let Some(value) = sender_observed {
+        if sender.is_some() {
+            extras.push(("observed_timestamp".to_string(), value));
+        } else if let Err((reason, value)) = set_well_known(&mut event, "observed_timestamp", value)
+        {
+            misfits.push(Misfit {
+                reason,
+                key: "observed_timestamp".into(),
+                value: Some(value),
+            });
+        }
+    }
+    if let Some((key, value, note)) = id {
+        match (value.as_str().map(Uuid::parse_str), sender) {
+            (Some(Ok(parsed)), _) => event.event_id = parsed,
+            (_, Some(rules)) if id_text(&value).is_some() => {
+                let text = id_text(&value).unwrap_or_default();
+                event.event_id = Uuid::new_v5(&rules.id_namespace, text.as_bytes());
+                extras.push((key, value));
+            }
+            (parsed, _) => {
+                let reason = match parsed {
+                    Some(_) => "event_id is not a UUID",
+                    None => "event_id must be a UUID string",
+                };
+                misfits.push(Misfit {
+                    reason: match note {
+                        Some(note) => format!("{note}: {reason}"),
+                        None => reason.to_string(),
+                    },
+                    key,
+                    value: Some(value),
+                });
+            }
+        }
     }
 
+    if options.strict {
+        if let Some(first) = misfits.first() {
+            return Err(IngestError {
+                field: first.key.clone(),
+                reason: first.reason.clone(),
+            });
+        }
+        if let Some((key, _)) = repeated.first() {
+            return Err(repeated_key(key));
+        }
+    }
+
+    let mut clashed: Option<String> = None;
     for (key, value) in extras.into_iter().chain(displaced) {
-        keep_attribute(&mut event.attributes, key, value);
+        if keep_attribute(&mut event.attributes, key.clone(), value) && clashed.is_none() {
+            clashed = Some(key);
+        }
+    }
+    // A well-known field sent twice: the first value is the field, the later ones are kept.
+    for (key, value) in repeated {
+        keep_duplicate(&mut event.attributes, key, value);
+    }
+    if options.strict
+        && let Some(key) = clashed
+    {
+        return Err(repeated_key(&key));
     }
     let mapping_errors = misfits.len();
     if !misfits.is_empty() {
@@ -329,17 +491,45 @@ pub fn event_from_object<'a>(
     })
 }
 
-/// Inserts `key` into attributes, moving a clashing value under `_toplevel` so nothing is lost.
-fn keep_attribute(attributes: &mut Map, key: String, value: Value) {
-    if attributes.contains_key(&key) {
-        let slot = attributes
-            .entry(TOPLEVEL_COLLISION_KEY)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(map) = slot {
-            map.insert(key, value);
+fn repeated_key(key: &str) -> IngestError {
+    IngestError {
+        field: key.to_string(),
+        reason: "the key is given twice (top level and/or attributes); strict mode refuses \
+                 repeated keys"
+            .into(),
+    }
+}
+
+/// The text a non-UUID sender id is hashed from: a string as it is, a number as written.
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+/// Inserts `key` into attributes; when the key is already there, the value goes to
+/// `_duplicate.<key>` so nothing is lost. Returns true on such a clash.
+fn keep_attribute(attributes: &mut Map, key: String, value: Value) -> bool {
+    match attributes.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            false
         }
-    } else {
-        attributes.insert(key, value);
+        serde_json::map::Entry::Occupied(slot) => {
+            let key = slot.key().clone();
+            keep_duplicate(attributes, key, value);
+            true
+        }
+    }
+}
+
+/// Sets an attribute siemrelay itself vouches for (`verified_by`, `log.file.path`): it takes
+/// the key, and a value the sender had there moves to `_duplicate.<key>`.
+pub fn insert_stamp(attributes: &mut Map, key: &str, value: Value) {
+    if let Some(sender) = attributes.insert(key.to_string(), value) {
+        keep_duplicate(attributes, key.to_string(), sender);
     }
 }
 
@@ -415,108 +605,41 @@ pub enum BodyFormat {
     Ndjson,
 }
 
-/// A body that is not valid JSON of the expected shape, with where it went wrong.
+/// A body that is not valid JSON of the expected shape, or that a limit stopped.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct BodyError {
+    /// What stopped the parse.
+    pub kind: BodyErrorKind,
     /// Human-readable reason with line and column (or element index).
     pub message: String,
 }
 
-/// Splits a request body into JSON objects. The whole body fails if any part is malformed.
-pub fn parse_body(body: &[u8], format: BodyFormat) -> Result<Vec<Members<'_>>, BodyError> {
-    match format {
-        BodyFormat::Json => {
-            if let Ok(text) = std::str::from_utf8(body) {
-                if let Ok(members) = serde_json::from_str::<Members<'_>>(text) {
-                    return Ok(vec![members]);
-                }
-                if let Ok(objects) = serde_json::from_str::<Vec<Members<'_>>>(text) {
-                    return Ok(objects);
-                }
-            }
-            // Not an object or an array of objects: parse again only to say what is wrong.
-            let value: Value = serde_json::from_slice(body).map_err(|e| BodyError {
-                message: format!(
-                    "malformed JSON at line {}, column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            })?;
-            match value {
-                Value::Object(map) => Ok(vec![map.into()]),
-                Value::Array(items) => items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, item)| match item {
-                        Value::Object(map) => Ok(map.into()),
-                        other => Err(BodyError {
-                            message: format!(
-                                "array element {index} is {}, expected a JSON object",
-                                json_type_name(&other)
-                            ),
-                        }),
-                    })
-                    .collect(),
-                other => Err(BodyError {
-                    message: format!(
-                        "body is {}, expected a JSON object or an array of objects",
-                        json_type_name(&other)
-                    ),
-                }),
-            }
-        }
-        BodyFormat::Ndjson => {
-            // One UTF-8 check of the whole body costs far less than one per JSON string;
-            // a valid body is then parsed as text, which serde_json does not check again.
-            let text = std::str::from_utf8(body).ok();
-            let mut objects = Vec::new();
-            let mut start = 0;
-            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
-            for (index, end) in ends.enumerate() {
-                let (from, mut to) = (start, end);
-                start = end + 1;
-                if to > from && body[to - 1] == b'\r' {
-                    to -= 1;
-                }
-                let line = &body[from..to];
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let line_number = index + 1;
-                // Line ends are ASCII, so `from..to` falls on character boundaries.
-                let parsed = match text {
-                    Some(text) => serde_json::from_str::<Members<'_>>(&text[from..to]),
-                    None => serde_json::from_slice::<Members<'_>>(line),
-                };
-                if let Ok(members) = parsed {
-                    objects.push(members);
-                    continue;
-                }
-                // Not an object: parse again only to say what it is.
-                match serde_json::from_slice::<Value>(line) {
-                    Ok(Value::Object(map)) => objects.push(map.into()),
-                    Ok(other) => {
-                        return Err(BodyError {
-                            message: format!(
-                                "line {line_number} is {}, expected a JSON object",
-                                json_type_name(&other)
-                            ),
-                        });
-                    }
-                    Err(e) => {
-                        return Err(BodyError {
-                            message: format!(
-                                "malformed JSON at line {line_number}, column {}: {e}",
-                                e.column()
-                            ),
-                        });
-                    }
-                }
-            }
-            Ok(objects)
-        }
-    }
+/// What stopped a body's parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyErrorKind {
+    /// Not valid JSON.
+    Malformed {
+        /// Line of the error (1-based; in NDJSON, within the failing line).
+        line: usize,
+        /// Column of the error (1-based).
+        column: usize,
+        /// What is wrong, without the position.
+        reason: String,
+    },
+    /// A value that must be an object is not.
+    Shape,
+    /// More events than the limit.
+    TooManyEvents {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The admission budget has no room for the parsed values.
+    Memory(OverBudget),
+    /// An integer that fits neither `i64` nor `u64`.
+    WideInteger,
+    /// A repeated key, refused in strict mode.
+    RepeatedKey,
 }
 
 /// The JSON type of a value, for messages.
@@ -597,7 +720,7 @@ mod tests {
         .unwrap();
         let options = IngestOptions {
             mapping,
-            strict: false,
+            ..Default::default()
         };
         let out = ingest(
             json!({"id": "2bb44865-eccb-5c7d-91c7-3da3db0040db", "type": "user.login",
@@ -622,23 +745,38 @@ mod tests {
             &IngestOptions::default(),
         );
         assert_eq!(out.event.attributes["a"], json!(1));
-        assert_eq!(out.event.attributes["_toplevel"]["a"], json!(2));
+        assert_eq!(out.event.attributes["_duplicate"]["a"], json!([2]));
     }
 
     #[test]
     fn body_framing_errors_name_the_position() {
-        let err = parse_body(b"{\"a\":1}\n{\"b\":", BodyFormat::Ndjson).unwrap_err();
+        let err = parse_body(
+            b"{\"a\":1}\n{\"b\":",
+            BodyFormat::Ndjson,
+            &Limits::unlimited(),
+        )
+        .unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
         // Invalid UTF-8 is found in its line, not just somewhere in the body.
-        let err = parse_body(b"{\"a\":1}\r\n{\"b\":\"\xff\"}\n", BodyFormat::Ndjson).unwrap_err();
+        let err = parse_body(
+            b"{\"a\":1}\r\n{\"b\":\"\xff\"}\n",
+            BodyFormat::Ndjson,
+            &Limits::unlimited(),
+        )
+        .unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
-        let err = parse_body(b"[{}, 3]", BodyFormat::Json).unwrap_err();
+        let err = parse_body(b"[{}, 3]", BodyFormat::Json, &Limits::unlimited()).unwrap_err();
         assert!(err.message.contains("element 1"), "{}", err.message);
-        let err = parse_body(b"{\n \"a\": }", BodyFormat::Json).unwrap_err();
+        let err = parse_body(b"{\n \"a\": }", BodyFormat::Json, &Limits::unlimited()).unwrap_err();
         assert!(err.message.contains("line 2"), "{}", err.message);
-        assert_eq!(parse_body(b"[{},{}]", BodyFormat::Json).unwrap().len(), 2);
         assert_eq!(
-            parse_body(b"{}\r\n\n{}\n", BodyFormat::Ndjson)
+            parse_body(b"[{},{}]", BodyFormat::Json, &Limits::unlimited())
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            parse_body(b"{}\r\n\n{}\n", BodyFormat::Ndjson, &Limits::unlimited())
                 .unwrap()
                 .len(),
             2
@@ -657,19 +795,127 @@ mod tests {
                 BodyFormat::Json,
             ),
         ] {
-            let objects = parse_body(body, format).unwrap();
+            let objects = parse_body(body, format, &Limits::unlimited()).unwrap();
             let event =
                 event_from_object(objects[0].clone(), &IngestOptions::default(), Timestamp(1))
                     .unwrap()
                     .event;
             assert_eq!(event.attributes["user"], json!("ann"));
-            assert_eq!(event.attributes["_toplevel"]["user"], json!("bob"));
+            assert_eq!(event.attributes["_duplicate"]["user"], json!(["bob"]));
         }
     }
 
     #[test]
+    fn every_later_value_of_a_repeated_key_is_kept_or_refused_when_strict() {
+        let body = br#"{"event_type":"x","event_type":"y","user":"ann","user":"bob","user":"cy","attributes":{"user":"dee"}}"#;
+        let objects = parse_body(body, BodyFormat::Json, &Limits::unlimited()).unwrap();
+        let event = event_from_object(objects[0].clone(), &IngestOptions::default(), Timestamp(1))
+            .unwrap()
+            .event;
+        assert_eq!(event.event_type, "x");
+        assert_eq!(event.attributes["user"], json!("dee"));
+        assert_eq!(
+            event.attributes["_duplicate"],
+            json!({"user": ["ann", "bob", "cy"], "event_type": ["y"]})
+        );
+        let strict = IngestOptions {
+            strict: true,
+            ..Default::default()
+        };
+        let error = event_from_object(objects[0].clone(), &strict, Timestamp(1)).unwrap_err();
+        assert_eq!(error.field, "event_type");
+        let clash = parse_body(
+            br#"{"a":1,"attributes":{"a":2}}"#,
+            BodyFormat::Json,
+            &Limits::unlimited(),
+        )
+        .unwrap();
+        let error = event_from_object(clash[0].clone(), &strict, Timestamp(1)).unwrap_err();
+        assert_eq!(error.field, "a");
+        // The receiver's stamp takes its key; the sender's value is kept.
+        let mut attributes = Map::new();
+        attributes.insert("verified_by".into(), json!("me"));
+        insert_stamp(&mut attributes, "verified_by", json!({"scheme": "github"}));
+        assert_eq!(attributes["verified_by"]["scheme"], "github");
+        assert_eq!(attributes["_duplicate"]["verified_by"], json!(["me"]));
+    }
+
+    #[test]
+    fn observed_timestamp_is_the_receive_time_unless_the_object_is_signed() {
+        let options = IngestOptions::for_receiver("webhook", FieldMapping::default(), false);
+        let sent = json!({"event_type": "x", "observed_timestamp": "2020-01-01T00:00:00Z"});
+        let out = ingest(sent.clone(), &options);
+        assert_eq!(out.event.observed_timestamp, Timestamp(1));
+        assert_eq!(
+            out.event.attributes["observed_timestamp"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(out.mapping_errors, 0);
+        // siemrelay's own stored events keep theirs.
+        let stored = ingest(sent.clone(), &IngestOptions::default());
+        assert_eq!(
+            stored.event.observed_timestamp.to_rfc3339(),
+            "2020-01-01T00:00:00Z"
+        );
+        // A signed object keeps every field as signed.
+        let mut signed = sent;
+        signed["signature"] = json!({"alg": "HMAC-SHA256", "kid": "k", "value": "00"});
+        signed["event_id"] = json!("evt-1");
+        let out = ingest(signed, &options);
+        assert_eq!(
+            out.event.observed_timestamp.to_rfc3339(),
+            "2020-01-01T00:00:00Z"
+        );
+        assert!(!out.event.attributes.contains_key("observed_timestamp"));
+        assert_eq!(
+            out.event.event_id.get_version_num(),
+            7,
+            "a signed event's id is not derived"
+        );
+    }
+
+    #[test]
+    fn a_sender_id_that_is_not_a_uuid_gives_a_deterministic_uuid_v5() {
+        let options =
+            IngestOptions::for_receiver("webhook/truthlocks", FieldMapping::default(), true);
+        let first = ingest(json!({"event_id": "evt_8a7f", "event_type": "x"}), &options);
+        let retry = ingest(json!({"event_id": "evt_8a7f", "event_type": "x"}), &options);
+        assert_eq!(first.event.event_id, retry.event.event_id);
+        assert_eq!(first.event.event_id.get_version_num(), 5);
+        assert_eq!(
+            first.event.event_id,
+            Uuid::new_v5(&receiver_namespace("webhook/truthlocks"), b"evt_8a7f")
+        );
+        assert_eq!(first.event.attributes["event_id"], "evt_8a7f");
+        assert_eq!(first.mapping_errors, 0);
+        // Another receiver id is another namespace.
+        let other = IngestOptions::for_receiver("webhook/other", FieldMapping::default(), false);
+        let elsewhere = ingest(json!({"event_id": "evt_8a7f"}), &other);
+        assert_ne!(elsewhere.event.event_id, first.event.event_id);
+        // A mapped numeric id works the same; the original stays under its own key.
+        let mapping: FieldMapping = serde_json::from_value(json!({"event_id": "id"})).unwrap();
+        let mapped = IngestOptions::for_receiver("webhook", mapping, false);
+        let out = ingest(json!({"id": 4711}), &mapped);
+        assert_eq!(
+            out.event.event_id,
+            Uuid::new_v5(&receiver_namespace("webhook"), b"4711")
+        );
+        assert_eq!(out.event.attributes["id"], 4711);
+        // A real UUID is kept as it is.
+        let uuid = "f77432cb-baef-55d1-9210-d970a8df777e";
+        let out = ingest(json!({"event_id": uuid}), &options);
+        assert_eq!(out.event.event_id.to_string(), uuid);
+        assert!(!out.event.attributes.contains_key("event_id"));
+    }
+
+    #[test]
     fn keys_borrow_from_the_body_unless_escaped() {
-        let objects = parse_body(br#"{"plain":1,"esc\u0061ped":2}"#, BodyFormat::Ndjson).unwrap();
+        let objects = parse_body(
+            br#"{"plain":1,"esc\u0061ped":2}"#,
+            BodyFormat::Ndjson,
+            &Limits::unlimited(),
+        )
+        .unwrap();
         let keys: Vec<(bool, &str)> = objects[0]
             .0
             .iter()

@@ -1,6 +1,7 @@
 //! siemrelay's trunk: the security event every component shares, the traits that connect
 //! receivers, processors and the pipeline runtime, attribute paths, and config value types.
 
+pub mod admission;
 pub mod cidr;
 pub mod completion;
 pub mod component;

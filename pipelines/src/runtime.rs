@@ -8,6 +8,7 @@ use crate::registry;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use siemrelay_core::Event;
+use siemrelay_core::admission::MemoryBudget;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::disk_queue::DiskQueue;
@@ -92,6 +93,8 @@ struct ReceiverEntry {
     closing: Arc<AtomicBool>,
     /// Events accepted from this receiver (kept across reloads).
     received: Arc<AtomicU64>,
+    /// `service.memory_limit`, shared by every receiver.
+    admission: Arc<MemoryBudget>,
     /// Open taps (`siemrelay tap`).
     taps: Arc<Taps>,
 }
@@ -311,6 +314,10 @@ impl ReceiverEntry {
 
 #[async_trait]
 impl EventSink for ReceiverEntry {
+    fn admission(&self) -> Arc<MemoryBudget> {
+        self.admission.clone()
+    }
+
     async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
         if self.closing.load(Ordering::Acquire) {
             return Err(Refusal::ShuttingDown);
@@ -336,6 +343,8 @@ pub struct Runtime {
     failures_tx: mpsc::UnboundedSender<(String, anyhow::Result<()>)>,
     /// Receivers that failed (not ready while any has).
     failed_receivers: AtomicU64,
+    /// `service.memory_limit`: what receivers hold before their events are queued.
+    admission: Arc<MemoryBudget>,
     /// Open taps on components.
     taps: Arc<Taps>,
 }
@@ -487,6 +496,7 @@ impl Runtime {
             failures: tokio::sync::Mutex::new(failures),
             failures_tx,
             failed_receivers: AtomicU64::new(0),
+            admission: MemoryBudget::new(config.service.memory_limit.as_usize()),
             taps: Arc::new(Taps::default()),
         });
         {

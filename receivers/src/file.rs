@@ -191,10 +191,7 @@ pub async fn build(id: &str, config: FileConfig) -> anyhow::Result<Box<dyn Recei
             FileFormat::Json => LineFormat::Json,
             FileFormat::Text => LineFormat::Text,
         },
-        ingest: IngestOptions {
-            mapping: config.mapping.unwrap_or_default(),
-            strict: false,
-        },
+        ingest: IngestOptions::for_receiver(id, config.mapping.unwrap_or_default(), false),
         event_type: config.event_type,
         source: config.source,
     };

@@ -73,7 +73,7 @@ impl Receiver for KafkaReceiver {
             sink: ctx.sink,
             options: IngestOptions {
                 mapping: config.mapping.clone(),
-                strict: false,
+                ..IngestOptions::default()
             },
             max_events: config.max_batch_events,
             max_wait: config.batch_wait(),

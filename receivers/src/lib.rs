@@ -3,7 +3,9 @@
 //! Each module exposes a `Config` (serde, unknown keys rejected), a `validate` step that needs no
 //! sockets, and a `build` that binds its listeners and returns a [`siemrelay_core::component::Receiver`].
 
+pub mod body;
 pub mod file;
 pub mod kafka;
+pub mod listener;
 pub mod otlp;
 pub mod webhook;

@@ -3,28 +3,30 @@
 //! Each export request becomes one batch; the reply is sent only after the pipeline accepted
 //! the batch (end-to-end acknowledgement). See `README-otlp.md` for the field mapping.
 
+mod census;
 mod config;
 mod grpc;
 mod http;
 mod ingest;
 pub mod json;
 pub mod mapping;
-mod serve;
-mod tls;
 
+pub use census::{Census, CensusError, census};
 pub use config::{
-    AuthConfig, DEFAULT_MAX_REQUEST_SIZE, OtlpConfig, ProtocolConfig, Protocols, TlsConfig,
+    AuthConfig, DEFAULT_MAX_EVENTS_PER_REQUEST, DEFAULT_MAX_REQUEST_SIZE, OtlpConfig,
+    ProtocolConfig, Protocols,
 };
 
+use crate::listener::{self, Listener, Refusals};
 use anyhow::Context;
 use async_trait::async_trait;
 use ingest::Ingest;
 use siemrelay_core::ReceiverContext;
 use siemrelay_core::component::Receiver;
 use siemrelay_core::config_types::Secret;
+use siemrelay_core::listener_tls::ReloadableTls;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 /// The message for traces, metrics and profiles, on both protocols.
 pub const NOT_SUPPORTED: &str = "not supported: siemrelay accepts logs only \
@@ -35,6 +37,7 @@ pub const NOT_SUPPORTED: &str = "not supported: siemrelay accepts logs only \
 struct Protocol {
     bearer_token: Option<Secret>,
     max_request_bytes: usize,
+    max_events: usize,
 }
 
 /// Which OTLP protocol a listener speaks.
@@ -45,17 +48,16 @@ enum Kind {
 }
 
 /// A bound listener.
-struct Listener {
+struct Bound {
     kind: Kind,
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    listener: Listener,
     protocol: Protocol,
 }
 
 /// The `otlp` receiver with its listeners bound.
 pub struct OtlpReceiver {
     id: String,
-    listeners: Vec<Listener>,
+    listeners: Vec<Bound>,
 }
 
 impl OtlpReceiver {
@@ -73,7 +75,7 @@ impl OtlpReceiver {
         self.listeners
             .iter()
             .find(|l| l.kind == kind)
-            .and_then(|l| l.listener.local_addr().ok())
+            .and_then(|l| l.listener.tcp.local_addr().ok())
     }
 }
 
@@ -88,14 +90,20 @@ pub async fn bind(id: &str, config: OtlpConfig) -> anyhow::Result<OtlpReceiver> 
         (Kind::Http, "http", config.protocols.http),
     ] {
         let Some(protocol) = protocol else { continue };
-        let key = format!("protocols.{name}");
+        let key = format!("receivers.{id}.protocols.{name}");
         let tls = protocol
             .tls
             .as_ref()
-            .map(|tls| tls::acceptor(tls, &format!("{key}.tls")))
+            .map(|tls| {
+                ReloadableTls::load(
+                    tls,
+                    &format!("{key}.tls"),
+                    &[b"h2".as_slice(), b"http/1.1".as_slice()],
+                )
+            })
             .transpose()
             .with_context(|| format!("otlp receiver {id}"))?;
-        let listener = TcpListener::bind(protocol.endpoint.addr)
+        let tcp = TcpListener::bind(protocol.endpoint.addr)
             .await
             .with_context(|| {
                 format!(
@@ -103,13 +111,19 @@ pub async fn bind(id: &str, config: OtlpConfig) -> anyhow::Result<OtlpReceiver> 
                     protocol.endpoint.text
                 )
             })?;
-        listeners.push(Listener {
+        listeners.push(Bound {
             kind,
-            listener,
-            tls,
             protocol: Protocol {
                 max_request_bytes: protocol.max_request_bytes(),
+                max_events: protocol.max_events_per_request,
                 bearer_token: protocol.auth.map(|a| a.bearer_token),
+            },
+            listener: Listener {
+                tcp,
+                tls,
+                allowed: protocol.allowed_cidrs,
+                limits: protocol.limits,
+                name: format!("{id}/{name}"),
             },
         });
     }
@@ -127,22 +141,36 @@ pub async fn build(id: &str, config: OtlpConfig) -> anyhow::Result<Box<dyn Recei
 #[async_trait]
 impl Receiver for OtlpReceiver {
     async fn run(self: Box<Self>, ctx: ReceiverContext) -> anyhow::Result<()> {
+        let budget = ctx.sink.admission();
         let ingest = Ingest::new(&ctx.id, ctx.sink.clone());
         let mut tasks = tokio::task::JoinSet::new();
-        for listener in self.listeners {
-            let (router, name) = match listener.kind {
-                Kind::Grpc => (grpc::router(&listener.protocol, ingest.clone()), "grpc"),
-                Kind::Http => (http::router(&listener.protocol, ingest.clone()), "http"),
+        for bound in self.listeners {
+            let (router, refusals, name) = match bound.kind {
+                Kind::Grpc => (
+                    grpc::router(&bound.protocol, ingest.clone(), budget.clone()),
+                    Refusals {
+                        forbidden: grpc::forbidden(),
+                        busy: grpc::busy,
+                    },
+                    "grpc",
+                ),
+                Kind::Http => (
+                    http::router(&bound.protocol, ingest.clone(), budget.clone()),
+                    Refusals {
+                        forbidden: http::forbidden(),
+                        busy: http::busy,
+                    },
+                    "http",
+                ),
             };
-            if let Ok(addr) = listener.listener.local_addr() {
-                tracing::info!(receiver = %self.id, protocol = %name, %addr, tls = %listener.tls.is_some(), "OTLP listener serving");
+            if let Ok(addr) = bound.listener.tcp.local_addr() {
+                tracing::info!(receiver = %self.id, protocol = %name, %addr, tls = %bound.listener.tls.is_some(), "OTLP listener serving");
             }
-            tasks.spawn(serve::serve(
-                listener.listener,
-                listener.tls,
+            tasks.spawn(listener::serve(
+                bound.listener,
                 router,
+                refusals,
                 ctx.shutdown.clone(),
-                format!("{}/{name}", self.id),
             ));
         }
         while let Some(result) = tasks.join_next().await {

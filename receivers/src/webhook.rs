@@ -16,9 +16,11 @@ pub use config::{AuthConfig, VerifyConfig, WebhookConfig};
 pub use intake::{Admitted, Framing, Intake, Rejection, VERIFIED_BY_KEY};
 pub use verify::{Scheme, Verified, VerifyFailure};
 
+use crate::listener::{self, Listener, Refusals};
 use anyhow::Context;
 use async_trait::async_trait;
 use siemrelay_core::component::{Receiver, ReceiverContext};
+use siemrelay_core::listener_tls::ReloadableTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -26,7 +28,7 @@ use tokio::net::TcpListener;
 /// A webhook receiver whose listener is bound and whose config is checked; [`Receiver::run`]
 /// serves it.
 pub struct WebhookReceiver {
-    listener: TcpListener,
+    listener: Listener,
     path: String,
     intake: Intake,
 }
@@ -34,18 +36,29 @@ pub struct WebhookReceiver {
 impl WebhookReceiver {
     /// The address the listener is bound to (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.tcp.local_addr()
     }
 }
 
-/// Checks the config and binds the listener, so a bad config or a busy address fails at
-/// start-up with the receiver id and the address in the error.
+/// Checks the config, loads the TLS files and binds the listener, so a bad config or a busy
+/// address fails at start-up with the receiver id and the address in the error.
 pub async fn bind(id: &str, config: WebhookConfig) -> anyhow::Result<WebhookReceiver> {
-    let intake = Intake::new(&config).map_err(|issues| {
+    let intake = Intake::new(id, &config).map_err(|issues| {
         let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("receiver {id}: invalid config: {}", list.join("; "))
     })?;
-    let listener = TcpListener::bind(config.endpoint.addr)
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| {
+            ReloadableTls::load(
+                tls,
+                &format!("receivers.{id}.tls"),
+                &[b"h2".as_slice(), b"http/1.1".as_slice()],
+            )
+        })
+        .transpose()?;
+    let tcp = TcpListener::bind(config.endpoint.addr)
         .await
         .with_context(|| {
             format!(
@@ -54,7 +67,13 @@ pub async fn bind(id: &str, config: WebhookConfig) -> anyhow::Result<WebhookRece
             )
         })?;
     Ok(WebhookReceiver {
-        listener,
+        listener: Listener {
+            tcp,
+            tls,
+            allowed: config.allowed_cidrs,
+            limits: config.limits,
+            name: id.to_string(),
+        },
         path: config.path,
         intake,
     })
@@ -74,22 +93,23 @@ impl Receiver for WebhookReceiver {
             intake,
         } = *self;
         let address = listener
+            .tcp
             .local_addr()
             .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string());
+        let tls = listener.tls.is_some();
         let endpoint = Arc::new(server::Endpoint {
             path,
             intake,
+            budget: ctx.sink.admission(),
             sink: ctx.sink,
             telemetry: telemetry::Telemetry::new(&ctx.id),
         });
-        tracing::info!(receiver = %ctx.id, address = %address, path = %endpoint.path, "webhook receiver listening");
-        let shutdown = ctx.shutdown;
-        axum::serve(
-            listener,
-            server::router(endpoint).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .with_context(|| format!("receiver {}: HTTP server failed", ctx.id))
+        tracing::info!(receiver = %ctx.id, address = %address, path = %endpoint.path, tls = %tls, "webhook receiver listening");
+        let refusals = Refusals {
+            forbidden: server::forbidden(),
+            busy: server::busy,
+        };
+        listener::serve(listener, server::router(endpoint), refusals, ctx.shutdown).await;
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 """Send OTLP log records with the official OpenTelemetry Python SDK.
 
 Usage: otlp_send.py --protocol grpc|http --endpoint URL --count N [--gzip] [--token T]
-                    [--timeout SECONDS]
+                    [--timeout SECONDS] [--ca FILE [--client-cert FILE --client-key FILE]]
 
 Record i carries: body "python record i", severity WARN (13, text "WARN"), attributes
 seq=i (int), user="user-i", event.name="python.login", event.id=<a fixed UUID with i in the
@@ -13,10 +13,14 @@ Exits 0 only when every export call succeeded and all N records were exported.
 For http, --endpoint is the full logs URL (http://host:4318/v1/logs).
 --timeout bounds each export call including the SDK's own retries of 503/UNAVAILABLE
 (default 10 s, the SDK's default); raise it when the receiver is expected to push back longer.
+--ca makes the connection TLS, trusting the CA in FILE (gRPC endpoint: https://host:port);
+--client-cert and --client-key present a client certificate (mutual TLS).
 """
 
 import argparse
 import sys
+
+import grpc
 
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcExporter
@@ -34,17 +38,28 @@ def event_id(i: int) -> str:
     return f"{EVENT_ID_PREFIX}{i:012x}"
 
 
+def read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
 def make_exporter(args, results):
     headers = {"authorization": f"Bearer {args.token}"} if args.token else None
     if args.protocol == "grpc":
         base = GrpcExporter
         kwargs = dict(
             endpoint=args.endpoint,
-            insecure=True,
+            insecure=args.ca is None,
             headers=headers,
             compression=GrpcCompression.Gzip if args.gzip else GrpcCompression.NoCompression,
             timeout=args.timeout,
         )
+        if args.ca:
+            kwargs["credentials"] = grpc.ssl_channel_credentials(
+                root_certificates=read(args.ca),
+                private_key=read(args.client_key) if args.client_key else None,
+                certificate_chain=read(args.client_cert) if args.client_cert else None,
+            )
     else:
         base = HttpExporter
         kwargs = dict(
@@ -53,6 +68,12 @@ def make_exporter(args, results):
             compression=HttpCompression.Gzip if args.gzip else HttpCompression.NoCompression,
             timeout=args.timeout,
         )
+        if args.ca:
+            kwargs.update(
+                certificate_file=args.ca,
+                client_certificate_file=args.client_cert,
+                client_key_file=args.client_key,
+            )
 
     class CheckingExporter(base):
         """Records the result of every export call."""
@@ -73,6 +94,9 @@ def main() -> int:
     parser.add_argument("--gzip", action="store_true")
     parser.add_argument("--token")
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--ca")
+    parser.add_argument("--client-cert")
+    parser.add_argument("--client-key")
     args = parser.parse_args()
 
     results = []

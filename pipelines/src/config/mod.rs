@@ -11,7 +11,7 @@ pub use collect::{Collected, deserialize_all, deserialize_collecting};
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
 use serde_yaml::Value;
-use siemrelay_core::config_types::ConfigDuration;
+use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -116,9 +116,18 @@ pub struct ServiceConfig {
     /// `POST /api/v1/reload` always work).
     #[serde(default)]
     pub watch_config: bool,
+    /// Memory for everything received but not yet queued, shared by all receivers (a size,
+    /// default `64MiB`): a request that does not fit waits briefly, then gets 503 (gRPC
+    /// UNAVAILABLE). See `siemrelay_core::admission`.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ConfigSize,
     /// Where plugin libraries may be loaded from.
     #[serde(default)]
     pub plugins: PluginsConfig,
+}
+
+fn default_memory_limit() -> ConfigSize {
+    ConfigSize(siemrelay_core::admission::DEFAULT_MEMORY_LIMIT)
 }
 
 /// `service.plugins`.
@@ -378,6 +387,12 @@ pub fn load_with_api_exporters(
             check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
             if let Some(admin) = &service.admin {
                 errors.extend(admin.validate());
+            }
+            if service.memory_limit.0 == 0 {
+                errors.push(ConfigError {
+                    path: "service.memory_limit".into(),
+                    message: "must be greater than 0; write a size such as 64MiB".into(),
+                });
             }
             for (id, spec) in &exporters {
                 if from_api.contains(&id.id) {

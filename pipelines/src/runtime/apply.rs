@@ -484,6 +484,8 @@ impl Runtime {
         graph.exporters = exporters;
         graph.pipelines = pipelines;
         graph.shutdown_timeout = new.service.shutdown_timeout.0;
+        self.admission
+            .set_limit(new.service.memory_limit.as_usize());
         graph.config = Some(new);
         self.view.store(Arc::new(topology(graph)));
         Ok(summary)
@@ -512,6 +514,7 @@ impl Runtime {
             resumed: Notify::new(),
             closing: self.closing.clone(),
             received,
+            admission: self.admission.clone(),
             taps: self.taps.clone(),
         });
         let stop = self.receivers_stop.child_token();

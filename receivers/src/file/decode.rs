@@ -3,7 +3,7 @@
 
 use super::batch::{LineRef, PendingBatch};
 use siemrelay_core::ingest::{
-    IngestOptions, TOPLEVEL_COLLISION_KEY, event_from_object, json_type_name,
+    BodyErrorKind, IngestOptions, Limits, event_from_object, insert_stamp, parse_object,
 };
 use siemrelay_core::{Event, Map, Severity, Timestamp, Value};
 use uuid::Uuid;
@@ -88,20 +88,19 @@ impl LineDecoder {
     }
 
     fn json_event(&self, bytes: &[u8], observed: Timestamp) -> Result<Event, String> {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(object)) => event_from_object(object, &self.ingest, observed)
+        // Repeated keys lose nothing and integers wider than 64 bits are refused, as for
+        // every receiver; a line is bounded by max_line_size, so no other limit applies.
+        match parse_object(bytes, &Limits::unlimited()) {
+            Ok(object) => event_from_object(object, &self.ingest, observed)
                 .map(|ingested| ingested.event)
                 .map_err(|e| e.to_string()),
-            Ok(other) => Err(format!(
-                "line is {}, expected a JSON object",
-                json_type_name(&other)
-            )),
-            Err(e) => {
-                // serde_json appends "at line 1 column N"; the line is known, keep the column.
-                let text = e.to_string();
-                let reason = text.split(" at line ").next().unwrap_or(&text);
-                Err(format!("invalid JSON at column {}: {reason}", e.column()))
-            }
+            Err(e) => match e.kind {
+                // The line is known: keep the column.
+                BodyErrorKind::Malformed { column, reason, .. } => {
+                    Err(format!("invalid JSON at column {column}: {reason}"))
+                }
+                _ => Err(e.message),
+            },
         }
     }
 
@@ -130,21 +129,15 @@ fn add_file_attributes(attributes: &mut Map, path: &str, line: &LineRef) {
 }
 
 /// Sets a receiver attribute; a value the line itself had under that key is kept under
-/// `attributes._toplevel.<key>` (as `core::ingest` does for clashes), so nothing is lost.
+/// `attributes._duplicate.<key>` (as `core::ingest` does for every clash), so nothing is lost.
 fn insert_attribute(attributes: &mut Map, key: &str, value: Value) {
-    if let Some(previous) = attributes.insert(key.to_string(), value) {
-        let slot = attributes
-            .entry(TOPLEVEL_COLLISION_KEY)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(map) = slot {
-            map.insert(key.to_string(), previous);
-        }
-    }
+    insert_stamp(attributes, key, value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
     use serde_json::json;
 
     fn decoder(format: LineFormat) -> LineDecoder {
@@ -181,7 +174,10 @@ mod tests {
         assert_eq!(good.event_type, "login");
         assert_eq!(good.source.as_deref(), Some("idp"));
         assert_eq!(good.attributes["user"], json!("ann"));
-        assert_eq!(good.attributes["_toplevel"]["log.file.path"], json!("mine"));
+        assert_eq!(
+            good.attributes["_duplicate"]["log.file.path"],
+            json!(["mine"])
+        );
         assert_eq!(good.attributes[OFFSET_ATTRIBUTE], json!(0));
         assert_eq!(bad.summary.as_deref(), Some("{not json"));
         assert_eq!(bad.event_type, "file.line");
@@ -223,5 +219,52 @@ mod tests {
                 .unwrap()
                 .contains("5000 bytes")
         );
+    }
+
+    proptest::proptest! {
+        /// Adversarial lines (§6 of issue 20): random bytes, JSON token soup, deep nesting,
+        /// repeated keys, wide integers, hostile file names. Never a panic, one event per line,
+        /// and a line that is not a clean JSON object is kept whole with a `parse_error`.
+        #[test]
+        fn any_line_becomes_exactly_one_event(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..120),
+                    proptest::collection::vec(
+                        proptest::sample::select(vec![
+                            "{", "}", "[", "]", ",", ":", "\"event_id\"", "\"user\"", "\"x\"", "1",
+                            "123456789012345678901234", "\"\\ud800\"", "null", " ", "\u{1b}[31m",
+                        ]),
+                        0..40,
+                    )
+                    .prop_map(|tokens| tokens.concat().into_bytes()),
+                    (0usize..200).prop_map(|depth| format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth)).into_bytes()),
+                ],
+                1..20,
+            ),
+            path in "[a-z/\\n\\u{1b}.]{1,24}",
+            json in proptest::arbitrary::any::<bool>(),
+        ) {
+            use proptest::prelude::*;
+            let mut batch = PendingBatch::default();
+            let mut offset = 0;
+            for line in &lines {
+                batch.push_line(&path, line, offset);
+                offset += line.len() as u64 + 1;
+            }
+            let format = if json { LineFormat::Json } else { LineFormat::Text };
+            let mut decoder = decoder(format);
+            decoder.ingest = IngestOptions::for_receiver("file/prop", Default::default(), false);
+            let decoded = decoder.decode(&batch);
+            prop_assert_eq!(decoded.events.len(), lines.len());
+            for (event, line) in decoded.events.iter().zip(&lines) {
+                prop_assert_eq!(&event.attributes[PATH_ATTRIBUTE], &json!(path));
+                if event.attributes.contains_key(PARSE_ERROR_ATTRIBUTE) {
+                    // Kept whole, as text.
+                    let text = String::from_utf8_lossy(line);
+                    prop_assert_eq!(event.summary.as_deref(), Some(text.as_ref()));
+                }
+            }
+        }
     }
 }

@@ -1,12 +1,16 @@
 //! The `otlp` receiver's configuration, in the OpenTelemetry Collector's shape.
 
+use crate::listener::ListenerLimits;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
+use siemrelay_core::cidr::CidrAllowList;
 use siemrelay_core::config_types::{ConfigSize, HostPort, Secret};
-use std::path::PathBuf;
+use siemrelay_core::listener_tls::ListenerTlsConfig;
 
 /// Default largest request body accepted (after decompression): 20 MiB, as OTLP recommends.
 pub const DEFAULT_MAX_REQUEST_SIZE: u64 = 20 * 1024 * 1024;
+/// Default most log records one request may hold.
+pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 10_000;
 
 /// Configuration of the `otlp` receiver.
 ///
@@ -40,15 +44,31 @@ pub struct Protocols {
 pub struct ProtocolConfig {
     /// The `host:port` to listen on (required).
     pub endpoint: HostPort,
-    /// Serve TLS with this certificate and key; default: plain text.
+    /// Client addresses served (CIDR blocks or single addresses); any other client is refused
+    /// before its request is read (HTTP 403, gRPC PERMISSION_DENIED). Default: every address.
     #[serde(default)]
-    pub tls: Option<TlsConfig>,
+    pub allowed_cidrs: CidrAllowList,
+    /// Serve TLS (`cert_file`, `key_file`, optional `client_ca_file` to require client
+    /// certificates signed by it); files re-read on SIGHUP. Default: plain text.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
+    /// Connection and request caps and timeouts. Defaults in [`ListenerLimits`].
+    #[serde(default)]
+    pub limits: ListenerLimits,
     /// Require a bearer token; default: no authentication.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// Largest request accepted, after decompression; default 20MiB.
     #[serde(default)]
     pub max_request_size: Option<ConfigSize>,
+    /// Most log records one request may hold; counted before the request is decoded, which
+    /// stops at the first one over (HTTP 413, gRPC RESOURCE_EXHAUSTED). Default `10000`.
+    #[serde(default = "default_max_events_per_request")]
+    pub max_events_per_request: usize,
+}
+
+fn default_max_events_per_request() -> usize {
+    DEFAULT_MAX_EVENTS_PER_REQUEST
 }
 
 impl ProtocolConfig {
@@ -57,16 +77,6 @@ impl ProtocolConfig {
         self.max_request_size
             .map_or(DEFAULT_MAX_REQUEST_SIZE as usize, ConfigSize::as_usize)
     }
-}
-
-/// TLS server certificate and key (PEM files).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// PEM file with the certificate chain, leaf first (required).
-    pub cert_file: PathBuf,
-    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1; required).
-    pub key_file: PathBuf,
 }
 
 /// Authentication required from senders.
@@ -99,16 +109,22 @@ impl OtlpConfig {
                     "must be greater than 0",
                 ));
             }
-            if let Some(tls) = &protocol.tls {
-                for (key, path) in [("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
-                    if path.as_os_str().is_empty() {
-                        issues.push(ConfigIssue::new(
-                            format!("protocols.{name}.tls.{key}"),
-                            "is empty; give the path of a PEM file",
-                        ));
-                    }
-                }
+            if protocol.max_events_per_request == 0 {
+                issues.push(ConfigIssue::new(
+                    format!("protocols.{name}.max_events_per_request"),
+                    "must be greater than 0",
+                ));
             }
+            if let Some(tls) = &protocol.tls {
+                issues.extend(tls.validate().into_iter().map(|issue| {
+                    ConfigIssue::new(format!("protocols.{name}.tls.{}", issue.key), issue.message)
+                }));
+            }
+            issues.extend(
+                protocol
+                    .limits
+                    .validate(&format!("protocols.{name}.limits")),
+            );
         }
         if let (Some(grpc), Some(http)) = (&self.protocols.grpc, &self.protocols.http)
             && grpc.endpoint.addr == http.endpoint.addr
@@ -145,6 +161,8 @@ mod tests {
         assert!(config.validate().is_empty());
         let grpc = config.protocols.grpc.unwrap();
         assert_eq!(grpc.max_request_bytes(), 20 * 1024 * 1024);
+        assert_eq!(grpc.max_events_per_request, 10_000);
+        assert!(grpc.allowed_cidrs.is_empty() && grpc.tls.is_none());
         let http = config.protocols.http.unwrap();
         assert_eq!(http.max_request_bytes(), 1024 * 1024);
         assert_eq!(http.auth.unwrap().bearer_token.expose(), "s3cret");

@@ -1,9 +1,11 @@
 //! OTLP/HTTP: `POST /v1/logs` with protobuf or JSON bodies, optionally gzip-compressed.
 
+use super::census::{Census, CensusError, census};
 use super::ingest::{Ingest, bearer_matches, retry_after};
 use super::{NOT_SUPPORTED, Protocol, json};
+use crate::body::{self, BodyError, SizeLimit};
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,8 +13,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use prost::Message;
+use siemrelay_core::admission::{
+    ADMISSION_WAIT, MemoryBudget, OverBudget, RETRY_AFTER, Reservation,
+};
 use siemrelay_core::config_types::Secret;
-use std::io::Read;
+use siemrelay_core::ingest::{BodyErrorKind, Limits, parse_value};
 use std::sync::Arc;
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -21,6 +26,7 @@ const JSON: &str = "application/json";
 /// google.rpc.Code values used in error bodies.
 mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
+    pub const PERMISSION_DENIED: i32 = 7;
     pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const UNIMPLEMENTED: i32 = 12;
     pub const UNAVAILABLE: i32 = 14;
@@ -56,14 +62,18 @@ struct Handler {
     ingest: Ingest,
     token: Option<Secret>,
     max_request_bytes: usize,
+    max_events: usize,
+    budget: Arc<MemoryBudget>,
 }
 
 /// The HTTP router for one listener.
-pub fn router(protocol: &Protocol, ingest: Ingest) -> Router {
+pub fn router(protocol: &Protocol, ingest: Ingest, budget: Arc<MemoryBudget>) -> Router {
     let handler = Arc::new(Handler {
         ingest,
         token: protocol.bearer_token.clone(),
         max_request_bytes: protocol.max_request_bytes,
+        max_events: protocol.max_events,
+        budget,
     });
     Router::new()
         .route("/v1/logs", axum::routing::post(export_logs))
@@ -106,49 +116,179 @@ async fn export_logs(
             return response;
         }
     }
-    let limit = handler.max_request_bytes;
-    let Ok(raw) = axum::body::to_bytes(body, limit).await else {
-        return too_large(encoding, limit);
+    match admit(&handler, encoding, &headers, body).await {
+        Ok((request, census, reservation)) => {
+            export(&handler, encoding, request, census, &reservation).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// Reads, decompresses, counts and decodes a request under the listener's limits and the
+/// admission budget; the reservation holds the decoded request and its future events.
+async fn admit(
+    handler: &Handler,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(ExportLogsServiceRequest, Census, Reservation), Response> {
+    let limit = SizeLimit {
+        key: "max_request_size",
+        bytes: handler.max_request_bytes,
     };
-    let body = match headers
+    let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("").trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("" | "identity") => raw,
-        Some("gzip") => match gunzip(&raw, limit) {
-            Ok(Some(body)) => body,
-            Ok(None) => return too_large(encoding, limit),
-            Err(e) => {
-                return error(
-                    encoding,
-                    StatusCode::BAD_REQUEST,
-                    code::INVALID_ARGUMENT,
-                    &format!("request body is not valid gzip: {e}"),
-                );
-            }
-        },
+        None | Some("" | "identity") => false,
+        Some("gzip") => true,
         Some(other) => {
-            return error(
+            return Err(error(
                 encoding,
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 code::INVALID_ARGUMENT,
                 &format!("Content-Encoding {other:?} is not supported; use gzip or none"),
-            );
+            ));
         }
     };
-    let request = match decode(encoding, &body) {
-        Ok(request) => request,
-        Err(message) => {
-            return error(
-                encoding,
-                StatusCode::BAD_REQUEST,
-                code::INVALID_ARGUMENT,
-                &message,
-            );
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit.bytes) {
+        return Err(body_error(
+            encoding,
+            BodyError::TooLarge {
+                key: limit.key,
+                limit: limit.bytes,
+                decoded: false,
+            },
+        ));
+    }
+    let reservation = handler
+        .budget
+        .reserve(declared.unwrap_or(0), ADMISSION_WAIT)
+        .await
+        .map_err(|over| over_budget(encoding, &over))?;
+    let raw = body::read(body, limit, &reservation)
+        .await
+        .map_err(|e| body_error(encoding, e))?;
+    // Decoding that runs out of memory is tried again as others give memory back (briefly).
+    let (request, census) = handler
+        .budget
+        .retry_while_busy(
+            ADMISSION_WAIT,
+            || {
+                reservation.shrink_to(raw.len());
+                decode(handler, encoding, gzip, &raw, limit, &reservation)
+            },
+            Refused::is_busy,
+        )
+        .await
+        .map_err(|refused| refused.response(encoding))?;
+    drop(raw);
+    reservation.shrink_to(census.decoded_bytes + census.event_bytes);
+    Ok((request, census, reservation))
+}
+
+/// Why a read body was not decoded.
+enum Refused {
+    Body(BodyError),
+    Census(CensusError),
+    Memory(OverBudget),
+    Invalid(String),
+}
+
+impl Refused {
+    fn is_busy(&self) -> bool {
+        match self {
+            Refused::Memory(over) | Refused::Body(BodyError::Memory(over)) => over.is_retryable(),
+            _ => false,
         }
+    }
+
+    fn response(self, encoding: Encoding) -> Response {
+        match self {
+            Refused::Body(failure) => body_error(encoding, failure),
+            Refused::Census(failure) => census_error(encoding, &failure),
+            Refused::Memory(over) => over_budget(encoding, &over),
+            Refused::Invalid(message) => invalid(encoding, message),
+        }
+    }
+}
+
+/// Decompresses, counts and decodes `raw`, growing `reservation` by what decoding and mapping
+/// will allocate.
+fn decode(
+    handler: &Handler,
+    encoding: Encoding,
+    gzip: bool,
+    raw: &[u8],
+    limit: SizeLimit,
+    reservation: &Reservation,
+) -> Result<(ExportLogsServiceRequest, Census), Refused> {
+    let decompressed;
+    let body: &[u8] = if gzip {
+        decompressed = body::gunzip(raw, limit, reservation, raw.len()).map_err(Refused::Body)?;
+        &decompressed
+    } else {
+        raw
     };
-    match handler.ingest.export(request).await {
+    let held = raw.len() + if gzip { body.len() } else { 0 };
+    match encoding {
+        Encoding::Protobuf => {
+            let census = census(body, handler.max_events).map_err(Refused::Census)?;
+            reservation
+                .try_grow_to(held + census.decoded_bytes + census.event_bytes)
+                .map_err(Refused::Memory)?;
+            let request = ExportLogsServiceRequest::decode(body).map_err(|e| {
+                Refused::Invalid(format!(
+                    "request body is not a valid ExportLogsServiceRequest: {e}"
+                ))
+            })?;
+            Ok((request, census))
+        }
+        Encoding::Json => {
+            // The JSON tree is charged while it is parsed and its log records counted.
+            let limits = Limits::new(handler.max_events)
+                .counting_arrays_under(&["logRecords", "log_records"])
+                .charging(reservation);
+            let value = parse_value(body, &limits).map_err(|e| match e.kind {
+                BodyErrorKind::TooManyEvents { limit } => {
+                    Refused::Census(CensusError::TooManyRecords { limit })
+                }
+                BodyErrorKind::Memory(over) => Refused::Memory(over),
+                _ => Refused::Invalid(format!("request body is not valid JSON: {}", e.message)),
+            })?;
+            let request = json::decode_value(value).map_err(|e| {
+                Refused::Invalid(format!(
+                    "request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}"
+                ))
+            })?;
+            // What mapping will allocate, sized as for protobuf.
+            let census =
+                census(&request.encode_to_vec(), handler.max_events).map_err(Refused::Census)?;
+            reservation
+                .try_grow_to(held + limits.charged() + census.decoded_bytes + census.event_bytes)
+                .map_err(Refused::Memory)?;
+            Ok((request, census))
+        }
+    }
+}
+
+async fn export(
+    handler: &Handler,
+    encoding: Encoding,
+    request: ExportLogsServiceRequest,
+    census: Census,
+    reservation: &Reservation,
+) -> Response {
+    match handler
+        .ingest
+        .export(request, reservation, census.event_bytes)
+        .await
+    {
         Ok(exported) => {
             let body = match encoding {
                 Encoding::Json => json::encode_response(exported.rejected, &exported.error_message),
@@ -178,14 +318,106 @@ async fn export_logs(
     }
 }
 
-fn decode(encoding: Encoding, body: &[u8]) -> Result<ExportLogsServiceRequest, String> {
-    match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(body)
-            .map_err(|e| format!("request body is not a valid ExportLogsServiceRequest: {e}")),
-        Encoding::Json => json::decode_request(body).map_err(|e| {
-            format!("request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}")
-        }),
+fn invalid(encoding: Encoding, message: String) -> Response {
+    error(
+        encoding,
+        StatusCode::BAD_REQUEST,
+        code::INVALID_ARGUMENT,
+        &message,
+    )
+}
+
+fn census_error(encoding: Encoding, error: &CensusError) -> Response {
+    match error {
+        CensusError::TooManyRecords { .. } => self::error(
+            encoding,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &error.to_string(),
+        ),
+        CensusError::Malformed(_) => invalid(encoding, error.to_string()),
     }
+}
+
+fn over_budget(encoding: Encoding, over: &OverBudget) -> Response {
+    if over.is_retryable() {
+        let mut response = error(
+            encoding,
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::UNAVAILABLE,
+            &over.to_string(),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(RETRY_AFTER.as_secs()),
+        );
+        response
+    } else {
+        error(
+            encoding,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &over.to_string(),
+        )
+    }
+}
+
+fn body_error(encoding: Encoding, failure: BodyError) -> Response {
+    match failure {
+        BodyError::TooLarge { .. } => error(
+            encoding,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &failure.to_string(),
+        ),
+        BodyError::Memory(over) => over_budget(encoding, &over),
+        BodyError::TooSlow { .. } => {
+            let mut response = error(
+                encoding,
+                StatusCode::REQUEST_TIMEOUT,
+                code::UNAVAILABLE,
+                &failure.to_string(),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        BodyError::NotGzip(_) | BodyError::Broken(_) => invalid(encoding, failure.to_string()),
+    }
+}
+
+/// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
+pub fn forbidden() -> Router {
+    Router::new().fallback(|headers: HeaderMap| async move {
+        let mut response = error(
+            request_encoding(&headers),
+            StatusCode::FORBIDDEN,
+            code::PERMISSION_DENIED,
+            "the client's address is not in this listener's allowed_cidrs",
+        );
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    })
+}
+
+/// The answer to a request over `max_concurrent_requests`: 503 + `Retry-After`.
+pub fn busy() -> Response {
+    let mut response = error(
+        Encoding::Json,
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::UNAVAILABLE,
+        "too many requests in flight on this listener; retry later",
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER.as_secs()),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn content_type(headers: &HeaderMap) -> Option<Encoding> {
@@ -198,24 +430,6 @@ fn content_type(headers: &HeaderMap) -> Option<Encoding> {
     } else {
         None
     }
-}
-
-/// Decompresses at most `limit` bytes; `Ok(None)` when the content is larger.
-fn gunzip(compressed: &[u8], limit: usize) -> std::io::Result<Option<Bytes>> {
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4).min(limit));
-    let read = flate2::read::MultiGzDecoder::new(compressed)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)?;
-    Ok((read <= limit).then(|| Bytes::from(out)))
-}
-
-fn too_large(encoding: Encoding, limit: usize) -> Response {
-    error(
-        encoding,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        code::RESOURCE_EXHAUSTED,
-        &format!("request body is larger than max_request_size ({limit} bytes)"),
-    )
 }
 
 fn reply(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response {

@@ -2,10 +2,13 @@
 
 use super::mapping::{MappedRequest, map_request};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use siemrelay_core::admission::Reservation;
+use siemrelay_core::ingest::receiver_namespace;
 use siemrelay_core::{EventSink, Refusal, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
+use uuid::Uuid;
 
 /// Counter of log records received, per request.
 const RECEIVED_TOTAL: &str = "siemrelay_receiver_events_received_total";
@@ -28,6 +31,7 @@ pub struct Exported {
 #[derive(Clone)]
 pub struct Ingest {
     receiver: Arc<str>,
+    namespace: Uuid,
     sink: Arc<dyn EventSink>,
 }
 
@@ -36,13 +40,21 @@ impl Ingest {
     pub fn new(receiver: &str, sink: Arc<dyn EventSink>) -> Ingest {
         Ingest {
             receiver: receiver.into(),
+            namespace: receiver_namespace(receiver),
             sink,
         }
     }
 
-    /// Maps the request and waits until the pipeline accepted (or refused) its events.
-    pub async fn export(&self, request: ExportLogsServiceRequest) -> Result<Exported, Refusal> {
-        let mapped = map_request(request, Timestamp::now());
+    /// Maps the request and waits until the pipeline accepted (or refused) its events. Once
+    /// mapped, `reservation` shrinks to `event_bytes`, what the events hold until queued.
+    pub async fn export(
+        &self,
+        request: ExportLogsServiceRequest,
+        reservation: &Reservation,
+        event_bytes: usize,
+    ) -> Result<Exported, Refusal> {
+        let mapped = map_request(request, Timestamp::now(), self.namespace);
+        reservation.shrink_to(event_bytes);
         let MappedRequest {
             events, rejected, ..
         } = &mapped;
@@ -135,7 +147,13 @@ mod tests {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap()
-                .block_on(Ingest::new("otlp/test", Arc::new(FullSink)).export(request))
+                .block_on(async {
+                    let reservation =
+                        siemrelay_core::admission::MemoryBudget::unlimited().empty_reservation();
+                    Ingest::new("otlp/test", Arc::new(FullSink))
+                        .export(request, &reservation, 0)
+                        .await
+                })
         });
         let refusal = result.unwrap_err();
         assert_eq!(retry_after(&refusal), Duration::from_secs(3));

@@ -33,6 +33,12 @@ pub fn decode_request(body: &[u8]) -> Result<ExportLogsServiceRequest> {
         path: "request body".into(),
         message: format!("not valid JSON: {e}"),
     })?;
+    decode_value(root)
+}
+
+/// Decodes an OTLP/JSON `ExportLogsServiceRequest` already parsed into a JSON tree (the
+/// receiver parses it under its limits first).
+pub fn decode_value(root: Value) -> Result<ExportLogsServiceRequest> {
     let root = object(root, "request body")?;
     let mut request = ExportLogsServiceRequest::default();
     for (key, value) in root {

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use siemrelay_core::ingest::keep_duplicate;
 use siemrelay_core::severity::{name_for_number, number_for_name};
 use siemrelay_core::{Batch, Event, Map, Severity, Timestamp, Value};
 use uuid::Uuid;
@@ -37,8 +38,13 @@ impl MappedRequest {
     }
 }
 
-/// Maps every log record of `request` to an event observed at `now`.
-pub fn map_request(request: ExportLogsServiceRequest, now: Timestamp) -> MappedRequest {
+/// Maps every log record of `request` to an event observed at `now`; an `event.id` that is not
+/// a UUID becomes the UUIDv5 of its text in `namespace` (the receiver's).
+pub fn map_request(
+    request: ExportLogsServiceRequest,
+    now: Timestamp,
+    namespace: Uuid,
+) -> MappedRequest {
     let total: usize = request
         .resource_logs
         .iter()
@@ -49,7 +55,7 @@ pub fn map_request(request: ExportLogsServiceRequest, now: Timestamp) -> MappedR
         events: Vec::with_capacity(total),
         ..MappedRequest::default()
     };
-    let mut ids = EventIds::new(now);
+    let mut ids = EventIds::new(now, namespace);
     for (r, resource_logs) in request.resource_logs.into_iter().enumerate() {
         let resource = resource_logs
             .resource
@@ -130,7 +136,7 @@ impl ScopeFields {
 fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut EventIds) -> Event {
     let mut attributes = Map::with_capacity(record.attributes.len() + 4);
     for KeyValue { key, value, .. } in record.attributes {
-        attributes.insert(key, any_value_to_json(value));
+        insert_first(&mut attributes, key, any_value_to_json(value));
     }
     let summary = record.body.and_then(|body| map_body(body, &mut attributes));
     if let Some(name) = &scope.name {
@@ -160,6 +166,16 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
     if let Some(span_id) = nonzero_hex(&record.span_id) {
         insert_derived(&mut attributes, "span_id", Value::String(span_id));
     }
+    if record.observed_time_unix_nano != 0
+        && let Ok(nanos) = i64::try_from(record.observed_time_unix_nano)
+    {
+        // The sender's observed time; the event's own is when siemrelay received it.
+        insert_derived(
+            &mut attributes,
+            "observed_timestamp",
+            Value::String(Timestamp(nanos).to_rfc3339()),
+        );
+    }
 
     let event_type = if record.event_name.is_empty() {
         ["event.name", "event_type"]
@@ -175,7 +191,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
     let event_id = ["event.id", "event_id"]
         .iter()
         .find_map(|key| match attributes.get(*key) {
-            Some(Value::String(id)) => Uuid::try_parse(id).ok(),
+            Some(Value::String(id)) if !id.is_empty() => Some(ids.for_sender_id(id)),
             _ => None,
         })
         .unwrap_or_else(|| ids.next());
@@ -275,13 +291,27 @@ fn nonzero_hex(id: &[u8]) -> Option<String> {
     id.iter().any(|b| *b != 0).then(|| hex::encode(id))
 }
 
-/// Converts key-value pairs to a map (a repeated key keeps its last value).
+/// Converts key-value pairs to a map (a repeated key keeps its first value; later ones go to
+/// `_duplicate.<key>`).
 pub fn key_values_to_map(pairs: Vec<KeyValue>) -> Map {
     let mut map = Map::with_capacity(pairs.len());
     for KeyValue { key, value, .. } in pairs {
-        map.insert(key, any_value_to_json(value));
+        insert_first(&mut map, key, any_value_to_json(value));
     }
     map
+}
+
+/// Inserts a sender's key-value pair; a repeated key loses nothing (see `keep_duplicate`).
+fn insert_first(map: &mut Map, key: String, value: Value) {
+    match map.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        serde_json::map::Entry::Occupied(slot) => {
+            let key = slot.key().clone();
+            keep_duplicate(map, key, value);
+        }
+    }
 }
 
 /// Converts an OTLP `AnyValue` to a JSON value (see the mapping table).
@@ -329,16 +359,24 @@ fn double_to_json(d: f64) -> Value {
 struct EventIds {
     millis: u64,
     state: u64,
+    namespace: Uuid,
 }
 
 impl EventIds {
-    fn new(now: Timestamp) -> EventIds {
+    fn new(now: Timestamp, namespace: Uuid) -> EventIds {
         // One OS-random UUIDv7 per batch seeds the sequence.
         let seed = Uuid::now_v7().as_u128();
         EventIds {
             millis: u64::try_from(now.as_epoch_millis()).unwrap_or(0),
             state: (seed as u64) ^ ((seed >> 64) as u64),
+            namespace,
         }
+    }
+
+    /// The sender's id when it is a UUID, else the UUIDv5 of its text in the namespace, so a
+    /// retry keeps its `event_id`.
+    fn for_sender_id(&self, id: &str) -> Uuid {
+        Uuid::try_parse(id).unwrap_or_else(|_| Uuid::new_v5(&self.namespace, id.as_bytes()))
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -366,6 +404,8 @@ mod tests {
     use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use serde_json::json;
+
+    const NAMESPACE: Uuid = Uuid::from_u128(0x5eed);
 
     fn string(s: &str) -> Option<AnyValue> {
         Some(AnyValue {
@@ -430,7 +470,7 @@ mod tests {
             ..LogRecord::default()
         };
         let now = Timestamp(1);
-        let mapped = map_request(request(vec![record]), now);
+        let mapped = map_request(request(vec![record]), now, NAMESPACE);
         assert_eq!(mapped.rejected, 0);
         let event = &mapped.events[0];
         assert_eq!(event.timestamp, Timestamp(1_718_000_000_123_000_000));
@@ -484,7 +524,7 @@ mod tests {
             },
             LogRecord::default(),
         ];
-        let mapped = map_request(request(records), Timestamp(7));
+        let mapped = map_request(request(records), Timestamp(7), NAMESPACE);
         let [a, b, c] = &mapped.events[..] else {
             panic!("3 events")
         };
@@ -501,7 +541,15 @@ mod tests {
             a.attributes["event.id"], "not-a-uuid",
             "kept as an attribute"
         );
-        assert_eq!(a.event_id.get_version_num(), 7);
+        // A sender id that is not a UUID gives the same UUIDv5 on every retry.
+        assert_eq!(a.event_id, Uuid::new_v5(&NAMESPACE, b"not-a-uuid"));
+        assert_eq!(b.event_id.get_version_num(), 7);
+        // The sender's observed time is kept; the event's own is the receive time.
+        assert_eq!(a.observed_timestamp, Timestamp(7));
+        assert_eq!(
+            a.attributes["observed_timestamp"],
+            Timestamp(42).to_rfc3339()
+        );
         assert_eq!(b.event_type, "login");
         assert_eq!(
             b.severity,
@@ -513,6 +561,22 @@ mod tests {
         assert_eq!(c.timestamp, Timestamp(7));
         assert_eq!(c.severity, Severity::default());
         assert_ne!(a.event_id, c.event_id);
+    }
+
+    #[test]
+    fn repeated_attribute_keys_lose_nothing() {
+        let record = LogRecord {
+            attributes: vec![
+                kv("user", AnyValueKind::StringValue("ann".into())),
+                kv("user", AnyValueKind::StringValue("bob".into())),
+                kv("user", AnyValueKind::IntValue(3)),
+            ],
+            ..LogRecord::default()
+        };
+        let mapped = map_request(request(vec![record]), Timestamp(7), NAMESPACE);
+        let attributes = &mapped.events[0].attributes;
+        assert_eq!(attributes["user"], "ann");
+        assert_eq!(attributes["_duplicate"]["user"], json!(["bob", 3]));
     }
 
     #[test]
@@ -545,7 +609,7 @@ mod tests {
                 ..LogRecord::default()
             },
         ];
-        let mapped = map_request(request(records), Timestamp(1));
+        let mapped = map_request(request(records), Timestamp(1), NAMESPACE);
         let attrs = Value::Object(mapped.events[0].attributes.clone());
         assert_eq!(attrs["user"], "attr-user");
         assert_eq!(attrs["action"], "delete");
@@ -570,7 +634,7 @@ mod tests {
                 ..LogRecord::default()
             },
         ];
-        let mapped = map_request(request(records), Timestamp(1));
+        let mapped = map_request(request(records), Timestamp(1), NAMESPACE);
         assert_eq!(mapped.events.len(), 1);
         assert_eq!(mapped.rejected, 2);
         let message = mapped.rejection_message();

@@ -1,10 +1,13 @@
 //! The `webhook` receiver's configuration and its semantic checks.
 
 use super::verify::{Scheme, Verifier};
+use crate::listener::ListenerLimits;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
+use siemrelay_core::cidr::CidrAllowList;
 use siemrelay_core::config_types::{ConfigDuration, ConfigSize, HostPort, Secret, parse_host_port};
 use siemrelay_core::ingest::{FieldMapping, IngestOptions};
+use siemrelay_core::listener_tls::ListenerTlsConfig;
 use std::time::Duration;
 
 /// Default listen address.
@@ -13,6 +16,8 @@ pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:8088";
 pub const DEFAULT_PATH: &str = "/v1/events";
 /// Default largest accepted body, before and after gzip decoding (10 MiB).
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+/// Default most events one request may hold.
+pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 10_000;
 /// Default accepted clock skew for timestamped signature schemes (5 minutes).
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -23,6 +28,17 @@ pub struct WebhookConfig {
     /// Address to listen on. Default `127.0.0.1:8088`.
     #[serde(default = "default_endpoint")]
     pub endpoint: HostPort,
+    /// Client addresses served (CIDR blocks or single addresses); any other client gets 403
+    /// before its body is read. Default: every address.
+    #[serde(default)]
+    pub allowed_cidrs: CidrAllowList,
+    /// Serve HTTPS (`cert_file`, `key_file`, optional `client_ca_file` to require client
+    /// certificates signed by it); files re-read on SIGHUP. Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<ListenerTlsConfig>,
+    /// Connection and request caps and timeouts. Defaults in [`ListenerLimits`].
+    #[serde(default)]
+    pub limits: ListenerLimits,
     /// URL path that accepts events; any other path answers 404. Default `/v1/events`.
     #[serde(default = "default_path")]
     pub path: String,
@@ -32,6 +48,10 @@ pub struct WebhookConfig {
     /// Largest body accepted, both as received and after gzip decoding. Default `10MiB`.
     #[serde(default = "default_max_body_size")]
     pub max_body_size: ConfigSize,
+    /// Most events one request may hold; the parser stops at the first one over it and the
+    /// request is refused with 413. Default `10000`.
+    #[serde(default = "default_max_events_per_request")]
+    pub max_events_per_request: usize,
     /// Which sender field feeds each well-known event field. Default: none.
     #[serde(default)]
     pub mapping: FieldMapping,
@@ -87,6 +107,10 @@ fn default_max_body_size() -> ConfigSize {
     ConfigSize(DEFAULT_MAX_BODY_SIZE)
 }
 
+fn default_max_events_per_request() -> usize {
+    DEFAULT_MAX_EVENTS_PER_REQUEST
+}
+
 impl WebhookConfig {
     /// Semantic checks that need no socket; each issue names its key inside the block.
     pub fn validate(&self) -> Vec<ConfigIssue> {
@@ -108,6 +132,20 @@ impl WebhookConfig {
                 "max_body_size must be greater than 0",
             ));
         }
+        if self.max_events_per_request == 0 {
+            issues.push(ConfigIssue::new(
+                "max_events_per_request",
+                "max_events_per_request must be greater than 0",
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            issues.extend(
+                tls.validate()
+                    .into_iter()
+                    .map(|issue| ConfigIssue::new(format!("tls.{}", issue.key), issue.message)),
+            );
+        }
+        issues.extend(self.limits.validate("limits"));
         let verifier = match self.verify.as_ref().map(Verifier::from_config) {
             Some(Ok(verifier)) => Some(verifier),
             Some(Err(more)) => {
@@ -123,12 +161,9 @@ impl WebhookConfig {
         }
     }
 
-    /// How this receiver turns JSON objects into events.
-    pub fn ingest_options(&self) -> IngestOptions {
-        IngestOptions {
-            mapping: self.mapping.clone(),
-            strict: self.strict,
-        }
+    /// How the receiver `id` turns JSON objects into events.
+    pub fn ingest_options(&self, id: &str) -> IngestOptions {
+        IngestOptions::for_receiver(id, self.mapping.clone(), self.strict)
     }
 }
 
@@ -153,6 +188,9 @@ mod tests {
         assert_eq!(config.endpoint.addr.port(), 8088);
         assert_eq!(config.path, "/v1/events");
         assert_eq!(config.max_body_size.0, 10 * 1024 * 1024);
+        assert_eq!(config.max_events_per_request, 10_000);
+        assert!(config.tls.is_none() && config.allowed_cidrs.is_empty());
+        assert_eq!(config.limits, ListenerLimits::default());
         assert!(config.auth.is_none() && config.verify.is_none() && !config.strict);
         assert!(config.validate().is_empty());
     }
@@ -177,7 +215,7 @@ mod tests {
     #[test]
     fn semantic_issues_name_their_keys_without_secrets() {
         let config = parse(serde_json::json!({
-            "path": "hooks", "max_body_size": 0,
+            "path": "hooks", "max_body_size": 0, "max_events_per_request": 0,
             "verify": {"scheme": "slack", "header": "X-Sig", "secrets": [], "tolerance": "0s"}
         }));
         let keys: Vec<String> = config.validate().into_iter().map(|i| i.key).collect();
@@ -186,6 +224,7 @@ mod tests {
             [
                 "path",
                 "max_body_size",
+                "max_events_per_request",
                 "verify.header",
                 "verify.secrets",
                 "verify.tolerance"

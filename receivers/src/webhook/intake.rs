@@ -1,21 +1,22 @@
 //! Request processing without I/O: headers and the raw body in, a batch of events or a
 //! rejection out. The checks run in a fixed order: bearer auth, content type and encoding,
-//! size, signature (over the body exactly as received), gzip decoding, parsing, ingest.
-//! A request is accepted whole or rejected whole.
+//! size, signature (over the body exactly as received), gzip decoding, parsing (under the
+//! events limit and the admission budget), ingest. A request is accepted whole or rejected
+//! whole.
 
 use super::config::WebhookConfig;
 use super::verify::{Verified, Verifier, VerifyFailure};
+use crate::body::{self, BodyError, SizeLimit};
 use axum::http::{HeaderMap, StatusCode, header};
-use flate2::read::MultiGzDecoder;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use siemrelay_core::ConfigIssue;
+use siemrelay_core::admission::{MemoryBudget, OverBudget, Reservation};
 use siemrelay_core::ingest::{
-    BodyFormat, IngestError, IngestOptions, TOPLEVEL_COLLISION_KEY, event_from_object, parse_body,
+    BodyErrorKind, BodyFormat, IngestError, IngestOptions, Limits, event_from_object, insert_stamp,
+    parse_body,
 };
-use siemrelay_core::{Batch, Map, Timestamp, Value};
+use siemrelay_core::{Batch, ConfigIssue, Event, Timestamp};
 use std::borrow::Cow;
-use std::io::Read;
 use subtle::ConstantTimeEq;
 
 /// Attribute added to events of a verified request: `{"scheme": …, "secret_index": …}`.
@@ -41,6 +42,18 @@ pub enum Rejection {
         /// True when the decoded body was too large.
         decoded: bool,
     },
+    /// The request holds more events than `max_events_per_request`.
+    #[error("the request holds more than max_events_per_request ({limit}) events")]
+    TooManyEvents {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The admission budget (`service.memory_limit`) has no room for the request.
+    #[error("{0}")]
+    Memory(OverBudget),
+    /// The body arrived slower than the listener's `min_body_rate`.
+    #[error("the body arrived slower than min_body_rate ({0} bytes/s)")]
+    TooSlow(u64),
     /// The body's signature did not verify.
     #[error("signature verification failed: {0}")]
     Signature(VerifyFailure),
@@ -63,7 +76,12 @@ impl Rejection {
         match self {
             Rejection::Unauthorized(_) | Rejection::Signature(_) => StatusCode::UNAUTHORIZED,
             Rejection::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Rejection::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooLarge { .. } | Rejection::TooManyEvents { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Rejection::Memory(over) if over.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Memory(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::TooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Rejection::Malformed(_) | Rejection::Invalid { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -74,8 +92,23 @@ impl Rejection {
             Rejection::Unauthorized(_) => "auth",
             Rejection::UnsupportedMediaType(_) => "content_type",
             Rejection::TooLarge { .. } => "too_large",
+            Rejection::TooManyEvents { .. } => "too_many_events",
+            Rejection::Memory(_) => "memory_limit",
+            Rejection::TooSlow(_) => "too_slow",
             Rejection::Signature(_) => "signature",
             Rejection::Malformed(_) | Rejection::Invalid { .. } => "malformed",
+        }
+    }
+}
+
+impl From<BodyError> for Rejection {
+    fn from(error: BodyError) -> Rejection {
+        match error {
+            BodyError::TooLarge { limit, decoded, .. } => Rejection::TooLarge { limit, decoded },
+            BodyError::TooSlow { rate } => Rejection::TooSlow(rate),
+            BodyError::Memory(over) => Rejection::Memory(over),
+            BodyError::NotGzip(e) => Rejection::Malformed(format!("body is not valid gzip: {e}")),
+            BodyError::Broken(message) => Rejection::Malformed(message),
         }
     }
 }
@@ -87,6 +120,8 @@ pub struct Framing {
     pub format: BodyFormat,
     /// `Content-Encoding: gzip`.
     pub gzip: bool,
+    /// The declared `Content-Length`, if any (already checked against the limit).
+    pub declared_length: Option<usize>,
 }
 
 /// A request turned into events, ready for the pipeline.
@@ -98,6 +133,8 @@ pub struct Admitted {
     pub mapping_errors: usize,
     /// The signature check that passed, if one is configured.
     pub verified: Option<Verified>,
+    /// Memory the batch holds (what its reservation may shrink to once the body is freed).
+    pub held_bytes: usize,
 }
 
 /// Everything request processing needs, prepared once from the config.
@@ -105,13 +142,19 @@ pub struct Admitted {
 pub struct Intake {
     bearer_digest: Option<[u8; 32]>,
     max_body: usize,
+    max_events: usize,
     verifier: Option<Verifier>,
     options: IngestOptions,
 }
 
 impl Intake {
-    /// Prepares request processing from a config, or returns its issues.
-    pub fn new(config: &WebhookConfig) -> Result<Intake, Vec<ConfigIssue>> {
+    /// Prepares request processing for the receiver `id` from its config, or returns the
+    /// config's issues.
+    pub fn new(id: &str, config: &WebhookConfig) -> Result<Intake, Vec<ConfigIssue>> {
+        let issues = config.validate();
+        if !issues.is_empty() {
+            return Err(issues);
+        }
         let verifier = config.checked_verifier()?;
         Ok(Intake {
             bearer_digest: config
@@ -119,14 +162,18 @@ impl Intake {
                 .as_ref()
                 .map(|auth| Sha256::digest(auth.bearer_token.expose().as_bytes()).into()),
             max_body: config.max_body_size.as_usize(),
+            max_events: config.max_events_per_request,
             verifier,
-            options: config.ingest_options(),
+            options: config.ingest_options(id),
         })
     }
 
-    /// The largest body accepted, in bytes.
-    pub fn max_body(&self) -> usize {
-        self.max_body
+    /// The size limit of bodies, as received and decoded.
+    pub fn size_limit(&self) -> SizeLimit {
+        SizeLimit {
+            key: "max_body_size",
+            bytes: self.max_body,
+        }
     }
 
     /// Checks made before the body is read: bearer token, content type and encoding, and a
@@ -142,36 +189,82 @@ impl Intake {
         if declared.is_some_and(|length| length > self.max_body as u64) {
             return Err(self.too_large(false));
         }
-        Ok(Framing { format, gzip })
+        Ok(Framing {
+            format,
+            gzip,
+            declared_length: declared.and_then(|length| usize::try_from(length).ok()),
+        })
     }
 
-    /// Checks made on the raw body, then decoding, parsing and ingest. `observed` is the
+    /// Checks made on the raw body, then decoding, parsing and ingest, holding what it
+    /// allocates in `reservation` (which already holds the raw body). `observed` is the
     /// request's arrival time (every event's `observed_timestamp`, and "now" for replay checks).
     pub fn process(
         &self,
         framing: Framing,
         headers: &HeaderMap,
-        body: &[u8],
+        raw: &[u8],
         observed: Timestamp,
+        reservation: &Reservation,
     ) -> Result<Admitted, Rejection> {
-        if body.len() > self.max_body {
+        let verified = self.verify(headers, raw, observed)?;
+        self.parse(framing, raw, verified, observed, reservation)
+    }
+
+    /// Checks the raw body's size and signature (once per request: a verified signature is
+    /// remembered for replay checks).
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        raw: &[u8],
+        observed: Timestamp,
+    ) -> Result<Option<Verified>, Rejection> {
+        if raw.len() > self.max_body {
             return Err(self.too_large(false));
         }
-        let verified = match &self.verifier {
-            Some(verifier) => Some(
-                verifier
-                    .verify(headers, body, observed.0.div_euclid(1_000_000_000))
-                    .map_err(Rejection::Signature)?,
-            ),
-            None => None,
-        };
+        match &self.verifier {
+            Some(verifier) => verifier
+                .verify(headers, raw, observed.0.div_euclid(1_000_000_000))
+                .map(Some)
+                .map_err(Rejection::Signature),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes and parses a checked body into events, holding what it allocates in
+    /// `reservation`; may be run again after a [`Rejection::Memory`].
+    pub fn parse(
+        &self,
+        framing: Framing,
+        raw: &[u8],
+        verified: Option<Verified>,
+        observed: Timestamp,
+        reservation: &Reservation,
+    ) -> Result<Admitted, Rejection> {
         let decoded = if framing.gzip {
-            Cow::Owned(self.gunzip(body)?)
+            Cow::Owned(body::gunzip(
+                raw,
+                self.size_limit(),
+                reservation,
+                raw.len(),
+            )?)
         } else {
-            Cow::Borrowed(body)
+            Cow::Borrowed(raw)
         };
-        let objects =
-            parse_body(&decoded, framing.format).map_err(|e| Rejection::Malformed(e.message))?;
+        let limits = Limits::new(self.max_events)
+            .strict(self.options.strict)
+            .charging(reservation);
+        let objects = parse_body(&decoded, framing.format, &limits).map_err(|e| match e.kind {
+            BodyErrorKind::TooManyEvents { limit } => Rejection::TooManyEvents { limit },
+            BodyErrorKind::Memory(over) => Rejection::Memory(over),
+            _ => Rejection::Malformed(e.message),
+        })?;
+        limits
+            .charge(objects.len() * size_of::<Event>())
+            .map_err(|stop| match stop {
+                siemrelay_core::ingest::Stop::Memory(over) => Rejection::Memory(over),
+                other => Rejection::Malformed(other.to_string()),
+            })?;
 
         let verified_by =
             verified.map(|v| json!({"scheme": v.scheme.name(), "secret_index": v.secret_index}));
@@ -182,7 +275,11 @@ impl Intake {
                 .map_err(|error| Rejection::Invalid { index, error })?;
             mapping_errors += ingested.mapping_errors;
             if let Some(stamp) = &verified_by {
-                stamp_verified_by(&mut ingested.event.attributes, stamp.clone());
+                insert_stamp(
+                    &mut ingested.event.attributes,
+                    VERIFIED_BY_KEY,
+                    stamp.clone(),
+                );
             }
             batch.push(ingested.event);
         }
@@ -190,10 +287,12 @@ impl Intake {
             batch,
             mapping_errors,
             verified,
+            held_bytes: limits.charged(),
         })
     }
 
-    /// [`Intake::admit`] then [`Intake::process`]: the whole request in one call.
+    /// [`Intake::admit`] then [`Intake::process`] with no memory limit: the whole request in
+    /// one call (tests and tools).
     pub fn handle(
         &self,
         headers: &HeaderMap,
@@ -201,7 +300,8 @@ impl Intake {
         observed: Timestamp,
     ) -> Result<Admitted, Rejection> {
         let framing = self.admit(headers)?;
-        self.process(framing, headers, body, observed)
+        let reservation = MemoryBudget::unlimited().empty_reservation();
+        self.process(framing, headers, body, observed, &reservation)
     }
 
     fn check_bearer(&self, headers: &HeaderMap) -> Result<(), Rejection> {
@@ -227,35 +327,10 @@ impl Intake {
         }
     }
 
-    fn gunzip(&self, body: &[u8]) -> Result<Vec<u8>, Rejection> {
-        let mut decoded = Vec::with_capacity(body.len().saturating_mul(4).min(self.max_body));
-        MultiGzDecoder::new(body)
-            .take(self.max_body as u64 + 1)
-            .read_to_end(&mut decoded)
-            .map_err(|e| Rejection::Malformed(format!("body is not valid gzip: {e}")))?;
-        if decoded.len() > self.max_body {
-            return Err(self.too_large(true));
-        }
-        Ok(decoded)
-    }
-
     fn too_large(&self, decoded: bool) -> Rejection {
         Rejection::TooLarge {
             limit: self.max_body,
             decoded,
-        }
-    }
-}
-
-/// Puts the receiver's `verified_by` in place; a sender's own value of that name is kept under
-/// `_toplevel`, as the ingest rules do for other clashes.
-fn stamp_verified_by(attributes: &mut Map, stamp: Value) {
-    if let Some(sender) = attributes.insert(VERIFIED_BY_KEY.to_string(), stamp) {
-        let slot = attributes
-            .entry(TOPLEVEL_COLLISION_KEY)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Value::Object(map) = slot {
-            map.insert(VERIFIED_BY_KEY.to_string(), sender);
         }
     }
 }
@@ -314,7 +389,7 @@ mod tests {
     use std::io::Write;
 
     fn intake(config: serde_json::Value) -> Intake {
-        Intake::new(&serde_json::from_value(config).unwrap()).unwrap()
+        Intake::new("webhook", &serde_json::from_value(config).unwrap()).unwrap()
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -426,7 +501,7 @@ mod tests {
             attributes[VERIFIED_BY_KEY],
             serde_json::json!({"scheme": "hmac_sha256", "secret_index": 1})
         );
-        assert_eq!(attributes[TOPLEVEL_COLLISION_KEY][VERIFIED_BY_KEY], "me");
+        assert_eq!(attributes["_duplicate"][VERIFIED_BY_KEY], json!(["me"]));
     }
 
     proptest! {

@@ -1,17 +1,18 @@
-//! The HTTP glue: routing, reading the body under the size limit, handing the batch to the
-//! pipeline and answering only after the pipeline has accepted (or refused) it.
+//! The HTTP glue: routing, reserving memory and reading the body under the listener's limits,
+//! handing the batch to the pipeline and answering only after the pipeline has accepted (or
+//! refused) it.
 
 use super::intake::{Intake, Rejection};
 use super::telemetry::Telemetry;
+use crate::body;
 use axum::Router;
-use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use siemrelay_core::admission::{ADMISSION_WAIT, MemoryBudget, RETRY_AFTER};
 use siemrelay_core::{EventSink, Refusal, Timestamp};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 /// What every request of one receiver shares.
@@ -22,6 +23,8 @@ pub struct Endpoint {
     pub intake: Intake,
     /// Where accepted batches go.
     pub sink: Arc<dyn EventSink>,
+    /// The admission budget requests reserve their memory from.
+    pub budget: Arc<MemoryBudget>,
     /// Metrics and logs.
     pub telemetry: Telemetry,
 }
@@ -59,14 +62,34 @@ async fn serve_request(
 
     let observed = Timestamp::now();
     let intake = &endpoint.intake;
-    let admitted = match intake.admit(&parts.headers) {
-        Ok(framing) => match read_body(body, intake.max_body()).await {
-            Ok(raw) => intake.process(framing, &parts.headers, &raw, observed),
-            Err(rejection) => Err(rejection),
-        },
-        Err(rejection) => Err(rejection),
-    };
-    let admitted = match admitted {
+    let admitted = async {
+        let framing = intake.admit(&parts.headers)?;
+        // Room for the body as declared, waiting briefly for other requests to finish.
+        let reservation = endpoint
+            .budget
+            .reserve(framing.declared_length.unwrap_or(0), ADMISSION_WAIT)
+            .await
+            .map_err(Rejection::Memory)?;
+        let raw = body::read(body, intake.size_limit(), &reservation).await?;
+        let verified = intake.verify(&parts.headers, &raw, observed)?;
+        // Parsing that runs out of memory is tried again as others give memory back (briefly).
+        let admitted = endpoint
+            .budget
+            .retry_while_busy(
+                ADMISSION_WAIT,
+                || {
+                    reservation.shrink_to(raw.len());
+                    intake.parse(framing, &raw, verified, observed, &reservation)
+                },
+                |rejection| matches!(rejection, Rejection::Memory(over) if over.is_retryable()),
+            )
+            .await?;
+        drop(raw);
+        reservation.shrink_to(admitted.held_bytes);
+        Ok::<_, Rejection>((admitted, reservation))
+    }
+    .await;
+    let (admitted, _reservation) = match admitted {
         Ok(admitted) => admitted,
         Err(rejection) => {
             endpoint.telemetry.rejected(&rejection, peer);
@@ -94,26 +117,6 @@ async fn serve_request(
     }
 }
 
-/// Reads the body, stopping with 413 as soon as it grows past `limit`.
-async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, Rejection> {
-    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-    let mut raw = Vec::with_capacity(hint.min(limit));
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame
-            .map_err(|e| Rejection::Malformed(format!("could not read the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if raw.len() + data.len() > limit {
-                return Err(Rejection::TooLarge {
-                    limit,
-                    decoded: false,
-                });
-            }
-            raw.extend_from_slice(&data);
-        }
-    }
-    Ok(raw)
-}
-
 fn accepted(received: usize, queued: usize) -> Response {
     let body = json!({"accepted": received, "queued": queued});
     (StatusCode::OK, axum::Json(body)).into_response()
@@ -125,11 +128,49 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 fn rejection_response(rejection: &Rejection) -> Response {
     let mut response = error(rejection.status(), &rejection.to_string());
-    if let Rejection::Unauthorized(_) = rejection {
+    match rejection {
+        Rejection::Unauthorized(_) => {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        Rejection::Memory(over) if over.is_retryable() => {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(RETRY_AFTER.as_secs()),
+            );
+        }
+        _ => {}
+    }
+    response
+}
+
+/// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
+pub fn forbidden() -> Router {
+    Router::new().fallback(|| async {
+        let mut response = error(
+            StatusCode::FORBIDDEN,
+            "the client's address is not in this receiver's allowed_cidrs",
+        );
         response
             .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    })
+}
+
+/// The answer to a request over the listener's `max_concurrent_requests`.
+pub fn busy() -> Response {
+    let mut response = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many requests in flight on this receiver; retry later",
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(RETRY_AFTER.as_secs()),
+    );
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 use siemrelay_core::ConfigIssue;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 
@@ -86,6 +88,9 @@ pub enum VerifyFailure {
         /// The configured tolerance.
         tolerance_secs: u64,
     },
+    /// The same signed request was already accepted within the tolerance window.
+    #[error("this signed request was already received; a replay is refused")]
+    Replayed,
 }
 
 impl VerifyFailure {
@@ -96,6 +101,7 @@ impl VerifyFailure {
             VerifyFailure::MalformedHeader { .. } => "malformed_header",
             VerifyFailure::NoMatch => "no_match",
             VerifyFailure::OutsideTolerance { .. } => "outside_tolerance",
+            VerifyFailure::Replayed => "replay",
         }
     }
 }
@@ -116,6 +122,37 @@ pub struct Verifier {
     header: HeaderName,
     keys: Vec<Vec<u8>>,
     tolerance: Duration,
+    /// Signed requests accepted within the tolerance window (timestamped schemes only).
+    seen: Mutex<Seen>,
+}
+
+/// The MACs of signed requests accepted while their signed timestamp is within the tolerance
+/// window: a request carrying one of them again is a replay. Entries leave once their
+/// timestamp is outside the window (such a request is refused by the time check anyway), so
+/// memory holds the window's entries only.
+#[derive(Default)]
+struct Seen {
+    /// First 16 bytes of the MAC → the Unix second after which it may be forgotten.
+    expires: HashMap<[u8; 16], i64>,
+    /// When the next sweep of expired entries is due.
+    next_sweep: i64,
+}
+
+impl Seen {
+    /// Records `tag`, or says it was seen. Expired entries are swept at most once a second.
+    fn first_time(&mut self, tag: [u8; 16], expires: i64, now: i64) -> bool {
+        if now >= self.next_sweep {
+            self.expires.retain(|_, until| *until >= now);
+            self.next_sweep = now.saturating_add(1);
+        }
+        match self.expires.get(&tag) {
+            Some(until) if *until >= now => false,
+            _ => {
+                self.expires.insert(tag, expires);
+                true
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -202,6 +239,7 @@ impl Verifier {
             header,
             keys,
             tolerance: config.tolerance_or_default(),
+            seen: Mutex::new(Seen::default()),
         })
     }
 
@@ -218,6 +256,7 @@ impl Verifier {
                 let hex_part = value.strip_prefix("sha256=").unwrap_or(value);
                 let signature = decode_hex(self.header.as_str(), hex_part)?;
                 self.matching_key(&[body], &[signature])
+                    .map(|(index, _)| index)
             }
             Scheme::Github => {
                 let value = header_text(headers, self.header.as_str())?;
@@ -226,6 +265,7 @@ impl Verifier {
                     .ok_or_else(|| malformed(self.header.as_str(), "expected sha256=<hex>"))?;
                 let signature = decode_hex(self.header.as_str(), hex_part)?;
                 self.matching_key(&[body], &[signature])
+                    .map(|(index, _)| index)
             }
             Scheme::Stripe => {
                 let value = header_text(headers, STRIPE_HEADER)?;
@@ -262,26 +302,29 @@ impl Verifier {
             .ok_or(VerifyFailure::NoMatch)
     }
 
-    /// Index of the first secret whose MAC over `parts` equals one of `signatures`.
-    fn matching_key(&self, parts: &[&[u8]], signatures: &[Vec<u8>]) -> Option<usize> {
-        self.keys.iter().position(|key| {
-            let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
-                return false;
-            };
+    /// Index of the first secret whose MAC over `parts` equals one of `signatures`, with the
+    /// MAC's first 16 bytes (what identifies the signed request for replay checks).
+    fn matching_key(&self, parts: &[&[u8]], signatures: &[Vec<u8>]) -> Option<(usize, [u8; 16])> {
+        self.keys.iter().enumerate().find_map(|(index, key)| {
+            let mut mac = HmacSha256::new_from_slice(key).ok()?;
             for part in parts {
                 mac.update(part);
             }
             let tag = mac.finalize().into_bytes();
-            signatures
+            let matched = signatures
                 .iter()
-                .any(|signature| bool::from(tag.as_slice().ct_eq(signature)))
+                .any(|signature| bool::from(tag.as_slice().ct_eq(signature)));
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&tag[..16]);
+            matched.then_some((index, id))
         })
     }
 
-    /// For a matched signature, rejects a signed timestamp outside the tolerance.
+    /// For a matched signature, rejects a signed timestamp outside the tolerance, then a
+    /// request already accepted within the window (a replay).
     fn check_time(
         &self,
-        matched: Option<usize>,
+        matched: Option<(usize, [u8; 16])>,
         timestamp: &str,
         header: &str,
         now_unix: i64,
@@ -290,9 +333,9 @@ impl Verifier {
             .trim()
             .parse()
             .map_err(|_| malformed(header, "timestamp is not a whole number of Unix seconds"))?;
-        if matched.is_none() {
+        let Some((index, tag)) = matched else {
             return Ok(None);
-        }
+        };
         let skew_secs = signed.abs_diff(now_unix);
         let tolerance_secs = self.tolerance.as_secs();
         if skew_secs > tolerance_secs {
@@ -301,7 +344,21 @@ impl Verifier {
                 tolerance_secs,
             });
         }
-        Ok(matched)
+        let expires = signed.saturating_add_unsigned(tolerance_secs);
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.first_time(tag, expires, now_unix) {
+            return Err(VerifyFailure::Replayed);
+        }
+        Ok(Some(index))
+    }
+
+    /// Signed requests remembered for replay checks (for tests and metrics).
+    pub fn remembered(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .expires
+            .len()
     }
 }
 
@@ -523,6 +580,50 @@ mod tests {
             v.verify(&h, b"bodx", NOW).unwrap_err(),
             VerifyFailure::NoMatch
         );
+    }
+
+    #[test]
+    fn a_replay_within_the_window_is_refused_and_memory_holds_the_window_only() {
+        let v = verifier(Scheme::Stripe, None, &["whsec_abc"]);
+        let signed = |t: i64, body: &[u8]| {
+            let ts = t.to_string();
+            let mac = mac_hex(b"whsec_abc", &[ts.as_bytes(), b".", body]);
+            headers(&[(STRIPE_HEADER, format!("t={ts},v1={mac}"))])
+        };
+        let h = signed(NOW, b"body");
+        assert!(v.verify(&h, b"body", NOW).is_ok());
+        assert_eq!(
+            v.verify(&h, b"body", NOW + 10).unwrap_err(),
+            VerifyFailure::Replayed
+        );
+        assert_eq!(VerifyFailure::Replayed.reason(), "replay");
+        // Extra decoy signatures in the header do not make a replay new.
+        let mac = mac_hex(b"whsec_abc", &[NOW.to_string().as_bytes(), b".", b"body"]);
+        let decorated = headers(&[(
+            STRIPE_HEADER,
+            format!("t={NOW},v1={},v1={mac}", "00".repeat(32)),
+        )]);
+        assert_eq!(
+            v.verify(&decorated, b"body", NOW + 20).unwrap_err(),
+            VerifyFailure::Replayed
+        );
+        // The same body signed at another second is a new request.
+        assert!(
+            v.verify(&signed(NOW + 1, b"body"), b"body", NOW + 1)
+                .is_ok()
+        );
+        for i in 0..100 {
+            let body = format!("event {i}");
+            assert!(
+                v.verify(&signed(NOW + i, body.as_bytes()), body.as_bytes(), NOW + i)
+                    .is_ok()
+            );
+        }
+        assert_eq!(v.remembered(), 102);
+        // Once the window has passed, old entries are forgotten.
+        let later = NOW + 1000;
+        assert!(v.verify(&signed(later, b"late"), b"late", later).is_ok());
+        assert_eq!(v.remembered(), 1);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test file uses a different part.
 
 use async_trait::async_trait;
+use siemrelay_core::admission::MemoryBudget;
 use siemrelay_core::component::{Receiver, ReceiverContext};
 use siemrelay_core::{Accepted, Batch, EventSink, Refusal};
 use siemrelay_receivers::webhook::{self, WebhookConfig};
@@ -85,6 +86,26 @@ impl EventSink for BlockingSink {
             received: batch.len(),
             queued: batch.len(),
         })
+    }
+}
+
+/// Hands batches to `inner` and gives receivers `budget` as the admission budget, as the
+/// runtime does with `service.memory_limit`.
+pub struct BudgetedSink {
+    /// Where batches go.
+    pub inner: Arc<dyn EventSink>,
+    /// The admission budget.
+    pub budget: Arc<MemoryBudget>,
+}
+
+#[async_trait]
+impl EventSink for BudgetedSink {
+    async fn accept(&self, batch: Batch) -> Result<Accepted, Refusal> {
+        self.inner.accept(batch).await
+    }
+
+    fn admission(&self) -> Arc<MemoryBudget> {
+        self.budget.clone()
     }
 }
 
