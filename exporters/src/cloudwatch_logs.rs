@@ -20,6 +20,7 @@
 mod api;
 mod batch;
 mod credentials;
+pub mod factory;
 mod sink;
 
 pub use batch::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS};

@@ -8,6 +8,8 @@
 //! 413 split and resent, 408/429/5xx retried (429 honours `Retry-After`), 400 and 401/403
 //! permanent (401/403 also logged as an error naming the site).
 
+pub mod factory;
+
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
 use crate::delivery::pack::{Encoded, JSON_ARRAY, pack};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};

@@ -10,6 +10,7 @@
 
 mod bulk;
 mod config;
+pub mod factory;
 mod index_name;
 mod template;
 

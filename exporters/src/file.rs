@@ -5,6 +5,8 @@
 //! loss cannot lose an event the queue already let go; `fsync: never` leaves it to the OS (a power
 //! loss can lose the last seconds of writes; a process crash cannot).
 
+pub mod factory;
+
 use crate::delivery::{Outcome, RequestLimits, RequestRecord, SendReport, Sink};
 use async_trait::async_trait;
 use chrono::format::{Item, StrftimeItems};

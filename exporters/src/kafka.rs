@@ -10,6 +10,7 @@
 //! file and status apply unchanged. See README-kafka.md.
 
 pub mod config;
+pub mod factory;
 pub mod record;
 
 pub use config::{KafkaCompression, KafkaConfig, KafkaSasl, KafkaTls, SaslMechanism};

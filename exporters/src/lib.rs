@@ -17,3 +17,23 @@ pub mod splunk_hec;
 pub mod stdout;
 pub mod syslog;
 pub mod webhook;
+
+use delivery::factory::ExporterFactory;
+
+/// Every exporter type, one line each: the pipelines crate looks config types up here.
+pub fn exporter_factories() -> &'static [&'static dyn ExporterFactory] {
+    &[
+        &file::factory::FileFactory,
+        &stdout::factory::StdoutFactory,
+        &splunk_hec::factory::SplunkHecFactory,
+        &datadog::factory::DatadogFactory,
+        &elasticsearch::factory::ElasticsearchFactory,
+        &webhook::factory::WebhookFactory,
+        &plugin::factory::PluginFactory,
+        &syslog::factory::SyslogFactory,
+        &qradar::factory::QradarFactory,
+        &cloudwatch_logs::factory::CloudWatchLogsFactory,
+        &sentinel::factory::SentinelFactory,
+        &kafka::factory::KafkaFactory,
+    ]
+}

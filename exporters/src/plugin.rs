@@ -13,6 +13,7 @@
 //! (`config.endpoint`). Delivery goes through the shared delivery layer (queue, retries,
 //! dead-letter file, status) like any exporter; plugin calls run on the exporter's own threads.
 
+pub mod factory;
 mod library;
 mod sink;
 pub mod trust;

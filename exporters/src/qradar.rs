@@ -8,6 +8,8 @@
 //! received; 408, 429 and 5xx are retried; 413 splits the batch; other statuses are permanent.
 //! `tls` (CA, client certificate for mutual TLS) configures the HTTPS client.
 
+pub mod factory;
+
 use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, TlsConfig,
     classify_by_status,

@@ -13,6 +13,7 @@
 //! retried.
 
 pub mod columns;
+pub mod factory;
 mod sink;
 mod token;
 

@@ -8,6 +8,7 @@
 //! only once its ack id reads `true` ([`ack`]).
 
 mod ack;
+pub mod factory;
 mod reply;
 
 pub use reply::{HecReply, hint_for};

@@ -1,5 +1,7 @@
 //! The `stdout` exporter: one JSON line per event on standard output, for debugging.
 
+pub mod factory;
+
 use crate::delivery::{Outcome, RequestLimits, RequestRecord, SendReport, Sink};
 use async_trait::async_trait;
 use serde::Deserialize;

@@ -20,6 +20,7 @@
 //! bounded by the batch), never a gap.
 
 pub mod cef;
+pub mod factory;
 pub mod fields;
 pub mod leef;
 pub mod message;

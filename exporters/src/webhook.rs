@@ -6,6 +6,8 @@
 //! values are treated as secrets: never logged). Replies: 2xx delivered; 408, 429 and 5xx retried
 //! (honouring `Retry-After`); 413 splits the request; other 4xx are permanent.
 
+pub mod factory;
+
 use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, classify_by_status,
 };

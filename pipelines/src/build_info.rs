@@ -1,7 +1,7 @@
 //! What this binary is: version, git commit, build, and what is compiled in. Shown by
 //! `siemrelay --version` (and `-V` in short), so an operator can tell exactly what runs.
 
-use crate::registry::{EXPORTER_TYPES, PROCESSOR_TYPES, RECEIVER_TYPES};
+use crate::registry::{exporter_types, processor_types, receiver_types};
 
 /// The crate version (`0.1.0`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -45,10 +45,13 @@ pub fn long_version() -> String {
         "{VERSION}\n\
          commit:     {GIT_COMMIT}\n\
          build:      {PROFILE}, {TARGET}, {RUSTC}\n\
-         receivers:  {RECEIVER_TYPES}\n\
-         processors: {PROCESSOR_TYPES}\n\
-         exporters:  {EXPORTER_TYPES}\n\
+         receivers:  {}\n\
+         processors: {}\n\
+         exporters:  {}\n\
          features:   {}",
+        receiver_types(),
+        processor_types(),
+        exporter_types(),
         features().join(", ")
     )
 }

@@ -12,6 +12,8 @@
 //!   batch: { send_batch_size: 8192, send_batch_max_size: 10000, timeout: 200ms }
 //! ```
 
+pub mod factory;
+
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
 use siemrelay_core::config_types::ConfigDuration;

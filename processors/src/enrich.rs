@@ -36,6 +36,8 @@
 //! `source` (default: none) sets the event's `source` field when the event has none; it is
 //! applied after the actions.
 
+pub mod factory;
+
 use crate::filter::counters::BatchCounters;
 use serde::Deserialize;
 use siemrelay_core::path::AttrPath;

@@ -38,6 +38,8 @@
 //!
 //! Regexes use the Rust `regex` syntax and are compiled once when the processor is built.
 
+pub mod factory;
+
 use crate::filter::counters::BatchCounters;
 use serde::Deserialize;
 use siemrelay_core::path::AttrPath;

@@ -68,6 +68,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 pub mod canonical;
+pub mod factory;
 mod keys;
 mod verify;
 

@@ -23,6 +23,7 @@
 mod batch;
 pub mod checkpoint;
 mod decode;
+pub mod factory;
 mod reader;
 mod tailer;
 

@@ -16,6 +16,7 @@ pub mod commit;
 mod config;
 pub mod consumer;
 pub mod decode;
+pub mod factory;
 
 pub use config::{
     CommitPoint, InitialOffset, KafkaReceiverConfig, KafkaSasl, KafkaTls, SaslMechanism,

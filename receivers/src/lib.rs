@@ -9,3 +9,15 @@ pub mod kafka;
 pub mod listener;
 pub mod otlp;
 pub mod webhook;
+
+use siemrelay_core::factory::ReceiverFactory;
+
+/// Every receiver type, one line each: the pipelines crate looks config types up here.
+pub fn receiver_factories() -> &'static [&'static dyn ReceiverFactory] {
+    &[
+        &webhook::factory::WebhookFactory,
+        &otlp::factory::OtlpFactory,
+        &file::factory::FileFactory,
+        &kafka::factory::KafkaFactory,
+    ]
+}

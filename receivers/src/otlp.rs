@@ -5,6 +5,7 @@
 
 mod census;
 mod config;
+pub mod factory;
 mod grpc;
 mod http;
 mod ingest;

@@ -7,6 +7,7 @@
 //! signature schemes in [`verify`], and the HTTP glue in `server`.
 
 mod config;
+pub mod factory;
 pub mod intake;
 mod server;
 pub mod telemetry;

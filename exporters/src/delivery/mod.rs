@@ -14,6 +14,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod disk_queue;
 pub mod exporter;
+pub mod factory;
 pub mod http;
 pub mod memory_queue;
 pub mod pack;

@@ -7,9 +7,10 @@
 //! can be appended to, and writes nothing.
 
 use crate::config::{self, LoadedConfig};
-use crate::registry::{self, ExporterKind, ProcessorSpec};
+use crate::registry;
 use siemrelay_exporters::delivery::{Sink, TestReport, test_delivery};
 use siemrelay_exporters::file::{FileConfig, FileSink};
+use siemrelay_processors::sign::SignConfig;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ pub fn signing_pipelines(loaded: &LoadedConfig, exporter: &str) -> Vec<String> {
                 loaded
                     .processors
                     .iter()
-                    .any(|(id, spec)| &id.id == pid && matches!(spec, ProcessorSpec::Sign(_)))
+                    .any(|(id, spec)| &id.id == pid && spec.config_as::<SignConfig>().is_some())
             })
         })
         .map(|(name, _)| name.clone())
@@ -116,10 +117,7 @@ pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
         }
     };
     let timeout = spec.delivery.sending.timeout.0;
-    let file = match &spec.kind {
-        ExporterKind::File(file) => Some(file),
-        _ => None,
-    };
+    let file = spec.config_as::<FileConfig>();
     let signing = signing_pipelines(&loaded, exporter);
     let report = runtime.block_on(async {
         let sink = registry::build_sink(id, spec)?;

@@ -2,13 +2,14 @@
 //! point a file exporter or a disk queue at a new place, but never at `/etc` or `~/.ssh`.
 
 use super::{ComponentId, ConfigError};
-use crate::registry::{ExporterKind, ExporterSpec};
+use crate::registry::ExporterSpec;
+use siemrelay_exporters::file::FileConfig;
 use std::path::{Component, Path, PathBuf};
 
 /// The errors for every path of an API-sent exporter that leaves `storage`.
 pub fn exporter_paths(id: &ComponentId, spec: &ExporterSpec, storage: &Path) -> Vec<ConfigError> {
     let mut paths: Vec<(&str, PathBuf)> = Vec::new();
-    if let ExporterKind::File(file) = &spec.kind {
+    if let Some(file) = spec.config_as::<FileConfig>() {
         paths.push(("path", PathBuf::from(&file.path)));
     }
     if let Some(directory) = &spec.delivery.queue.directory {

@@ -82,15 +82,7 @@ pub fn expand_tree_with(
     }
 }
 
-/// A YAML key as text for paths.
-pub fn key_text(key: &Value) -> String {
-    match key {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        other => format!("{other:?}"),
-    }
-}
+pub use siemrelay_core::config_read::key_text;
 
 /// Keys whose values are secrets (the last key of a path, list index removed).
 const SECRET_KEYS: &[&str] = &[

@@ -1,12 +1,13 @@
 //! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
-mod collect;
 pub mod confine;
 pub mod expand;
-pub mod lenient;
 
-pub use collect::{Collected, deserialize_all, deserialize_collecting};
+pub use siemrelay_core::config_read::{
+    Collected, ConfigError, deserialize_all, deserialize_at, deserialize_collecting, join_path,
+    lenient,
+};
 
 use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
@@ -18,15 +19,6 @@ use std::time::Duration;
 
 /// The configuration `siemrelay run` uses when given no `--config`.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
-
-/// One config problem.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted key path (`exporters.splunk_hec/prod.endpoint`), or "" for the file as a whole.
-    pub path: String,
-    /// What is wrong (secrets scrubbed).
-    pub message: String,
-}
 
 /// Every problem found in a config file.
 #[derive(Clone, Debug)]
@@ -530,46 +522,6 @@ fn components<S>(
         }
     }
     out
-}
-
-/// Deserializes `value` into `T`, turning a serde error into one with the full key path.
-pub fn deserialize_at<T: serde::de::DeserializeOwned>(
-    value: Value,
-    path: &str,
-) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize::<_, T>(lenient::Lenient(value)).map_err(|e| {
-        let inner = e.path().to_string();
-        let mut full = join_path(path, if inner == "." { "" } else { &inner });
-        let message = e.inner().to_string();
-        // serde names an unknown key in the message but not in the path: put it in the path.
-        if let Some(rest) = message.strip_prefix("unknown field `")
-            && let Some((field, _)) = rest.split_once('`')
-            && !full.ends_with(field)
-        {
-            full = join_path(&full, field);
-        }
-        ConfigError {
-            path: full,
-            message: tidy_serde_message(&message),
-        }
-    })
-}
-
-/// Joins key paths with a dot.
-pub fn join_path(base: &str, rest: &str) -> String {
-    match (base.is_empty(), rest.is_empty()) {
-        (_, true) => base.to_string(),
-        (true, false) => rest.to_string(),
-        (false, false) => format!("{base}.{rest}"),
-    }
-}
-
-fn tidy_serde_message(message: &str) -> String {
-    // serde_yaml appends " at line N column M" positions relative to a sub-document; drop them.
-    match message.find(" at line ") {
-        Some(index) => message[..index].to_string(),
-        None => message.to_string(),
-    }
 }
 
 fn check_pipelines(

@@ -303,12 +303,11 @@ fn env_and_file_expansion_with_the_unset_variable_error() {
             &format!("\"${{file:{}}}\"", file.display()),
         );
     let loaded = load_str(&yaml, "x.yaml").unwrap();
-    match &loaded.receivers[0].1 {
-        ReceiverSpec::Webhook(config) => {
-            assert!(format!("{config:?}").contains("18123"), "{config:?}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let webhook = loaded.receivers[0]
+        .1
+        .config_as::<siemrelay_receivers::webhook::WebhookConfig>()
+        .expect("a webhook receiver");
+    assert!(format!("{webhook:?}").contains("18123"), "{webhook:?}");
     let yaml = GOOD.replace(
         "\"127.0.0.1:18088\"",
         "\"${env:SIEMRELAY_CFG_TEST_MISSING}\"",
@@ -374,6 +373,79 @@ fn numeric_and_boolean_settings_can_come_from_the_environment() {
             &errors,
             "exporters.file.queue.max_events",
             "invalid type: string"
+        ),
+        "{errors:?}"
+    );
+}
+
+const CLOUDWATCH: &str = r#"
+receivers:
+  webhook: { endpoint: "127.0.0.1:18088" }
+exporters:
+  cloudwatch_logs:
+    region: eu-west-1
+    log_group: /security/siemrelay
+    tls: { insecure_skip_verify: false }
+service:
+  pipelines:
+    security: { receivers: [webhook], exporters: [cloudwatch_logs] }
+"#;
+
+#[test]
+fn shared_keys_an_exporter_cannot_honour_are_errors_naming_the_key() {
+    // `tls` is honoured.
+    load_str(CLOUDWATCH, "cw.yaml").unwrap();
+    let errors = errors_of(&CLOUDWATCH.replace(
+        "    tls:",
+        "    compression: gzip\n    signing: { secret: k }\n    tls:",
+    ));
+    assert!(
+        has(
+            &errors,
+            "exporters.cloudwatch_logs.compression",
+            "cannot honour `compression`"
+        ),
+        "{errors:?}"
+    );
+    assert!(
+        has(
+            &errors,
+            "exporters.cloudwatch_logs.signing",
+            "cannot honour `signing`"
+        ),
+        "{errors:?}"
+    );
+    // Not an HTTP exporter: the key is simply not one of its own.
+    let errors = errors_of(&GOOD.replace("file: { path", "file: { compression: gzip, path"));
+    assert!(
+        has(&errors, "exporters.file.compression", "unknown field"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn every_type_comes_from_the_factory_lists() {
+    let lists = [
+        registry::receiver_types(),
+        registry::processor_types(),
+        registry::exporter_types(),
+    ];
+    for list in &lists {
+        let names: Vec<&str> = list.split(", ").collect();
+        let unique: std::collections::HashSet<&&str> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "a type is listed twice: {list}");
+    }
+    assert!(lists[2].contains("splunk_hec") && lists[2].contains("cloudwatch_logs"));
+    let errors = errors_of(
+        &GOOD
+            .replace("file: { path", "nope: { path")
+            .replace("exporters: [file]", "exporters: [nope]"),
+    );
+    assert!(
+        has(
+            &errors,
+            "exporters.nope",
+            &format!("known types: {}", lists[2])
         ),
         "{errors:?}"
     );

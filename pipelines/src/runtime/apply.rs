@@ -19,7 +19,7 @@ use super::{
     PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout, open_queue,
 };
 use crate::config::{ComponentId, LoadedConfig};
-use crate::registry::{self, ExporterKind, ExporterSpec, ProcessorSpec, ReceiverSpec};
+use crate::registry::{self, ExporterSpec, ReceiverSpec};
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use serde_yaml::Value;
@@ -27,6 +27,7 @@ use siemrelay_core::component::{Processor, ProcessorContext, ReceiverContext};
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::dead_letter::DeadLetter;
 use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, ExporterState};
+use siemrelay_processors::batch::BatchConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -556,13 +557,11 @@ fn batch_policies(config: &LoadedConfig) -> HashMap<String, BatchPolicy> {
                 .processors
                 .iter()
                 .find(|(id, _)| &id.id == pid)
-                .and_then(|(_, spec)| match spec {
-                    ProcessorSpec::Batch(b) => Some(BatchPolicy {
-                        min_events: b.send_batch_size,
-                        max_events: b.send_batch_max_size,
-                        linger: b.timeout.0,
-                    }),
-                    _ => None,
+                .and_then(|(_, spec)| spec.config_as::<BatchConfig>())
+                .map(|b| BatchPolicy {
+                    min_events: b.send_batch_size,
+                    max_events: b.send_batch_max_size,
+                    linger: b.timeout.0,
                 })
         });
         if let Some(batch) = batch {
@@ -666,7 +665,7 @@ fn tap_points(config: &LoadedConfig, pipeline: &str) -> Vec<Vec<String>> {
         let runs = config
             .processors
             .iter()
-            .any(|(id, spec)| &id.id == pid && !matches!(spec, ProcessorSpec::Batch(_)));
+            .any(|(id, spec)| &id.id == pid && spec.config_as::<BatchConfig>().is_none());
         if runs {
             points.push(vec![pid.clone()]);
         } else if let Some(last) = points.last_mut() {
@@ -738,16 +737,10 @@ fn topology(graph: &Graph) -> Topology {
                 .map(|(n, _)| n.clone())
                 .collect(),
             timeout: running.timeout,
-            file: match config.exporter(id) {
-                Some((
-                    _,
-                    ExporterSpec {
-                        kind: ExporterKind::File(file),
-                        ..
-                    },
-                )) => Some(file.clone()),
-                _ => None,
-            },
+            file: config
+                .exporter(id)
+                .and_then(|(_, spec)| spec.config_as::<siemrelay_exporters::file::FileConfig>())
+                .cloned(),
         })
         .collect();
     let pipelines = graph

@@ -8,7 +8,7 @@
 //! Paths are reported as written in the file, also after list items were removed.
 
 use super::lenient::Lenient;
-use super::{ConfigError, join_path, tidy_serde_message};
+use super::{ConfigError, join_path, key_text, tidy_serde_message};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 use serde_yaml::Value;
@@ -223,16 +223,14 @@ fn remove(value: &mut Value, at: &[Step]) -> bool {
 
 /// The mapping key whose text is `key` (keys may be numbers or booleans in YAML).
 fn find_key(map: &serde_yaml::Mapping, key: &str) -> Option<Value> {
-    map.keys()
-        .find(|k| super::expand::key_text(k) == key)
-        .cloned()
+    map.keys().find(|k| key_text(k) == key).cloned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config_types::ConfigDuration;
     use serde::Deserialize;
-    use siemrelay_core::config_types::ConfigDuration;
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]

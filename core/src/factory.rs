@@ -1,0 +1,99 @@
+//! The component model: every component type is a factory (its type name, its config type, how
+//! a running instance is built), and each component crate lists its factories once
+//! (`siemrelay_receivers::receiver_factories()`, `siemrelay_processors::processor_factories()`,
+//! `siemrelay_exporters::exporter_factories()`). The pipelines crate looks a config block's type
+//! up in those lists; it knows no component by name.
+//!
+//! The receiver and processor factories live here, next to [`Receiver`] and [`Processor`]. The
+//! exporter factory lives in `siemrelay_exporters::delivery::factory`, because what it builds (a
+//! `Sink`) and the shared keys it takes (`tls`, `compression`, `signing`) are the delivery
+//! layer's types.
+//!
+//! A config is read with `deny_unknown_fields` and every problem collected
+//! ([`crate::config_read::read_block`]); the parsed value is kept type-erased
+//! ([`ComponentConfig`]) and handed back to the same factory's `build`.
+
+use crate::component::{Processor, ProcessorContext, Receiver};
+use crate::config_read::{ConfigError, Value};
+use crate::config_types::ConfigIssue;
+use async_trait::async_trait;
+use std::any::Any;
+use std::fmt;
+
+/// A component's parsed and validated config, as the lists keep it. Any `Debug + Send + Sync`
+/// type is one.
+pub trait ComponentConfig: Any + fmt::Debug + Send + Sync {
+    /// The concrete config, for the factory that made it (and the few callers that need one
+    /// type's settings, such as the `file` exporter's path checks).
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + fmt::Debug + Send + Sync> ComponentConfig for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// A parsed config, boxed.
+pub type BoxedConfig = Box<dyn ComponentConfig>;
+
+/// `config` as the `T` its factory made it; an error names the type when it is not (a config
+/// handed to another type's factory: a bug, never bad input).
+pub fn config_as<'a, T: Any>(config: &'a dyn ComponentConfig, kind: &str) -> Result<&'a T, String> {
+    config.as_any().downcast_ref::<T>().ok_or_else(|| {
+        format!(
+            "internal error: the config given to the `{kind}` factory is not a {}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// What a receiver is given when it is built (its sockets are bound then).
+#[derive(Clone, Copy, Debug)]
+pub struct ReceiverBuildContext<'a> {
+    /// The receiver's component id (`webhook/gateway`).
+    pub id: &'a str,
+}
+
+/// A receiver type (`webhook`, `otlp`, …).
+#[async_trait]
+pub trait ReceiverFactory: Send + Sync {
+    /// The type part of component ids (`webhook` in `webhook/gateway`).
+    fn type_name(&self) -> &'static str;
+
+    /// Reads and checks the receiver's block (`path` is its key path, for messages).
+    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>>;
+
+    /// Builds the receiver from a config this factory read, binding its listeners.
+    async fn build(
+        &self,
+        config: &dyn ComponentConfig,
+        ctx: ReceiverBuildContext<'_>,
+    ) -> anyhow::Result<Box<dyn Receiver>>;
+}
+
+/// A processor type (`filter`, `enrich`, …).
+pub trait ProcessorFactory: Send + Sync {
+    /// The type part of component ids.
+    fn type_name(&self) -> &'static str;
+
+    /// Reads and checks the processor's block.
+    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>>;
+
+    /// Builds one instance for one pipeline (`ctx.pipeline`). `None`: the processor has no
+    /// running part (`batch`, which only sets how the pipeline's exporters batch).
+    fn build(
+        &self,
+        config: &dyn ComponentConfig,
+        ctx: &ProcessorContext,
+    ) -> Result<Option<Box<dyn Processor>>, Vec<ConfigIssue>>;
+}
+
+/// The type names of a list of factories, for messages (`webhook, otlp, file, kafka`).
+pub fn type_names<F: ?Sized>(factories: &[&F], name: impl Fn(&F) -> &'static str) -> String {
+    factories
+        .iter()
+        .map(|f| name(f))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
