@@ -4,17 +4,16 @@
 //! `service.shutdown_timeout`.
 
 use crate::config::{ComponentId, LoadedConfig};
-use crate::registry;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use siemrelay_core::Event;
 use siemrelay_core::admission::MemoryBudget;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
+use siemrelay_exporters::delivery::assemble::ExporterStorage;
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::disk_queue::DiskQueue;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
 use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{DeliveryQueue, ExporterHandle, QueueError, Reservation};
+use siemrelay_exporters::delivery::{ExporterHandle, QueueError, Reservation};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -380,6 +379,14 @@ impl StorageLayout {
         self.root.join("queues").join(exporter.file_name())
     }
 
+    /// Where exporter `id` keeps its dead-letter file and, by default, its disk queue.
+    pub fn exporter_storage(&self, exporter: &ComponentId) -> ExporterStorage {
+        ExporterStorage {
+            dead_letter_dir: self.dead_letter_dir(),
+            queue_dir: self.queue_dir(exporter),
+        }
+    }
+
     /// `<root>/receivers/<receiver>/` — checkpoints.
     pub fn receiver_dir(&self, receiver: &ComponentId) -> PathBuf {
         self.root.join("receivers").join(receiver.file_name())
@@ -397,63 +404,6 @@ impl StorageLayout {
             .join(pipeline.replace('/', "__"))
             .join(processor.file_name())
     }
-}
-
-/// Builds an exporter's queue.
-fn open_queue(
-    id: &ComponentId,
-    spec: &registry::ExporterSpec,
-    layout: &StorageLayout,
-) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
-    let queue = &spec.delivery.queue;
-    match queue.kind {
-        QueueType::Memory => Ok(Arc::new(MemoryQueue::new(
-            &id.id,
-            queue.max_events,
-            queue.max_bytes(),
-            queue.when_full,
-        ))),
-        QueueType::Disk => {
-            let dir = queue
-                .directory
-                .clone()
-                .unwrap_or_else(|| layout.queue_dir(id));
-            open_disk_queue(&dir, id, queue)
-        }
-    }
-}
-
-fn open_disk_queue(
-    dir: &Path,
-    id: &ComponentId,
-    queue: &siemrelay_exporters::delivery::QueueConfig,
-) -> anyhow::Result<Arc<dyn DeliveryQueue>> {
-    let (disk, report) = DiskQueue::open(
-        dir,
-        &id.id,
-        queue.max_events,
-        queue.max_bytes(),
-        queue.when_full,
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "exporters.{}.queue: cannot open the disk queue in {}: {e}",
-            id.id,
-            dir.display()
-        )
-    })?;
-    if !report.is_clean() {
-        tracing::warn!(exporter = %id.id, directory = %dir.display(), "disk queue recovered from damage: the intact events will be delivered (`siemrelay queue inspect` shows the damage)");
-    }
-    // Completion tokens (kafka `commit: after_delivery`) outlive the write to disk. With
-    // `drop_oldest` an evicted event would hold its token forever: there, the durable write
-    // finishes the event.
-    if queue.when_full == siemrelay_exporters::delivery::config::WhenFull::Backpressure {
-        return Ok(Arc::new(
-            siemrelay_exporters::delivery::completion::KeepCompletions::new(Arc::new(disk)),
-        ));
-    }
-    Ok(Arc::new(disk))
 }
 
 /// Warns about queue directories that no configured exporter uses: their events are not

@@ -9,6 +9,7 @@
 //! ```
 //! Events leave a queue only on a final outcome: delivered or dead-lettered.
 
+pub mod assemble;
 pub mod completion;
 pub mod config;
 pub mod dead_letter;

@@ -5,12 +5,10 @@ use crate::config::{ComponentId, LoadedConfig};
 use crate::registry::{self, ExporterSpec};
 use crate::runtime::StorageLayout;
 use siemrelay_core::Event;
-use siemrelay_exporters::delivery::dead_letter::DeadLetter;
-use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
+use siemrelay_exporters::delivery::assemble::assemble_for_run;
 use siemrelay_exporters::delivery::queue::SizedBatch;
-use siemrelay_exporters::delivery::{BatchPolicy, DeliveryQueue, ExporterHandle, QueueError};
+use siemrelay_exporters::delivery::{ExporterHandle, QueueError};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a delivery run did.
@@ -51,29 +49,10 @@ impl Deliverer {
         dead_letter_dir: Option<&Path>,
     ) -> anyhow::Result<Deliverer> {
         let sink = registry::build_sink(id, spec)?;
-        let layout = StorageLayout::new(&config.service.storage.directory);
-        let dir = dead_letter_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| layout.dead_letter_dir());
-        let queue: Arc<dyn DeliveryQueue> = Arc::new(MemoryQueue::new(
-            &id.id,
-            spec.delivery.queue.max_events,
-            spec.delivery.queue.max_bytes(),
-            siemrelay_exporters::delivery::config::WhenFull::Backpressure,
-        ));
-        let policy = BatchPolicy {
-            min_events: 1_000,
-            max_events: 0,
-            linger: Duration::from_millis(50),
-        };
-        let handle = ExporterHandle::start(
-            &id.id,
-            sink,
-            &spec.delivery,
-            policy,
-            queue,
-            DeadLetter::new(&dir, &id.id),
-        );
+        let dir = dead_letter_dir.map(Path::to_path_buf).unwrap_or_else(|| {
+            StorageLayout::new(&config.service.storage.directory).dead_letter_dir()
+        });
+        let handle = assemble_for_run(&id.id, sink, &spec.delivery, &dir);
         Ok(Deliverer {
             handle,
             started: Instant::now(),

@@ -15,17 +15,15 @@
 //!    its events kept on disk.
 
 use super::topology::{ExporterView, PipelineView, ReceiverView, Topology, kind_of};
-use super::{
-    PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout, open_queue,
-};
+use super::{PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout};
 use crate::config::{ComponentId, LoadedConfig};
 use crate::registry::{self, ExporterSpec, ReceiverSpec};
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use serde_yaml::Value;
 use siemrelay_core::component::{Processor, ProcessorContext, ReceiverContext};
+use siemrelay_exporters::delivery::assemble::assemble;
 use siemrelay_exporters::delivery::config::QueueType;
-use siemrelay_exporters::delivery::dead_letter::DeadLetter;
 use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, ExporterState};
 use siemrelay_processors::batch::BatchConfig;
 use std::collections::{HashMap, HashSet};
@@ -582,18 +580,10 @@ fn start_exporter(
 ) -> anyhow::Result<RunningExporter> {
     let sink = registry::build_sink(id, spec)
         .map_err(|e| anyhow::anyhow!("exporters.{}: {e:#}", id.id))?;
-    let queue = open_queue(id, spec, layout)?;
-    let durable = queue.is_durable();
-    let dead_letter = DeadLetter::new(&layout.dead_letter_dir(), &id.id);
     let policy = policies.get(&id.id).copied().unwrap_or_default();
-    let handle = Arc::new(ExporterHandle::start(
-        &id.id,
-        sink,
-        &spec.delivery,
-        policy,
-        queue,
-        dead_letter,
-    ));
+    let storage = layout.exporter_storage(id);
+    let handle = Arc::new(assemble(&id.id, sink, &spec.delivery, policy, &storage)?);
+    let durable = handle.queue().is_durable();
     Ok(RunningExporter {
         handle,
         raw: raw_of(&config.raw.exporters, &id.id),
