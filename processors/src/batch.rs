@@ -1,4 +1,7 @@
-//! The `batch` processor: how events are grouped into requests for the SIEM.
+//! The `batch` processor: how events are grouped into requests for the SIEM. Kept for
+//! compatibility: batching is an exporter setting (`sending.batch_size`, `batch_max_size`,
+//! `batch_timeout`), and the pipelines crate lifts these settings onto the exporters of each
+//! pipeline that lists `batch` (different settings for one exporter are a config error).
 //!
 //! Batching happens where each exporter's queue is drained, not in front of it, so a sender is
 //! acknowledged as soon as its events are queued and never waits for a batch to fill. A queue is

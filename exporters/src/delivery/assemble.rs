@@ -23,14 +23,13 @@ pub struct ExporterStorage {
     pub queue_dir: PathBuf,
 }
 
-/// Starts an exporter as configured: its queue (memory, or disk opened and recovered), its
+/// Starts an exporter as configured: its batching (`sending.batch_*`), its queue (memory, or disk opened and recovered), its
 /// dead-letter file, its workers and status. An error (a disk queue that cannot be opened)
 /// names the exporter's `queue` key.
 pub fn assemble(
     id: &str,
     sink: Arc<dyn Sink>,
     delivery: &DeliveryConfig,
-    batch: BatchPolicy,
     storage: &ExporterStorage,
 ) -> anyhow::Result<ExporterHandle> {
     let queue = open_queue(id, &delivery.queue, &storage.queue_dir)?;
@@ -39,7 +38,7 @@ pub fn assemble(
         id,
         sink,
         delivery,
-        batch,
+        delivery.sending.batch_policy(),
         queue,
         dead_letter,
     ))

@@ -28,6 +28,13 @@ pub struct SendingConfig {
     pub concurrency: Option<usize>,
     /// Timeout of one request (default 30s).
     pub timeout: ConfigDuration,
+    /// Send once this many events are queued (default 8192; capped at half of
+    /// `queue.max_events`, so a small queue never waits for a batch it cannot hold).
+    pub batch_size: Option<usize>,
+    /// Never more than this many events per request (default 0 = only the SIEM's limit).
+    pub batch_max_size: Option<usize>,
+    /// Longest time the oldest queued event waits for its batch to fill (default 200ms).
+    pub batch_timeout: Option<ConfigDuration>,
 }
 
 impl Default for SendingConfig {
@@ -35,7 +42,34 @@ impl Default for SendingConfig {
         SendingConfig {
             concurrency: None,
             timeout: ConfigDuration(Duration::from_secs(30)),
+            batch_size: None,
+            batch_max_size: None,
+            batch_timeout: None,
         }
+    }
+}
+
+impl SendingConfig {
+    /// Whether any of `batch_size`, `batch_max_size`, `batch_timeout` is set.
+    pub fn sets_batching(&self) -> bool {
+        self.batch_size.is_some() || self.batch_max_size.is_some() || self.batch_timeout.is_some()
+    }
+
+    /// How the exporter's queue is drained into requests (defaults where not set).
+    pub fn batch_policy(&self) -> BatchPolicy {
+        let default = BatchPolicy::default();
+        BatchPolicy {
+            min_events: self.batch_size.unwrap_or(default.min_events),
+            max_events: self.batch_max_size.unwrap_or(default.max_events),
+            linger: self.batch_timeout.map_or(default.linger, |t| t.0),
+        }
+    }
+
+    /// Sets all three batch keys from `policy`.
+    pub fn set_batch_policy(&mut self, policy: BatchPolicy) {
+        self.batch_size = Some(policy.min_events);
+        self.batch_max_size = Some(policy.max_events);
+        self.batch_timeout = Some(ConfigDuration(policy.linger));
     }
 }
 
@@ -147,6 +181,16 @@ impl DeliveryConfig {
         if self.sending.timeout.0.is_zero() {
             issues.push(ConfigIssue::new("sending.timeout", "must be more than 0s"));
         }
+        let batch = self.sending.batch_policy();
+        if batch.min_events == 0 {
+            issues.push(ConfigIssue::new("sending.batch_size", "must be at least 1"));
+        }
+        if batch.max_events != 0 && batch.max_events < batch.min_events {
+            issues.push(ConfigIssue::new(
+                "sending.batch_max_size",
+                "must be 0 (no limit) or at least sending.batch_size",
+            ));
+        }
         if self.retry.initial_interval.0.is_zero() {
             issues.push(ConfigIssue::new(
                 "retry.initial_interval",
@@ -187,15 +231,16 @@ impl DeliveryConfig {
     }
 }
 
-/// How a queue is drained into requests: the `batch` processor's settings, applied where the
-/// exporter's queue is drained so senders never wait for a batch to fill.
+/// How a queue is drained into requests: `sending.batch_size`, `sending.batch_max_size` and
+/// `sending.batch_timeout` (or a `batch` processor's settings, lifted onto the exporter),
+/// applied where the exporter's queue is drained so senders never wait for a batch to fill.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchPolicy {
-    /// Send when this many events are queued (`send_batch_size`, default 8192).
+    /// Send when this many events are queued (`batch_size`, default 8192).
     pub min_events: usize,
-    /// Never more than this many per request (`send_batch_max_size`; 0 = the SIEM's limit).
+    /// Never more than this many per request (`batch_max_size`; 0 = the SIEM's limit).
     pub max_events: usize,
-    /// Hold the oldest queued event at most this long (`timeout`, default 200ms).
+    /// Hold the oldest queued event at most this long (`batch_timeout`, default 200ms).
     pub linger: Duration,
 }
 

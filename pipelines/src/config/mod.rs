@@ -1,6 +1,7 @@
 //! Loading a pipeline file: YAML → `${…}` expansion → typed, validated components and pipelines.
 //! Every problem is collected (not just the first) with the file, the key path and the reason.
 
+mod batching;
 pub mod confine;
 pub mod expand;
 
@@ -318,7 +319,7 @@ pub fn load_with_api_exporters(
     let mut defined: Vec<(&str, String)> = Vec::new();
     let mut raw = RawComponents::default();
     // Secret-typed keys are collected while parsing, so they are scrubbed like `${…}` values.
-    let ((service, unread_pipelines, receivers, processors, exporters), typed_secrets) =
+    let ((service, unread_pipelines, receivers, processors, mut exporters), typed_secrets) =
         siemrelay_core::scrub::collect_secrets(|| {
             // When `service` cannot be read, its pipelines are still read for the reference checks.
             let mut unread_pipelines = None;
@@ -377,6 +378,12 @@ pub fn load_with_api_exporters(
     match &service {
         Some(service) => {
             check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
+            batching::lift_batch_processors(
+                &service.pipelines,
+                &processors,
+                &mut exporters,
+                &mut errors,
+            );
             if let Some(admin) = &service.admin {
                 errors.extend(admin.validate());
             }

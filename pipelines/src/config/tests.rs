@@ -450,3 +450,112 @@ fn every_type_comes_from_the_factory_lists() {
         "{errors:?}"
     );
 }
+
+const SHARED_EXPORTER: &str = r#"
+receivers:
+  webhook: { endpoint: "127.0.0.1:18088" }
+processors:
+  batch/small: { send_batch_size: 100, timeout: 1s }
+  batch/large: { send_batch_size: 5000 }
+exporters:
+  file: { path: "./out-%Y-%m-%d.ndjson" }
+service:
+  pipelines:
+    first: { receivers: [webhook], processors: [batch/small], exporters: [file] }
+    second: { receivers: [webhook], processors: [batch/large], exporters: [file] }
+"#;
+
+#[test]
+fn batch_settings_are_exporter_settings_lifted_from_batch_processors() {
+    let yaml = SHARED_EXPORTER.replace(
+        "batch/large: { send_batch_size: 5000 }",
+        "batch/large: { send_batch_size: 100, timeout: 1000ms }",
+    );
+    let loaded = load_str(&yaml, "x.yaml").unwrap();
+    let sending = &loaded.exporter("file").unwrap().1.delivery.sending;
+    assert_eq!(sending.batch_size, Some(100));
+    assert_eq!(sending.batch_max_size, Some(0));
+    assert_eq!(
+        sending.batch_timeout.map(|t| t.0),
+        Some(Duration::from_secs(1))
+    );
+    // The exporter's own keys, without any batch processor.
+    let loaded = load_str(
+        &GOOD.replace(
+            "file: { path",
+            "file: { sending: { batch_size: 10, batch_timeout: 50ms }, path",
+        ),
+        "x.yaml",
+    )
+    .unwrap();
+    let policy = loaded
+        .exporter("file")
+        .unwrap()
+        .1
+        .delivery
+        .sending
+        .batch_policy();
+    assert_eq!(
+        (policy.min_events, policy.max_events, policy.linger),
+        (10, 0, Duration::from_millis(50))
+    );
+    let errors = errors_of(&GOOD.replace(
+        "file: { path",
+        "file: { sending: { batch_size: 0, batch_max_size: 5 }, path",
+    ));
+    assert!(
+        has(&errors, "exporters.file.sending.batch_size", "at least 1"),
+        "{errors:?}"
+    );
+    let errors = errors_of(&GOOD.replace(
+        "file: { path",
+        "file: { sending: { batch_size: 10, batch_max_size: 5 }, path",
+    ));
+    assert!(
+        has(
+            &errors,
+            "exporters.file.sending.batch_max_size",
+            "at least sending.batch_size"
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn two_pipelines_giving_one_exporter_different_batch_settings_is_an_error_naming_both() {
+    let errors = errors_of(SHARED_EXPORTER);
+    let error = errors
+        .iter()
+        .find(|e| e.path == "service.pipelines.second.processors[0]")
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    for needle in [
+        "exporter file",
+        "pipeline second (processor batch/large)",
+        "pipeline first (processor batch/small)",
+        "batch_size 5000",
+        "batch_size 100",
+    ] {
+        assert!(
+            error.message.contains(needle),
+            "{needle}: {}",
+            error.message
+        );
+    }
+    // The exporter's own setting against a pipeline's batch processor.
+    let errors = errors_of(
+        &SHARED_EXPORTER
+            .replace(
+                "file: { path",
+                "file: { sending: { batch_size: 100, batch_timeout: 1s }, path",
+            )
+            .replace("processors: [batch/small], ", ""),
+    );
+    assert!(
+        has(
+            &errors,
+            "service.pipelines.second.processors[0]",
+            "but (batch_size 100, batch_max_size 0, batch_timeout 1s) from exporters.file.sending"
+        ),
+        "{errors:?}"
+    );
+}

@@ -125,7 +125,6 @@ impl Runtime {
         graph.retiring.retain(|task| !task.is_finished());
         let mut summary = ReloadSummary::default();
         let layout = StorageLayout::new(&new.service.storage.directory);
-        let policies = batch_policies(&new);
         let used = |id: &str| {
             new.service
                 .pipelines
@@ -147,7 +146,7 @@ impl Runtime {
                 continue;
             }
             let raw = raw_of(&new.raw.exporters, &id.id);
-            let policy = policies.get(&id.id).copied().unwrap_or_default();
+            let policy = spec.delivery.sending.batch_policy();
             let plan = match graph.exporters.get(&id.id) {
                 Some(old) if old.raw == raw && old.policy == policy => ExporterPlan::Keep,
                 Some(old) => ExporterPlan::Replace {
@@ -165,7 +164,7 @@ impl Runtime {
                 plan,
                 ExporterPlan::Start | ExporterPlan::Replace { after_close: false }
             ) {
-                match start_exporter(id, spec, &layout, &new, &policies) {
+                match start_exporter(id, spec, &layout, &new) {
                     Ok(running) => {
                         started.insert(id.id.clone(), running);
                     }
@@ -258,7 +257,7 @@ impl Runtime {
                 let Some((_, spec)) = new.exporter(&id.id) else {
                     continue;
                 };
-                match start_exporter(id, spec, &layout, &new, &policies) {
+                match start_exporter(id, spec, &layout, &new) {
                     Ok(running) => {
                         started.insert(id.id.clone(), running);
                     }
@@ -546,43 +545,17 @@ fn raw_of(map: &HashMap<String, Value>, id: &str) -> Value {
     map.get(id).cloned().unwrap_or(Value::Null)
 }
 
-/// Batch policy per exporter: from the first pipeline listing it that has a `batch` processor.
-fn batch_policies(config: &LoadedConfig) -> HashMap<String, BatchPolicy> {
-    let mut policies = HashMap::new();
-    for pipeline in config.service.pipelines.values() {
-        let batch = pipeline.processors.iter().find_map(|pid| {
-            config
-                .processors
-                .iter()
-                .find(|(id, _)| &id.id == pid)
-                .and_then(|(_, spec)| spec.config_as::<BatchConfig>())
-                .map(|b| BatchPolicy {
-                    min_events: b.send_batch_size,
-                    max_events: b.send_batch_max_size,
-                    linger: b.timeout.0,
-                })
-        });
-        if let Some(batch) = batch {
-            for exporter in &pipeline.exporters {
-                policies.entry(exporter.clone()).or_insert(batch);
-            }
-        }
-    }
-    policies
-}
-
 fn start_exporter(
     id: &ComponentId,
     spec: &ExporterSpec,
     layout: &StorageLayout,
     config: &LoadedConfig,
-    policies: &HashMap<String, BatchPolicy>,
 ) -> anyhow::Result<RunningExporter> {
     let sink = registry::build_sink(id, spec)
         .map_err(|e| anyhow::anyhow!("exporters.{}: {e:#}", id.id))?;
-    let policy = policies.get(&id.id).copied().unwrap_or_default();
+    let policy = spec.delivery.sending.batch_policy();
     let storage = layout.exporter_storage(id);
-    let handle = Arc::new(assemble(&id.id, sink, &spec.delivery, policy, &storage)?);
+    let handle = Arc::new(assemble(&id.id, sink, &spec.delivery, &storage)?);
     let durable = handle.queue().is_durable();
     Ok(RunningExporter {
         handle,
@@ -597,7 +570,7 @@ fn start_exporter(
 fn restart_previous(previous: &LoadedConfig, id: &ComponentId) -> Option<RunningExporter> {
     let (_, spec) = previous.exporter(&id.id)?;
     let layout = StorageLayout::new(&previous.service.storage.directory);
-    match start_exporter(id, spec, &layout, previous, &batch_policies(previous)) {
+    match start_exporter(id, spec, &layout, previous) {
         Ok(running) => Some(running),
         Err(e) => {
             tracing::error!(exporter = %id.id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the exporter is down");
