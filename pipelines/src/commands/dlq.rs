@@ -2,7 +2,8 @@
 //! admin API shares (`GET /api/v1/exporters/{id}/dead_letters`, `POST …/dead_letters/replay`).
 
 use super::deliver::{Deliverer, DeliverySummary};
-use crate::config::{self, ComponentId, LoadedConfig};
+use super::exporter_command::{ExporterCommand, Needs, async_runtime};
+use crate::config::{ComponentId, LoadedConfig};
 use crate::registry::ExporterSpec;
 use crate::runtime::StorageLayout;
 use siemrelay_core::Event;
@@ -223,20 +224,12 @@ impl Replay {
     }
 }
 
-fn load(exporter: &str, config_path: &Path) -> Result<(LoadedConfig, DeadLetters), ExitCode> {
-    let loaded = crate::admin::overlay::load(Some(config_path)).map_err(|errors| {
-        eprint!("{errors}");
-        ExitCode::from(1)
-    })?;
-    if loaded.exporter(exporter).is_none() {
-        // A removed exporter's dead letters must stay reachable: only warn.
-        eprintln!(
-            "warning: no exporter {exporter:?} in {}; using its dead-letter file anyway",
-            loaded.file
-        );
-    }
-    let dir = StorageLayout::new(&loaded.service.storage.directory).dead_letter_dir();
-    Ok((loaded, DeadLetters::new(&dir, exporter)))
+/// The config and the exporter's dead-letter files. A removed exporter's dead letters stay
+/// reachable: its absence from the config is only a warning.
+fn load(exporter: &str, config_path: &Path) -> Result<(ExporterCommand, DeadLetters), ExitCode> {
+    let command = ExporterCommand::load(config_path, exporter, Needs::FilesOnly)?;
+    let dir = StorageLayout::new(&command.loaded.service.storage.directory).dead_letter_dir();
+    Ok((command, DeadLetters::new(&dir, exporter)))
 }
 
 /// Lists dead-lettered events: one line each (time, attempts, event id, type, error).
@@ -270,11 +263,11 @@ pub fn list(exporter: &str, config_path: &Path) -> ExitCode {
 /// Resends dead-lettered events through the exporter (event ids kept, so SIEMs that
 /// de-duplicate drop repeats). Events that fail again go back to the dead-letter file.
 pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
-    let (loaded, dead_letters) = match load(exporter, config_path) {
+    let (command, dead_letters) = match load(exporter, config_path) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    let Some((id, spec)) = loaded.exporter(exporter) else {
+    let Some((id, spec)) = command.spec() else {
         eprintln!("error: replay needs the exporter {exporter:?} in the config to send through");
         return ExitCode::from(1);
     };
@@ -287,15 +280,12 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match super::tokio_runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let runtime = match async_runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
     let total = replay.events.len();
-    match runtime.block_on(replay.deliver(&loaded, id, spec)) {
+    match runtime.block_on(replay.deliver(&command.loaded, id, spec)) {
         Ok(summary) => {
             for warning in replay.finish() {
                 eprintln!("warning: {warning}");
@@ -310,13 +300,7 @@ pub fn replay(exporter: &str, config_path: &Path) -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(e) => {
-            eprintln!(
-                "error: {}",
-                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => command.fail("", &e),
     }
 }
 

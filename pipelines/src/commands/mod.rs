@@ -2,6 +2,7 @@
 
 pub mod deliver;
 pub mod dlq;
+pub mod exporter_command;
 pub mod logging;
 pub mod notify;
 pub mod run;

@@ -1,7 +1,7 @@
 //! `siemrelay send --config FILE --exporter ID FILE.ndjson… | -`: backfill archived events.
 
 use super::deliver::{Deliverer, DeliverySummary};
-use crate::config;
+use super::exporter_command::{ExporterCommand, Needs, async_runtime};
 use siemrelay_core::Timestamp;
 use siemrelay_core::ingest::{IngestOptions, event_from_object};
 use std::io::{BufRead, IsTerminal, Write};
@@ -13,27 +13,21 @@ use std::time::{Duration, Instant};
 /// delivers them through the exporter's real delivery layer. Exit 1 when anything was
 /// dead-lettered or could not be read.
 pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode {
-    let loaded = match crate::admin::overlay::load(Some(config_path)) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprint!("{errors}");
-            return ExitCode::from(1);
-        }
+    let command = match ExporterCommand::load(config_path, exporter, Needs::Exporter) {
+        Ok(command) => command,
+        Err(code) => return code,
     };
-    let Some((id, spec)) = loaded.exporter(exporter) else {
-        eprintln!("error: no exporter {exporter:?} in {}", loaded.file);
+    let Some((id, spec)) = command.spec() else {
         return ExitCode::from(1);
     };
-    let runtime = match super::tokio_runtime() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+    let runtime = match async_runtime() {
+        Ok(runtime) => runtime,
+        Err(code) => return code,
     };
+    let loaded = &command.loaded;
     let terminal = std::io::stderr().is_terminal();
     let result = runtime.block_on(async {
-        let mut deliverer = Deliverer::start(&loaded, id, spec, None)?;
+        let mut deliverer = Deliverer::start(loaded, id, spec, None)?;
         let mut unreadable = 0u64;
         let mut last_report = Instant::now();
         for input in inputs {
@@ -98,13 +92,7 @@ pub fn send(exporter: &str, config_path: &Path, inputs: &[PathBuf]) -> ExitCode 
                 ExitCode::SUCCESS
             }
         }
-        Err(e) => {
-            eprintln!(
-                "error: {}",
-                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
-            );
-            ExitCode::from(1)
-        }
+        Err(e) => command.fail("", &e),
     }
 }
 

@@ -6,7 +6,8 @@
 //! `file` exporter fed by a pipeline with a `sign` processor, the test checks that the day's file
 //! can be appended to, and writes nothing.
 
-use crate::config::{self, LoadedConfig};
+use super::exporter_command::{ExporterCommand, Needs, async_runtime};
+use crate::config::LoadedConfig;
 use crate::registry;
 use siemrelay_exporters::delivery::{Sink, TestReport, test_delivery};
 use siemrelay_exporters::file::{FileConfig, FileSink};
@@ -89,51 +90,29 @@ async fn check_signed_file(file: &FileConfig, signing: &[String]) -> TestReport 
 /// status, the SIEM's reply, latency, and a hint on failure. Exit 0 only when delivered (or,
 /// for a signed file, when it is writable).
 pub fn test(exporter: &str, config_path: &Path) -> ExitCode {
-    let loaded = match crate::admin::overlay::load(Some(config_path)) {
-        Ok(loaded) => loaded,
-        Err(errors) => {
-            eprint!("{errors}");
-            return ExitCode::from(1);
-        }
+    let command = match ExporterCommand::load(config_path, exporter, Needs::Exporter) {
+        Ok(command) => command,
+        Err(code) => return code,
     };
-    let Some((id, spec)) = loaded.exporter(exporter) else {
-        let known: Vec<&str> = loaded
-            .exporters
-            .iter()
-            .map(|(id, _)| id.id.as_str())
-            .collect();
-        eprintln!(
-            "error: no exporter {exporter:?} in {}; defined: {}",
-            loaded.file,
-            known.join(", ")
-        );
+    let Some((id, spec)) = command.spec() else {
         return ExitCode::from(1);
     };
-    let runtime = match super::tokio_runtime() {
+    let runtime = match async_runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let timeout = spec.delivery.sending.timeout.0;
     let file = spec.config_as::<FileConfig>();
-    let signing = signing_pipelines(&loaded, exporter);
+    let signing = signing_pipelines(&command.loaded, exporter);
     let report = runtime.block_on(async {
         let sink = registry::build_sink(id, spec)?;
         anyhow::Ok(test_exporter(sink.as_ref(), timeout, file, &signing).await)
     });
     let report = match report {
         Ok(report) => report,
-        Err(e) => {
-            eprintln!(
-                "error: exporters.{exporter}: {}",
-                config::expand::scrub(&format!("{e:#}"), &loaded.secrets)
-            );
-            return ExitCode::from(1);
-        }
+        Err(e) => return command.fail(&format!("exporters.{exporter}: "), &e),
     };
-    let scrub = |text: &str| config::expand::scrub(text, &loaded.secrets);
+    let scrub = |text: &str| command.scrub(text);
     println!("exporter:  {exporter}");
     let result = match (report.ok, report.outcome.as_str()) {
         (true, "checked") => "OK, writable (no event written)",
