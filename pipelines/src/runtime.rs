@@ -22,6 +22,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 mod apply;
+mod plan;
 mod tap;
 mod topology;
 
@@ -207,24 +208,10 @@ impl ReceiverEntry {
         }
         // 1. Room for the whole batch in every target queue, or refuse without side effects.
         //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
-        let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
-        for (p, pipeline) in pipelines.iter().enumerate() {
-            for (e, exporter) in pipeline.exporters.iter().enumerate() {
-                match exporter.queue().try_reserve(received, 0) {
-                    Ok(reservation) => reservations.push((p, e, reservation)),
-                    Err(error) => {
-                        for (p, e, reservation) in reservations {
-                            pipelines[p].exporters[e].queue().cancel(reservation);
-                        }
-                        return Err(NotQueued::Unprocessed(
-                            batch,
-                            error,
-                            exporter.id().to_string(),
-                        ));
-                    }
-                }
-            }
-        }
+        let reservations = match reserve_all(pipelines, received) {
+            Ok(reservations) => reservations,
+            Err((error, exporter)) => return Err(NotQueued::Unprocessed(batch, error, exporter)),
+        };
         // Pipelines whose processors need ordering are serialized from here until queued.
         let mut order_guards = Vec::new();
         for pipeline in pipelines {
@@ -233,6 +220,35 @@ impl ReceiverEntry {
             }
         }
         // 2. Run each pipeline's processors on its own copy.
+        let processed = self.process(pipelines, batch, &mut taps);
+        let queued = processed.iter().map(SizedBatch::len).max().unwrap_or(0);
+        // 3. Push into every queue (concurrently: disk queues wait for fsync).
+        let results = self
+            .push_all(pipelines, reservations, processed, &mut taps)
+            .await;
+        drop(order_guards);
+        if let Some(error) = results.into_iter().find_map(Result::err) {
+            // A full queue (or volume) is backpressure, logged by the queue once per change.
+            if !matches!(error, QueueError::Full) {
+                tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
+            }
+            return Err(NotQueued::Refused(refusal_of(error)));
+        }
+        self.received.fetch_add(received as u64, Ordering::Relaxed);
+        if let Some(copies) = taps {
+            copies.send();
+        }
+        Ok(Accepted { received, queued })
+    }
+
+    /// Runs each pipeline's processors on its own copy of the batch (the last one takes it).
+    fn process(
+        &self,
+        pipelines: &[Arc<Pipeline>],
+        batch: Batch,
+        taps: &mut Option<tap::TapCopies>,
+    ) -> Vec<SizedBatch> {
+        let received = batch.len();
         let mut processed: Vec<SizedBatch> = Vec::with_capacity(pipelines.len());
         let last = pipelines.len() - 1;
         let mut batch = Some(batch);
@@ -242,7 +258,7 @@ impl ReceiverEntry {
             } else {
                 batch.clone().unwrap_or_default()
             };
-            if let Some(copies) = &mut taps {
+            if let Some(copies) = taps {
                 for id in &pipeline.tap_points[0] {
                     self.taps.copy(id, &events, copies);
                 }
@@ -252,7 +268,7 @@ impl ReceiverEntry {
                     events.iter_mut().for_each(Event::forget_written_json);
                 }
                 processor.process(&mut events);
-                if let Some(copies) = &mut taps {
+                if let Some(copies) = taps {
                     for id in &pipeline.tap_points[step + 1] {
                         self.taps.copy(id, &events, copies);
                     }
@@ -270,8 +286,18 @@ impl ReceiverEntry {
                 .fetch_add(events.len() as u64, Ordering::Relaxed);
             processed.push(SizedBatch::new(events));
         }
-        // 3. Push into every queue (concurrently: disk queues wait for fsync).
-        let queued = processed.iter().map(SizedBatch::len).max().unwrap_or(0);
+        processed
+    }
+
+    /// Pushes each pipeline's processed batch into its exporters' queues, on the room reserved
+    /// (an empty batch gives its room back).
+    async fn push_all(
+        &self,
+        pipelines: &[Arc<Pipeline>],
+        reservations: Vec<(usize, usize, Reservation)>,
+        processed: Vec<SizedBatch>,
+        taps: &mut Option<tap::TapCopies>,
+    ) -> Vec<Result<(), QueueError>> {
         let mut pushes = Vec::with_capacity(reservations.len());
         let mut remaining_per_pipeline: Vec<usize> =
             pipelines.iter().map(|p| p.exporters.len()).collect();
@@ -288,27 +314,38 @@ impl ReceiverEntry {
                 queue.cancel(reservation);
                 continue;
             }
-            if let Some(copies) = &mut taps {
+            if let Some(copies) = taps {
                 self.taps
                     .copy(pipelines[p].exporters[e].id(), &batch.events, copies);
             }
             pushes.push(async move { queue.push(reservation, batch).await });
         }
-        let results = futures::future::join_all(pushes).await;
-        drop(order_guards);
-        if let Some(error) = results.into_iter().find_map(Result::err) {
-            // A full queue (or volume) is backpressure, logged by the queue once per change.
-            if !matches!(error, QueueError::Full) {
-                tracing::error!(receiver = %self.receiver, error = %error, "could not queue a batch; the sender is told to retry");
-            }
-            return Err(NotQueued::Refused(refusal_of(error)));
-        }
-        self.received.fetch_add(received as u64, Ordering::Relaxed);
-        if let Some(copies) = taps {
-            copies.send();
-        }
-        Ok(Accepted { received, queued })
+        futures::future::join_all(pushes).await
     }
+}
+
+/// Reserves room for `events` in every target queue: (pipeline, exporter, reservation) each.
+/// When one has no room, the others' room is given back and the error comes with that
+/// exporter's id.
+fn reserve_all(
+    pipelines: &[Arc<Pipeline>],
+    events: usize,
+) -> Result<Vec<(usize, usize, Reservation)>, (QueueError, String)> {
+    let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
+    for (p, pipeline) in pipelines.iter().enumerate() {
+        for (e, exporter) in pipeline.exporters.iter().enumerate() {
+            match exporter.queue().try_reserve(events, 0) {
+                Ok(reservation) => reservations.push((p, e, reservation)),
+                Err(error) => {
+                    for (p, e, reservation) in reservations {
+                        pipelines[p].exporters[e].queue().cancel(reservation);
+                    }
+                    return Err((error, exporter.id().to_string()));
+                }
+            }
+        }
+    }
+    Ok(reservations)
 }
 
 #[async_trait]

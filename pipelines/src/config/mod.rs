@@ -4,13 +4,14 @@
 mod batching;
 pub mod confine;
 pub mod expand;
+mod load;
 
 pub use siemrelay_core::config_read::{
     Collected, ConfigError, deserialize_all, deserialize_at, deserialize_collecting, join_path,
     lenient,
 };
 
-use crate::registry::{self, ExporterSpec, ProcessorSpec, ReceiverSpec};
+use crate::registry::{ExporterSpec, ProcessorSpec, ReceiverSpec};
 use serde::Deserialize;
 use serde_yaml::Value;
 use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
@@ -248,194 +249,7 @@ pub fn load_str(text: &str, file: &str) -> Result<LoadedConfig, ConfigErrors> {
     load_with_api_exporters(text, file, &[])
 }
 
-/// Loads config text in which the exporters `from_api` were sent through the admin API: their
-/// `${…}` references expand only as `service.admin.allowed_env` allows, and their paths must
-/// stay under the storage directory.
-pub fn load_with_api_exporters(
-    text: &str,
-    file: &str,
-    from_api: &[String],
-) -> Result<LoadedConfig, ConfigErrors> {
-    let mut errors: Vec<ConfigError> = Vec::new();
-    let fail = |errors: Vec<ConfigError>| ConfigErrors {
-        file: file.to_string(),
-        errors,
-    };
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
-            .unwrap_or_default();
-        fail(vec![ConfigError {
-            path: String::new(),
-            message: format!("not valid YAML{at}: {e}"),
-        }])
-    })?;
-    if root.is_null() {
-        return Err(fail(vec![ConfigError {
-            path: String::new(),
-            message: "the file is empty".into(),
-        }]));
-    }
-    let mut secrets = Vec::new();
-    let mut expand_errors = Vec::new();
-    expand_root(&mut root, from_api, &mut secrets, &mut expand_errors);
-    errors.extend(expand_errors.into_iter().map(|e| ConfigError {
-        path: e.path,
-        message: e.message,
-    }));
-
-    let Value::Mapping(top) = root else {
-        return Err(fail(vec![ConfigError {
-            path: String::new(),
-            message:
-                "the top level must be a map with receivers, processors, exporters and service"
-                    .into(),
-        }]));
-    };
-    let mut sections: [(&str, Option<Value>); 4] = [
-        ("receivers", None),
-        ("processors", None),
-        ("exporters", None),
-        ("service", None),
-    ];
-    for (key, value) in top {
-        let key = expand::key_text(&key);
-        match sections.iter_mut().find(|(name, _)| *name == key) {
-            Some(slot) => slot.1 = Some(value),
-            None => errors.push(ConfigError {
-                path: key.clone(),
-                message: format!("unknown top-level key `{key}`; expected receivers, processors, exporters, service"),
-            }),
-        }
-    }
-    let [
-        (_, receivers),
-        (_, processors),
-        (_, exporters),
-        (_, service),
-    ] = sections;
-
-    let mut defined: Vec<(&str, String)> = Vec::new();
-    let mut raw = RawComponents::default();
-    // Secret-typed keys are collected while parsing, so they are scrubbed like `${…}` values.
-    let ((service, unread_pipelines, receivers, processors, mut exporters), typed_secrets) =
-        siemrelay_core::scrub::collect_secrets(|| {
-            // When `service` cannot be read, its pipelines are still read for the reference checks.
-            let mut unread_pipelines = None;
-            let service: Option<ServiceConfig> = match service {
-                None => {
-                    errors.push(ConfigError {
-                        path: "service".into(),
-                        message: "missing: define service.pipelines".into(),
-                    });
-                    None
-                }
-                Some(value) => {
-                    let pipelines = value.get("pipelines").cloned();
-                    let collected = deserialize_collecting::<ServiceConfig>(value, "service");
-                    errors.extend(collected.errors);
-                    if collected.value.is_none() {
-                        unread_pipelines = pipelines;
-                    }
-                    collected.value
-                }
-            };
-            // Plugins load from this directory only; set before the plugin exporters validate.
-            let plugins = service
-                .as_ref()
-                .map(ServiceConfig::plugins_directory)
-                .unwrap_or_else(|| default_storage().join("plugins"));
-            siemrelay_exporters::plugin::trust::set_directory(&plugins);
-            let receivers = components(
-                receivers,
-                "receivers",
-                &mut errors,
-                &mut defined,
-                &mut raw.receivers,
-                registry::receiver_from_yaml,
-            );
-            let processors = components(
-                processors,
-                "processors",
-                &mut errors,
-                &mut defined,
-                &mut raw.processors,
-                registry::processor_from_yaml,
-            );
-            let exporters = components(
-                exporters,
-                "exporters",
-                &mut errors,
-                &mut defined,
-                &mut raw.exporters,
-                registry::exporter_from_yaml,
-            );
-            (service, unread_pipelines, receivers, processors, exporters)
-        });
-    secrets.extend(typed_secrets);
-    let mut warnings = Vec::new();
-    match &service {
-        Some(service) => {
-            check_pipelines(&service.pipelines, &defined, &mut errors, &mut warnings);
-            batching::lift_batch_processors(
-                &service.pipelines,
-                &processors,
-                &mut exporters,
-                &mut errors,
-            );
-            if let Some(admin) = &service.admin {
-                errors.extend(admin.validate());
-            }
-            if service.memory_limit.0 == 0 {
-                errors.push(ConfigError {
-                    path: "service.memory_limit".into(),
-                    message: "must be greater than 0; write a size such as 64MiB".into(),
-                });
-            }
-            for (id, spec) in &exporters {
-                if from_api.contains(&id.id) {
-                    errors.extend(confine::exporter_paths(
-                        id,
-                        spec,
-                        &service.storage.directory,
-                    ));
-                }
-            }
-        }
-        None => {
-            // The references are still checked (their own errors are already listed).
-            if let Some(pipelines) = unread_pipelines {
-                let read = deserialize_collecting::<indexmap::IndexMap<String, PipelineConfig>>(
-                    pipelines,
-                    "service.pipelines",
-                );
-                if let Some(pipelines) = read.value {
-                    check_pipelines(&pipelines, &defined, &mut errors, &mut warnings);
-                }
-            }
-        }
-    }
-    for error in &mut errors {
-        error.message = expand::scrub(&error.message, &secrets);
-    }
-    match service {
-        Some(service) if errors.is_empty() => {
-            siemrelay_core::scrub::remember(&secrets);
-            Ok(LoadedConfig {
-                file: file.to_string(),
-                receivers,
-                processors,
-                exporters,
-                service,
-                warnings,
-                secrets,
-                raw,
-            })
-        }
-        _ => Err(fail(errors)),
-    }
-}
+pub use load::load_with_api_exporters;
 
 /// Expands `${…}` references: exporters sent through the admin API under
 /// [`expand::Policy::Api`] with `service.admin.allowed_env` (read before expansion), the rest

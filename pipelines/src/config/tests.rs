@@ -1,6 +1,7 @@
 //! Validation: every error kind, each with its exact key path.
 
 use super::*;
+use crate::registry;
 
 fn errors_of(yaml: &str) -> Vec<ConfigError> {
     match load_str(yaml, "test.yaml") {

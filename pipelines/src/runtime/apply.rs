@@ -14,6 +14,10 @@
 //!    queue within `service.shutdown_timeout` (leftovers dead-lettered), a disk queue closed with
 //!    its events kept on disk.
 
+use super::plan::{
+    self, ExporterFacts, ExporterPlan, PipelineFacts, PipelinePlan, ReceiverPlan, ReloadPlan,
+    Running, raw_of,
+};
 use super::topology::{ExporterView, PipelineView, ReceiverView, Topology, kind_of};
 use super::{PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout};
 use crate::config::{ComponentId, LoadedConfig};
@@ -23,7 +27,6 @@ use indexmap::IndexMap;
 use serde_yaml::Value;
 use siemrelay_core::component::{Processor, ProcessorContext, ReceiverContext};
 use siemrelay_exporters::delivery::assemble::assemble;
-use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, ExporterState};
 use siemrelay_processors::batch::BatchConfig;
 use std::collections::{HashMap, HashSet};
@@ -96,26 +99,59 @@ pub(super) struct RunningReceiver {
     pub(super) task: JoinHandle<()>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ExporterPlan {
-    Keep,
-    Start,
-    /// Replace a running exporter; `after_close` when the old disk queue must close first.
-    Replace {
-        after_close: bool,
-    },
+/// One reload in progress: the plan and what its phases hand each other.
+struct Reload<'a> {
+    new: &'a LoadedConfig,
+    plan: ReloadPlan,
+    layout: StorageLayout,
+    mode: Mode,
+    summary: ReloadSummary,
+    /// Exporters started for the new graph, by id.
+    started: HashMap<String, RunningExporter>,
+    /// Processors built for changed pipelines, by pipeline name.
+    built: HashMap<String, Vec<Box<dyn Processor>>>,
 }
 
-struct PipelinePlan {
-    name: String,
-    processors: Vec<(String, Value)>,
-    reuse: bool,
-    /// The old instance keeps a signature chain: drop it before building the new one.
-    chained: bool,
+impl Graph {
+    /// What runs, for the planner.
+    fn running(&self) -> Running {
+        Running {
+            exporters: self
+                .exporters
+                .iter()
+                .map(|(id, e)| {
+                    let facts = ExporterFacts {
+                        raw: e.raw.clone(),
+                        policy: e.policy,
+                        durable: e.durable,
+                    };
+                    (id.clone(), facts)
+                })
+                .collect(),
+            pipelines: self
+                .pipelines
+                .iter()
+                .map(|(name, p)| {
+                    let facts = PipelineFacts {
+                        processors: p.processors.clone(),
+                        exporters: p.exporters.clone(),
+                        chained: p.pipeline.order.is_some(),
+                    };
+                    (name.clone(), facts)
+                })
+                .collect(),
+            receivers: self
+                .receivers
+                .iter()
+                .map(|(id, r)| (id.clone(), r.raw.clone()))
+                .collect(),
+        }
+    }
 }
 
 impl Runtime {
-    /// Brings the graph to `new`.
+    /// Brings the graph to `new`: plans the change, then carries it out phase by phase (see
+    /// the module doc).
     pub(super) async fn apply(
         &self,
         graph: &mut Graph,
@@ -123,356 +159,207 @@ impl Runtime {
         mode: Mode,
     ) -> anyhow::Result<ReloadSummary> {
         graph.retiring.retain(|task| !task.is_finished());
-        let mut summary = ReloadSummary::default();
-        let layout = StorageLayout::new(&new.service.storage.directory);
-        let used = |id: &str| {
-            new.service
-                .pipelines
-                .values()
-                .any(|p| p.exporters.iter().any(|e| e == id))
-        };
+        let plan = plan::plan(&graph.running(), &new);
+        if mode == Mode::Reload {
+            tracing::info!(plan = %plan.describe(), "reload: applying the new configuration");
+        }
         let disabled: HashSet<String> = graph
             .exporters
             .iter()
             .filter(|(_, e)| e.handle.status().state() == ExporterState::Disabled)
             .map(|(id, _)| id.clone())
             .collect();
-
         let previous_pipelines: HashSet<String> = graph.pipelines.keys().cloned().collect();
-        // Plan the exporters.
-        let mut plans: Vec<(&ComponentId, &ExporterSpec, ExporterPlan)> = Vec::new();
-        for (id, spec) in &new.exporters {
-            if !used(&id.id) {
-                continue;
-            }
-            let raw = raw_of(&new.raw.exporters, &id.id);
-            let policy = spec.delivery.sending.batch_policy();
-            let plan = match graph.exporters.get(&id.id) {
-                Some(old) if old.raw == raw && old.policy == policy => ExporterPlan::Keep,
-                Some(old) => ExporterPlan::Replace {
-                    after_close: old.durable && spec.delivery.queue.kind == QueueType::Disk,
-                },
-                None => ExporterPlan::Start,
-            };
-            plans.push((id, spec, plan));
-        }
-
-        // 1. Start what needs nothing closed first.
-        let mut started: HashMap<String, RunningExporter> = HashMap::new();
-        for (id, spec, plan) in &plans {
-            if matches!(
-                plan,
-                ExporterPlan::Start | ExporterPlan::Replace { after_close: false }
-            ) {
-                match start_exporter(id, spec, &layout, &new) {
-                    Ok(running) => {
-                        started.insert(id.id.clone(), running);
-                    }
-                    Err(e) => {
-                        abandon(started.into_values()).await;
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        let keep = |id: &str| {
-            plans
-                .iter()
-                .any(|(i, _, p)| i.id == id && *p == ExporterPlan::Keep)
+        let mut reload = Reload {
+            new: &new,
+            plan,
+            layout: StorageLayout::new(&new.service.storage.directory),
+            mode,
+            summary: ReloadSummary::default(),
+            started: HashMap::new(),
+            built: HashMap::new(),
         };
-        let mut pipeline_plans = Vec::new();
-        for (name, config) in &new.service.pipelines {
-            let processors: Vec<(String, Value)> = config
-                .processors
-                .iter()
-                .map(|pid| (pid.clone(), raw_of(&new.raw.processors, pid)))
-                .collect();
-            let old = graph.pipelines.get(name);
-            let reuse = old.is_some_and(|o| {
-                o.processors == processors
-                    && o.exporters == config.exporters
-                    && config.exporters.iter().all(|e| keep(e))
-            });
-            let chained = !reuse && old.is_some_and(|o| o.pipeline.order.is_some());
-            pipeline_plans.push(PipelinePlan {
-                name: name.clone(),
-                processors,
-                reuse,
-                chained,
-            });
-        }
-        let mut built: HashMap<String, Vec<Box<dyn Processor>>> = HashMap::new();
-        for plan in pipeline_plans.iter().filter(|p| !p.reuse && !p.chained) {
-            match build_processors(&new, &plan.name, &layout) {
-                Ok(processors) => {
-                    built.insert(plan.name.clone(), processors);
-                }
-                Err(e) => {
-                    abandon(started.into_values()).await;
-                    return Err(e);
-                }
-            }
-        }
-
+        // 1. Start what needs nothing closed first.
+        reload.start_independent().await?;
         // 2. Pause (batches wait) while locked state is handed over.
-        let closes_first: Vec<&ComponentId> = plans
-            .iter()
-            .filter(|(_, _, p)| *p == ExporterPlan::Replace { after_close: true })
-            .map(|(id, _, _)| *id)
-            .collect();
-        let chained: Vec<&PipelinePlan> = pipeline_plans.iter().filter(|p| p.chained).collect();
-        if !closes_first.is_empty() || !chained.is_empty() {
-            tracing::info!(exporters = %closes_first.iter().map(|i| i.id.as_str()).collect::<Vec<_>>().join(","), pipelines = %chained.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(","),
-                "reload: pausing intake while disk queues or signature chains are handed over");
-            let old_routes: Vec<Arc<Route>> = graph
-                .receivers
-                .values()
-                .map(|r| r.entry.set_route(Route::with_state(RouteState::Paused)))
-                .collect();
-            for route in &old_routes {
-                wait_unshared(route).await;
-            }
-            drop(old_routes);
-            let reused: HashSet<&str> = pipeline_plans
-                .iter()
-                .filter(|p| p.reuse)
-                .map(|p| p.name.as_str())
-                .collect();
-            graph
-                .pipelines
-                .retain(|name, _| reused.contains(name.as_str()));
-            let closing: HashSet<&str> = closes_first.iter().map(|id| id.id.as_str()).collect();
-            let mut view = (*self.view.load_full()).clone();
-            view.exporters.retain(|e| !closing.contains(e.id.as_str()));
-            self.view.store(Arc::new(view));
-            for id in &closes_first {
-                let Some(old) = graph.exporters.shift_remove(&id.id) else {
-                    continue;
-                };
-                let outcome = old.handle.shutdown(Instant::now() + DISK_SWAP_GRACE).await;
-                tracing::info!(exporter = %id.id, left_queued = outcome.left_queued, "reload: old exporter closed; its disk queue is taken over");
-                let handle = old.handle;
-                wait_unshared(&handle).await;
-                drop(handle);
-                let Some((_, spec)) = new.exporter(&id.id) else {
-                    continue;
-                };
-                match start_exporter(id, spec, &layout, &new) {
-                    Ok(running) => {
-                        started.insert(id.id.clone(), running);
-                    }
-                    Err(e) => {
-                        tracing::error!(exporter = %id.id, error = %format!("{e:#}"), "reload: cannot start the changed exporter; restarting its previous config");
-                        summary.errors.push(format!("exporters.{}: {e:#}", id.id));
-                        if let Some(running) = graph
-                            .config
-                            .as_ref()
-                            .and_then(|old| restart_previous(old, id))
-                        {
-                            started.insert(id.id.clone(), running);
-                        }
-                    }
-                }
-            }
-            for plan in &chained {
-                match build_processors(&new, &plan.name, &layout) {
-                    Ok(processors) => {
-                        built.insert(plan.name.clone(), processors);
-                    }
-                    Err(e) => {
-                        tracing::error!(pipeline = %plan.name, error = %format!("{e:#}"), "reload: cannot build the pipeline's processors; it receives nothing until fixed");
-                        summary
-                            .errors
-                            .push(format!("pipelines.{}: {e:#}", plan.name));
-                    }
-                }
-            }
+        if reload.plan.pauses() {
+            self.hand_over(graph, &mut reload).await;
         }
-
         // 3. Assemble exporters and pipelines, then swap the receivers over.
-        let mut exporters: IndexMap<String, RunningExporter> = IndexMap::new();
-        for (id, _, plan) in &plans {
-            let running = match plan {
-                ExporterPlan::Keep => graph.exporters.shift_remove(&id.id),
-                ExporterPlan::Start => {
-                    summary.started.push(format!("exporters.{}", id.id));
-                    started.remove(&id.id)
-                }
-                ExporterPlan::Replace { .. } => {
-                    summary.restarted.push(format!("exporters.{}", id.id));
-                    started.remove(&id.id)
-                }
-            };
-            if let Some(running) = running {
-                if *plan != ExporterPlan::Keep && disabled.contains(&id.id) {
-                    running.handle.set_enabled(false);
-                }
-                exporters.insert(id.id.clone(), running);
-            }
-        }
-        let retired: Vec<(String, RunningExporter)> = graph.exporters.drain(..).collect();
-        for (id, _) in &retired {
-            if !exporters.contains_key(id) {
-                summary.stopped.push(format!("exporters.{id}"));
-            }
-        }
-        let mut pipelines: IndexMap<String, RunningPipeline> = IndexMap::new();
-        for plan in pipeline_plans {
-            let Some(config) = new.service.pipelines.get(&plan.name) else {
-                continue;
-            };
-            if plan.reuse
-                && let Some(old) = graph.pipelines.shift_remove(&plan.name)
-            {
-                pipelines.insert(plan.name, old);
-                continue;
-            }
-            let Some(processors) = built.remove(&plan.name) else {
-                continue;
-            };
-            if mode == Mode::Reload {
-                let label = format!("pipelines.{}", plan.name);
-                if previous_pipelines.contains(&plan.name) {
-                    summary.restarted.push(label)
-                } else {
-                    summary.started.push(label)
-                }
-            }
-            let targets = config
-                .exporters
-                .iter()
-                .filter_map(|e| exporters.get(e).map(|r| r.handle.clone()))
-                .collect();
-            let order = processors
-                .iter()
-                .any(|p| p.requires_ordering())
-                .then(|| tokio::sync::Mutex::new(()));
-            let counters = graph
-                .pipeline_counters
-                .entry(plan.name.clone())
-                .or_default()
-                .clone();
-            let pipeline = super::Pipeline {
-                name: plan.name.clone(),
-                processors,
-                exporters: targets,
-                order,
-                counters,
-                tap_points: tap_points(&new, &plan.name),
-            };
-            pipelines.insert(
-                plan.name,
-                RunningPipeline {
-                    pipeline: Arc::new(pipeline),
-                    processors: plan.processors,
-                    exporters: config.exporters.clone(),
-                },
-            );
-        }
+        let (exporters, retired) = reload.assemble_exporters(graph, &disabled);
+        let pipelines = reload.assemble_pipelines(graph, &exporters, &previous_pipelines);
         let old_pipelines = std::mem::take(&mut graph.pipelines);
-        for name in previous_pipelines
-            .iter()
-            .filter(|name| !pipelines.contains_key(*name))
-        {
-            summary.stopped.push(format!("pipelines.{name}"));
-        }
-
         let old_config = graph.config.take();
-        let mut receivers: IndexMap<String, RunningReceiver> = IndexMap::new();
-        for (id, spec) in &new.receivers {
-            let feeds: Vec<Arc<super::Pipeline>> = new
-                .service
-                .pipelines
-                .iter()
-                .filter(|(_, p)| p.receivers.contains(&id.id))
-                .filter_map(|(name, _)| pipelines.get(name).map(|r| r.pipeline.clone()))
-                .collect();
-            if feeds.is_empty() {
-                continue;
+        let receivers = match self
+            .swap_receivers(graph, &mut reload, &pipelines, old_config.as_ref())
+            .await
+        {
+            Ok(receivers) => receivers,
+            Err(e) => {
+                abandon(exporters.into_values()).await;
+                return Err(e);
             }
-            let raw = raw_of(&new.raw.receivers, &id.id);
-            let route = Arc::new(Route {
-                pipelines: feeds,
-                state: RouteState::Open,
-            });
-            match graph.receivers.shift_remove(&id.id) {
-                Some(old) if old.raw == raw => {
+        };
+        graph.receivers = receivers;
+        drop(old_pipelines);
+        let summary = reload.summary;
+        // 4. Retire what is gone or replaced: drain in the background.
+        self.install(graph, new, exporters, pipelines, retired);
+        Ok(summary)
+    }
+
+    /// Phase 2: pauses intake, drops the pipelines that are rebuilt, closes the disk queues
+    /// that are taken over and starts their replacements, and builds the chained pipelines'
+    /// processors once their old chain heads are saved.
+    async fn hand_over(&self, graph: &mut Graph, reload: &mut Reload<'_>) {
+        let closing: Vec<String> = reload.plan.closes_first().map(str::to_string).collect();
+        let chained: Vec<String> = reload.plan.chained().map(|p| p.name.clone()).collect();
+        tracing::info!(exporters = %closing.join(","), pipelines = %chained.join(","),
+            "reload: pausing intake while disk queues or signature chains are handed over");
+        pause_intake(graph).await;
+        let reused: HashSet<&str> = reload
+            .plan
+            .pipelines
+            .iter()
+            .filter(|p| p.reuse)
+            .map(|p| p.name.as_str())
+            .collect();
+        graph
+            .pipelines
+            .retain(|name, _| reused.contains(name.as_str()));
+        let mut view = (*self.view.load_full()).clone();
+        view.exporters.retain(|e| !closing.contains(&e.id));
+        self.view.store(Arc::new(view));
+        for id in &closing {
+            reload.take_over_disk_queue(graph, id).await;
+        }
+        for name in &chained {
+            reload.build_chained(name);
+        }
+    }
+
+    /// Phase 3, receivers: each gets its new pipelines atomically; changed ones restart (their
+    /// previous config again when the new one cannot start), removed ones stop. On a first
+    /// start, a receiver that cannot start stops the start.
+    async fn swap_receivers(
+        &self,
+        graph: &mut Graph,
+        reload: &mut Reload<'_>,
+        pipelines: &IndexMap<String, RunningPipeline>,
+        old_config: Option<&LoadedConfig>,
+    ) -> anyhow::Result<IndexMap<String, RunningReceiver>> {
+        let new = reload.new;
+        let mut receivers: IndexMap<String, RunningReceiver> = IndexMap::new();
+        for (rid, plan) in reload.plan.receivers.clone() {
+            let Some((id, spec)) = new.receivers.iter().find(|(id, _)| id.id == rid) else {
+                continue;
+            };
+            let Some(route) = route_for(new, &rid, pipelines) else {
+                continue;
+            };
+            let raw = raw_of(&new.raw.receivers, &rid);
+            let running = match (plan, graph.receivers.shift_remove(&rid)) {
+                (ReceiverPlan::Keep, Some(old)) => {
                     old.entry.set_route(route);
-                    receivers.insert(id.id.clone(), old);
+                    Some(old)
                 }
-                Some(old) => {
-                    // Requests in flight on the old listener finish into the new pipelines.
-                    old.entry.set_route(route.clone());
-                    stop_receiver(&id.id, old, graph.shutdown_timeout).await;
-                    summary.restarted.push(format!("receivers.{}", id.id));
-                    match self
-                        .start_receiver(graph, id, spec, raw, route.clone(), &layout)
+                (_, Some(old)) => {
+                    let parts = (id, spec, raw, route);
+                    self.restart_receiver(graph, reload, parts, old, old_config)
                         .await
-                    {
-                        Ok(running) => {
-                            receivers.insert(id.id.clone(), running);
-                        }
-                        Err(e) => {
-                            tracing::error!(receiver = %id.id, error = %format!("{e:#}"), "reload: cannot start the changed receiver; restarting its previous config");
-                            summary.errors.push(format!("receivers.{}: {e:#}", id.id));
-                            let previous = old_config
-                                .as_ref()
-                                .and_then(|c| c.receivers.iter().find(|(i, _)| i.id == id.id));
-                            if let Some((old_id, old_spec)) = previous {
-                                let old_raw = old_config
-                                    .as_ref()
-                                    .map(|c| raw_of(&c.raw.receivers, &id.id))
-                                    .unwrap_or(Value::Null);
-                                match self
-                                    .start_receiver(
-                                        graph, old_id, old_spec, old_raw, route, &layout,
-                                    )
-                                    .await
-                                {
-                                    Ok(running) => {
-                                        receivers.insert(id.id.clone(), running);
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(receiver = %id.id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the receiver is down")
-                                    }
-                                }
-                            }
-                        }
-                    }
                 }
-                None => match self
-                    .start_receiver(graph, id, spec, raw, route, &layout)
+                (_, None) => match self
+                    .start_receiver(graph, id, spec, raw, route, &reload.layout)
                     .await
                 {
                     Ok(running) => {
-                        if mode == Mode::Reload {
-                            summary.started.push(format!("receivers.{}", id.id));
+                        if reload.mode == Mode::Reload {
+                            reload.summary.started.push(format!("receivers.{rid}"));
                         }
-                        receivers.insert(id.id.clone(), running);
+                        Some(running)
                     }
-                    Err(e) if mode == Mode::Start => {
+                    Err(e) if reload.mode == Mode::Start => {
                         for (name, running) in receivers.drain(..) {
                             stop_receiver(&name, running, Duration::from_secs(1)).await;
                         }
-                        abandon(exporters.into_values()).await;
                         return Err(e);
                     }
                     Err(e) => {
-                        tracing::error!(receiver = %id.id, error = %format!("{e:#}"), "reload: cannot start the new receiver");
-                        summary.errors.push(format!("receivers.{}: {e:#}", id.id));
+                        tracing::error!(receiver = %rid, error = %format!("{e:#}"), "reload: cannot start the new receiver");
+                        reload
+                            .summary
+                            .errors
+                            .push(format!("receivers.{rid}: {e:#}"));
+                        None
                     }
                 },
+            };
+            if let Some(running) = running {
+                receivers.insert(rid, running);
             }
         }
         for (name, old) in graph.receivers.drain(..) {
             old.entry.set_route(Route::with_state(RouteState::Closed));
             stop_receiver(&name, old, new.service.shutdown_timeout.0).await;
-            summary.stopped.push(format!("receivers.{name}"));
+            reload.summary.stopped.push(format!("receivers.{name}"));
         }
-        graph.receivers = receivers;
-        drop(old_pipelines);
+        Ok(receivers)
+    }
 
-        // 4. Retire what is gone or replaced: drain in the background.
+    /// Restarts a changed receiver; when its new config cannot start, its previous one.
+    async fn restart_receiver(
+        &self,
+        graph: &mut Graph,
+        reload: &mut Reload<'_>,
+        (id, spec, raw, route): (&ComponentId, &ReceiverSpec, Value, Arc<Route>),
+        old: RunningReceiver,
+        old_config: Option<&LoadedConfig>,
+    ) -> Option<RunningReceiver> {
+        // Requests in flight on the old listener finish into the new pipelines.
+        old.entry.set_route(route.clone());
+        stop_receiver(&id.id, old, graph.shutdown_timeout).await;
+        reload
+            .summary
+            .restarted
+            .push(format!("receivers.{}", id.id));
+        let layout = &reload.layout;
+        let e = match self
+            .start_receiver(graph, id, spec, raw, route.clone(), layout)
+            .await
+        {
+            Ok(running) => return Some(running),
+            Err(e) => e,
+        };
+        tracing::error!(receiver = %id.id, error = %format!("{e:#}"), "reload: cannot start the changed receiver; restarting its previous config");
+        reload
+            .summary
+            .errors
+            .push(format!("receivers.{}: {e:#}", id.id));
+        let old_config = old_config?;
+        let (old_id, old_spec) = old_config.receivers.iter().find(|(i, _)| i.id == id.id)?;
+        let old_raw = raw_of(&old_config.raw.receivers, &id.id);
+        match self
+            .start_receiver(graph, old_id, old_spec, old_raw, route, layout)
+            .await
+        {
+            Ok(running) => Some(running),
+            Err(e) => {
+                tracing::error!(receiver = %id.id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the receiver is down");
+                None
+            }
+        }
+    }
+
+    /// Phase 4: retires the exporters that are gone or replaced (they drain in the background)
+    /// and installs the new graph.
+    fn install(
+        &self,
+        graph: &mut Graph,
+        new: LoadedConfig,
+        exporters: IndexMap<String, RunningExporter>,
+        pipelines: IndexMap<String, RunningPipeline>,
+        retired: Vec<(String, RunningExporter)>,
+    ) {
         for (id, old) in retired {
             let timeout = new.service.shutdown_timeout.0;
             graph
@@ -486,7 +373,6 @@ impl Runtime {
             .set_limit(new.service.memory_limit.as_usize());
         graph.config = Some(new);
         self.view.store(Arc::new(topology(graph)));
-        Ok(summary)
     }
 
     async fn start_receiver(
@@ -541,10 +427,6 @@ impl Runtime {
     }
 }
 
-fn raw_of(map: &HashMap<String, Value>, id: &str) -> Value {
-    map.get(id).cloned().unwrap_or(Value::Null)
-}
-
 fn start_exporter(
     id: &ComponentId,
     spec: &ExporterSpec,
@@ -566,14 +448,256 @@ fn start_exporter(
     })
 }
 
+impl Reload<'_> {
+    /// Phase 1: starts the exporters that need nothing closed first and builds the processors
+    /// of the changed pipelines that keep no chain. An error stops what was started: nothing
+    /// changed.
+    async fn start_independent(&mut self) -> anyhow::Result<()> {
+        let result = self.try_start_independent();
+        if result.is_err() {
+            abandon(self.started.drain().map(|(_, running)| running)).await;
+        }
+        result
+    }
+
+    fn try_start_independent(&mut self) -> anyhow::Result<()> {
+        for (id, plan) in &self.plan.exporters {
+            if matches!(
+                plan,
+                ExporterPlan::Start | ExporterPlan::Replace { after_close: false }
+            ) {
+                let running = start_configured(self.new, id, &self.layout)?;
+                self.started.insert(id.clone(), running);
+            }
+        }
+        for plan in self
+            .plan
+            .pipelines
+            .iter()
+            .filter(|p| !p.reuse && !p.chained)
+        {
+            let processors = build_processors(self.new, &plan.name, &self.layout)?;
+            self.built.insert(plan.name.clone(), processors);
+        }
+        Ok(())
+    }
+
+    /// Closes the running exporter `id` (its disk queue keeps what it holds) and starts its
+    /// new config on the same directory; its previous config again when that fails.
+    async fn take_over_disk_queue(&mut self, graph: &mut Graph, id: &str) {
+        let Some(old) = graph.exporters.shift_remove(id) else {
+            return;
+        };
+        let outcome = old.handle.shutdown(Instant::now() + DISK_SWAP_GRACE).await;
+        tracing::info!(exporter = %id, left_queued = outcome.left_queued, "reload: old exporter closed; its disk queue is taken over");
+        let handle = old.handle;
+        wait_unshared(&handle).await;
+        drop(handle);
+        match start_configured(self.new, id, &self.layout) {
+            Ok(running) => {
+                self.started.insert(id.to_string(), running);
+            }
+            Err(e) => {
+                tracing::error!(exporter = %id, error = %format!("{e:#}"), "reload: cannot start the changed exporter; restarting its previous config");
+                self.summary.errors.push(format!("exporters.{id}: {e:#}"));
+                if let Some(running) = graph
+                    .config
+                    .as_ref()
+                    .and_then(|old| restart_previous(old, id))
+                {
+                    self.started.insert(id.to_string(), running);
+                }
+            }
+        }
+    }
+
+    /// Builds a chained pipeline's processors (its old chain head is saved by now).
+    fn build_chained(&mut self, name: &str) {
+        match build_processors(self.new, name, &self.layout) {
+            Ok(processors) => {
+                self.built.insert(name.to_string(), processors);
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %name, error = %format!("{e:#}"), "reload: cannot build the pipeline's processors; it receives nothing until fixed");
+                self.summary.errors.push(format!("pipelines.{name}: {e:#}"));
+            }
+        }
+    }
+
+    /// Phase 3, exporters: the kept ones and the started ones, in config order (a disabled
+    /// exporter stays disabled when replaced); the rest retire.
+    fn assemble_exporters(
+        &mut self,
+        graph: &mut Graph,
+        disabled: &HashSet<String>,
+    ) -> (
+        IndexMap<String, RunningExporter>,
+        Vec<(String, RunningExporter)>,
+    ) {
+        let mut exporters: IndexMap<String, RunningExporter> = IndexMap::new();
+        for (id, plan) in &self.plan.exporters {
+            let running = match plan {
+                ExporterPlan::Keep => graph.exporters.shift_remove(id),
+                ExporterPlan::Start => {
+                    self.summary.started.push(format!("exporters.{id}"));
+                    self.started.remove(id)
+                }
+                ExporterPlan::Replace { .. } => {
+                    self.summary.restarted.push(format!("exporters.{id}"));
+                    self.started.remove(id)
+                }
+            };
+            if let Some(running) = running {
+                if *plan != ExporterPlan::Keep && disabled.contains(id) {
+                    running.handle.set_enabled(false);
+                }
+                exporters.insert(id.clone(), running);
+            }
+        }
+        let retired: Vec<(String, RunningExporter)> = graph.exporters.drain(..).collect();
+        for (id, _) in &retired {
+            if !exporters.contains_key(id) {
+                self.summary.stopped.push(format!("exporters.{id}"));
+            }
+        }
+        (exporters, retired)
+    }
+
+    /// Phase 3, pipelines: the reused ones, and the changed ones with their new processors
+    /// and exporters.
+    fn assemble_pipelines(
+        &mut self,
+        graph: &mut Graph,
+        exporters: &IndexMap<String, RunningExporter>,
+        previous: &HashSet<String>,
+    ) -> IndexMap<String, RunningPipeline> {
+        let mut pipelines: IndexMap<String, RunningPipeline> = IndexMap::new();
+        for plan in &self.plan.pipelines {
+            if plan.reuse
+                && let Some(old) = graph.pipelines.shift_remove(&plan.name)
+            {
+                pipelines.insert(plan.name.clone(), old);
+                continue;
+            }
+            let Some(processors) = self.built.remove(&plan.name) else {
+                continue;
+            };
+            if self.mode == Mode::Reload {
+                let label = format!("pipelines.{}", plan.name);
+                if previous.contains(&plan.name) {
+                    self.summary.restarted.push(label)
+                } else {
+                    self.summary.started.push(label)
+                }
+            }
+            let counters = graph
+                .pipeline_counters
+                .entry(plan.name.clone())
+                .or_default()
+                .clone();
+            let running = new_pipeline(self.new, plan, processors, exporters, counters);
+            pipelines.insert(plan.name.clone(), running);
+        }
+        for name in previous
+            .iter()
+            .filter(|name| !pipelines.contains_key(*name))
+        {
+            self.summary.stopped.push(format!("pipelines.{name}"));
+        }
+        pipelines
+    }
+}
+
+/// A changed pipeline, ready to run.
+fn new_pipeline(
+    new: &LoadedConfig,
+    plan: &PipelinePlan,
+    processors: Vec<Box<dyn Processor>>,
+    exporters: &IndexMap<String, RunningExporter>,
+    counters: Arc<PipelineCounters>,
+) -> RunningPipeline {
+    let listed = new
+        .service
+        .pipelines
+        .get(&plan.name)
+        .map(|p| p.exporters.clone())
+        .unwrap_or_default();
+    let targets = listed
+        .iter()
+        .filter_map(|e| exporters.get(e).map(|r| r.handle.clone()))
+        .collect();
+    let order = processors
+        .iter()
+        .any(|p| p.requires_ordering())
+        .then(|| tokio::sync::Mutex::new(()));
+    let pipeline = super::Pipeline {
+        name: plan.name.clone(),
+        processors,
+        exporters: targets,
+        order,
+        counters,
+        tap_points: tap_points(new, &plan.name),
+    };
+    RunningPipeline {
+        pipeline: Arc::new(pipeline),
+        processors: plan.processors.clone(),
+        exporters: listed,
+    }
+}
+
+/// The open route of receiver `id` into the pipelines that list it; `None` when none runs.
+fn route_for(
+    new: &LoadedConfig,
+    id: &str,
+    pipelines: &IndexMap<String, RunningPipeline>,
+) -> Option<Arc<Route>> {
+    let feeds: Vec<Arc<super::Pipeline>> = new
+        .service
+        .pipelines
+        .iter()
+        .filter(|(_, p)| p.receivers.iter().any(|r| r == id))
+        .filter_map(|(name, _)| pipelines.get(name).map(|r| r.pipeline.clone()))
+        .collect();
+    (!feeds.is_empty()).then(|| {
+        Arc::new(Route {
+            pipelines: feeds,
+            state: RouteState::Open,
+        })
+    })
+}
+
+/// Pauses every receiver's route and waits until the batches in flight on the old routes are
+/// queued.
+async fn pause_intake(graph: &Graph) {
+    let old_routes: Vec<Arc<Route>> = graph
+        .receivers
+        .values()
+        .map(|r| r.entry.set_route(Route::with_state(RouteState::Paused)))
+        .collect();
+    for route in &old_routes {
+        wait_unshared(route).await;
+    }
+}
+
+/// Starts exporter `id` as `config` configures it.
+fn start_configured(
+    config: &LoadedConfig,
+    id: &str,
+    layout: &StorageLayout,
+) -> anyhow::Result<RunningExporter> {
+    let (cid, spec) = config
+        .exporter(id)
+        .ok_or_else(|| anyhow::anyhow!("exporters.{id}: not in the configuration"))?;
+    start_exporter(cid, spec, layout, config)
+}
+
 /// Starts an exporter as `previous` configured it (when its new config cannot start).
-fn restart_previous(previous: &LoadedConfig, id: &ComponentId) -> Option<RunningExporter> {
-    let (_, spec) = previous.exporter(&id.id)?;
+fn restart_previous(previous: &LoadedConfig, id: &str) -> Option<RunningExporter> {
     let layout = StorageLayout::new(&previous.service.storage.directory);
-    match start_exporter(id, spec, &layout, previous) {
+    match start_configured(previous, id, &layout) {
         Ok(running) => Some(running),
         Err(e) => {
-            tracing::error!(exporter = %id.id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the exporter is down");
+            tracing::error!(exporter = %id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the exporter is down");
             None
         }
     }
