@@ -181,11 +181,20 @@ pub fn exporter_from_yaml(
     value: Value,
     path: &str,
 ) -> Result<ExporterSpec, Vec<ConfigError>> {
-    let Some(factory) = exporter_factories()
-        .iter()
-        .find(|f| f.type_name() == id.kind)
-    else {
-        return Err(unknown("exporter", &id.kind, path, exporter_types()));
+    exporter_from_yaml_in(exporter_factories(), id, value, path)
+}
+
+/// [`exporter_from_yaml`] with the type looked up in `factories` (a test's own exporter next to
+/// the built-in ones).
+pub fn exporter_from_yaml_in(
+    factories: &[&'static dyn ExporterFactory],
+    id: &ComponentId,
+    value: Value,
+    path: &str,
+) -> Result<ExporterSpec, Vec<ConfigError>> {
+    let Some(factory) = factories.iter().find(|f| f.type_name() == id.kind) else {
+        let known = type_names(factories, |f| f.type_name());
+        return Err(unknown("exporter", &id.kind, path, known));
     };
     let Value::Mapping(mut own) = value else {
         return Err(vec![ConfigError {
