@@ -294,7 +294,7 @@ impl ReceiverEntry {
     async fn push_all(
         &self,
         pipelines: &[Arc<Pipeline>],
-        reservations: Vec<(usize, usize, Reservation)>,
+        reservations: Vec<Reserved>,
         processed: Vec<SizedBatch>,
         taps: &mut Option<tap::TapCopies>,
     ) -> Vec<Result<(), QueueError>> {
@@ -324,14 +324,17 @@ impl ReceiverEntry {
     }
 }
 
+/// Room reserved in one queue: (pipeline index, exporter index within it, the reservation).
+type Reserved = (usize, usize, Reservation);
+
 /// Reserves room for `events` in every target queue: (pipeline, exporter, reservation) each.
 /// When one has no room, the others' room is given back and the error comes with that
 /// exporter's id.
 fn reserve_all(
     pipelines: &[Arc<Pipeline>],
     events: usize,
-) -> Result<Vec<(usize, usize, Reservation)>, (QueueError, String)> {
-    let mut reservations: Vec<(usize, usize, Reservation)> = Vec::new();
+) -> Result<Vec<Reserved>, (QueueError, String)> {
+    let mut reservations: Vec<Reserved> = Vec::new();
     for (p, pipeline) in pipelines.iter().enumerate() {
         for (e, exporter) in pipeline.exporters.iter().enumerate() {
             match exporter.queue().try_reserve(events, 0) {

@@ -92,9 +92,7 @@ fn policy_of(batch: &BatchConfig) -> BatchPolicy {
 
 fn describe(policy: &BatchPolicy) -> String {
     format!(
-        "(batch_size {}, batch_max_size {}, batch_timeout {})",
-        policy.min_events,
-        policy.max_events,
-        format!("{:?}", policy.linger)
+        "(batch_size {}, batch_max_size {}, batch_timeout {:?})",
+        policy.min_events, policy.max_events, policy.linger
     )
 }
