@@ -50,7 +50,9 @@ pub fn number_for_name(name: &str) -> Option<u8> {
         "fatal" | "critical" | "crit" | "emergency" | "emerg" | "alert" => 21,
         _ => {
             // OpenTelemetry sub-levels such as INFO2 or ERROR4.
-            let (word, digit) = lower.split_at(lower.len().saturating_sub(1));
+            // The last character, which may be wider than a byte (a name from a sender).
+            let last = lower.char_indices().last().map_or(0, |(at, _)| at);
+            let (word, digit) = lower.split_at(last);
             let level: u8 = digit.parse().ok().filter(|d| (2..=4).contains(d))?;
             let base = match word {
                 "trace" => 1,
@@ -110,6 +112,13 @@ impl fmt::Display for Severity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_ending_in_a_wide_character_is_unknown_not_a_panic() {
+        assert_eq!(number_for_name("😀"), None);
+        assert_eq!(number_for_name("info😀"), None);
+        assert_eq!(number_for_name("INFO2"), Some(10));
+    }
 
     #[test]
     fn names_map_to_documented_numbers() {
