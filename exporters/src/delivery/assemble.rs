@@ -126,3 +126,63 @@ fn open_disk_queue(
     }
     Ok(Arc::new(disk))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stdout::StdoutSink;
+    use std::time::Instant;
+
+    fn delivery(yaml: &str) -> DeliveryConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_configured_queue_type_and_directory_are_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = ExporterStorage {
+            dead_letter_dir: dir.path().join("dead_letter"),
+            queue_dir: dir.path().join("queues/stdout"),
+        };
+        let memory = assemble("stdout", Arc::new(StdoutSink), &delivery("{}"), &storage).unwrap();
+        assert!(!memory.queue().is_durable());
+        assert!(!storage.queue_dir.exists());
+        memory.shutdown(Instant::now()).await;
+
+        let disk = delivery("{ queue: { type: disk }, sending: { batch_size: 7 } }");
+        let handle = assemble("stdout", Arc::new(StdoutSink), &disk, &storage).unwrap();
+        assert!(handle.queue().is_durable());
+        assert!(storage.queue_dir.is_dir(), "the default directory");
+        handle.shutdown(Instant::now()).await;
+
+        let elsewhere = dir.path().join("elsewhere");
+        let moved = delivery(&format!(
+            "{{ queue: {{ type: disk, directory: \"{}\" }} }}",
+            elsewhere.display()
+        ));
+        let handle = assemble("stdout", Arc::new(StdoutSink), &moved, &storage).unwrap();
+        assert!(elsewhere.is_dir(), "queue.directory wins");
+        handle.shutdown(Instant::now()).await;
+    }
+
+    #[tokio::test]
+    async fn a_disk_queue_that_cannot_open_names_the_exporter_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, "not a directory").unwrap();
+        let storage = ExporterStorage {
+            dead_letter_dir: dir.path().join("dead_letter"),
+            queue_dir: file.clone(),
+        };
+        let disk = delivery("{ queue: { type: disk } }");
+        let error = assemble("stdout/x", Arc::new(StdoutSink), &disk, &storage)
+            .err()
+            .expect("a file is no queue directory");
+        assert!(
+            error
+                .to_string()
+                .starts_with("exporters.stdout/x.queue: cannot open the disk queue"),
+            "{error}"
+        );
+    }
+}
