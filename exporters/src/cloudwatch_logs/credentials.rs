@@ -99,6 +99,11 @@ impl CredentialCache {
                 crate::delivery::http::error_chain(&e)
             )
         })?;
+        // Whatever the source (env, profile, STS, IMDS), the secret half never leaves in a log
+        // line, status or dead-letter reason an AWS reply or an error chain might carry it into.
+        siemrelay_core::scrub::remember(
+            std::iter::once(credentials.secret_access_key()).chain(credentials.session_token()),
+        );
         *cached = Some(Cached {
             credentials: credentials.clone(),
             fetched: now,
@@ -216,8 +221,8 @@ mod tests {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             future::ProvideCredentials::ready(Ok(Credentials::new(
                 format!("key-{n}"),
-                "secret",
-                Some("token".into()),
+                format!("wJalrXUtnFEMI/K7MDENG/secret-{n}"),
+                Some(format!("IQoJb3JpZ2luX2VjE-session-token-{n}")),
                 Some(SystemTime::now() + self.life),
                 "test",
             )))
@@ -253,5 +258,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(short.get().await.unwrap().access_key_id(), "key-2");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn loaded_credentials_are_scrubbed_from_every_text() {
+        let (cache, _) = cache(Duration::from_secs(3600));
+        let credentials = cache.get().await.unwrap();
+        let secret = credentials.secret_access_key().to_string();
+        let token = credentials.session_token().unwrap().to_string();
+        let echoed = format!("AWS said: bad signature for {secret} with token {token}");
+        let scrubbed = siemrelay_core::scrub::scrub(&echoed);
+        assert!(!scrubbed.contains(&secret), "{scrubbed}");
+        assert!(!scrubbed.contains(&token), "{scrubbed}");
+        assert!(
+            scrubbed.starts_with("AWS said: bad signature for "),
+            "{scrubbed}"
+        );
     }
 }
