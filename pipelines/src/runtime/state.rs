@@ -280,6 +280,8 @@ impl StateStore {
     /// Reads `path` (see the module's rules for a missing or bad file); never fails.
     pub fn open(path: &Path) -> StateStore {
         let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // At 0 from the start, so an `increase(…) > 0` alert sees the first failure.
+        metrics::counter!(STATE_WRITE_ERRORS).increment(0);
         let saved = match read(path) {
             Ok(Some(exporters)) => {
                 tracing::info!(file = %path.display(), exporters = exporters.len(), "exporter state restored (disabled exporters, delivery history, last success and error)");
