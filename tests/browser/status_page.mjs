@@ -446,8 +446,11 @@ try {
     check(failures === 0, 'every event posted to the webhook receiver was accepted');
 
     // -- the charts add up to what happened: every event queued and sent, every failed request --
+    // (The queue's peak is not among them: it was checked live during the outage, and a 10 s
+    // sample need not have ended while events waited.)
     let chart;
-    await eventually(`${id}'s charts add up to the events posted, sent and the failed requests`, 20000, async () => {
+    const adding = `${id}'s charts add up to the events posted, sent and the failed requests`;
+    await eventually(adding, 20000, async () => {
       const [pipelines, exporter, expected] = await Promise.all([
         apiJson('/api/v1/pipelines'),
         apiJson(`/api/v1/exporters/${encodeURIComponent(id)}`),
@@ -461,7 +464,12 @@ try {
       return queued > 0 && inLine.total === queued && outLine.total === exporter.events_sent
         && errorLine.total === exporter.failure_count && errorLine.total > 0
         && inLine.points === expected.samples && [inLine, outLine, errorLine, queueLine].every(drawn)
-        && inLine.coords.some(([, y]) => y < 59) && queueLine.max > 0;
+        && inLine.coords.some(([, y]) => y < 59);
+    }).catch((error) => {
+      const { inLine, outLine, errorLine, queueLine, ...rest } = chart || {};
+      const brief = (line) => line && { ...line, coords: line.coords.length };
+      console.log(`# last look at the charts: ${JSON.stringify({ ...rest, in: brief(inLine), out: brief(outLine), errors: brief(errorLine), queue: brief(queueLine) })}`);
+      throw error;
     });
     console.log(`# chart ${id}: ${chart.inLine.points} samples of ${chart.expected.interval} s (at most `
       + `${chart.expected.max}); in ${chart.inLine.total} events (the pipeline queued ${chart.queued}), `
