@@ -533,15 +533,36 @@ impl Runtime {
             tracing::info!(file = %runtime.state.path().display(), exporters = %absent.join(","), "saved state kept for exporters that are not running (used if a reload adds them back)");
         }
         runtime.samples.push(Reading::of(&topology));
-        tokio::spawn(Self::keep_state(Arc::downgrade(&runtime)));
-        tokio::spawn(Self::keep_samples(Arc::downgrade(&runtime)));
+        // The exporter state is written when it changed (shutdown writes it last); errors are
+        // logged and counted by the store.
+        tokio::spawn(Self::every(
+            Arc::downgrade(&runtime),
+            SAVE_INTERVAL,
+            |runtime| {
+                Box::pin(async move {
+                    let _ = runtime.state.save_async(runtime.topology()).await;
+                })
+            },
+        ));
+        // The charts' samples.
+        tokio::spawn(Self::every(
+            Arc::downgrade(&runtime),
+            SAMPLE_INTERVAL,
+            |runtime| {
+                Box::pin(async move { runtime.samples.push(Reading::of(&runtime.topology())) })
+            },
+        ));
         Ok(runtime)
     }
 
-    /// Writes the exporter state every [`SAVE_INTERVAL`] when it changed, until shutdown
-    /// (which writes it last).
-    async fn keep_state(runtime: std::sync::Weak<Runtime>) {
-        let mut tick = tokio::time::interval(SAVE_INTERVAL);
+    /// Runs `work` every `period` until the runtime is gone or shutting down (timer tasks: they
+    /// never touch the data path).
+    async fn every(
+        runtime: std::sync::Weak<Runtime>,
+        period: Duration,
+        work: for<'a> fn(&'a Runtime) -> futures::future::BoxFuture<'a, ()>,
+    ) {
+        let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
@@ -552,22 +573,7 @@ impl Runtime {
             if runtime.receivers_stop.is_cancelled() {
                 return;
             }
-            // Errors are logged and counted by the store.
-            let _ = runtime.state.save_async(runtime.topology()).await;
-        }
-    }
-
-    /// Reads the exporters' counters every [`SAMPLE_INTERVAL`] for the charts.
-    async fn keep_samples(runtime: std::sync::Weak<Runtime>) {
-        let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(runtime) = runtime.upgrade() else {
-                return;
-            };
-            runtime.samples.push(Reading::of(&runtime.topology()));
+            work(&runtime).await;
         }
     }
 
