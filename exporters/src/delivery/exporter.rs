@@ -4,7 +4,7 @@ use super::config::{BatchPolicy, DeliveryConfig};
 use super::dead_letter::DeadLetter;
 use super::queue::{Chunk, DeliveryQueue, PopLimits};
 use super::retry::Backoff;
-use super::status::{DeliveryRecord, ExporterState, ExporterStatus};
+use super::status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus};
 use super::{Outcome, RequestLimits, RequestRecord, SendReport, Sink, default_hint};
 use siemrelay_core::{Event, Severity, Timestamp};
 use std::sync::{Arc, Mutex};
@@ -58,9 +58,33 @@ impl ExporterHandle {
         queue: Arc<dyn DeliveryQueue>,
         dead_letter: DeadLetter,
     ) -> ExporterHandle {
+        Self::start_restored(
+            id,
+            sink,
+            config,
+            batch,
+            queue,
+            dead_letter,
+            RestoredStatus::default(),
+        )
+    }
+
+    /// Like [`ExporterHandle::start`], with the status a previous run left: an exporter restored
+    /// as disabled sends nothing, not even what its disk queue holds, until it is enabled.
+    pub fn start_restored(
+        id: &str,
+        sink: Arc<dyn Sink>,
+        config: &DeliveryConfig,
+        batch: BatchPolicy,
+        queue: Arc<dyn DeliveryQueue>,
+        dead_letter: DeadLetter,
+        restored: RestoredStatus,
+    ) -> ExporterHandle {
         let pop_limits = pop_limits(batch, sink.limits(), config.queue.max_events);
         register_metrics(id);
+        let enabled = !restored.disabled;
         let status = Arc::new(ExporterStatus::new(id));
+        status.restore(restored);
         queue.attach(status.clone());
         let shared = Arc::new(Shared {
             id: id.to_string(),
@@ -75,7 +99,7 @@ impl ExporterHandle {
                 max: config.retry.max_interval.0,
             },
             pop_limits,
-            enabled: watch::Sender::new(true),
+            enabled: watch::Sender::new(enabled),
             abort: CancellationToken::new(),
             probe: tokio::sync::Mutex::new(()),
         });

@@ -24,7 +24,7 @@ pub mod status;
 pub use config::{BatchPolicy, DeliveryConfig, QueueConfig, RetryConfig, SendingConfig};
 pub use exporter::{ExporterHandle, ExporterShutdown, TestReport, test_delivery};
 pub use queue::{DeliveryQueue, QueueDepth, QueueError, Reservation};
-pub use status::{DeliveryRecord, ExporterState, ExporterStatus, StatusSnapshot};
+pub use status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus, StatusSnapshot};
 
 use async_trait::async_trait;
 use siemrelay_core::Event;

@@ -26,7 +26,7 @@ use serde_yaml::Value;
 use siemrelay_core::component::{Processor, ProcessorContext, ReceiverContext};
 use siemrelay_exporters::delivery::config::QueueType;
 use siemrelay_exporters::delivery::dead_letter::DeadLetter;
-use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, ExporterState};
+use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, RestoredStatus};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -74,6 +74,8 @@ pub(super) struct Graph {
     pub(super) shutdown_timeout: Duration,
     pipeline_counters: HashMap<String, Arc<PipelineCounters>>,
     receiver_counters: HashMap<String, Arc<AtomicU64>>,
+    /// Events queued per exporter (kept across reloads).
+    exporter_counters: HashMap<String, Arc<AtomicU64>>,
 }
 
 pub(super) struct RunningExporter {
@@ -133,13 +135,6 @@ impl Runtime {
                 .values()
                 .any(|p| p.exporters.iter().any(|e| e == id))
         };
-        let disabled: HashSet<String> = graph
-            .exporters
-            .iter()
-            .filter(|(_, e)| e.handle.status().state() == ExporterState::Disabled)
-            .map(|(id, _)| id.clone())
-            .collect();
-
         let previous_pipelines: HashSet<String> = graph.pipelines.keys().cloned().collect();
         // Plan the exporters.
         let mut plans: Vec<(&ComponentId, &ExporterSpec, ExporterPlan)> = Vec::new();
@@ -166,7 +161,12 @@ impl Runtime {
                 plan,
                 ExporterPlan::Start | ExporterPlan::Replace { after_close: false }
             ) {
-                match start_exporter(id, spec, &layout, &new, &policies) {
+                // A new exporter starts from its saved state, a replaced one from its own.
+                let restored = match graph.exporters.get(&id.id) {
+                    Some(old) => old.handle.status().to_restore(),
+                    None => self.state.restored(&id.id),
+                };
+                match start_exporter(id, spec, &layout, &new, &policies, restored) {
                     Ok(running) => {
                         started.insert(id.id.clone(), running);
                     }
@@ -253,13 +253,14 @@ impl Runtime {
                 };
                 let outcome = old.handle.shutdown(Instant::now() + DISK_SWAP_GRACE).await;
                 tracing::info!(exporter = %id.id, left_queued = outcome.left_queued, "reload: old exporter closed; its disk queue is taken over");
+                let restored = old.handle.status().to_restore();
                 let handle = old.handle;
                 wait_unshared(&handle).await;
                 drop(handle);
                 let Some((_, spec)) = new.exporter(&id.id) else {
                     continue;
                 };
-                match start_exporter(id, spec, &layout, &new, &policies) {
+                match start_exporter(id, spec, &layout, &new, &policies, restored.clone()) {
                     Ok(running) => {
                         started.insert(id.id.clone(), running);
                     }
@@ -269,7 +270,7 @@ impl Runtime {
                         if let Some(running) = graph
                             .config
                             .as_ref()
-                            .and_then(|old| restart_previous(old, id))
+                            .and_then(|old| restart_previous(old, id, restored))
                         {
                             started.insert(id.id.clone(), running);
                         }
@@ -306,18 +307,21 @@ impl Runtime {
                 }
             };
             if let Some(running) = running {
-                if *plan != ExporterPlan::Keep && disabled.contains(&id.id) {
-                    running.handle.set_enabled(false);
-                }
                 exporters.insert(id.id.clone(), running);
             }
         }
         let retired: Vec<(String, RunningExporter)> = graph.exporters.drain(..).collect();
-        for (id, _) in &retired {
-            if !exporters.contains_key(id) {
-                summary.stopped.push(format!("exporters.{id}"));
-            }
+        let removed: Vec<String> = retired
+            .iter()
+            .filter(|(id, _)| !exporters.contains_key(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &removed {
+            summary.stopped.push(format!("exporters.{id}"));
         }
+        // A removed exporter's saved state goes with it (an exporter added later under its id
+        // starts fresh).
+        self.state.forget(&removed);
         let mut pipelines: IndexMap<String, RunningPipeline> = IndexMap::new();
         for plan in pipeline_plans {
             let Some(config) = new.service.pipelines.get(&plan.name) else {
@@ -340,11 +344,15 @@ impl Runtime {
                     summary.started.push(label)
                 }
             }
-            let targets = config
+            let (targets, queued): (Vec<_>, Vec<_>) = config
                 .exporters
                 .iter()
-                .filter_map(|e| exporters.get(e).map(|r| r.handle.clone()))
-                .collect();
+                .filter_map(|e| {
+                    let handle = exporters.get(e)?.handle.clone();
+                    let queued = graph.exporter_counters.entry(e.clone()).or_default();
+                    Some((handle, queued.clone()))
+                })
+                .unzip();
             let order = processors
                 .iter()
                 .any(|p| p.requires_ordering())
@@ -358,6 +366,7 @@ impl Runtime {
                 name: plan.name.clone(),
                 processors,
                 exporters: targets,
+                queued,
                 order,
                 counters,
                 tap_points: tap_points(&new, &plan.name),
@@ -487,7 +496,13 @@ impl Runtime {
         self.admission
             .set_limit(new.service.memory_limit.as_usize());
         graph.config = Some(new);
-        self.view.store(Arc::new(topology(graph)));
+        let view = Arc::new(topology(graph));
+        if !removed.is_empty() {
+            // Written before the API shows the removal. Errors are logged and counted by the
+            // store.
+            let _ = self.state.save_async(view.clone()).await;
+        }
+        self.view.store(view);
         Ok(summary)
     }
 
@@ -580,6 +595,7 @@ fn start_exporter(
     layout: &StorageLayout,
     config: &LoadedConfig,
     policies: &HashMap<String, BatchPolicy>,
+    restored: RestoredStatus,
 ) -> anyhow::Result<RunningExporter> {
     let sink = registry::build_sink(id, spec)
         .map_err(|e| anyhow::anyhow!("exporters.{}: {e:#}", id.id))?;
@@ -587,13 +603,14 @@ fn start_exporter(
     let durable = queue.is_durable();
     let dead_letter = DeadLetter::new(&layout.dead_letter_dir(), &id.id);
     let policy = policies.get(&id.id).copied().unwrap_or_default();
-    let handle = Arc::new(ExporterHandle::start(
+    let handle = Arc::new(ExporterHandle::start_restored(
         &id.id,
         sink,
         &spec.delivery,
         policy,
         queue,
         dead_letter,
+        restored,
     ));
     Ok(RunningExporter {
         handle,
@@ -605,10 +622,21 @@ fn start_exporter(
 }
 
 /// Starts an exporter as `previous` configured it (when its new config cannot start).
-fn restart_previous(previous: &LoadedConfig, id: &ComponentId) -> Option<RunningExporter> {
+fn restart_previous(
+    previous: &LoadedConfig,
+    id: &ComponentId,
+    restored: RestoredStatus,
+) -> Option<RunningExporter> {
     let (_, spec) = previous.exporter(&id.id)?;
     let layout = StorageLayout::new(&previous.service.storage.directory);
-    match start_exporter(id, spec, &layout, previous, &batch_policies(previous)) {
+    match start_exporter(
+        id,
+        spec,
+        &layout,
+        previous,
+        &batch_policies(previous),
+        restored,
+    ) {
         Ok(running) => Some(running),
         Err(e) => {
             tracing::error!(exporter = %id.id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the exporter is down");
@@ -730,6 +758,7 @@ fn topology(graph: &Graph) -> Topology {
             id: id.clone(),
             kind: kind_of(id),
             handle: running.handle.clone(),
+            events_queued: graph.exporter_counters.get(id).cloned().unwrap_or_default(),
             pipelines: config
                 .service
                 .pipelines
