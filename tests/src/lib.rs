@@ -1,6 +1,8 @@
 //! Helpers for siemrelay's end-to-end tests: start the real binary on a config, talk to it, stop
 //! or kill it, and fake SIEM servers that speak the real protocols (see [`fake`]).
 
+pub mod contract;
+pub mod events;
 pub mod fake;
 
 use std::io::Read;

@@ -76,9 +76,9 @@ async fn ten_thousand_events_via_the_webhook_are_stored_once_each() {
     let mut relay = start(port, &fake);
     let sent = post_events(port, 100, 100).await;
     assert!(
-        fake.docs_reached(10_000, Duration::from_secs(60)).await,
+        fake.events_reached(10_000, Duration::from_secs(60)).await,
         "only {} of 10,000 documents stored; logs:\n{}",
-        fake.distinct_ids(),
+        fake.distinct_events(),
         relay.logs()
     );
     let status = relay.terminate(Duration::from_secs(30));
@@ -131,7 +131,7 @@ async fn rejected_items_are_retried_and_mapping_errors_dead_lettered() {
     let mut relay = start(port, &fake);
     let sent = post_events(port, 10, 100).await;
     assert!(
-        fake.docs_reached(1_000, Duration::from_secs(30)).await,
+        fake.events_reached(1_000, Duration::from_secs(30)).await,
         "logs:\n{}",
         relay.logs()
     );
@@ -147,7 +147,7 @@ async fn rejected_items_are_retried_and_mapping_errors_dead_lettered() {
         .await
         .expect("post the second wave");
     assert_eq!(response.status(), 200);
-    assert!(fake.docs_reached(1_017, Duration::from_secs(30)).await);
+    assert!(fake.events_reached(1_017, Duration::from_secs(30)).await);
     let status = relay.terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "clean shutdown");
     fake.read(|state| {
@@ -207,7 +207,7 @@ fn siemrelay_test_reports_good_bad_key_and_unreachable() {
     let (ok, text) = siemrelay_test(&test_config(&fake.url(), API_KEY));
     assert!(ok, "{text}");
     assert!(text.contains("delivered"), "{text}");
-    assert_eq!(fake.distinct_ids(), 1);
+    assert_eq!(fake.distinct_events(), 1);
 
     let (ok, text) = siemrelay_test(&test_config(&fake.url(), "d3Jvbmc6a2V5"));
     assert!(!ok, "{text}");

@@ -25,7 +25,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,6 +158,8 @@ pub struct FakeAzure {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeAzure, AzureState, |s| &s.records.counts);
+
 impl FakeAzure {
     /// Starts with default settings.
     pub fn start() -> FakeAzure {
@@ -185,21 +186,6 @@ impl FakeAzure {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: both the exporter's `endpoint` and `authority_host`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Replies for the next uploads, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Scripted>) {
         lock(&self.shared.script).extend(replies);
@@ -223,31 +209,6 @@ impl FakeAzure {
     /// Removes (true) or restores the app's role on the DCR (403 `OperationFailed`).
     pub fn set_forbidden(&self, forbidden: bool) {
         *lock(&self.shared.forbidden) = forbidden;
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&AzureState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.records.distinct())
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.records.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.records.distinct() >= n)
-            .await
     }
 }
 

@@ -157,6 +157,8 @@ pub struct FakeCloudWatch {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeCloudWatch, CloudWatchState, |s| &s.events.counts);
+
 impl FakeCloudWatch {
     /// Starts an endpoint accepting [`ACCESS_KEY`] / [`SECRET_KEY`].
     pub fn start() -> FakeCloudWatch {
@@ -185,21 +187,6 @@ impl FakeCloudWatch {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Accepts another key.
     pub fn add_key(&self, key: AccessKey) {
         lock(&self.shared.keys).push(key);
@@ -223,31 +210,6 @@ impl FakeCloudWatch {
                 s.streams.insert((group.to_string(), stream.to_string()));
             }
         });
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&CloudWatchState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.events.distinct())
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.events.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.events.distinct() >= n)
-            .await
     }
 }
 

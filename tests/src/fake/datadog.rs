@@ -24,9 +24,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The API key the fake accepts unless told otherwise.
 pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -162,6 +160,8 @@ pub struct FakeDatadog {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeDatadog, DatadogState, |s| &s.logs.counts);
+
 impl FakeDatadog {
     /// Starts an intake accepting [`API_KEY`].
     pub fn start() -> FakeDatadog {
@@ -192,21 +192,6 @@ impl FakeDatadog {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Sets how every request is answered.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.shared.behaviour) = behaviour;
@@ -224,39 +209,9 @@ impl FakeDatadog {
         options.max_request_bytes = max_request_bytes;
     }
 
-    /// The recorded state.
-    pub fn recorder(&self) -> &Recorder<DatadogState> {
-        &self.shared.recorder
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&DatadogState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.logs.distinct())
-    }
-
     /// Signature results.
     pub fn signatures(&self) -> SignatureChecks {
         self.read(|s| s.signatures)
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.logs.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.logs.distinct() >= n)
-            .await
     }
 }
 
