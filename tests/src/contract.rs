@@ -22,7 +22,7 @@
 //!
 //! Finally every event that was meant to arrive has arrived exactly once.
 
-use crate::fake::http_sink::Exchange;
+use crate::fake::http_sink::{Exchange, FakeServer};
 use crate::{Siemrelay, free_port, read_ndjson_files};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use std::collections::{HashMap, HashSet};
@@ -146,9 +146,14 @@ pub trait Peer {
     }
     /// Deliveries per event id the peer accepted so far.
     fn counts(&self) -> HashMap<String, u32>;
+    /// The fake HTTP server behind the peer, if it is one: its exchanges are what
+    /// [`Peer::exchanges`] reports, and it goes down and comes up for the status case.
+    fn server(&self) -> Option<&FakeServer> {
+        None
+    }
     /// The HTTP exchanges the peer answered (empty for other protocols).
     fn exchanges(&self) -> Vec<Exchange> {
-        Vec::new()
+        self.server().map(FakeServer::exchanges).unwrap_or_default()
     }
     /// One NDJSON event line for the webhook receiver.
     fn event_line(&self, id: &str, n: usize, mark: Mark) -> String {
@@ -181,11 +186,17 @@ pub trait Peer {
     }
     /// Stops answering (connections refused, or the server stopped).
     fn go_down(&self) {
-        unimplemented!("{}: go down", self.id())
+        match self.server() {
+            Some(server) => server.go_down(),
+            None => unimplemented!("{}: go down", self.id()),
+        }
     }
     /// Answers again.
     fn come_up(&self) {
-        unimplemented!("{}: come up", self.id())
+        match self.server() {
+            Some(server) => server.come_up(),
+            None => unimplemented!("{}: come up", self.id()),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod plugin_support;
 
 use plugin_support::repo;
+use siemrelay_e2e::python;
 
 use siemrelay_e2e::contract::{self, Mark, PartialFailure, Peer, Plan, Refusal, Row};
 use siemrelay_e2e::fake::azure::{self, FakeAzure};
@@ -15,7 +16,7 @@ use siemrelay_e2e::fake::datadog::{self, FakeDatadog};
 use siemrelay_e2e::fake::elasticsearch::{self, FakeElasticsearch, ItemFailure};
 use siemrelay_e2e::fake::gelf::FakeGelf;
 use siemrelay_e2e::fake::hec::{self, FakeHec};
-use siemrelay_e2e::fake::http_sink::{Exchange, FakeHttpSink, HttpSinkOptions, ScriptedReply};
+use siemrelay_e2e::fake::http_sink::{FakeHttpSink, FakeServer, HttpSinkOptions, ScriptedReply};
 use siemrelay_e2e::fake::rsyslog::Rsyslog;
 use siemrelay_e2e::fake::syslog_parse::{parse_leef, parse_rfc5424};
 use siemrelay_e2e::fake::tansu::Tansu;
@@ -217,8 +218,8 @@ impl Peer for HecPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.0.reject_event_ids(ids.iter().cloned());
@@ -236,12 +237,6 @@ impl Peer for HecPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "Invalid data format"
-    }
-    fn go_down(&self) {
-        self.0.go_down();
-    }
-    fn come_up(&self) {
-        self.0.come_up();
     }
 }
 
@@ -266,8 +261,8 @@ impl Peer for DatadogPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         let defaults = datadog::DatadogOptions::default();
@@ -285,12 +280,6 @@ impl Peer for DatadogPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "400"
-    }
-    fn go_down(&self) {
-        self.0.server().go_down();
-    }
-    fn come_up(&self) {
-        self.0.server().come_up();
     }
 }
 
@@ -314,8 +303,8 @@ impl Peer for ElasticsearchPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.0
@@ -336,12 +325,6 @@ impl Peer for ElasticsearchPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "mapper_parsing_exception"
-    }
-    fn go_down(&self) {
-        self.0.server().go_down();
-    }
-    fn come_up(&self) {
-        self.0.server().come_up();
     }
 }
 
@@ -374,8 +357,8 @@ impl Peer for SentinelPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         self.0
@@ -390,12 +373,6 @@ impl Peer for SentinelPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "400"
-    }
-    fn go_down(&self) {
-        self.0.server().go_down();
-    }
-    fn come_up(&self) {
-        self.0.server().come_up();
     }
 }
 
@@ -416,8 +393,8 @@ impl Peer for WebhookPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         self.0.set_max_body(bytes);
@@ -431,12 +408,6 @@ impl Peer for WebhookPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "400"
-    }
-    fn go_down(&self) {
-        self.0.server().go_down();
-    }
-    fn come_up(&self) {
-        self.0.server().come_up();
     }
 }
 
@@ -483,8 +454,8 @@ impl Peer for CloudWatchPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.0.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.0.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.0.server())
     }
     /// CloudWatch keeps events of the last 14 days only: timestamps are now (an event of the
     /// partial-failure case: 20 days ago, which CloudWatch refuses through
@@ -511,12 +482,6 @@ impl Peer for CloudWatchPeer {
     fn refusal_reason(&self) -> &'static str {
         "AccessDeniedException"
     }
-    fn go_down(&self) {
-        self.0.server().go_down();
-    }
-    fn come_up(&self) {
-        self.0.server().come_up();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -540,7 +505,7 @@ impl SyslogPeer {
         }
     }
 
-    fn server(&self) -> std::sync::MutexGuard<'_, Rsyslog> {
+    fn rsyslog(&self) -> std::sync::MutexGuard<'_, Rsyslog> {
         self.server.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -557,12 +522,12 @@ impl Peer for SyslogPeer {
         };
         format!(
             "    endpoint: \"{}\"\n    hostname: relay-contract\n    max_message_size: 4KiB{format}",
-            self.server().endpoint()
+            self.rsyslog().endpoint()
         )
     }
     fn counts(&self) -> HashMap<String, u32> {
         let mut counts = HashMap::new();
-        for line in self.server().lines() {
+        for line in self.rsyslog().lines() {
             let Ok(syslog) = parse_rfc5424(&line) else {
                 continue;
             };
@@ -600,10 +565,10 @@ impl Peer for SyslogPeer {
         "max_message_size"
     }
     fn go_down(&self) {
-        self.server().stop();
+        self.rsyslog().stop();
     }
     fn come_up(&self) {
-        self.server().start_again();
+        self.rsyslog().start_again();
     }
 }
 
@@ -720,8 +685,8 @@ impl Peer for GelfPeer {
     fn counts(&self) -> HashMap<String, u32> {
         self.fake.counts()
     }
-    fn exchanges(&self) -> Vec<Exchange> {
-        self.fake.server().exchanges()
+    fn server(&self) -> Option<&FakeServer> {
+        Some(self.fake.server())
     }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.fake.fail_once(ids);
@@ -733,12 +698,6 @@ impl Peer for GelfPeer {
     }
     fn refusal_reason(&self) -> &'static str {
         "400"
-    }
-    fn go_down(&self) {
-        self.fake.server().go_down();
-    }
-    fn come_up(&self) {
-        self.fake.server().come_up();
     }
 }
 
@@ -788,18 +747,6 @@ impl Drop for KafkaPeer {
         let _ = consumer.kill();
         let _ = consumer.wait();
     }
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with confluent-kafka not found at {}; run `bash scripts/setup-test-env.sh` or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
 }
 
 impl Peer for KafkaPeer {

@@ -24,6 +24,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use siemrelay_e2e::contract::Plan::{self, NotApplicable, Run};
 use siemrelay_e2e::{Siemrelay, free_port, read_ndjson_files};
+use siemrelay_e2e::{python, repo};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -289,22 +290,6 @@ fn grpc_export(relay: &Relay, ids: &[String], padding: &str) -> Answer {
             String::from_utf8_lossy(&output.stderr)
         )),
     }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with grpcio not found at {}; run `bash scripts/setup-test-env.sh` or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
 }
 
 fn ids(n: usize) -> Vec<String> {

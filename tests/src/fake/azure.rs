@@ -16,11 +16,11 @@
 //! lifetime, revoking every issued token (the next upload gets 401), forbidding the app (403),
 //! limits, and going down via [`FakeAzure::server`].
 
-use super::http_sink::{EventLog, FakeServer, Recorder, decode_body};
+use super::http_sink::{EventLog, FakeServer, Recorder, decode_body, reply_with};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
@@ -265,21 +265,12 @@ fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Respon
 }
 
 fn json_response(status: u16, body: Value, retry_after: Option<u64>) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    reply_with(
+        status,
+        "application/json; charset=utf-8",
         body.to_string(),
+        retry_after,
     )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
 }
 
 async fn token(

@@ -17,12 +17,12 @@
 //! Controls: scripted errors for the next `PutLogEvents` calls (throttling, service unavailable,
 //! access denied…), expired keys, and going down via [`FakeCloudWatch::server`].
 
-use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of};
+use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of, reply_with};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -253,14 +253,11 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     call.status = status;
     shared.recorder.update(|s| s.calls.push(call));
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    let mut response = reply_with(
+        status,
+        "application/x-amz-json-1.1",
         reply.to_string(),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
+        None,
     );
     response.headers_mut().insert(
         "x-amzn-requestid",
@@ -572,14 +569,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 // moto: the real AWS emulator
 // ---------------------------------------------------------------------------------------------
 
-/// The Python with the test peers: `$SIEMRELAY_PYTHON`, else `<repo>/target/py-venv/bin/python`.
-pub fn python() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("SIEMRELAY_PYTHON") {
-        return path.into();
-    }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
-}
-
 /// A `moto` server (`python -m moto.server`) on a free port of 127.0.0.1, killed on drop.
 pub struct Moto {
     child: std::process::Child,
@@ -590,7 +579,7 @@ impl Moto {
     /// Starts moto and waits until it listens. Panics with setup instructions when moto is
     /// missing.
     pub fn start() -> Moto {
-        let python = python();
+        let python = crate::python();
         let check = std::process::Command::new(&python)
             .args(["-c", "import moto.server, boto3"])
             .output();
@@ -650,7 +639,7 @@ while True:
         break
     kwargs["nextToken"] = token
 "#;
-        let out = std::process::Command::new(python())
+        let out = std::process::Command::new(crate::python())
             .args(["-c", SCRIPT, &self.url(), group, REGION])
             .output()
             .expect("run the boto3 reader");
@@ -676,7 +665,7 @@ for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=sys
     names += [s["logStreamName"] for s in page["logStreams"]]
 print(json.dumps(names))
 "#;
-        let out = std::process::Command::new(python())
+        let out = std::process::Command::new(crate::python())
             .args(["-c", SCRIPT, &self.url(), group, REGION])
             .output()
             .expect("run the boto3 reader");

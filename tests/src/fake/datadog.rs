@@ -13,13 +13,14 @@
 //! enforced: real Datadog does not check them).
 
 use super::http_sink::{
-    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, signature_matches,
+    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, reply_with,
+    signature_matches,
 };
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -281,21 +282,7 @@ async fn intake(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             status,
         });
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
+    reply_with(status, "application/json", reply, retry_after)
 }
 
 fn judge(shared: &Shared, options: &DatadogOptions, headers: &HeaderMap, body: &[u8]) -> Judged {

@@ -18,12 +18,15 @@
 //! through [`FakeElasticsearch::server`]. Documents are stored by index and `_id`; successful
 //! writes are counted per `_id`, so a test can check each event was stored exactly once.
 
-use super::http_sink::{FakeServer, Recorder, SignatureChecks, decode_body, signature_matches};
+use super::http_sink::{
+    FakeServer, Recorder, SignatureChecks, decode_body, reply_with, signature_matches,
+    with_retry_after,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
@@ -332,16 +335,7 @@ fn es_error(status: u16, kind: &str, reason: &str) -> Response {
 }
 
 fn json_response(status: u16, body: String) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    reply_with(status, "application/json", body, None)
 }
 
 /// Behaviour, script, signature and auth checks shared by every route. `Err` is the reply.
@@ -382,13 +376,8 @@ fn gate(
                 ),
                 _ => ("exception", "scripted failure"),
             };
-            let mut response = es_error(scripted.status, kind, reason);
-            if let Some(seconds) = scripted.retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            return Err(Box::new(response));
+            let response = es_error(scripted.status, kind, reason);
+            return Err(Box::new(with_retry_after(response, scripted.retry_after)));
         }
     }
     check_auth(&shared.options.auth, headers, path)

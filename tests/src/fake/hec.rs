@@ -17,13 +17,14 @@
 //! next requests, event ids to reject as malformed, go down / come up, and acknowledgement release.
 
 use super::http_sink::{
-    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, signature_matches,
+    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, reply_with,
+    signature_matches, with_retry_after,
 };
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -320,16 +321,7 @@ fn reply(status: u16, code: u32, text: &str, extra: Option<(&str, Value)>) -> Re
 }
 
 fn json_response(status: u16, body: String) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    reply_with(status, "application/json", body, None)
 }
 
 async fn not_found() -> Response {
@@ -503,13 +495,10 @@ fn index_request(
             text,
             retry_after,
         }) => {
-            let mut response = reply(status, code, text, None);
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            return done(response);
+            return done(with_retry_after(
+                reply(status, code, text, None),
+                retry_after,
+            ));
         }
         Some(Scripted::InvalidEventAt(position)) => Some(position),
         None => None,

@@ -345,6 +345,36 @@ pub fn signature_matches(secret: &str, headers: &HeaderMap, header: &str, body: 
     mac.verify_slice(&mac_bytes).is_ok()
 }
 
+/// A reply with this status, `Content-Type` and body, and `Retry-After: <seconds>` when given:
+/// how every fake answers.
+pub fn reply_with(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    with_retry_after(response, retry_after)
+}
+
+/// Adds `Retry-After: <seconds>` to a reply when given.
+pub fn with_retry_after(mut response: Response, retry_after: Option<u64>) -> Response {
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 /// Decodes a body by its `Content-Encoding` (none or gzip); `Err` names the problem.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, String> {
     match headers
@@ -547,21 +577,7 @@ async fn handle(
             status,
         });
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
+    reply_with(status, "application/json", reply, retry_after)
 }
 
 /// Decides the reply: (status, Retry-After, body, accepted items).
