@@ -4,11 +4,11 @@
 //! receiver accepted can only be in the exporter's queue.
 //!
 //! - **ack after durable queue**: with a disk queue, the receiver acknowledges (HTTP 2xx, gRPC
-//!   OK, the file receiver's checkpoint), siemrelay is killed with SIGKILL at once, the output is
+//!   OK, the file receiver's checkpoint, the Kafka receiver's offset commit), siemrelay is killed with SIGKILL at once, the output is
 //!   unblocked, siemrelay starts again on the same directory: every acknowledged event arrives.
 //! - **backpressure**: the queue (200 events) is full: HTTP answers 503 with `Retry-After`, gRPC
-//!   UNAVAILABLE, the file receiver pauses (and, once the output is unblocked, every line arrives
-//!   exactly once).
+//!   UNAVAILABLE, the file and Kafka receivers pause (their checkpoint / commit stops at the
+//!   queue's capacity, and once the output is unblocked every event arrives exactly once).
 //! - **max body** (`max_body_size` / `max_request_size` 4 KiB) and **max events**
 //!   (`max_events_per_request` 50): 413 / RESOURCE_EXHAUSTED, and nothing of the request queued.
 //! - **memory budget** (`service.memory_limit` 1 MiB): a request while another one holds the
@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use siemrelay_e2e::contract::Plan::{self, NotApplicable, Run};
+use siemrelay_e2e::fake::tansu::Tansu;
 use siemrelay_e2e::{Siemrelay, free_port, read_ndjson_files};
 use siemrelay_e2e::{python, repo};
 use std::collections::HashMap;
@@ -41,6 +42,9 @@ enum Ingress {
     OtlpGrpc,
     /// `file`: lines appended to a tailed file.
     File,
+    /// `kafka`: records produced to a real broker (tansu) by confluent-kafka; the receiver's
+    /// acknowledgement is its offset commit (`commit: after_queue`).
+    Kafka,
 }
 
 /// One receiver's row.
@@ -54,6 +58,8 @@ struct Row {
 }
 
 const FILE_HAS_NO_REQUESTS: &str = "a tailed file has no requests: the receiver reads at most `max_batch` lines of at most `max_line_size` bytes at a time, so there is nothing a request limit could refuse";
+
+const KAFKA_HAS_NO_REQUESTS: &str = "a Kafka consumer fetches: there is no request to refuse; the receiver takes at most `max_batch_events` records per batch";
 
 const TABLE: &[Row] = &[
     Row {
@@ -89,6 +95,15 @@ const TABLE: &[Row] = &[
         max_events: NotApplicable(FILE_HAS_NO_REQUESTS),
         memory_budget: NotApplicable(FILE_HAS_NO_REQUESTS),
     },
+    Row {
+        ingress: Ingress::Kafka,
+        // The offset commit is the Kafka receiver's acknowledgement.
+        ack_after_durable_queue: Run,
+        backpressure: Run,
+        max_body: NotApplicable(KAFKA_HAS_NO_REQUESTS),
+        max_events: NotApplicable(KAFKA_HAS_NO_REQUESTS),
+        memory_budget: NotApplicable(KAFKA_HAS_NO_REQUESTS),
+    },
 ];
 
 /// How a receiver answered one request.
@@ -114,6 +129,7 @@ struct Limits {
 /// One relay for one case: its ports and directory.
 struct Relay {
     relay: Siemrelay,
+    broker: Option<Tansu>,
     http: u16,
     grpc: u16,
     holder: u16,
@@ -121,7 +137,14 @@ struct Relay {
 }
 
 impl Ingress {
-    fn receiver(self, http: u16, grpc: u16, tailed: &Path, limits: Limits) -> (String, String) {
+    fn receiver(
+        self,
+        http: u16,
+        grpc: u16,
+        tailed: &Path,
+        broker: Option<&Tansu>,
+        limits: Limits,
+    ) -> (String, String) {
         let (size, events) = match limits.request {
             Some((size, events)) => (size.to_string(), events.to_string()),
             None => ("10MiB".into(), "10000".into()),
@@ -148,6 +171,13 @@ impl Ingress {
                     tailed.display()
                 ),
                 "file/app".into(),
+            ),
+            Ingress::Kafka => (
+                format!(
+                    "  kafka:\n    brokers: [\"{}\"]\n    topics: [{TOPIC}]\n    group_id: {GROUP}\n    commit: after_queue\n    max_batch_events: 50",
+                    broker.map(Tansu::bootstrap).unwrap_or_default()
+                ),
+                "kafka".into(),
             ),
         }
     }
@@ -210,6 +240,27 @@ impl Ingress {
                     .open(&relay.tailed)
                     .expect("open the tailed file");
                 std::io::Write::write_all(&mut file, lines.as_bytes()).expect("append lines");
+                Answer::Accepted
+            }
+            Ingress::Kafka => {
+                let lines: String = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            "{{\"event_id\":\"{id}\",\"event_type\":\"contract\",\"summary\":\"{padding}\"}}\n"
+                        )
+                    })
+                    .collect();
+                let bootstrap = relay
+                    .broker
+                    .as_ref()
+                    .map(Tansu::bootstrap)
+                    .unwrap_or_default();
+                // One record per batch: see kafka_client.py (a tansu limitation, not Kafka's).
+                kafka_client(
+                    &["produce", &bootstrap, TOPIC, "one-per-batch"],
+                    lines.as_bytes(),
+                );
                 Answer::Accepted
             }
         }
@@ -292,6 +343,31 @@ fn grpc_export(relay: &Relay, ids: &[String], padding: &str) -> Answer {
     }
 }
 
+const TOPIC: &str = "contract-in";
+const GROUP: &str = "contract";
+
+/// Runs tests/python/kafka_client.py (confluent-kafka) with `args`, feeding `stdin`; returns its
+/// stdout.
+fn kafka_client(args: &[&str], stdin: &[u8]) -> String {
+    let mut child = std::process::Command::new(python())
+        .arg(repo().join("tests/python/kafka_client.py"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kafka_client.py");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), stdin)
+        .expect("feed kafka_client.py");
+    let output = child.wait_with_output().expect("kafka_client.py output");
+    assert!(
+        output.status.success(),
+        "kafka_client.py {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect()
 }
@@ -302,12 +378,13 @@ fn config(
     ingress: Ingress,
     ports: (u16, u16, u16),
     tailed: &Path,
+    broker: Option<&Tansu>,
     queue: &str,
     limits: Limits,
     service: &str,
 ) -> String {
     let (http, grpc, holder) = ports;
-    let (receiver, id) = ingress.receiver(http, grpc, tailed, limits);
+    let (receiver, id) = ingress.receiver(http, grpc, tailed, broker, limits);
     format!(
         r#"
 receivers:
@@ -332,10 +409,26 @@ impl Relay {
         let tailed = dir.path().join("app.log");
         std::fs::write(&tailed, b"").expect("create the tailed file");
         let ports = (free_port(), free_port(), free_port());
-        let config = config(ingress, ports, &tailed, queue, limits, service);
+        let broker = (ingress == Ingress::Kafka).then(|| {
+            let broker = Tansu::start();
+            broker.create_topic(TOPIC, 1);
+            broker
+        });
+        let config = config(
+            ingress,
+            ports,
+            &tailed,
+            broker.as_ref(),
+            queue,
+            limits,
+            service,
+        );
         let mut relay = Siemrelay::start_in(dir, &config, &[], &[]);
         relay.wait_ready(([127, 0, 0, 1], ports.2).into());
-        if ingress != Ingress::File {
+        if matches!(
+            ingress,
+            Ingress::Webhook | Ingress::OtlpHttp | Ingress::OtlpGrpc
+        ) {
             relay.wait_ready(([127, 0, 0, 1], ports.0).into());
         }
         if matches!(ingress, Ingress::OtlpGrpc | Ingress::OtlpHttp) {
@@ -343,6 +436,7 @@ impl Relay {
         }
         Relay {
             relay,
+            broker,
             http: ports.0,
             grpc: ports.1,
             holder: ports.2,
@@ -376,6 +470,19 @@ impl Relay {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The Kafka receiver's committed offsets, summed (its acknowledgement).
+    fn committed(&self) -> u64 {
+        let bootstrap = self
+            .broker
+            .as_ref()
+            .map(Tansu::bootstrap)
+            .unwrap_or_default();
+        let output = kafka_client(&["committed", &bootstrap, TOPIC, GROUP], b"");
+        serde_json::from_str::<serde_json::Value>(&output).unwrap_or_default()["committed"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// The file receiver's committed offset (its acknowledgement), 0 before the first.
@@ -419,20 +526,30 @@ async fn ack_after_durable_queue(ingress: Ingress) {
     let sent = ids(40);
     let answer = ingress.send(&relay, &sent, 40).await;
     assert_eq!(answer, Answer::Accepted, "{ingress:?}");
-    if ingress == Ingress::File {
-        // The checkpoint is the acknowledgement: kill as soon as it covers the lines.
-        let length = std::fs::metadata(&relay.tailed).map_or(0, |m| m.len());
+    // The file receiver's checkpoint and the Kafka receiver's commit are their
+    // acknowledgements: kill as soon as they cover the events.
+    let acknowledged: Option<(u64, fn(&Relay) -> u64)> = match ingress {
+        Ingress::File => Some((
+            std::fs::metadata(&relay.tailed).map_or(0, |m| m.len()),
+            Relay::checkpoint,
+        )),
+        Ingress::Kafka => Some((sent.len() as u64, Relay::committed)),
+        _ => None,
+    };
+    if let Some((all, acknowledged)) = acknowledged {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while relay.checkpoint() < length {
+        while acknowledged(&relay) < all {
             assert!(
                 Instant::now() < deadline,
-                "the checkpoint never covered the lines"
+                "{ingress:?}: the acknowledgement never covered the events; logs:\n{}",
+                relay.relay.logs()
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
     let Relay {
         relay,
+        broker,
         http,
         grpc,
         holder,
@@ -446,6 +563,7 @@ async fn ack_after_durable_queue(ingress: Ingress) {
     restarted.wait_ready(([127, 0, 0, 1], holder).into());
     let relay = Relay {
         relay: restarted,
+        broker,
         http,
         grpc,
         holder,
@@ -470,29 +588,42 @@ async fn backpressure(ingress: Ingress) {
         Limits::default(),
         "",
     );
-    if ingress == Ingress::File {
-        // 300 lines, 200 fit: the checkpoint stops at line 200 (the receiver pauses on the
-        // rest), and once there is room the rest is read.
+    if matches!(ingress, Ingress::File | Ingress::Kafka) {
+        // 300 events, 200 fit: the receiver pauses (the file receiver's checkpoint stops at
+        // line 200; the Kafka receiver says so and its commit stays within the 200), and once
+        // there is room the rest is read.
         let sent = ids(300);
         ingress.send(&relay, &sent, 40).await;
-        let total = std::fs::metadata(&relay.tailed).map_or(0, |m| m.len());
-        let line = total / 300;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while relay.checkpoint() < 200 * line {
+        let paused = || match ingress {
+            Ingress::File => {
+                let total = std::fs::metadata(&relay.tailed).map_or(0, |m| m.len());
+                relay.checkpoint() >= total / 300 * 200
+            }
+            _ => relay.relay.logs().contains("partitions paused"),
+        };
+        while !paused() {
             assert!(
                 Instant::now() < deadline,
-                "the first 200 lines were never committed"
+                "{ingress:?}: the receiver never paused on a full queue; logs:\n{}",
+                relay.relay.logs()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(
-            relay.checkpoint(),
-            200 * line,
-            "file: lines past a full queue must not be committed"
+        let (acknowledged, at_most) = match ingress {
+            Ingress::File => (
+                relay.checkpoint(),
+                std::fs::metadata(&relay.tailed).map_or(0, |m| m.len()) / 300 * 200,
+            ),
+            _ => (relay.committed(), 200),
+        };
+        assert!(
+            acknowledged <= at_most,
+            "{ingress:?}: acknowledged {acknowledged} with room for {at_most}: events past a full queue were acknowledged"
         );
         relay.unblock();
         let counts = relay.wait_delivered(&sent, Duration::from_secs(60)).await;
-        assert_once(&counts, &sent, "file after a pause", &relay);
+        assert_once(&counts, &sent, "after a pause", &relay);
         return;
     }
     let accepted = ids(200);
@@ -660,4 +791,9 @@ async fn otlp_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file() {
     run(row(Ingress::File)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka() {
+    run(row(Ingress::Kafka)).await;
 }
