@@ -368,6 +368,9 @@ fn kafka_client(args: &[&str], stdin: &[u8]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Reads what a receiver has acknowledged (checkpoint bytes, committed records).
+type Acknowledged = fn(&Relay) -> u64;
+
 fn ids(n: usize) -> Vec<String> {
     (0..n).map(|_| uuid::Uuid::new_v4().to_string()).collect()
 }
@@ -528,7 +531,7 @@ async fn ack_after_durable_queue(ingress: Ingress) {
     assert_eq!(answer, Answer::Accepted, "{ingress:?}");
     // The file receiver's checkpoint and the Kafka receiver's commit are their
     // acknowledgements: kill as soon as they cover the events.
-    let acknowledged: Option<(u64, fn(&Relay) -> u64)> = match ingress {
+    let acknowledged: Option<(u64, Acknowledged)> = match ingress {
         Ingress::File => Some((
             std::fs::metadata(&relay.tailed).map_or(0, |m| m.len()),
             Relay::checkpoint,

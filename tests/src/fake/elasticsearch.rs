@@ -304,6 +304,13 @@ impl FakeElasticsearch {
         }
     }
 
+    /// Waits (async) until `n` distinct documents were written (or `timeout`): the
+    /// Elasticsearch word for [`FakeElasticsearch::events_reached`], which the exporters
+    /// crate's own tests use.
+    pub async fn docs_reached(&self, n: usize, timeout: std::time::Duration) -> bool {
+        self.events_reached(n, timeout).await
+    }
+
     /// Sets `http.max_content_length` (`None`: the configured one again).
     pub fn set_max_content_length(&self, bytes: Option<usize>) {
         lock(&self.shared.controls).max_content_length = bytes;
