@@ -19,6 +19,7 @@
 use serde::Deserialize;
 use siemrelay_e2e::fake::tansu::Tansu;
 use siemrelay_e2e::{Siemrelay, free_port};
+use siemrelay_e2e::{python, repo as workspace};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -28,22 +29,6 @@ use std::time::{Duration, Instant};
 
 const TOPIC: &str = "security-events";
 const SIGNING_KEY: &str = "kafka-e2e-signing-key-0123456789abcdef";
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with confluent-kafka not found at {}; run `bash scripts/setup-test-env.sh` from the workspace root or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
-}
 
 /// Runs kafka_client.py with `args`, feeding `stdin`; returns stdout, panicking on failure.
 fn kafka_client(args: &[&str], stdin: &[u8]) -> String {
