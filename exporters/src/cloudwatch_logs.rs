@@ -19,15 +19,14 @@
 
 mod api;
 mod batch;
-mod credentials;
 mod sink;
 
 pub use batch::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS};
 pub use batch::{StreamTemplate, TemplateError};
-pub use sink::CloudWatchLogsSink;
+pub use sink::{CloudWatchLogsEncoder, CloudWatchLogsSink, cloudwatch_logs_sink};
 
 use crate::delivery::Sink;
-use crate::delivery::http::{Compression, HttpOptions};
+use crate::delivery::http::HttpOptions;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
@@ -163,21 +162,8 @@ pub fn build_with_credentials(
     if let Some(issue) = config.validate().first() {
         anyhow::bail!("exporter {id}: {issue}");
     }
-    if http.compression == Some(Compression::Gzip) {
-        tracing::warn!(
-            exporter = %id,
-            "compression is ignored: CloudWatch Logs PutLogEvents takes uncompressed bodies"
-        );
-    }
-    if http.signing.is_some() {
-        tracing::warn!(
-            exporter = %id,
-            "signing is ignored: CloudWatch Logs requests are signed with AWS SigV4"
-        );
-    }
-    let client = http.build_client(id, timeout)?;
-    Ok(Arc::new(CloudWatchLogsSink::new(
-        id, &config, client, provider,
+    Ok(Arc::new(cloudwatch_logs_sink(
+        id, &config, http, timeout, provider,
     )?))
 }
 

@@ -8,10 +8,12 @@
 //! 413 split and resent, 408/429/5xx retried (429 honours `Retry-After`), 400 and 401/403
 //! permanent (401/403 also logged as an error naming the site).
 
+use crate::delivery::auth::StaticHeader;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{Encoded, JSON_ARRAY, pack};
+use crate::delivery::pack::{Encoded, EncodedRequest, JSON_ARRAY, pack};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
+use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use siemrelay_core::config_types::Secret;
@@ -157,13 +159,14 @@ pub fn build(
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
     let encoder = DatadogEncoder::new(id, &config)?;
-    Ok(Arc::new(HttpSink::new(
-        id,
-        encoder,
-        http,
-        timeout,
-        Compression::Gzip,
-    )?))
+    let api_key = StaticHeader::new(
+        HeaderName::from_static("dd-api-key"),
+        config.api_key.expose(),
+    )
+    .map_err(|_| anyhow::anyhow!("exporter {id}: api_key is not a valid header value"))?;
+    Ok(Arc::new(
+        HttpSink::new(id, encoder, http, timeout, Compression::Gzip)?.with_auth(api_key),
+    ))
 }
 
 /// Encodes events as Datadog logs and judges the intake's replies.
@@ -171,7 +174,6 @@ pub struct DatadogEncoder {
     exporter: String,
     url: reqwest::Url,
     site: String,
-    api_key: reqwest::header::HeaderValue,
     ddsource: String,
     service: Option<String>,
     hostname: Option<String>,
@@ -189,11 +191,6 @@ impl DatadogEncoder {
         }
         let url = reqwest::Url::parse(&config.intake_url())
             .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))?;
-        let mut api_key =
-            reqwest::header::HeaderValue::from_str(config.api_key.expose()).map_err(|_| {
-                anyhow::anyhow!("exporter {exporter}: api_key is not a valid header value")
-            })?;
-        api_key.set_sensitive(true);
         let base_tags = config
             .ddtags
             .split(',')
@@ -210,7 +207,6 @@ impl DatadogEncoder {
                     .to_string(),
             },
             url,
-            api_key,
             ddsource: config.ddsource.clone(),
             service: config.service.clone(),
             hostname: config.hostname.clone(),
@@ -375,19 +371,14 @@ impl HttpEncoder for DatadogEncoder {
         "application/json"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client
             .post(self.url.clone())
-            .header("DD-API-KEY", self.api_key.clone())
             .header("DD-EVP-ORIGIN", "siemrelay")
-            .header("DD-EVP-ORIGIN-VERSION", env!("CARGO_PKG_VERSION")))
+            .header("DD-EVP-ORIGIN-VERSION", env!("CARGO_PKG_VERSION"))
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         let outcome = match reply.status {
             200..=299 => Outcome::Delivered,
             413 => return Classified::Split,

@@ -216,7 +216,7 @@ mod tests {
         let sink = FileSink::new(&config);
         let events: Vec<Event> = (0..3).map(|i| Event::new(format!("t{i}"))).collect();
         let report = sink.send(&events).await;
-        assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+        assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
         // The write and its fsync take time: the latency histogram must not read 0.
         assert!(report.requests[0].latency > std::time::Duration::ZERO);
         let path = chrono::Utc::now().format(&template).to_string();

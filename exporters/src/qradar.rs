@@ -12,7 +12,7 @@ use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, TlsConfig,
     classify_by_status,
 };
-use crate::delivery::pack::{Encoded, LINES, pack};
+use crate::delivery::pack::{Encoded, EncodedRequest, LINES, pack};
 use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use crate::syslog::message::MessageEncoder;
 use crate::syslog::{Flavor, SyslogConfig, SyslogSink, Transport};
@@ -139,15 +139,11 @@ impl HttpEncoder for HttpReceiverEncoder {
         "text/plain; charset=utf-8"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client.post(self.url.clone()))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.url.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         if reply.status == 413 {
             return Classified::Split;
         }

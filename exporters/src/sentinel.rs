@@ -17,7 +17,7 @@ mod sink;
 mod token;
 
 pub use columns::{ColumnType, Columns, DEFAULT_COLUMNS};
-pub use sink::{SentinelEncoder, SentinelSink};
+pub use sink::{SentinelEncoder, SentinelSink, sentinel_sink};
 
 use crate::delivery::Sink;
 use crate::delivery::http::HttpOptions;
@@ -212,7 +212,7 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(Arc::new(SentinelSink::new(id, &config, http, timeout)?))
+    Ok(Arc::new(sentinel_sink(id, &config, http, timeout)?))
 }
 
 #[cfg(test)]

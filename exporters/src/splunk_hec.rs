@@ -12,8 +12,9 @@ mod reply;
 
 pub use reply::{HecReply, hint_for};
 
+use crate::delivery::auth::StaticHeader;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{CONCATENATED, Encoded, pack};
+use crate::delivery::pack::{CONCATENATED, Encoded, EncodedRequest, pack};
 use crate::delivery::{RequestLimits, RequestRecord, Sink};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -202,7 +203,9 @@ pub fn build(
         .acknowledgements
         .then(|| uuid::Uuid::now_v7().hyphenated().to_string());
     let encoder = HecEncoder::new(&base, &config, channel.clone())?;
-    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?;
+    let token = StaticHeader::authorization("Splunk", &config.token)
+        .map_err(|_| anyhow::anyhow!("token: contains characters not allowed in an HTTP header"))?;
+    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?.with_auth(token);
     let Some(channel) = channel else {
         return Ok(Arc::new(sink));
     };
@@ -232,7 +235,6 @@ pub fn build(
 /// Encodes events as HEC envelopes and judges HEC replies.
 pub struct HecEncoder {
     url: String,
-    authorization: HeaderValue,
     channel: Option<HeaderValue>,
     /// `,"host":"…"` when configured.
     host: Option<Vec<u8>>,
@@ -252,11 +254,6 @@ impl HecEncoder {
         config: &SplunkHecConfig,
         channel: Option<String>,
     ) -> anyhow::Result<HecEncoder> {
-        let mut authorization = HeaderValue::from_str(&format!("Splunk {}", config.token.expose()))
-            .map_err(|_| {
-                anyhow::anyhow!("token: contains characters not allowed in an HTTP header")
-            })?;
-        authorization.set_sensitive(true);
         let channel = channel
             .map(|c| HeaderValue::from_str(&c))
             .transpose()
@@ -272,7 +269,6 @@ impl HecEncoder {
         }
         Ok(HecEncoder {
             url: format!("{base}{EVENT_PATH}"),
-            authorization,
             channel,
             host: config.host.as_deref().map(|h| field("host", h)),
             source: config.source.as_deref().map(|s| field("source", s)),
@@ -336,21 +332,16 @@ impl HttpEncoder for HecEncoder {
         "application/json"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        let mut request = client
-            .post(&self.url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
-        if let Some(channel) = &self.channel {
-            request = request.header(ack::CHANNEL_HEADER, channel.clone());
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        let request = client.post(&self.url);
+        match &self.channel {
+            Some(channel) => request.header(ack::CHANNEL_HEADER, channel.clone()),
+            None => request,
         }
-        Ok(request)
     }
 
-    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {
+        let events = request.indices.len();
         reply::classify(reply, events, self.index.as_deref())
     }
 

@@ -9,7 +9,7 @@
 use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, classify_by_status,
 };
-use crate::delivery::pack::{Encoded, JSON_ARRAY, LINES, pack};
+use crate::delivery::pack::{Encoded, EncodedRequest, JSON_ARRAY, LINES, pack};
 use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -208,15 +208,11 @@ impl HttpEncoder for WebhookEncoder {
         }
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client.post(self.url.clone()).headers(self.headers.clone()))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.url.clone()).headers(self.headers.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         if reply.status == 413 {
             return Classified::Split;
         }
@@ -322,7 +318,10 @@ mod tests {
                     headers: &headers,
                     body: b"",
                 },
-                3,
+                &EncodedRequest {
+                    indices: vec![0, 1, 2],
+                    ..Default::default()
+                },
             )
         };
         assert_eq!(judge(413), Classified::Split);
