@@ -26,6 +26,7 @@ pub use batch::{StreamTemplate, TemplateError};
 pub use sink::{CloudWatchLogsEncoder, CloudWatchLogsSink, cloudwatch_logs_sink};
 
 use crate::delivery::Sink;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::HttpOptions;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
@@ -85,9 +86,9 @@ impl CloudWatchLogsConfig {
             issues.push(ConfigIssue::new("log_stream", e.to_string()));
         }
         if let Some(endpoint) = &self.endpoint
-            && let Err(message) = check_endpoint(endpoint)
+            && let Err(error) = HttpEndpoint::base(endpoint, "https://logs.eu-west-1.amazonaws.com")
         {
-            issues.push(ConfigIssue::new("endpoint", message));
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         issues
     }
@@ -119,22 +120,6 @@ pub fn check_log_group(name: &str) -> Result<(), String> {
         return Err(format!(
             "{name:?} contains {bad:?}; log group names may only use A-Z a-z 0-9 . - _ / #"
         ));
-    }
-    Ok(())
-}
-
-/// Checks an `endpoint` base URL: http(s), with a host, without query or fragment.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url =
-        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{endpoint:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{endpoint:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
     }
     Ok(())
 }

@@ -9,8 +9,9 @@
 //! permanent (401/403 also logged as an error naming the site).
 
 use crate::delivery::auth::StaticHeader;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{Encoded, EncodedRequest, JSON_ARRAY, pack};
+use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
 use reqwest::header::HeaderName;
@@ -102,9 +103,10 @@ impl DatadogConfig {
             ));
         }
         if let Some(endpoint) = &self.endpoint
-            && let Err(message) = check_endpoint(endpoint)
+            && let Err(error) =
+                HttpEndpoint::base(endpoint, "https://http-intake.logs.datadoghq.eu")
         {
-            issues.push(ConfigIssue::new("endpoint", message));
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         if self.ddsource.trim().is_empty() {
             issues.push(ConfigIssue::new("ddsource", "must not be empty"));
@@ -133,22 +135,6 @@ impl DatadogConfig {
             ),
         }
     }
-}
-
-/// Checks an `endpoint` base URL: http(s), with a host, without query or fragment.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url =
-        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{endpoint:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{endpoint:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    Ok(())
 }
 
 /// Builds the Datadog sink for a validated config.
@@ -342,29 +328,26 @@ impl HttpEncoder for DatadogEncoder {
         }
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits(),
-            JSON_ARRAY,
-            |event, out| {
-                let start = out.len();
-                let log = DatadogLog {
-                    encoder: self,
-                    event,
-                    tags: self.tags(event),
-                };
-                serde_json::to_writer(&mut *out, &log)
-                    .map_err(|e| format!("cannot encode the event as a Datadog log: {e}"))?;
-                let len = out.len() - start;
-                if len > MAX_LOG_BYTES {
-                    return Err(format!(
-                        "the Datadog log is {len} bytes, more than the {MAX_LOG_BYTES} bytes Datadog keeps per log (it would be truncated)"
-                    ));
-                }
-                Ok(())
-            },
-        )
+    fn framing(&self) -> Framing {
+        JSON_ARRAY
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        let log = DatadogLog {
+            encoder: self,
+            event,
+            tags: self.tags(event),
+        };
+        serde_json::to_writer(&mut *out, &log)
+            .map_err(|e| format!("cannot encode the event as a Datadog log: {e}"))?;
+        let len = out.len() - start;
+        if len > MAX_LOG_BYTES {
+            return Err(format!(
+                "the Datadog log is {len} bytes, more than the {MAX_LOG_BYTES} bytes Datadog keeps per log (it would be truncated)"
+            ));
+        }
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {

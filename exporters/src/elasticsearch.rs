@@ -19,6 +19,7 @@ pub use index_name::{IndexTemplate, check_index_name};
 pub use template::{TEMPLATE_NAME, template_body};
 
 use crate::delivery::auth::{AuthError, StaticHeader};
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{
     CallError, Classified, Compression, HttpCalls, HttpEncoder, HttpOptions, HttpSink, Reply,
 };
@@ -93,10 +94,10 @@ impl ElasticsearchEncoder {
         if let Some(issue) = config.validate().first() {
             anyhow::bail!("exporter {exporter}: {issue}");
         }
-        let base = config::check_endpoint(&config.endpoint)
+        let base = HttpEndpoint::base(&config.endpoint, config::ENDPOINT_EXAMPLE)
             .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))?;
         let join = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/')))
+            reqwest::Url::parse(&base.join(path))
                 .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))
         };
         let mut bulk_url = join("_bulk")?;
@@ -184,24 +185,25 @@ impl HttpEncoder for ElasticsearchEncoder {
         self.limits
     }
 
+    /// The default encoding, with an index-name cache for the batch (`write_event` has no
+    /// per-batch state).
     fn encode(&self, events: &[Event]) -> Encoded {
-        match &self.target {
-            Target::Indices(template) => {
-                let mut namer = index_name::IndexNamer::new(template);
-                pack(
-                    events.iter().enumerate(),
-                    self.limits,
-                    LINES,
-                    |event, out| bulk::write_create(event, namer.name(event.timestamp), out),
-                )
-            }
-            Target::DataStream(name) => pack(
-                events.iter().enumerate(),
-                self.limits,
-                LINES,
-                |event, out| bulk::write_create(event, name, out),
-            ),
-        }
+        let (mut namer, stream) = match &self.target {
+            Target::Indices(template) => (Some(index_name::IndexNamer::new(template)), ""),
+            Target::DataStream(name) => (None, name.as_str()),
+        };
+        pack(
+            events.iter().enumerate(),
+            self.limits,
+            LINES,
+            |event, out| {
+                let index = match &mut namer {
+                    Some(namer) => namer.name(event.timestamp),
+                    None => stream,
+                };
+                bulk::write_create(event, index, out)
+            },
+        )
     }
 
     fn content_type(&self) -> &'static str {

@@ -13,8 +13,9 @@ mod reply;
 pub use reply::{HecReply, hint_for};
 
 use crate::delivery::auth::StaticHeader;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{CONCATENATED, Encoded, EncodedRequest, pack};
+use crate::delivery::pack::EncodedRequest;
 use crate::delivery::{RequestLimits, RequestRecord, Sink};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -171,23 +172,14 @@ impl SplunkHecConfig {
 /// The endpoint without a trailing slash, checked: http(s), a host, no query, and not already the
 /// API path.
 fn base_url(endpoint: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
-        format!("{endpoint:?} is not a URL ({e}); write e.g. https://splunk.example.com:8088")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{endpoint:?} must be an http:// or https:// URL with a host"
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    if url.path().contains("/services/collector") {
+    let url = HttpEndpoint::base(endpoint, "https://splunk.example.com:8088")
+        .map_err(|e| e.to_string())?;
+    if url.url().path().contains("/services/collector") {
         return Err(format!(
             "{endpoint:?}: give the base URL (e.g. https://splunk.example.com:8088); siemrelay appends {EVENT_PATH}"
         ));
     }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+    Ok(url.trimmed().to_string())
 }
 
 /// Builds the exporter's sink. `timeout` is `sending.timeout`: it bounds each request and, with
@@ -316,16 +308,9 @@ impl HttpEncoder for HecEncoder {
         self.limits
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits,
-            CONCATENATED,
-            |event, out| {
-                self.write_envelope(event, out);
-                Ok(())
-            },
-        )
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        self.write_envelope(event, out);
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {

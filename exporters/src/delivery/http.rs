@@ -3,7 +3,7 @@
 //! implements [`HttpEncoder`] (encode + classify) and is wrapped in [`HttpSink`].
 
 use super::auth::{AuthError, Authenticator, Generation, NoAuth};
-use super::pack::{Encoded, EncodedRequest};
+use super::pack::{CONCATENATED, Encoded, EncodedRequest, Framing, pack};
 use super::retry::parse_retry_after;
 use super::{
     Outcome, OutcomeSheet, Outcomes, RequestLimits, RequestOutcome, RequestRecord, SendReport,
@@ -286,8 +286,25 @@ pub trait HttpEncoder: Send + Sync + 'static {
     const PROBE: bool = true;
     /// Per-request limits.
     fn limits(&self) -> RequestLimits;
-    /// Encodes events (indices refer to `events`) into bodies within the limits.
-    fn encode(&self, events: &[Event]) -> Encoded;
+    /// How a body joins events (for the default [`HttpEncoder::encode`]).
+    fn framing(&self) -> Framing {
+        CONCATENATED
+    }
+    /// Appends the wire form of one event (for the default [`HttpEncoder::encode`]); an `Err`
+    /// says why the event cannot be sent (it is dead-lettered with that reason).
+    fn write_event(&self, _event: &Event, _out: &mut Vec<u8>) -> Result<(), String> {
+        Err("this exporter encodes whole batches".into())
+    }
+    /// Encodes events (indices refer to `events`) into bodies within the limits: by default
+    /// each event with [`HttpEncoder::write_event`], packed with [`HttpEncoder::framing`].
+    fn encode(&self, events: &[Event]) -> Encoded {
+        pack(
+            events.iter().enumerate(),
+            self.limits(),
+            self.framing(),
+            |event, out| self.write_event(event, out),
+        )
+    }
     /// `Content-Type` of the bodies.
     fn content_type(&self) -> &'static str;
     /// The request for a body: method, URL and the exporter's own headers. Credentials,

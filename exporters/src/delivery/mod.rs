@@ -14,6 +14,7 @@ pub mod completion;
 pub mod config;
 pub mod dead_letter;
 pub mod disk_queue;
+pub mod endpoint;
 pub mod exporter;
 pub mod http;
 pub mod memory_queue;

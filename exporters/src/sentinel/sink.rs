@@ -5,7 +5,7 @@
 use super::token::TokenCache;
 use super::{Columns, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, SentinelConfig};
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{Encoded, EncodedRequest, JSON_ARRAY, pack};
+use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, default_hint};
 use async_trait::async_trait;
 use siemrelay_core::Event;
@@ -52,13 +52,12 @@ impl HttpEncoder for SentinelEncoder {
         }
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits(),
-            JSON_ARRAY,
-            |event, out| self.columns.write_record(event, out),
-        )
+    fn framing(&self) -> Framing {
+        JSON_ARRAY
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        self.columns.write_record(event, out)
     }
 
     fn content_type(&self) -> &'static str {
