@@ -2,7 +2,7 @@
 
 use super::config::{BatchPolicy, DeliveryConfig};
 use super::dead_letter::DeadLetter;
-use super::queue::{Chunk, DeliveryQueue, PopLimits};
+use super::queue::{Chunk, DeliveryQueue, PopLimits, QueueError};
 use super::retry::Backoff;
 use super::status::{DeliveryRecord, ExporterState, ExporterStatus};
 use super::{
@@ -127,7 +127,7 @@ impl ExporterHandle {
 
     /// Marks the losses the disk queue found at open as acknowledged by an operator; returns
     /// how many were not yet.
-    pub fn acknowledge_losses(&self) -> Result<usize, String> {
+    pub fn acknowledge_losses(&self) -> Result<usize, QueueError> {
         self.shared.queue.acknowledge_losses()
     }
 
