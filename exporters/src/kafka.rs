@@ -389,7 +389,7 @@ impl Sink for KafkaSink {
             http_status: None,
             reply,
             latency: started.elapsed(),
-            outcome: "",
+            ..Default::default()
         };
         let outcomes = if outcomes.iter().all(|o| *o == Outcome::Delivered) {
             Outcomes::Uniform(Outcome::Delivered)
@@ -471,12 +471,12 @@ mod tests {
         let small = Event::new("small");
         let report = sink.send(&[big, small]).await;
         assert!(
-            matches!(report.outcomes.get(0), Outcome::Permanent { reason } if reason.contains("too large")),
+            matches!(report.outcomes.get(0).unwrap(), Outcome::Permanent { reason } if reason.contains("too large")),
             "{:?}",
             report.outcomes
         );
         assert!(
-            matches!(report.outcomes.get(1), Outcome::Retry { .. }),
+            matches!(report.outcomes.get(1).unwrap(), Outcome::Retry { .. }),
             "{:?}",
             report.outcomes
         );

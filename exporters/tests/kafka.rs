@@ -90,7 +90,11 @@ async fn acknowledged_events_carry_json_key_and_headers() {
     }
     let report = sink.send(&events).await;
     for i in 0..events.len() {
-        assert_eq!(*report.outcomes.get(i), Outcome::Delivered, "event {i}");
+        assert_eq!(
+            *report.outcomes.get(i).unwrap(),
+            Outcome::Delivered,
+            "event {i}"
+        );
     }
     assert_eq!(report.requests[0].events, 200);
     assert!(report.requests[0].bytes > 200 * 100);
@@ -119,7 +123,7 @@ async fn unknown_topic_is_permanent_and_a_down_broker_is_retried() {
         "options: { topic.metadata.propagation.max.ms: \"1000\" }\n",
     );
     let report = sink.send(&[Event::new("x")]).await;
-    match report.outcomes.get(0) {
+    match report.outcomes.get(0).unwrap() {
         Outcome::Permanent { reason } => {
             assert!(reason.to_lowercase().contains("unknown"), "{reason}")
         }
@@ -131,19 +135,19 @@ async fn unknown_topic_is_permanent_and_a_down_broker_is_retried() {
     tansu.create_topic("events", 1);
     let sink = kafka_sink(&tansu.bootstrap(), "events", "");
     assert_eq!(
-        *sink.send(&[Event::new("x")]).await.outcomes.get(0),
+        *sink.send(&[Event::new("x")]).await.outcomes.get(0).unwrap(),
         Outcome::Delivered
     );
     tansu.stop();
     let started = Instant::now();
     let report = sink.send(&[Event::new("y"), Event::new("z")]).await;
     assert!(
-        matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+        matches!(report.outcomes.get(0).unwrap(), Outcome::Retry { .. }),
         "{:?}",
         report.outcomes
     );
     assert!(
-        matches!(report.outcomes.get(1), Outcome::Retry { .. }),
+        matches!(report.outcomes.get(1).unwrap(), Outcome::Retry { .. }),
         "{:?}",
         report.outcomes
     );
@@ -173,9 +177,9 @@ async fn a_frozen_broker_is_ridden_out() {
     for _ in 0..3 {
         let report = sink.send(&batch(500)).await;
         assert!(
-            matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+            matches!(report.outcomes.get(0).unwrap(), Outcome::Retry { .. }),
             "{:?}",
-            report.outcomes.get(0)
+            report.outcomes.get(0).unwrap()
         );
     }
     tansu.thaw();
@@ -191,7 +195,7 @@ async fn a_frozen_broker_is_ridden_out() {
         assert!(
             Instant::now() < deadline,
             "still failing after the broker returned: {:?}",
-            report.outcomes.get(0)
+            report.outcomes.get(0).unwrap()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -209,16 +213,16 @@ async fn events_of_a_send_that_timed_out_all_arrive_after_the_broker_returns() {
     let sink = kafka_sink(&tansu.bootstrap(), "fenced", "");
     let first: Vec<Event> = (0..100).map(|_| Event::new("x")).collect();
     let report = sink.send(&first).await;
-    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+    assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
 
     // One send times out against a frozen broker: its requests are in flight, unanswered.
     tansu.freeze();
     let stalled: Vec<Event> = (0..200).map(|_| Event::new("x")).collect();
     let report = sink.send(&stalled).await;
     assert!(
-        matches!(report.outcomes.get(0), Outcome::Retry { .. }),
+        matches!(report.outcomes.get(0).unwrap(), Outcome::Retry { .. }),
         "{:?}",
-        report.outcomes.get(0)
+        report.outcomes.get(0).unwrap()
     );
     tansu.thaw();
 
@@ -232,14 +236,14 @@ async fn events_of_a_send_that_timed_out_all_arrive_after_the_broker_returns() {
         pending = pending
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| *report.outcomes.get(*i) != Outcome::Delivered)
+            .filter(|(i, _)| *report.outcomes.get(*i).unwrap() != Outcome::Delivered)
             .map(|(_, e)| e)
             .collect();
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{} events still not acknowledged after {attempts} sends: {:?}",
             pending.len(),
-            report.outcomes.get(0)
+            report.outcomes.get(0).unwrap()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

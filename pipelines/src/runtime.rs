@@ -7,7 +7,6 @@ use crate::config::{ComponentId, LoadedConfig};
 use crate::registry;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use siemrelay_core::Event;
 use siemrelay_core::admission::MemoryBudget;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
 use siemrelay_exporters::delivery::config::QueueType;
@@ -255,9 +254,6 @@ impl ReceiverEntry {
                 }
             }
             for (step, processor) in pipeline.processors.iter().enumerate() {
-                if !processor.keeps_written_json() {
-                    events.iter_mut().for_each(Event::forget_written_json);
-                }
                 processor.process(&mut events);
                 if let Some(copies) = &mut taps {
                     for id in &pipeline.tap_points[step + 1] {

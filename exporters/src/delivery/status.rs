@@ -15,6 +15,7 @@
 //!      [`DEAD_LETTER_WINDOW`] deliveries were dead-lettered (refused permanently by the SIEM).
 //! - `active` otherwise.
 
+use super::RequestOutcome;
 use super::disk_queue::losses::LossEntry;
 use serde::Serialize;
 use siemrelay_core::Timestamp;
@@ -79,7 +80,7 @@ pub struct DeliveryRecord {
     /// Bytes on the wire.
     pub bytes: usize,
     /// `delivered`, `partial`, `retry` or `permanent`.
-    pub outcome: &'static str,
+    pub outcome: RequestOutcome,
     /// HTTP status, if any.
     pub http_status: Option<u16>,
     /// Error text, if any.
@@ -326,7 +327,7 @@ impl ExporterStatus {
     pub fn record(&self, mut record: DeliveryRecord) {
         record.error = record.error.map(siemrelay_core::scrub::scrub_owned);
         let mut inner = self.lock();
-        let ok = record.outcome == "delivered" || record.outcome == "partial";
+        let ok = record.outcome.accepted();
         if !ok {
             inner.failure_count += 1;
         }
@@ -335,7 +336,7 @@ impl ExporterStatus {
         }
         if ok {
             Self::success(&mut inner);
-        } else if record.outcome == "retry" {
+        } else if record.outcome == RequestOutcome::Retry {
             inner.retrying = true;
         }
         if inner.history.len() == HISTORY_LEN {
@@ -507,6 +508,10 @@ mod tests {
     use super::*;
 
     fn request(outcome: &'static str, error: Option<&str>) -> DeliveryRecord {
+        let outcome = RequestOutcome::ALL
+            .into_iter()
+            .find(|o| o.name() == outcome)
+            .unwrap();
         DeliveryRecord {
             time: Timestamp::now().to_rfc3339(),
             events: 10,

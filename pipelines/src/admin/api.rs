@@ -352,7 +352,7 @@ fn acknowledge_losses(view: &ExporterView, topology: &Topology) -> Response {
             Json(json!({"acknowledged": count, "exporter": Exporter::of(view, &topology.secrets)}))
                 .into_response()
         }
-        Err(e) => failure(500, scrub(&e, &topology.secrets), "id"),
+        Err(e) => failure(500, scrub(&e.to_string(), &topology.secrets), "id"),
     }
 }
 

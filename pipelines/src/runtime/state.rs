@@ -21,7 +21,7 @@ use crate::config::expand::scrub;
 use serde::{Deserialize, Serialize};
 use siemrelay_core::Timestamp;
 use siemrelay_exporters::delivery::status::HISTORY_LEN;
-use siemrelay_exporters::delivery::{DeliveryRecord, RestoredStatus};
+use siemrelay_exporters::delivery::{DeliveryRecord, RequestOutcome, RestoredStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -106,7 +106,10 @@ pub struct SavedDelivery {
 }
 
 /// The outcomes a history record may have, as the status keeps them.
-const OUTCOMES: [&str; 4] = ["delivered", "partial", "retry", "permanent"];
+/// The outcome a saved record names, if it names one.
+fn outcome_named(name: &str) -> Option<RequestOutcome> {
+    RequestOutcome::ALL.into_iter().find(|o| o.name() == name)
+}
 
 /// `text` cut to [`MAX_ERROR_BYTES`] bytes at a character boundary (marked with `…`).
 fn cut(text: String) -> String {
@@ -143,7 +146,7 @@ impl SavedExporter {
                     time: r.time,
                     events: r.events,
                     bytes: r.bytes,
-                    outcome: r.outcome.to_string(),
+                    outcome: r.outcome.name().to_string(),
                     http_status: r.http_status,
                     error: r.error.map(clean),
                     latency_ms: r.latency_ms,
@@ -158,7 +161,7 @@ impl SavedExporter {
     /// time, error texts cut, times that do not parse dropped.
     fn bounded(mut self) -> Self {
         self.history.retain(|r| {
-            OUTCOMES.contains(&r.outcome.as_str()) && Timestamp::parse_rfc3339(&r.time).is_some()
+            outcome_named(&r.outcome).is_some() && Timestamp::parse_rfc3339(&r.time).is_some()
         });
         let skip = self.history.len().saturating_sub(HISTORY_LEN);
         self.history.drain(..skip);
@@ -185,7 +188,7 @@ impl SavedExporter {
                 .history
                 .iter()
                 .filter_map(|r| {
-                    let outcome = OUTCOMES.into_iter().find(|o| *o == r.outcome)?;
+                    let outcome = outcome_named(&r.outcome)?;
                     Some(DeliveryRecord {
                         time: r.time.clone(),
                         events: r.events,
