@@ -79,6 +79,8 @@ pub struct KafkaSink {
     ack_deadline: Duration,
     /// Sends in a row in which nothing was acknowledged (timeouts only).
     stalled_sends: std::sync::atomic::AtomicU32,
+    /// Producers replaced so far (also counted in [`PRODUCERS_REPLACED`]).
+    replaced: std::sync::atomic::AtomicU64,
 }
 
 /// Builds the sink for the runtime. `send_timeout` is the delivery layer's `sending.timeout`;
@@ -106,6 +108,8 @@ impl KafkaSink {
             .map_err(|e| invalid(format!("key: {e}")))?;
         let client = config.client_config(send_timeout);
         let producer = create_producer(id, &client)?;
+        // The series exists from the start, so an alert on its increase sees the first one.
+        metrics::counter!(PRODUCERS_REPLACED, "exporter" => id.to_string()).increment(0);
         Ok(KafkaSink {
             id: id.to_string(),
             client,
@@ -114,7 +118,13 @@ impl KafkaSink {
             key,
             ack_deadline: config::ack_deadline(send_timeout),
             stalled_sends: std::sync::atomic::AtomicU32::new(0),
+            replaced: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many times this sink replaced its producer (after a fatal error, a fence or a stall).
+    pub fn producers_replaced(&self) -> u64 {
+        self.replaced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn producer(&self) -> Arc<Producer> {
@@ -132,6 +142,7 @@ impl KafkaSink {
             None => producer,
             Some((code, reason)) => {
                 self.renew_producer(&producer, &format!("fatal error {code:?}: {reason}"));
+                retire(producer);
                 self.producer()
             }
         }
@@ -153,6 +164,8 @@ impl KafkaSink {
         match create_producer(&self.id, &self.client) {
             Ok(fresh) => {
                 metrics::counter!(PRODUCERS_REPLACED, "exporter" => self.id.clone()).increment(1);
+                self.replaced
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(exporter = %self.id, reason = why,
                     "kafka producer replaced (failed or stalled); its unacknowledged events are sent again by the new one");
                 *slot = Arc::new(fresh);
@@ -233,6 +246,15 @@ impl KafkaSink {
             }
         }
         (pending, bytes, false)
+    }
+}
+
+/// Lets go of a producer that may have been replaced. Dropping the last handle purges its
+/// queues, flushes for up to 500 ms and waits for librdkafka's threads: that runs on a
+/// blocking thread, not on the runtime's workers.
+fn retire(producer: Arc<Producer>) {
+    if Arc::strong_count(&producer) == 1 {
+        tokio::task::spawn_blocking(move || drop(producer));
     }
 }
 
@@ -377,6 +399,7 @@ impl Sink for KafkaSink {
                 "several sends in a row were not acknowledged at all",
             );
         }
+        retire(producer);
         let reply = outcomes.iter().find_map(|o| match o {
             Outcome::Delivered => None,
             Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => {
