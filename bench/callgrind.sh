@@ -43,7 +43,7 @@ wait "$relay" || true
 instructions=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/callgrind.out")
 # valgrind hides the CPU's SHA extensions, so HMAC-SHA256 runs the portable code there (about
 # 45,000 instructions per event, ~7% of the time on real hardware): shown apart.
-sha=$(callgrind_annotate --inclusive=no "$work/callgrind.out" 2>/dev/null \
+sha=$(callgrind_annotate --inclusive=no --auto=no "$work/callgrind.out" 2>/dev/null \
   | awk '/compress256/ {gsub(",", "", $1); sum += $1} END {printf "%.0f\n", sum}')
 python3 -c "
 d, i, s = max(int('$delivered'), 1), int('$instructions'), int('$sha')

@@ -5,11 +5,16 @@
 # A no-op when the pinned version is already installed with the same patches and build flags.
 # The tests find the binary at $SIEMRELAY_TANSU, else <cache>/bin/tansu, else `tansu` on PATH.
 #
-# One fix is applied to tansu-broker 0.6.0 before building (scripts/tansu/*.patch): its group
-# coordinator evicts a member whose session timed out while answering another member's
-# heartbeat, and so never re-forms the group: the dead member's partitions stay assigned to
-# nobody until a new member joins. The patch lets the eviction start a new generation, so the
-# live members rejoin and take the partitions, as a Kafka coordinator does.
+# Two fixes are applied before building, each a patch in scripts/tansu/<crate>/ (the crate of
+# tansu 0.6.0 it changes), so that tansu behaves as Kafka does where the tests depend on it:
+# - tansu-broker: its group coordinator evicts a member whose session timed out while answering
+#   another member's heartbeat, and so never re-forms the group: the dead member's partitions
+#   stay assigned to nobody until a new member joins. The patch lets the eviction start a new
+#   generation, so the live members rejoin and take the partitions, as a Kafka coordinator does.
+# - tansu-storage: an idempotent producer may bump its own epoch (KIP-360; librdkafka does so
+#   after messages timed out) and go on from sequence 0; Kafka accepts the new epoch, tansu
+#   answered it with ProducerFenced, so every timeout under load cost a producer. The patch
+#   accepts a higher epoch that starts at sequence 0, as Kafka does.
 set -euo pipefail
 
 TANSU_VERSION="0.6.0"
@@ -28,7 +33,7 @@ BUILD_FLAGS=(
   --config profile.release.debug=0
   --config profile.release.incremental=false
 )
-STAMP="$CACHE/tansu-$TANSU_VERSION-$( (cat "$PATCHES"/*.patch; echo "${BUILD_FLAGS[*]}") | sha256sum | cut -c1-12).installed"
+STAMP="$CACHE/tansu-$TANSU_VERSION-$( (cat "$PATCHES"/*/*.patch; echo "${BUILD_FLAGS[*]}") | sha256sum | cut -c1-12).installed"
 
 if [[ -x "$BIN" && -f "$STAMP" ]]; then
   exit 0
@@ -39,27 +44,29 @@ echo "installing tansu $TANSU_VERSION (in-memory storage, patched) into $CACHE (
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Fetch the tansu-broker source from crates.io through cargo (no other download) and patch it.
+# Fetch the sources of the patched crates from crates.io through cargo (no other download),
+# patch them, and build tansu against the patched copies.
 mkdir -p "$work/fetch/src"
-cat > "$work/fetch/Cargo.toml" <<EOF
-[package]
-name = "fetch-tansu-broker"
-version = "0.0.0"
-edition = "2021"
-[dependencies]
-tansu-broker = "=$TANSU_VERSION"
-EOF
+{
+  printf '[package]\nname = "fetch-tansu-sources"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\n'
+  for dir in "$PATCHES"/*/; do
+    printf '%s = "=%s"\n' "$(basename "$dir")" "$TANSU_VERSION"
+  done
+} > "$work/fetch/Cargo.toml"
 touch "$work/fetch/src/lib.rs"
 cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml"
-crate=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/cache" -name "tansu-broker-$TANSU_VERSION.crate" | head -n 1)
-[[ -n "$crate" ]] || { echo "tansu-broker-$TANSU_VERSION.crate not found after cargo fetch" >&2; exit 1; }
-tar -xzf "$crate" -C "$work"
-broker="$work/tansu-broker-$TANSU_VERSION"
-for patch in "$PATCHES"/*.patch; do
-  patch --quiet -p1 -d "$broker" < "$patch"
+PATCHED=()
+for dir in "$PATCHES"/*/; do
+  name=$(basename "$dir")
+  crate=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/cache" -name "$name-$TANSU_VERSION.crate" | head -n 1)
+  [[ -n "$crate" ]] || { echo "$name-$TANSU_VERSION.crate not found after cargo fetch" >&2; exit 1; }
+  tar -xzf "$crate" -C "$work"
+  for patch in "$dir"*.patch; do
+    patch --quiet -p1 -d "$work/$name-$TANSU_VERSION" < "$patch"
+  done
+  PATCHED+=(--config "patch.crates-io.$name.path=\"$work/$name-$TANSU_VERSION\"")
 done
 
 rm -f "$CACHE"/tansu-*.installed
-cargo install tansu --version "$TANSU_VERSION" "${BUILD_FLAGS[@]}" --force --root "$CACHE" \
-  --config "patch.crates-io.tansu-broker.path=\"$broker\""
+cargo install tansu --version "$TANSU_VERSION" "${BUILD_FLAGS[@]}" --force --root "$CACHE" "${PATCHED[@]}"
 touch "$STAMP"

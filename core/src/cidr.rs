@@ -13,18 +13,23 @@ use std::net::IpAddr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cidr(IpNet);
 
+/// An `allowed_cidrs` entry that is neither an address block nor an address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid CIDR {0:?}: write an address block such as 10.0.0.0/8, fd00::/8 or a single address such as 127.0.0.1"
+)]
+pub struct CidrError(pub String);
+
 impl Cidr {
     /// Parses `a.b.c.d/n`, `x::y/n` or a single address.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
         let text = text.trim();
         if let Ok(net) = text.parse::<IpNet>() {
             return Ok(Cidr(net.trunc()));
         }
         match text.parse::<IpAddr>() {
             Ok(ip) => Ok(Cidr(IpNet::from(ip))),
-            Err(_) => Err(format!(
-                "invalid CIDR {text:?}: write an address block such as 10.0.0.0/8, fd00::/8 or a single address such as 127.0.0.1"
-            )),
+            Err(_) => Err(CidrError(text.to_string())),
         }
     }
 

@@ -65,14 +65,6 @@ pub trait Processor: Send + Sync + 'static {
     fn requires_ordering(&self) -> bool {
         false
     }
-
-    /// True when every kept JSON form ([`crate::event::WrittenJson`]) is still right after
-    /// this processor ran: it changes no event it keeps (a filter), or writes the form itself
-    /// (`sign`). For any other processor the runtime drops the kept forms before running it,
-    /// so a changed event is serialized again.
-    fn keeps_written_json(&self) -> bool {
-        false
-    }
 }
 
 /// What a running receiver is given.

@@ -143,25 +143,37 @@ impl<'de> Deserialize<'de> for HostPort {
     }
 }
 
+/// Why a `host:port` is not usable; the message quotes the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid endpoint {text:?}: {problem}")]
+pub struct HostPortError {
+    /// The text as written.
+    pub text: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
 /// Parses `host:port`, naming what is wrong.
-pub fn parse_host_port(text: &str) -> Result<HostPort, String> {
+pub fn parse_host_port(text: &str) -> Result<HostPort, HostPortError> {
+    let error = |problem: String| HostPortError {
+        text: text.to_string(),
+        problem,
+    };
     let (host, port) = text
         .rsplit_once(':')
-        .ok_or_else(|| format!("invalid endpoint {text:?}: expected host:port"))?;
+        .ok_or_else(|| error("expected host:port".into()))?;
     let port: u32 = port
         .parse()
-        .map_err(|_| format!("invalid endpoint {text:?}: port {port:?} is not a number"))?;
+        .map_err(|_| error(format!("port {port:?} is not a number")))?;
     if port > 65535 {
-        return Err(format!(
-            "invalid endpoint {text:?}: port {port} is out of range 0-65535"
-        ));
+        return Err(error(format!("port {port} is out of range 0-65535")));
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addr = (host, port as u16)
         .to_socket_addrs()
-        .map_err(|e| format!("invalid endpoint {text:?}: {e}"))?
+        .map_err(|e| error(e.to_string()))?
         .next()
-        .ok_or_else(|| format!("invalid endpoint {text:?}: host does not resolve"))?;
+        .ok_or_else(|| error("host does not resolve".into()))?;
     Ok(HostPort {
         text: text.to_string(),
         addr,
@@ -245,11 +257,13 @@ mod tests {
         assert!(
             parse_host_port("127.0.0.1:70000")
                 .unwrap_err()
+                .to_string()
                 .contains("out of range")
         );
         assert!(
             parse_host_port("127.0.0.1")
                 .unwrap_err()
+                .to_string()
                 .contains("host:port")
         );
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");

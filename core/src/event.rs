@@ -48,20 +48,14 @@ pub struct Signature {
 }
 
 /// The event's JSON form as bytes, written once by the processor that last changed the event
-/// (the `sign` processor keeps the form it signed), so exporters copy it instead of serializing
-/// the event again: "sign the bytes you send".
+/// (the `sign` processor keeps the form it signed) or read back from a disk queue, so exporters
+/// copy it instead of serializing the event again: "sign the bytes you send".
 ///
-/// A cache, not part of the event's identity: it never makes two events unequal. Whoever
-/// changes an event after it was written must call [`Event::forget_written_json`]
-/// (the `enrich` processor does); [`Event::write_json`] then serializes the fields again.
+/// A cache derived from the fields, held privately by [`Event`]: any mutable access to the
+/// fields (through `DerefMut`) drops it, so it can never disagree with them and no processor
+/// has to declare anything about it. It takes no part in comparing events.
 #[derive(Clone, Debug, Default)]
 pub struct WrittenJson(Option<Vec<u8>>);
-
-impl PartialEq for WrittenJson {
-    fn eq(&self, _other: &Self) -> bool {
-        true
-    }
-}
 
 impl WrittenJson {
     /// The bytes, when the event's JSON form was written and not changed since.
@@ -70,9 +64,10 @@ impl WrittenJson {
     }
 }
 
-/// One security event.
+/// The fields of one security event: what its JSON form holds. Read them through [`Event`]
+/// (`event.attributes`); changing them through `&mut Event` drops the kept JSON form.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Event {
+pub struct EventFields {
     /// Unique id (UUIDv7 assigned at ingest when the sender gave none); SIEMs de-duplicate on it.
     pub event_id: Uuid,
     /// When the event happened.
@@ -93,18 +88,61 @@ pub struct Event {
     pub resource: Map,
     /// Signature added by the `sign` processor.
     pub signature: Option<Signature>,
+}
+
+/// One security event: its fields (read and changed through `Deref`/`DerefMut` to
+/// [`EventFields`]), its kept JSON form (private: dropped by any change to the fields) and its
+/// batch's completion token.
+#[derive(Clone, Debug)]
+pub struct Event {
+    fields: EventFields,
     /// This event's JSON form, when already written (see [`WrittenJson`]).
-    pub written_json: WrittenJson,
+    written_json: WrittenJson,
     /// The token of the batch this event came in, when its receiver waits for delivery
     /// (see [`crate::completion`]); `None` otherwise. Not part of the JSON form.
     pub completion: Option<crate::completion::Completion>,
+}
+
+/// Events are equal when their fields and completion tokens are; the kept JSON form is derived
+/// from the fields and is left out.
+impl PartialEq for Event {
+    fn eq(&self, other: &Event) -> bool {
+        self.fields == other.fields && self.completion == other.completion
+    }
+}
+
+impl std::ops::Deref for Event {
+    type Target = EventFields;
+
+    fn deref(&self) -> &EventFields {
+        &self.fields
+    }
+}
+
+/// Mutable access to the fields drops the kept JSON form: the next [`Event::write_json`]
+/// serializes the changed fields.
+impl std::ops::DerefMut for Event {
+    fn deref_mut(&mut self) -> &mut EventFields {
+        self.written_json.0 = None;
+        &mut self.fields
+    }
+}
+
+impl From<EventFields> for Event {
+    fn from(fields: EventFields) -> Event {
+        Event {
+            fields,
+            written_json: WrittenJson::default(),
+            completion: None,
+        }
+    }
 }
 
 impl Event {
     /// A new event of the given type, stamped now, with a fresh UUIDv7 and no attributes.
     pub fn new(event_type: impl Into<String>) -> Event {
         let now = Timestamp::now();
-        Event {
+        Event::from(EventFields {
             event_id: Uuid::now_v7(),
             timestamp: now,
             observed_timestamp: now,
@@ -115,9 +153,7 @@ impl Event {
             attributes: Map::new(),
             resource: Map::new(),
             signature: None,
-            written_json: WrittenJson::default(),
-            completion: None,
-        }
+        })
     }
 
     /// Keeps `json` as this event's JSON form, for [`Event::write_json`] to copy. The caller
@@ -126,9 +162,14 @@ impl Event {
         self.written_json = WrittenJson(Some(json));
     }
 
-    /// Drops a kept JSON form: call after changing an event that may have one.
-    pub fn forget_written_json(&mut self) {
-        self.written_json = WrittenJson(None);
+    /// The fields, taken out of the event.
+    pub fn into_fields(self) -> EventFields {
+        self.fields
+    }
+
+    /// The kept JSON form, when there is one (see [`WrittenJson`]).
+    pub fn written_json(&self) -> Option<&[u8]> {
+        self.written_json.bytes()
     }
 
     /// Appends this event's JSON form to `out` (no trailing newline): the kept form when there
@@ -217,5 +258,28 @@ impl Serialize for JsonForm<'_> {
             map.serialize_entry("signature", signature)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_through_the_fields_drops_the_kept_form_and_the_form_never_counts_in_equality() {
+        let mut event = Event::new("login");
+        let plain = event.clone();
+        event.keep_written_json(b"{\"kept\":true}".to_vec());
+        assert_eq!(event.to_json_bytes(), b"{\"kept\":true}");
+        assert_eq!(event, plain, "the kept form is not part of equality");
+        // Reading keeps it.
+        assert_eq!(event.event_type, "login");
+        assert!(event.written_json().is_some());
+        // Any change drops it: the fields are serialized again.
+        event.attributes.insert("user".into(), "alice".into());
+        assert!(event.written_json().is_none());
+        let value: Value = serde_json::from_slice(&event.to_json_bytes()).unwrap();
+        assert_eq!(value["attributes"]["user"], "alice");
+        assert_ne!(event, plain, "a changed field makes events unequal");
     }
 }

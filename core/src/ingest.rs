@@ -27,7 +27,7 @@ pub use parse::{
 };
 
 use crate::admission::OverBudget;
-use crate::event::{Event, Map, Signature, Value};
+use crate::event::{Event, EventFields, Map, Signature, Value};
 use crate::path::AttrPath;
 use crate::severity::Severity;
 use crate::time::Timestamp;
@@ -255,8 +255,7 @@ pub fn event_from_object<'a>(
     options: &IngestOptions,
     observed: Timestamp,
 ) -> Result<Ingested, IngestError> {
-    let mut members = object.into().0;
-    let mut event = Event {
+    let mut fields = EventFields {
         event_id: Uuid::nil(),
         timestamp: Timestamp(0),
         observed_timestamp: observed,
@@ -267,158 +266,223 @@ pub fn event_from_object<'a>(
         attributes: Map::new(),
         resource: Map::new(),
         signature: None,
-        written_json: Default::default(),
-        completion: None,
     };
-    let mut misfits: Vec<Misfit> = Vec::new();
-    let mut displaced: Vec<(String, Value)> = Vec::new();
-
+    let mut sorted = Sorted::default();
     // Take mapped source fields out first so they do not also land in attributes.
-    let mut mapped: Vec<(&'static str, String, Value)> = Vec::new();
-    if !options.mapping.is_empty() {
-        let mut object: Map = members
-            .into_iter()
-            .map(|(k, v)| (k.into_owned(), v))
-            .collect();
-        for (target, source) in options.mapping.entries() {
-            match source.remove(&mut object) {
-                Some(value) => mapped.push((target, source.to_string(), value)),
-                None => misfits.push(Misfit {
-                    key: source.to_string(),
-                    value: None,
-                    reason: format!("mapped field {source} for {target} is missing"),
-                }),
-            }
-        }
-        members = object
-            .into_iter()
-            .map(|(k, v)| (Cow::Owned(k), v))
-            .collect();
+    let (members, mapped) = take_mapped(object.into().0, &options.mapping, &mut sorted.misfits);
+    sorted.sort_members(members, &mapped, &mut fields);
+    sorted.set_mapped(mapped, &mut fields);
+    sorted.set_severity_number(&mut fields);
+    // A signed object keeps every field as signed; only then may a sender set these two.
+    let sender = options.sender.filter(|_| fields.signature.is_none());
+    sorted.set_observed_timestamp(sender, &mut fields);
+    sorted.set_event_id(sender, &mut fields);
+    let mapping_errors = sorted.keep_the_rest(options.strict, &mut fields.attributes)?;
+    if fields.event_id.is_nil() {
+        fields.event_id = Uuid::now_v7();
     }
-    let is_mapped = |name: &str| mapped.iter().any(|(target, _, _)| *target == name);
+    if fields.timestamp.0 == 0 {
+        fields.timestamp = observed;
+    }
+    if fields.event_type.is_empty() {
+        fields.event_type = String::from("unknown");
+    }
+    Ok(Ingested {
+        event: Event::from(fields),
+        mapping_errors,
+    })
+}
 
-    let mut extras: Vec<(String, Value)> = Vec::new();
-    let mut repeated: Vec<(String, Value)> = Vec::new();
-    let mut seen = 0u16;
-    let mut severity_number: Option<Value> = None;
-    let mut sender_observed: Option<Value> = None;
-    // The event_id value and the key it came under (or its mapping source and target note).
-    let mut id: Option<(String, Value, Option<String>)> = None;
-    for (key, value) in members {
-        if is_mapped(&key) {
-            displaced.push((key.into_owned(), value));
-            continue;
+/// A mapped source field: the well-known field it feeds, its path and its value.
+type Mapped = (&'static str, String, Value);
+
+/// Removes the mapped source fields from the members (a missing one is a misfit).
+fn take_mapped<'a>(
+    members: Vec<(Cow<'a, str>, Value)>,
+    mapping: &FieldMapping,
+    misfits: &mut Vec<Misfit>,
+) -> (Vec<(Cow<'a, str>, Value)>, Vec<Mapped>) {
+    let mut mapped = Vec::new();
+    if mapping.is_empty() {
+        return (members, mapped);
+    }
+    let mut object: Map = members
+        .into_iter()
+        .map(|(k, v)| (k.into_owned(), v))
+        .collect();
+    for (target, source) in mapping.entries() {
+        match source.remove(&mut object) {
+            Some(value) => mapped.push((target, source.to_string(), value)),
+            None => misfits.push(Misfit {
+                key: source.to_string(),
+                value: None,
+                reason: format!("mapped field {source} for {target} is missing"),
+            }),
         }
-        let Some(field) = WellKnown::from_key(&key) else {
-            extras.push((key.into_owned(), value));
-            continue;
+    }
+    let members = object
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), v))
+        .collect();
+    (members, mapped)
+}
+
+/// What an object's members sort into on the way to an event.
+#[derive(Default)]
+struct Sorted {
+    misfits: Vec<Misfit>,
+    /// Members under the name of a well-known field that a mapping feeds instead.
+    displaced: Vec<(String, Value)>,
+    /// Members that are no well-known field: they become attributes.
+    extras: Vec<(String, Value)>,
+    /// Later values of a well-known field given twice.
+    repeated: Vec<(String, Value)>,
+    severity_number: Option<Value>,
+    sender_observed: Option<Value>,
+    /// The event_id value and the key it came under (or its mapping source and target note).
+    id: Option<(String, Value, Option<String>)>,
+}
+
+impl Sorted {
+    /// Sorts the members into the well-known fields and the rest.
+    fn sort_members(
+        &mut self,
+        members: Vec<(Cow<'_, str>, Value)>,
+        mapped: &[Mapped],
+        fields: &mut EventFields,
+    ) {
+        let mut seen = 0u16;
+        for (key, value) in members {
+            if mapped.iter().any(|(target, _, _)| *target == key) {
+                self.displaced.push((key.into_owned(), value));
+                continue;
+            }
+            let Some(field) = WellKnown::from_key(&key) else {
+                self.extras.push((key.into_owned(), value));
+                continue;
+            };
+            if seen & field.bit() != 0 {
+                self.repeated.push((key.into_owned(), value));
+                continue;
+            }
+            seen |= field.bit();
+            self.sort_well_known(field, key.into_owned(), value, fields);
+        }
+    }
+
+    /// Sets one well-known field, or notes why it does not fit.
+    fn sort_well_known(
+        &mut self,
+        field: WellKnown,
+        key: String,
+        value: Value,
+        fields: &mut EventFields,
+    ) {
+        let misfit = |reason: String, value: Value| Misfit {
+            reason,
+            key: key.clone(),
+            value: Some(value),
         };
-        if seen & field.bit() != 0 {
-            repeated.push((key.into_owned(), value));
-            continue;
-        }
-        seen |= field.bit();
-        match field {
-            WellKnown::Attributes => match value {
-                Value::Object(map) => event.attributes = map,
-                other => misfits.push(Misfit {
-                    reason: "attributes must be a JSON object".into(),
-                    key: key.into_owned(),
-                    value: Some(other),
-                }),
+        match (field, value) {
+            (WellKnown::Attributes, Value::Object(map)) => fields.attributes = map,
+            (WellKnown::Attributes, other) => self
+                .misfits
+                .push(misfit("attributes must be a JSON object".into(), other)),
+            (WellKnown::Resource, Value::Object(map)) => fields.resource = map,
+            (WellKnown::Resource, other) => self
+                .misfits
+                .push(misfit("resource must be a JSON object".into(), other)),
+            (WellKnown::Signature, value) => match Signature::deserialize(&value) {
+                Ok(signature) => fields.signature = Some(signature),
+                Err(e) => self.misfits.push(misfit(format!("signature: {e}"), value)),
             },
-            WellKnown::Resource => match value {
-                Value::Object(map) => event.resource = map,
-                other => misfits.push(Misfit {
-                    reason: "resource must be a JSON object".into(),
-                    key: key.into_owned(),
-                    value: Some(other),
-                }),
-            },
-            WellKnown::Signature => match Signature::deserialize(&value) {
-                Ok(signature) => event.signature = Some(signature),
-                Err(e) => misfits.push(Misfit {
-                    reason: format!("signature: {e}"),
-                    key: key.into_owned(),
-                    value: Some(value),
-                }),
-            },
-            WellKnown::SeverityNumber => severity_number = Some(value),
-            WellKnown::ObservedTimestamp => sender_observed = Some(value),
-            WellKnown::EventId => id = Some((key.into_owned(), value, None)),
-            WellKnown::Timestamp
-            | WellKnown::EventType
-            | WellKnown::Severity
-            | WellKnown::Source
-            | WellKnown::Summary => {
-                if let Err((reason, value)) = set_well_known(&mut event, &key, value) {
-                    misfits.push(Misfit {
-                        reason,
-                        key: key.into_owned(),
-                        value: Some(value),
-                    });
+            (WellKnown::SeverityNumber, value) => self.severity_number = Some(value),
+            (WellKnown::ObservedTimestamp, value) => self.sender_observed = Some(value),
+            (WellKnown::EventId, value) => self.id = Some((key, value, None)),
+            (_, value) => {
+                if let Err((reason, value)) = set_well_known(fields, &key, value) {
+                    self.misfits.push(misfit(reason, value));
                 }
             }
         }
     }
-    for (target, source, value) in mapped {
-        if target == "event_id" {
-            let note = format!("mapped field {source} for {target}");
-            id = Some((source, value, Some(note)));
-            continue;
-        }
-        if let Err((reason, value)) = set_well_known(&mut event, target, value) {
-            misfits.push(Misfit {
-                reason: format!("mapped field {source} for {target}: {reason}"),
-                key: source,
-                value: Some(value),
-            });
+
+    /// Sets the fields fed by a mapping.
+    fn set_mapped(&mut self, mapped: Vec<Mapped>, fields: &mut EventFields) {
+        for (target, source, value) in mapped {
+            if target == "event_id" {
+                let note = format!("mapped field {source} for {target}");
+                self.id = Some((source, value, Some(note)));
+                continue;
+            }
+            if let Err((reason, value)) = set_well_known(fields, target, value) {
+                self.misfits.push(Misfit {
+                    reason: format!("mapped field {source} for {target}: {reason}"),
+                    key: source,
+                    value: Some(value),
+                });
+            }
         }
     }
-    if let Some(value) = severity_number {
+
+    /// `severity_number` sets the number, and the text when no `severity` was given.
+    fn set_severity_number(&mut self, fields: &mut EventFields) {
+        let Some(value) = self.severity_number.take() else {
+            return;
+        };
         match value.as_i64().and_then(Severity::from_number) {
             Some(from_number) => {
-                let text_given = event.severity.number != 0 || event.severity.text != "unspecified";
-                event.severity.number = from_number.number;
+                let text_given =
+                    fields.severity.number != 0 || fields.severity.text != "unspecified";
+                fields.severity.number = from_number.number;
                 if !text_given {
-                    event.severity.text = from_number.text;
+                    fields.severity.text = from_number.text;
                 }
             }
-            None => misfits.push(Misfit {
+            None => self.misfits.push(Misfit {
                 key: "severity_number".into(),
                 reason: "severity_number must be an integer 0-24".into(),
                 value: Some(value),
             }),
         }
     }
-    // A signed object keeps every field as signed; only then may a sender set these two.
-    let sender = options.sender.filter(|_| event.signature.is_none());
-    if let Some(value) = sender_observed {
+
+    /// A sender's `observed_timestamp` is kept as an attribute; siemrelay's own (or a signed
+    /// object's) is the field.
+    fn set_observed_timestamp(&mut self, sender: Option<SenderRules>, fields: &mut EventFields) {
+        let Some(value) = self.sender_observed.take() else {
+            return;
+        };
         if sender.is_some() {
-            extras.push(("observed_timestamp".to_string(), value));
-        } else if let Err((reason, value)) = set_well_known(&mut event, "observed_timestamp", value)
-        {
-            misfits.push(Misfit {
+            self.extras.push(("observed_timestamp".to_string(), value));
+        } else if let Err((reason, value)) = set_well_known(fields, "observed_timestamp", value) {
+            self.misfits.push(Misfit {
                 reason,
                 key: "observed_timestamp".into(),
                 value: Some(value),
             });
         }
     }
-    if let Some((key, value, note)) = id {
+
+    /// A UUID `event_id` is the id; a sender's other id text gives a UUIDv5 (and is kept as an
+    /// attribute); anything else is a misfit.
+    fn set_event_id(&mut self, sender: Option<SenderRules>, fields: &mut EventFields) {
+        let Some((key, value, note)) = self.id.take() else {
+            return;
+        };
         match (value.as_str().map(Uuid::parse_str), sender) {
-            (Some(Ok(parsed)), _) => event.event_id = parsed,
+            (Some(Ok(parsed)), _) => fields.event_id = parsed,
             (_, Some(rules)) if id_text(&value).is_some() => {
                 let text = id_text(&value).unwrap_or_default();
-                event.event_id = Uuid::new_v5(&rules.id_namespace, text.as_bytes());
-                extras.push((key, value));
+                fields.event_id = Uuid::new_v5(&rules.id_namespace, text.as_bytes());
+                self.extras.push((key, value));
             }
             (parsed, _) => {
                 let reason = match parsed {
                     Some(_) => "event_id is not a UUID",
                     None => "event_id must be a UUID string",
                 };
-                misfits.push(Misfit {
+                self.misfits.push(Misfit {
                     reason: match note {
                         Some(note) => format!("{note}: {reason}"),
                         None => reason.to_string(),
@@ -430,65 +494,54 @@ pub fn event_from_object<'a>(
         }
     }
 
-    if options.strict {
-        if let Some(first) = misfits.first() {
-            return Err(IngestError {
-                field: first.key.clone(),
-                reason: first.reason.clone(),
-            });
-        }
-        if let Some((key, _)) = repeated.first() {
-            return Err(repeated_key(key));
-        }
-    }
-
-    let mut clashed: Option<String> = None;
-    for (key, value) in extras.into_iter().chain(displaced) {
-        if keep_attribute(&mut event.attributes, key.clone(), value) && clashed.is_none() {
-            clashed = Some(key);
-        }
-    }
-    // A well-known field sent twice: the first value is the field, the later ones are kept.
-    for (key, value) in repeated {
-        keep_duplicate(&mut event.attributes, key, value);
-    }
-    if options.strict
-        && let Some(key) = clashed
-    {
-        return Err(repeated_key(&key));
-    }
-    let mapping_errors = misfits.len();
-    if !misfits.is_empty() {
-        let note = misfits
-            .iter()
-            .map(|m| m.reason.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
-        for misfit in misfits {
-            if let Some(value) = misfit.value {
-                keep_attribute(&mut event.attributes, misfit.key, value);
+    /// Keeps extras, displaced and repeated members and misfit values as attributes (with a
+    /// `mapping_error` note), or refuses the object in strict mode. Returns the misfit count.
+    fn keep_the_rest(self, strict: bool, attributes: &mut Map) -> Result<usize, IngestError> {
+        if strict {
+            if let Some(first) = self.misfits.first() {
+                return Err(IngestError {
+                    field: first.key.clone(),
+                    reason: first.reason.clone(),
+                });
+            }
+            if let Some((key, _)) = self.repeated.first() {
+                return Err(repeated_key(key));
             }
         }
-        keep_attribute(
-            &mut event.attributes,
-            MAPPING_ERROR_KEY.to_string(),
-            Value::String(note),
-        );
+        let mut clashed: Option<String> = None;
+        for (key, value) in self.extras.into_iter().chain(self.displaced) {
+            if keep_attribute(attributes, key.clone(), value) && clashed.is_none() {
+                clashed = Some(key);
+            }
+        }
+        // A well-known field sent twice: the first value is the field, the later ones are kept.
+        for (key, value) in self.repeated {
+            keep_duplicate(attributes, key, value);
+        }
+        if strict && let Some(key) = clashed {
+            return Err(repeated_key(&key));
+        }
+        let mapping_errors = self.misfits.len();
+        if !self.misfits.is_empty() {
+            let note = self
+                .misfits
+                .iter()
+                .map(|m| m.reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            for misfit in self.misfits {
+                if let Some(value) = misfit.value {
+                    keep_attribute(attributes, misfit.key, value);
+                }
+            }
+            keep_attribute(
+                attributes,
+                MAPPING_ERROR_KEY.to_string(),
+                Value::String(note),
+            );
+        }
+        Ok(mapping_errors)
     }
-
-    if event.event_id.is_nil() {
-        event.event_id = Uuid::now_v7();
-    }
-    if event.timestamp.0 == 0 {
-        event.timestamp = observed;
-    }
-    if event.event_type.is_empty() {
-        event.event_type = String::from("unknown");
-    }
-    Ok(Ingested {
-        event,
-        mapping_errors,
-    })
 }
 
 fn repeated_key(key: &str) -> IngestError {
@@ -535,7 +588,11 @@ pub fn insert_stamp(attributes: &mut Map, key: &str, value: Value) {
 
 /// Sets one well-known field from a JSON value (moving strings, not copying them), or says
 /// why it does not fit and hands the value back.
-fn set_well_known(event: &mut Event, field: &str, value: Value) -> Result<(), (String, Value)> {
+fn set_well_known(
+    event: &mut EventFields,
+    field: &str,
+    value: Value,
+) -> Result<(), (String, Value)> {
     fn misfit(reason: impl Into<String>, value: Value) -> Result<(), (String, Value)> {
         Err((reason.into(), value))
     }

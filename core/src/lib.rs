@@ -22,6 +22,6 @@ pub use component::{
     Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,
 };
 pub use config_types::ConfigIssue;
-pub use event::{Event, Map, Signature, Value, WrittenJson};
+pub use event::{Event, EventFields, Map, Signature, Value, WrittenJson};
 pub use severity::Severity;
 pub use time::Timestamp;

@@ -19,16 +19,16 @@
 
 mod api;
 mod batch;
-mod credentials;
 pub mod factory;
 mod sink;
 
 pub use batch::{EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS};
 pub use batch::{StreamTemplate, TemplateError};
-pub use sink::CloudWatchLogsSink;
+pub use sink::{CloudWatchLogsEncoder, CloudWatchLogsSink, cloudwatch_logs_sink};
 
 use crate::delivery::Sink;
-use crate::delivery::http::{Compression, HttpOptions};
+use crate::delivery::endpoint::HttpEndpoint;
+use crate::delivery::http::HttpOptions;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
@@ -87,9 +87,9 @@ impl CloudWatchLogsConfig {
             issues.push(ConfigIssue::new("log_stream", e.to_string()));
         }
         if let Some(endpoint) = &self.endpoint
-            && let Err(message) = check_endpoint(endpoint)
+            && let Err(error) = HttpEndpoint::base(endpoint, "https://logs.eu-west-1.amazonaws.com")
         {
-            issues.push(ConfigIssue::new("endpoint", message));
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         issues
     }
@@ -125,22 +125,6 @@ pub fn check_log_group(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks an `endpoint` base URL: http(s), with a host, without query or fragment.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url =
-        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{endpoint:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{endpoint:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    Ok(())
-}
-
 /// Builds the CloudWatch Logs sink; credentials come from the standard AWS provider chain,
 /// loaded on first use.
 pub fn build(
@@ -164,21 +148,8 @@ pub fn build_with_credentials(
     if let Some(issue) = config.validate().first() {
         anyhow::bail!("exporter {id}: {issue}");
     }
-    if http.compression == Some(Compression::Gzip) {
-        tracing::warn!(
-            exporter = %id,
-            "compression is ignored: CloudWatch Logs PutLogEvents takes uncompressed bodies"
-        );
-    }
-    if http.signing.is_some() {
-        tracing::warn!(
-            exporter = %id,
-            "signing is ignored: CloudWatch Logs requests are signed with AWS SigV4"
-        );
-    }
-    let client = http.build_client(id, timeout)?;
-    Ok(Arc::new(CloudWatchLogsSink::new(
-        id, &config, client, provider,
+    Ok(Arc::new(cloudwatch_logs_sink(
+        id, &config, http, timeout, provider,
     )?))
 }
 

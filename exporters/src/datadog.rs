@@ -10,10 +10,13 @@
 
 pub mod factory;
 
+use crate::delivery::auth::StaticHeader;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{Encoded, JSON_ARRAY, pack};
+use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
+use reqwest::header::HeaderName;
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use siemrelay_core::config_types::Secret;
@@ -102,9 +105,10 @@ impl DatadogConfig {
             ));
         }
         if let Some(endpoint) = &self.endpoint
-            && let Err(message) = check_endpoint(endpoint)
+            && let Err(error) =
+                HttpEndpoint::base(endpoint, "https://http-intake.logs.datadoghq.eu")
         {
-            issues.push(ConfigIssue::new("endpoint", message));
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         if self.ddsource.trim().is_empty() {
             issues.push(ConfigIssue::new("ddsource", "must not be empty"));
@@ -135,22 +139,6 @@ impl DatadogConfig {
     }
 }
 
-/// Checks an `endpoint` base URL: http(s), with a host, without query or fragment.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url =
-        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{endpoint:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{endpoint:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    Ok(())
-}
-
 /// Builds the Datadog sink for a validated config.
 pub fn build(
     id: &str,
@@ -159,13 +147,14 @@ pub fn build(
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
     let encoder = DatadogEncoder::new(id, &config)?;
-    Ok(Arc::new(HttpSink::new(
-        id,
-        encoder,
-        http,
-        timeout,
-        Compression::Gzip,
-    )?))
+    let api_key = StaticHeader::new(
+        HeaderName::from_static("dd-api-key"),
+        config.api_key.expose(),
+    )
+    .map_err(|_| anyhow::anyhow!("exporter {id}: api_key is not a valid header value"))?;
+    Ok(Arc::new(
+        HttpSink::new(id, encoder, http, timeout, Compression::Gzip)?.with_auth(api_key),
+    ))
 }
 
 /// Encodes events as Datadog logs and judges the intake's replies.
@@ -173,7 +162,6 @@ pub struct DatadogEncoder {
     exporter: String,
     url: reqwest::Url,
     site: String,
-    api_key: reqwest::header::HeaderValue,
     ddsource: String,
     service: Option<String>,
     hostname: Option<String>,
@@ -191,11 +179,6 @@ impl DatadogEncoder {
         }
         let url = reqwest::Url::parse(&config.intake_url())
             .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))?;
-        let mut api_key =
-            reqwest::header::HeaderValue::from_str(config.api_key.expose()).map_err(|_| {
-                anyhow::anyhow!("exporter {exporter}: api_key is not a valid header value")
-            })?;
-        api_key.set_sensitive(true);
         let base_tags = config
             .ddtags
             .split(',')
@@ -212,7 +195,6 @@ impl DatadogEncoder {
                     .to_string(),
             },
             url,
-            api_key,
             ddsource: config.ddsource.clone(),
             service: config.service.clone(),
             hostname: config.hostname.clone(),
@@ -348,48 +330,40 @@ impl HttpEncoder for DatadogEncoder {
         }
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits(),
-            JSON_ARRAY,
-            |event, out| {
-                let start = out.len();
-                let log = DatadogLog {
-                    encoder: self,
-                    event,
-                    tags: self.tags(event),
-                };
-                serde_json::to_writer(&mut *out, &log)
-                    .map_err(|e| format!("cannot encode the event as a Datadog log: {e}"))?;
-                let len = out.len() - start;
-                if len > MAX_LOG_BYTES {
-                    return Err(format!(
-                        "the Datadog log is {len} bytes, more than the {MAX_LOG_BYTES} bytes Datadog keeps per log (it would be truncated)"
-                    ));
-                }
-                Ok(())
-            },
-        )
+    fn framing(&self) -> Framing {
+        JSON_ARRAY
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        let log = DatadogLog {
+            encoder: self,
+            event,
+            tags: self.tags(event),
+        };
+        serde_json::to_writer(&mut *out, &log)
+            .map_err(|e| format!("cannot encode the event as a Datadog log: {e}"))?;
+        let len = out.len() - start;
+        if len > MAX_LOG_BYTES {
+            return Err(format!(
+                "the Datadog log is {len} bytes, more than the {MAX_LOG_BYTES} bytes Datadog keeps per log (it would be truncated)"
+            ));
+        }
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {
         "application/json"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client
             .post(self.url.clone())
-            .header("DD-API-KEY", self.api_key.clone())
             .header("DD-EVP-ORIGIN", "siemrelay")
-            .header("DD-EVP-ORIGIN-VERSION", env!("CARGO_PKG_VERSION")))
+            .header("DD-EVP-ORIGIN-VERSION", env!("CARGO_PKG_VERSION"))
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         let outcome = match reply.status {
             200..=299 => Outcome::Delivered,
             413 => return Classified::Split,

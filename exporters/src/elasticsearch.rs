@@ -19,17 +19,17 @@ pub use config::{AuthConfig, BasicAuth, ElasticsearchConfig, Mode};
 pub use index_name::{IndexTemplate, check_index_name};
 pub use template::{TEMPLATE_NAME, template_body};
 
+use crate::delivery::auth::{AuthError, StaticHeader};
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{
-    Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, SigningConfig, sign_body,
+    CallError, Classified, Compression, HttpCalls, HttpEncoder, HttpOptions, HttpSink, Reply,
 };
-use crate::delivery::pack::{Encoded, LINES, pack};
+use crate::delivery::pack::{Encoded, EncodedRequest, LINES, pack};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
 use siemrelay_core::Event;
-use siemrelay_core::config_types::Secret;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Builds the Elasticsearch sink for a validated config.
 pub fn build(
@@ -38,15 +38,26 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    let mut encoder = ElasticsearchEncoder::new(id, &config)?;
-    encoder.signing = http.signing.clone();
-    Ok(Arc::new(HttpSink::new(
-        id,
-        encoder,
-        http,
-        timeout,
-        Compression::None,
-    )?))
+    let encoder = ElasticsearchEncoder::new(id, &config)?;
+    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?;
+    let auth = |made: Result<StaticHeader, AuthError>, key: &str| {
+        made.map_err(|_| anyhow::anyhow!("exporter {id}: {key} is not a valid header value"))
+    };
+    Ok(match &config.auth {
+        Some(AuthConfig {
+            api_key: Some(key), ..
+        }) => Arc::new(sink.with_auth(auth(
+            StaticHeader::authorization("ApiKey", key),
+            "auth.api_key",
+        )?)),
+        Some(AuthConfig {
+            basic: Some(basic), ..
+        }) => Arc::new(sink.with_auth(auth(
+            StaticHeader::basic(&basic.username, &basic.password),
+            "auth.basic",
+        )?)),
+        _ => Arc::new(sink),
+    })
 }
 
 /// Where documents go.
@@ -66,24 +77,13 @@ impl Target {
     }
 }
 
-/// How requests authenticate.
-enum Auth {
-    None,
-    ApiKey(reqwest::header::HeaderValue),
-    Basic { username: String, password: Secret },
-}
-
 /// Encodes events as bulk `create` actions and judges bulk replies.
 pub struct ElasticsearchEncoder {
     exporter: String,
     bulk_url: reqwest::Url,
     template_url: Option<reqwest::Url>,
-    template_installed: OnceCell<()>,
     target: Target,
-    auth: Auth,
     limits: RequestLimits,
-    /// Signs the index template request like the bulk requests (which `HttpSink` signs).
-    signing: Option<SigningConfig>,
 }
 
 impl ElasticsearchEncoder {
@@ -95,10 +95,10 @@ impl ElasticsearchEncoder {
         if let Some(issue) = config.validate().first() {
             anyhow::bail!("exporter {exporter}: {issue}");
         }
-        let base = config::check_endpoint(&config.endpoint)
+        let base = HttpEndpoint::base(&config.endpoint, config::ENDPOINT_EXAMPLE)
             .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))?;
         let join = |path: &str| {
-            reqwest::Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/')))
+            reqwest::Url::parse(&base.join(path))
                 .map_err(|e| anyhow::anyhow!("exporter {exporter}: endpoint: {e}"))
         };
         let mut bulk_url = join("_bulk")?;
@@ -117,51 +117,16 @@ impl ElasticsearchEncoder {
             ),
             Mode::DataStream => Target::DataStream(config.data_stream.clone()),
         };
-        let auth = match &config.auth {
-            Some(AuthConfig {
-                api_key: Some(key), ..
-            }) => {
-                let mut value =
-                    reqwest::header::HeaderValue::from_str(&format!("ApiKey {}", key.expose()))
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "exporter {exporter}: auth.api_key is not a valid header value"
-                            )
-                        })?;
-                value.set_sensitive(true);
-                Auth::ApiKey(value)
-            }
-            Some(AuthConfig {
-                basic: Some(basic), ..
-            }) => Auth::Basic {
-                username: basic.username.clone(),
-                password: basic.password.clone(),
-            },
-            _ => Auth::None,
-        };
         Ok(ElasticsearchEncoder {
             exporter: exporter.to_string(),
             bulk_url,
             template_url,
-            template_installed: OnceCell::new(),
             target,
-            auth,
             limits: RequestLimits {
                 max_events: config.max_events,
                 max_bytes: config.max_request_size.as_usize(),
             },
-            signing: None,
         })
-    }
-
-    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            Auth::None => request,
-            Auth::ApiKey(value) => request.header(reqwest::header::AUTHORIZATION, value.clone()),
-            Auth::Basic { username, password } => {
-                request.basic_auth(username, Some(password.expose()))
-            }
-        }
     }
 
     /// Installs the index template once. Transport errors, 429 and 5xx are retried with the
@@ -169,9 +134,9 @@ impl ElasticsearchEncoder {
     /// show whether the cluster can take the documents without it).
     async fn install_template(
         &self,
-        client: &reqwest::Client,
+        calls: &HttpCalls<'_>,
         url: &reqwest::Url,
-    ) -> Result<(), String> {
+    ) -> Result<(), Outcome> {
         let (pattern, data_stream) = match &self.target {
             Target::Indices(template) => (template.pattern(), false),
             Target::DataStream(name) => (name.clone(), true),
@@ -179,37 +144,30 @@ impl ElasticsearchEncoder {
         let body = template_body(&pattern, data_stream)
             .to_string()
             .into_bytes();
-        let mut request = self
-            .authorize(client.put(url.clone()))
+        let request = calls
+            .client()
+            .put(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        if let Some(signing) = &self.signing {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            request = request
-                .header(
-                    signing.header.as_str(),
-                    sign_body(signing.secret.expose(), &body),
-                )
-                .header(signing.timestamp_header.as_str(), now.to_string());
-        }
-        let response = request.body(body).send().await.map_err(|e| {
-            format!(
-                "installing index template {TEMPLATE_NAME} failed: {}",
-                crate::delivery::http::error_chain(&e)
-            )
-        })?;
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
+        let (response, _) = calls
+            .send(request, body.into())
+            .await
+            .map_err(|e| match &e {
+                CallError::Auth(_) => e.outcome(),
+                CallError::Transport { .. } => Outcome::retry(format!(
+                    "installing index template {TEMPLATE_NAME} failed: {e}"
+                )),
+            })?;
+        let status = response.status;
+        let text = String::from_utf8_lossy(&response.body);
         match status {
             200..=299 => {
                 tracing::info!(exporter = %self.exporter, template = %TEMPLATE_NAME, pattern = %pattern, "index template installed");
                 Ok(())
             }
-            408 | 429 | 500..=599 => Err(format!(
+            408 | 429 | 500..=599 => Err(Outcome::retry(format!(
                 "installing index template {TEMPLATE_NAME} failed: HTTP {status}: {}",
                 bulk::request_error(text.as_bytes())
-            )),
+            ))),
             _ => {
                 tracing::error!(
                     exporter = %self.exporter, template = %TEMPLATE_NAME, status = %status,
@@ -228,44 +186,45 @@ impl HttpEncoder for ElasticsearchEncoder {
         self.limits
     }
 
+    /// The default encoding, with an index-name cache for the batch (`write_event` has no
+    /// per-batch state).
     fn encode(&self, events: &[Event]) -> Encoded {
-        match &self.target {
-            Target::Indices(template) => {
-                let mut namer = index_name::IndexNamer::new(template);
-                pack(
-                    events.iter().enumerate(),
-                    self.limits,
-                    LINES,
-                    |event, out| bulk::write_create(event, namer.name(event.timestamp), out),
-                )
-            }
-            Target::DataStream(name) => pack(
-                events.iter().enumerate(),
-                self.limits,
-                LINES,
-                |event, out| bulk::write_create(event, name, out),
-            ),
-        }
+        let (mut namer, stream) = match &self.target {
+            Target::Indices(template) => (Some(index_name::IndexNamer::new(template)), ""),
+            Target::DataStream(name) => (None, name.as_str()),
+        };
+        pack(
+            events.iter().enumerate(),
+            self.limits,
+            LINES,
+            |event, out| {
+                let index = match &mut namer {
+                    Some(namer) => namer.name(event.timestamp),
+                    None => stream,
+                };
+                bulk::write_create(event, index, out)
+            },
+        )
     }
 
     fn content_type(&self) -> &'static str {
         "application/x-ndjson"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        if let Some(url) = &self.template_url {
-            self.template_installed
-                .get_or_try_init(|| self.install_template(client, url))
-                .await?;
-        }
-        Ok(self.authorize(client.post(self.bulk_url.clone())))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.bulk_url.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified {
+    /// Installs the index template (`index_template: true`) before the first bulk request.
+    async fn start(&self, calls: &HttpCalls<'_>) -> Result<(), Outcome> {
+        match &self.template_url {
+            Some(url) => self.install_template(calls, url).await,
+            None => Ok(()),
+        }
+    }
+
+    fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {
+        let events = request.indices.len();
         let outcome = match reply.status {
             200..=299 => return classify_bulk(reply.body, events),
             413 => return Classified::Split,

@@ -138,10 +138,7 @@ fn write_batch(
 #[async_trait]
 impl Sink for FileSink {
     fn limits(&self) -> RequestLimits {
-        RequestLimits {
-            max_events: 10_000,
-            max_bytes: 16 << 20,
-        }
+        LOCAL_LIMITS
     }
 
     fn default_concurrency(&self) -> usize {
@@ -163,43 +160,60 @@ impl Sink for FileSink {
     }
 
     async fn send(&self, events: &[Event]) -> SendReport {
-        let mut buf = Vec::with_capacity(events.len() * 512);
-        for event in events {
-            event.write_json(&mut buf);
-            buf.push(b'\n');
-        }
-        let bytes = buf.len();
         let path = self.current_path();
-        let current = self.current.clone();
-        let fsync = self.fsync;
         let shown = path.display().to_string();
-        // The request's latency is the write (and fsync), as for any SIEM's round trip.
-        let started = std::time::Instant::now();
-        let result =
-            tokio::task::spawn_blocking(move || write_batch(&current, path, &buf, fsync)).await;
-        let latency = started.elapsed();
-        let (outcome, reply) = match result {
-            Ok(Ok(())) => (Outcome::Delivered, None),
-            Ok(Err(e)) => {
-                let reason = format!("writing {shown} failed: {e}");
-                (Outcome::retry(reason.clone()), Some(reason))
-            }
-            Err(e) => (
-                Outcome::retry(format!("file writer task failed: {e}")),
-                None,
-            ),
-        };
-        SendReport::uniform(
-            outcome,
-            vec![RequestRecord {
-                events: events.len(),
-                bytes,
-                reply,
-                latency,
-                ..Default::default()
-            }],
-        )
+        let (current, fsync) = (self.current.clone(), self.fsync);
+        write_lines(events, &shown, move |buf| {
+            write_batch(&current, path, buf, fsync)
+        })
+        .await
     }
+}
+
+/// Limits of the local sinks (file, stdout): one write per batch.
+pub(crate) const LOCAL_LIMITS: RequestLimits = RequestLimits {
+    max_events: 10_000,
+    max_bytes: 16 << 20,
+};
+
+/// The body of the local sinks: events as NDJSON lines, written by `write` on a blocking
+/// thread; a failed write is retried. The request's latency is the write (and fsync), as for
+/// any SIEM's round trip.
+pub(crate) async fn write_lines(
+    events: &[Event],
+    target: &str,
+    write: impl FnOnce(&[u8]) -> std::io::Result<()> + Send + 'static,
+) -> SendReport {
+    let mut buf = Vec::with_capacity(events.len() * 512);
+    for event in events {
+        event.write_json(&mut buf);
+        buf.push(b'\n');
+    }
+    let bytes = buf.len();
+    let started = std::time::Instant::now();
+    let result = tokio::task::spawn_blocking(move || write(&buf)).await;
+    let latency = started.elapsed();
+    let (outcome, reply) = match result {
+        Ok(Ok(())) => (Outcome::Delivered, None),
+        Ok(Err(e)) => {
+            let reason = format!("writing {target} failed: {e}");
+            (Outcome::retry(reason.clone()), Some(reason))
+        }
+        Err(e) => {
+            let reason = format!("the writer task for {target} failed: {e}");
+            (Outcome::retry(reason.clone()), Some(reason))
+        }
+    };
+    SendReport::uniform(
+        outcome,
+        vec![RequestRecord {
+            events: events.len(),
+            bytes,
+            reply,
+            latency,
+            ..Default::default()
+        }],
+    )
 }
 
 #[cfg(test)]
@@ -218,7 +232,7 @@ mod tests {
         let sink = FileSink::new(&config);
         let events: Vec<Event> = (0..3).map(|i| Event::new(format!("t{i}"))).collect();
         let report = sink.send(&events).await;
-        assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+        assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
         // The write and its fsync take time: the latency histogram must not read 0.
         assert!(report.requests[0].latency > std::time::Duration::ZERO);
         let path = chrono::Utc::now().format(&template).to_string();

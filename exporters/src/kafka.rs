@@ -80,6 +80,8 @@ pub struct KafkaSink {
     ack_deadline: Duration,
     /// Sends in a row in which nothing was acknowledged (timeouts only).
     stalled_sends: std::sync::atomic::AtomicU32,
+    /// Producers replaced so far (also counted in [`PRODUCERS_REPLACED`]).
+    replaced: std::sync::atomic::AtomicU64,
 }
 
 /// Builds the sink for the runtime. `send_timeout` is the delivery layer's `sending.timeout`;
@@ -107,6 +109,8 @@ impl KafkaSink {
             .map_err(|e| invalid(format!("key: {e}")))?;
         let client = config.client_config(send_timeout);
         let producer = create_producer(id, &client)?;
+        // The series exists from the start, so an alert on its increase sees the first one.
+        metrics::counter!(PRODUCERS_REPLACED, "exporter" => id.to_string()).increment(0);
         Ok(KafkaSink {
             id: id.to_string(),
             client,
@@ -115,7 +119,13 @@ impl KafkaSink {
             key,
             ack_deadline: config::ack_deadline(send_timeout),
             stalled_sends: std::sync::atomic::AtomicU32::new(0),
+            replaced: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many times this sink replaced its producer (after a fatal error, a fence or a stall).
+    pub fn producers_replaced(&self) -> u64 {
+        self.replaced.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn producer(&self) -> Arc<Producer> {
@@ -133,6 +143,7 @@ impl KafkaSink {
             None => producer,
             Some((code, reason)) => {
                 self.renew_producer(&producer, &format!("fatal error {code:?}: {reason}"));
+                retire(producer);
                 self.producer()
             }
         }
@@ -154,6 +165,8 @@ impl KafkaSink {
         match create_producer(&self.id, &self.client) {
             Ok(fresh) => {
                 metrics::counter!(PRODUCERS_REPLACED, "exporter" => self.id.clone()).increment(1);
+                self.replaced
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(exporter = %self.id, reason = why,
                     "kafka producer replaced (failed or stalled); its unacknowledged events are sent again by the new one");
                 *slot = Arc::new(fresh);
@@ -234,6 +247,15 @@ impl KafkaSink {
             }
         }
         (pending, bytes, false)
+    }
+}
+
+/// Lets go of a producer that may have been replaced. Dropping the last handle purges its
+/// queues, flushes for up to 500 ms and waits for librdkafka's threads: that runs on a
+/// blocking thread, not on the runtime's workers.
+fn retire(producer: Arc<Producer>) {
+    if Arc::strong_count(&producer) == 1 {
+        tokio::task::spawn_blocking(move || drop(producer));
     }
 }
 
@@ -378,6 +400,7 @@ impl Sink for KafkaSink {
                 "several sends in a row were not acknowledged at all",
             );
         }
+        retire(producer);
         let reply = outcomes.iter().find_map(|o| match o {
             Outcome::Delivered => None,
             Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => {
@@ -390,7 +413,7 @@ impl Sink for KafkaSink {
             http_status: None,
             reply,
             latency: started.elapsed(),
-            outcome: "",
+            ..Default::default()
         };
         let outcomes = if outcomes.iter().all(|o| *o == Outcome::Delivered) {
             Outcomes::Uniform(Outcome::Delivered)
@@ -472,12 +495,12 @@ mod tests {
         let small = Event::new("small");
         let report = sink.send(&[big, small]).await;
         assert!(
-            matches!(report.outcomes.get(0), Outcome::Permanent { reason } if reason.contains("too large")),
+            matches!(report.outcomes.get(0).unwrap(), Outcome::Permanent { reason } if reason.contains("too large")),
             "{:?}",
             report.outcomes
         );
         assert!(
-            matches!(report.outcomes.get(1), Outcome::Retry { .. }),
+            matches!(report.outcomes.get(1).unwrap(), Outcome::Retry { .. }),
             "{:?}",
             report.outcomes
         );

@@ -10,11 +10,12 @@
 
 pub mod factory;
 
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, TlsConfig,
     classify_by_status,
 };
-use crate::delivery::pack::{Encoded, LINES, pack};
+use crate::delivery::pack::{EncodedRequest, Framing, LINES};
 use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use crate::syslog::message::MessageEncoder;
 use crate::syslog::{Flavor, SyslogConfig, SyslogSink, Transport};
@@ -40,20 +41,8 @@ impl QradarConfig {
     }
 }
 
-/// Checks an HTTP Receiver URL.
-pub fn check_http_url(endpoint: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
-        format!(
-            "{endpoint:?} is not a URL ({e}); with transport http write e.g. https://qradar.example.com:12469"
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{endpoint:?} must be an http:// or https:// URL with a host"
-        ));
-    }
-    Ok(url)
-}
+/// An HTTP Receiver `endpoint` (`transport: http`), for error messages.
+pub const HTTP_ENDPOINT_EXAMPLE: &str = "https://qradar.example.com:12469";
 
 /// Builds a `qradar` exporter's sink. `timeout` is `sending.timeout`.
 pub fn build(id: &str, config: QradarConfig, timeout: Duration) -> anyhow::Result<Arc<dyn Sink>> {
@@ -97,7 +86,10 @@ pub struct HttpReceiverEncoder {
 impl HttpReceiverEncoder {
     /// An encoder for a validated config with `transport: http`.
     pub fn new(config: &SyslogConfig) -> anyhow::Result<HttpReceiverEncoder> {
-        let url = check_http_url(&config.endpoint).map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+        let url = HttpEndpoint::exact(&config.endpoint, HTTP_ENDPOINT_EXAMPLE)
+            .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?
+            .url()
+            .clone();
         Ok(HttpReceiverEncoder {
             url,
             encoder: config.encoder(Flavor::Qradar)?,
@@ -116,40 +108,33 @@ impl HttpEncoder for HttpReceiverEncoder {
         self.limits
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits,
-            LINES,
-            |event, out| {
-                let start = out.len();
-                self.encoder.encode_body(event, out);
-                let len = out.len() - start;
-                if len > self.max_line {
-                    return Err(format!(
-                        "the event line is {len} bytes, more than max_message_size ({} bytes)",
-                        self.max_line
-                    ));
-                }
-                out.push(b'\n');
-                Ok(())
-            },
-        )
+    fn framing(&self) -> Framing {
+        LINES
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        self.encoder.encode_body(event, out);
+        let len = out.len() - start;
+        if len > self.max_line {
+            return Err(format!(
+                "the event line is {len} bytes, more than max_message_size ({} bytes)",
+                self.max_line
+            ));
+        }
+        out.push(b'\n');
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {
         "text/plain; charset=utf-8"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client.post(self.url.clone()))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.url.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         if reply.status == 413 {
             return Classified::Split;
         }

@@ -18,9 +18,10 @@ mod sink;
 mod token;
 
 pub use columns::{ColumnType, Columns, DEFAULT_COLUMNS};
-pub use sink::{SentinelEncoder, SentinelSink};
+pub use sink::{SentinelEncoder, SentinelSink, sentinel_sink};
 
 use crate::delivery::Sink;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::HttpOptions;
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -106,9 +107,10 @@ impl SentinelConfig {
             ("authority_host", self.authority_host.as_ref()),
         ] {
             if let Some(url) = url
-                && let Err(message) = check_url(url)
+                && let Err(error) =
+                    HttpEndpoint::base(url, "https://my-dce.westeurope-1.ingest.monitor.azure.com")
             {
-                issues.push(ConfigIssue::new(key, message));
+                issues.push(ConfigIssue::new(key, error.to_string()));
             }
         }
         let dcr_ok = self
@@ -191,21 +193,6 @@ impl SentinelConfig {
     }
 }
 
-/// Checks a base URL: http(s), with a host, without query or fragment.
-fn check_url(url: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("{url:?} must start with https:// (or http://)"));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{url:?} has no host"));
-    }
-    if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("{url:?} must not have a query or fragment"));
-    }
-    Ok(())
-}
-
 /// Builds the Sentinel sink for a validated config.
 pub fn build(
     id: &str,
@@ -213,7 +200,7 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(Arc::new(SentinelSink::new(id, &config, http, timeout)?))
+    Ok(Arc::new(sentinel_sink(id, &config, http, timeout)?))
 }
 
 #[cfg(test)]

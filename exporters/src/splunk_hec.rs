@@ -13,8 +13,10 @@ mod reply;
 
 pub use reply::{HecReply, hint_for};
 
+use crate::delivery::auth::StaticHeader;
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{CONCATENATED, Encoded, pack};
+use crate::delivery::pack::EncodedRequest;
 use crate::delivery::{RequestLimits, RequestRecord, Sink};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
@@ -171,23 +173,14 @@ impl SplunkHecConfig {
 /// The endpoint without a trailing slash, checked: http(s), a host, no query, and not already the
 /// API path.
 fn base_url(endpoint: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
-        format!("{endpoint:?} is not a URL ({e}); write e.g. https://splunk.example.com:8088")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{endpoint:?} must be an http:// or https:// URL with a host"
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    if url.path().contains("/services/collector") {
+    let url = HttpEndpoint::base(endpoint, "https://splunk.example.com:8088")
+        .map_err(|e| e.to_string())?;
+    if url.url().path().contains("/services/collector") {
         return Err(format!(
             "{endpoint:?}: give the base URL (e.g. https://splunk.example.com:8088); siemrelay appends {EVENT_PATH}"
         ));
     }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+    Ok(url.trimmed().to_string())
 }
 
 /// Builds the exporter's sink. `timeout` is `sending.timeout`: it bounds each request and, with
@@ -203,7 +196,9 @@ pub fn build(
         .acknowledgements
         .then(|| uuid::Uuid::now_v7().hyphenated().to_string());
     let encoder = HecEncoder::new(&base, &config, channel.clone())?;
-    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?;
+    let token = StaticHeader::authorization("Splunk", &config.token)
+        .map_err(|_| anyhow::anyhow!("token: contains characters not allowed in an HTTP header"))?;
+    let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?.with_auth(token);
     let Some(channel) = channel else {
         return Ok(Arc::new(sink));
     };
@@ -233,7 +228,6 @@ pub fn build(
 /// Encodes events as HEC envelopes and judges HEC replies.
 pub struct HecEncoder {
     url: String,
-    authorization: HeaderValue,
     channel: Option<HeaderValue>,
     /// `,"host":"…"` when configured.
     host: Option<Vec<u8>>,
@@ -253,11 +247,6 @@ impl HecEncoder {
         config: &SplunkHecConfig,
         channel: Option<String>,
     ) -> anyhow::Result<HecEncoder> {
-        let mut authorization = HeaderValue::from_str(&format!("Splunk {}", config.token.expose()))
-            .map_err(|_| {
-                anyhow::anyhow!("token: contains characters not allowed in an HTTP header")
-            })?;
-        authorization.set_sensitive(true);
         let channel = channel
             .map(|c| HeaderValue::from_str(&c))
             .transpose()
@@ -273,7 +262,6 @@ impl HecEncoder {
         }
         Ok(HecEncoder {
             url: format!("{base}{EVENT_PATH}"),
-            authorization,
             channel,
             host: config.host.as_deref().map(|h| field("host", h)),
             source: config.source.as_deref().map(|s| field("source", s)),
@@ -321,37 +309,25 @@ impl HttpEncoder for HecEncoder {
         self.limits
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits,
-            CONCATENATED,
-            |event, out| {
-                self.write_envelope(event, out);
-                Ok(())
-            },
-        )
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        self.write_envelope(event, out);
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {
         "application/json"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        let mut request = client
-            .post(&self.url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone());
-        if let Some(channel) = &self.channel {
-            request = request.header(ack::CHANNEL_HEADER, channel.clone());
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        let request = client.post(&self.url);
+        match &self.channel {
+            Some(channel) => request.header(ack::CHANNEL_HEADER, channel.clone()),
+            None => request,
         }
-        Ok(request)
     }
 
-    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {
+        let events = request.indices.len();
         reply::classify(reply, events, self.index.as_deref())
     }
 

@@ -184,8 +184,11 @@ impl SyslogConfig {
                     "transport",
                     "`http` is only for the qradar exporter (its HTTP Receiver); use tcp, tls or udp",
                 ));
-            } else if let Err(message) = crate::qradar::check_http_url(&self.endpoint) {
-                issues.push(ConfigIssue::new("endpoint", message));
+            } else if let Err(error) = crate::delivery::endpoint::HttpEndpoint::exact(
+                &self.endpoint,
+                crate::qradar::HTTP_ENDPOINT_EXAMPLE,
+            ) {
+                issues.push(ConfigIssue::new("endpoint", error.to_string()));
             }
             if self.tls.server_name.is_some() {
                 issues.push(ConfigIssue::new(

@@ -8,10 +8,11 @@
 
 pub mod factory;
 
+use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, classify_by_status,
 };
-use crate::delivery::pack::{Encoded, JSON_ARRAY, LINES, pack};
+use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY, LINES};
 use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -78,12 +79,15 @@ fn default_max_events() -> usize {
     DEFAULT_MAX_EVENTS
 }
 
+/// An `endpoint` of the right shape, for error messages.
+const ENDPOINT_EXAMPLE: &str = "https://soar.example.com/hooks/siem";
+
 impl WebhookConfig {
     /// Semantic checks (keys relative to the exporter block).
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        if let Err(message) = check_url(&self.endpoint) {
-            issues.push(ConfigIssue::new("endpoint", message));
+        if let Err(error) = HttpEndpoint::exact(&self.endpoint, ENDPOINT_EXAMPLE) {
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         for (name, value) in &self.headers {
             let key = format!("headers.{name}");
@@ -105,18 +109,6 @@ impl WebhookConfig {
         }
         issues
     }
-}
-
-fn check_url(endpoint: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
-        format!("{endpoint:?} is not a URL ({e}); write e.g. https://soar.example.com/hooks/siem")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "{endpoint:?} must be an http:// or https:// URL with a host"
-        ));
-    }
-    Ok(url)
 }
 
 /// Checks one configured header; the value never appears in the message.
@@ -163,7 +155,10 @@ pub struct WebhookEncoder {
 impl WebhookEncoder {
     /// An encoder for a config (errors name the key).
     pub fn new(config: &WebhookConfig) -> anyhow::Result<WebhookEncoder> {
-        let url = check_url(&config.endpoint).map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+        let url = HttpEndpoint::exact(&config.endpoint, ENDPOINT_EXAMPLE)
+            .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?
+            .url()
+            .clone();
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let (name, value) =
@@ -188,19 +183,19 @@ impl HttpEncoder for WebhookEncoder {
         self.limits
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        let indexed = events.iter().enumerate();
+    fn framing(&self) -> Framing {
         match self.format {
-            WebhookFormat::JsonArray => pack(indexed, self.limits, JSON_ARRAY, |event, out| {
-                event.write_json(out);
-                Ok(())
-            }),
-            WebhookFormat::Ndjson => pack(indexed, self.limits, LINES, |event, out| {
-                event.write_json(out);
-                out.push(b'\n');
-                Ok(())
-            }),
+            WebhookFormat::JsonArray => JSON_ARRAY,
+            WebhookFormat::Ndjson => LINES,
         }
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        event.write_json(out);
+        if self.format == WebhookFormat::Ndjson {
+            out.push(b'\n');
+        }
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {
@@ -210,15 +205,11 @@ impl HttpEncoder for WebhookEncoder {
         }
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client.post(self.url.clone()).headers(self.headers.clone()))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.url.clone()).headers(self.headers.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         if reply.status == 413 {
             return Classified::Split;
         }
@@ -324,7 +315,10 @@ mod tests {
                     headers: &headers,
                     body: b"",
                 },
-                3,
+                &EncodedRequest {
+                    indices: vec![0, 1, 2],
+                    ..Default::default()
+                },
             )
         };
         assert_eq!(judge(413), Classified::Split);

@@ -10,7 +10,7 @@ use siemrelay_exporters::delivery::memory_queue::MemoryQueue;
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{
     BatchPolicy, DeliveryConfig, DeliveryQueue, ExporterHandle, ExporterState, Outcome, Outcomes,
-    RequestLimits, RequestRecord, SendReport, Sink,
+    RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ struct Script {
     reject: Vec<String>,
     /// Fail these summaries with a retry this many times.
     flaky: HashMap<String, u32>,
+    /// Report one outcome too few (a buggy sink).
+    short: bool,
 }
 
 #[derive(Default)]
@@ -74,6 +76,9 @@ impl Sink for ScriptedSink {
                 Outcome::Delivered
             };
             outcomes.push(outcome);
+        }
+        if script.short {
+            outcomes.pop();
         }
         SendReport {
             outcomes: Outcomes::PerEvent(outcomes),
@@ -178,6 +183,35 @@ async fn retries_resend_only_failed_events_and_permanent_ones_are_dead_lettered(
     drop(rig.dir);
 }
 
+/// A sink that reports fewer outcomes than events does not get the rest counted as delivered:
+/// they are sent again and, while the sink keeps failing to report them, dead-lettered with
+/// the reason once retries run out.
+#[tokio::test]
+async fn a_missing_outcome_is_an_error_never_delivered() {
+    let rig = rig(300);
+    rig.sink.script.lock().unwrap().short = true;
+    push(rig.handle.queue(), events("m", 10)).await;
+    wait_for("dead-lettered", || rig.handle.dead_letter().written() == 1).await;
+    wait_for("queue empty", || rig.handle.queue().depth().events == 0).await;
+    let (entries, _) = read_entries(rig.handle.dead_letter().path()).unwrap();
+    assert_eq!(entries[0].event["summary"], "m9");
+    assert!(
+        entries[0]
+            .error
+            .contains("reported 0 outcomes for 1 events"),
+        "{}",
+        entries[0].error
+    );
+    let snapshot = rig.handle.status().snapshot();
+    assert_eq!(snapshot.events_sent, 9);
+    assert!(snapshot.events_retried >= 1);
+    assert!(
+        *rig.sink.calls.lock().unwrap() >= 2,
+        "the event was sent again"
+    );
+    drop(rig.dir);
+}
+
 #[tokio::test]
 async fn an_outage_longer_than_max_elapsed_time_fails_the_exporter_and_dead_letters() {
     let rig = rig(300);
@@ -205,7 +239,7 @@ async fn an_outage_longer_than_max_elapsed_time_fails_the_exporter_and_dead_lett
     assert!(
         history
             .iter()
-            .any(|r| r.http_status == Some(503) && r.outcome == "retry")
+            .any(|r| r.http_status == Some(503) && r.outcome == RequestOutcome::Retry)
     );
     // Back up: new events are probed through and the exporter is active again.
     rig.sink.script.lock().unwrap().down = false;

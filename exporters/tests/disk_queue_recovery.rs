@@ -45,7 +45,7 @@ async fn drain(dir: &Path) -> Vec<String> {
         })
         .await
     {
-        out.extend(chunk.events.into_iter().map(|e| e.event_type));
+        out.extend(chunk.events.into_iter().map(|e| e.into_fields().event_type));
         queue.complete(chunk.receipt);
     }
     out

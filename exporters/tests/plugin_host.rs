@@ -111,16 +111,16 @@ async fn a_c_plugin_receives_batches_and_its_outcomes_are_honoured() {
     );
     let events = [event("hello"), event("retry-me"), event("reject-me")];
     let report = sink.send(&events).await;
-    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+    assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
     assert_eq!(
-        report.outcomes.get(1),
+        report.outcomes.get(1).unwrap(),
         &Outcome::Retry {
             reason: "c_echo retries retry-me".into(),
             after: Some(Duration::from_millis(10))
         }
     );
     assert_eq!(
-        report.outcomes.get(2),
+        report.outcomes.get(2).unwrap(),
         &Outcome::permanent("c_echo rejects reject-me")
     );
     let written = std::fs::read_to_string(&output).unwrap();
@@ -182,7 +182,7 @@ async fn a_panic_in_a_rust_plugin_becomes_a_retry_and_the_plugin_keeps_working()
 
     let sink = build("plugin/testkit", &cfg, None).unwrap();
     let report = sink.send(&[event("a"), event("boom")]).await;
-    match report.outcomes.get(1) {
+    match report.outcomes.get(1).unwrap() {
         Outcome::Retry { reason, .. } => {
             assert!(
                 reason.contains("plugin panicked") && reason.contains("boom"),
@@ -192,7 +192,7 @@ async fn a_panic_in_a_rust_plugin_becomes_a_retry_and_the_plugin_keeps_working()
         other => panic!("expected a retry, got {other:?}"),
     }
     let report = sink.send(&[event("fine")]).await;
-    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+    assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
     assert_eq!(std::fs::read_to_string(&output).unwrap().lines().count(), 1);
 }
 
@@ -229,11 +229,11 @@ async fn a_stuck_plugin_times_out_without_blocking_another_exporter() {
     let report = tokio::time::timeout(timeout, healthy.send(&[event("ok")]))
         .await
         .unwrap();
-    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+    assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
     // Once the stuck call returns, the exporter works again; the timed-out results were dropped
     // and the timed-out "second" batch was never handed to the plugin.
     let report = stuck.send(&[event("third")]).await;
-    assert_eq!(report.outcomes.get(0), &Outcome::Delivered);
+    assert_eq!(report.outcomes.get(0).unwrap(), &Outcome::Delivered);
     let written = std::fs::read_to_string(dir.path().join("stuck")).unwrap();
     assert!(
         written.contains("first") && written.contains("third") && !written.contains("second"),

@@ -213,7 +213,7 @@ async fn busy_and_failing_hec_is_retried_until_each_event_is_delivered_once() {
     assert_eq!(status.state, ExporterState::Active);
     let history = rig.handle.status().history();
     assert!(
-        history.iter().any(|r| r.outcome == "retry"
+        history.iter().any(|r| r.outcome.name() == "retry"
             && r.http_status == Some(503)
             && r.error
                 .as_deref()

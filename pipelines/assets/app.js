@@ -292,6 +292,7 @@
       lossesRow: field('losses-row'),
       losses: field('losses'),
       pipelines: field('pipelines'),
+      charts: null,
       test: article.querySelector('[data-action="test"]'),
       toggle: article.querySelector('[data-action="toggle"]'),
       history: article.querySelector('[data-action="history"]'),
@@ -300,6 +301,10 @@
       status: '',
     };
     card.title.textContent = id;
+    const chartsTitle = article.querySelector('.charts-title');
+    chartsTitle.id = `${titleId}-charts`;
+    field('charts').setAttribute('aria-labelledby', chartsTitle.id);
+    card.charts = createCharts(field('charts'));
     card.test.setAttribute('aria-describedby', titleId);
     card.toggle.setAttribute('aria-describedby', titleId);
     card.history.setAttribute('aria-describedby', titleId);
@@ -384,6 +389,142 @@
       : `${exporters.length} exporter${exporters.length === 1 ? '' : 's'}: ${parts.join(', ')}.`;
     renderChoices(view.historySelect, exporters);
     renderChoices(view.deadSelect, exporters);
+  }
+
+  // ---- charts: the last 15 minutes (GET /api/v1/metrics/history) ---------------------------
+
+  const WINDOW_MS = 15 * 60 * 1000;
+  const CHART_W = 300;
+  const CHART_H = 60;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  /** The charts of a card: each draws one or more series of the samples. */
+  const CHARTS = [
+    {
+      key: 'events',
+      title: 'Events/s',
+      series: [
+        { name: 'in', field: 'events_in', rate: true, label: 'in' },
+        { name: 'out', field: 'events_out', rate: true, label: 'out' },
+      ],
+    },
+    {
+      key: 'queue',
+      title: 'Queue depth',
+      series: [{ name: 'queue', field: 'queue_events', rate: false, label: 'queued' }],
+    },
+    {
+      key: 'errors',
+      title: 'Failed requests/s',
+      series: [{ name: 'errors', field: 'errors', rate: true, label: 'failed' }],
+    },
+  ];
+
+  function svg(tag, attributes) {
+    const element = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+    return element;
+  }
+
+  function createCharts(container) {
+    const charts = {};
+    for (const spec of CHARTS) {
+      const figure = el('figure', 'chart');
+      figure.dataset.chart = spec.key;
+      const caption = el('figcaption', 'chart-caption');
+      const legend = el('span', 'chart-legend');
+      legend.append(el('span', 'chart-name', spec.title));
+      if (spec.series.length > 1) {
+        for (const s of spec.series) legend.append(' ', el('span', `legend legend-${s.name}`, s.label));
+      }
+      const now = el('span', 'chart-now');
+      caption.append(legend, now);
+      const drawing = svg('svg', {
+        viewBox: `0 0 ${CHART_W} ${CHART_H}`,
+        preserveAspectRatio: 'none',
+        role: 'img',
+        class: 'chart-svg',
+      });
+      drawing.append(svg('line', { x1: 0, y1: CHART_H / 2, x2: CHART_W, y2: CHART_H / 2, class: 'chart-grid' }));
+      const lines = {};
+      for (const s of spec.series) {
+        const line = svg('polyline', { class: `series series-${s.name}`, 'vector-effect': 'non-scaling-stroke', points: '' });
+        line.dataset.series = s.name;
+        drawing.append(line);
+        lines[s.name] = line;
+      }
+      const scale = el('p', 'chart-scale');
+      figure.append(caption, drawing, scale);
+      container.append(figure);
+      charts[spec.key] = { spec, now, drawing, lines, scale };
+    }
+    return charts;
+  }
+
+  /** The smallest of 1, 2, 5 × 10ⁿ at or above `value` (at least 1): the top of the scale. */
+  function niceTop(value) {
+    if (!(value > 1)) return 1;
+    const power = 10 ** Math.floor(Math.log10(value));
+    for (const step of [1, 2, 5, 10]) if (value <= step * power) return step * power;
+    return 10 * power;
+  }
+
+  const short = (n) => (n < 10 && n % 1 !== 0 ? n.toFixed(1) : number.format(Math.round(n)));
+
+  /** Draws `points` (samples, oldest first) between `start` and `end` (ms since the epoch);
+   *  `first` is when the first sample began. */
+  function drawChart(id, chart, points, start, end, first) {
+    const x = (at) => Math.max(0, ((at - start) / (end - start)) * CHART_W);
+    const values = chart.spec.series.map((s) => points.map((p) => {
+      const raw = p.exporter[s.field] || 0;
+      return s.rate ? (p.seconds > 0 ? raw / p.seconds : 0) : raw;
+    }));
+    const top = niceTop(Math.max(0, ...values.flat()));
+    const y = (value) => CHART_H - 1 - (value / top) * (CHART_H - 2);
+    const now = [];
+    chart.spec.series.forEach((s, i) => {
+      // Each sample is a step over its interval.
+      const coords = points.flatMap((p, j) => [
+        [x(p.at - p.seconds * 1000), y(values[i][j])],
+        [x(p.at), y(values[i][j])],
+      ]);
+      const line = chart.lines[s.name];
+      line.setAttribute('points', coords.map(([a, b]) => `${a.toFixed(1)},${b.toFixed(1)}`).join(' '));
+      const raw = points.map((p) => p.exporter[s.field] || 0);
+      line.dataset.points = String(points.length);
+      line.dataset.total = String(raw.reduce((sum, n) => sum + n, 0));
+      line.dataset.max = String(Math.max(0, ...raw));
+      line.dataset.last = String(raw.length ? raw[raw.length - 1] : 0);
+      const last = values[i].length ? values[i][values[i].length - 1] : 0;
+      now.push(s.rate ? `${s.label} ${short(last)}/s` : `${short(last)} ${s.label}`);
+    });
+    chart.now.textContent = points.length ? `now ${now.join(', ')}` : 'no samples yet';
+    const scale = `scale 0–${short(top)}${chart.spec.series[0].rate ? '/s' : ''}`;
+    chart.scale.textContent = first === null ? `${scale}, no samples yet`
+      : end - start >= WINDOW_MS ? `${scale}, 15 min ago → now`
+      : `${scale}, ${duration((end - start) / 1000)} ago → now (siemrelay started ${duration((end - first) / 1000)} ago)`;
+    const totals = chart.spec.series.map((s) => `${s.label}: ${chart.lines[s.name].dataset[s.rate ? 'total' : 'max']}`
+      + `${s.rate ? ' events' : ' at most'}`);
+    chart.drawing.setAttribute('aria-label', `${chart.spec.title} of ${id} over the last 15 minutes, `
+      + `${points.length} samples; ${points.length ? now.join(', ') : 'no samples yet'}; ${totals.join(', ')}`);
+  }
+
+  /** Draws every card's charts from the samples: from 15 minutes before the newest sample (or
+   *  from the start of the first, when siemrelay has run for less) to the newest. */
+  function renderCharts(history) {
+    const samples = (history && history.samples) || [];
+    const times = samples.map((s) => toDate(s.time)?.getTime()).filter((t) => typeof t === 'number');
+    const end = times.length ? times[times.length - 1] : Date.now();
+    const first = times.length ? times[0] - (samples[0].seconds || 0) * 1000 : null;
+    const start = Math.max(end - WINDOW_MS, Math.min(first ?? end, end - 60 * 1000));
+    for (const [id, card] of cards) {
+      const points = [];
+      for (const s of samples) {
+        const at = toDate(s.time)?.getTime();
+        const exporter = s.exporters && s.exporters[id];
+        if (exporter && at >= start) points.push({ at, seconds: s.seconds, exporter });
+      }
+      for (const chart of Object.values(card.charts)) drawChart(id, chart, points, start, end, first);
+    }
   }
 
   // ---- actions ---------------------------------------------------------------------------
@@ -620,16 +761,22 @@
     polling = true;
     clearTimeout(timer);
     try {
-      const [exporters, pipelines, about] = await Promise.all([
+      const [exporters, pipelines, about, samples] = await Promise.all([
         api('GET', '/api/v1/exporters'),
         api('GET', '/api/v1/pipelines'),
         api('GET', '/api/v1/info'),
+        // The charts are extra: a failure there leaves the rest of the page live.
+        api('GET', '/api/v1/metrics/history').catch((error) => {
+          if (error instanceof AuthRequired) throw error;
+          return null;
+        }),
       ]);
       info = about;
       const pipelineList = (pipelines && pipelines.pipelines) || [];
       showStatusView();
       renderAbout();
       renderExporters((exporters && exporters.exporters) || []);
+      renderCharts(samples);
       renderPipelines(pipelineList, rates(collectCounters(pipelineList)));
       await refreshHistory();
       await refreshDeadLetters();

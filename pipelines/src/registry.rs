@@ -5,7 +5,7 @@
 //! and hands the rest to the factory. Adding a component type is a module and one list line in
 //! its crate (see `docs/architecture.md`).
 
-use crate::config::{ComponentId, ConfigError, join_path};
+use crate::config::{ComponentId, ConfigError};
 use serde_yaml::{Mapping, Value};
 use siemrelay_core::ConfigIssue;
 use siemrelay_core::component::{Processor, ProcessorContext, Receiver};
@@ -14,7 +14,7 @@ use siemrelay_core::factory::{
     BoxedConfig, ProcessorFactory, ReceiverBuildContext, ReceiverFactory, type_names,
 };
 use siemrelay_exporters::delivery::factory::{
-    DELIVERY_KEYS, ExporterBuildContext, ExporterFactory, HTTP_KEYS,
+    DELIVERY_KEYS, ExporterBuildContext, ExporterFactory, HTTP_KEYS, SharedKeys,
 };
 use siemrelay_exporters::delivery::http::HttpOptions;
 use siemrelay_exporters::delivery::{DeliveryConfig, Sink};
@@ -204,7 +204,7 @@ pub fn exporter_from_yaml_in(
     };
     let mut errors = Vec::new();
     let delivery_part = take_keys(&mut own, DELIVERY_KEYS);
-    let http_part = take_http_keys(*factory, &mut own, path, &mut errors);
+    let http_part = take_http_keys(*factory, &mut own);
     let delivery = read_block(
         Value::Mapping(delivery_part),
         path,
@@ -212,9 +212,14 @@ pub fn exporter_from_yaml_in(
     )
     .map_err(|e| errors.extend(e))
     .ok();
-    let http = read_block(Value::Mapping(http_part), path, HttpOptions::validate)
-        .map_err(|e| errors.extend(e))
-        .ok();
+    let shared = factory.shared_keys();
+    let http = read_block(Value::Mapping(http_part), path, |options: &HttpOptions| {
+        let mut issues = options.validate();
+        issues.extend(shared.refused(options));
+        issues
+    })
+    .map_err(|e| errors.extend(e))
+    .ok();
     let config = factory
         .read_config(Value::Mapping(own), path)
         .map_err(|e| errors.extend(e))
@@ -230,42 +235,13 @@ pub fn exporter_from_yaml_in(
     }
 }
 
-/// Takes the shared HTTP keys out of an HTTP exporter's block: those it honours are returned,
-/// the others are errors naming the key. A non-HTTP exporter keeps them as its own keys.
-fn take_http_keys(
-    factory: &dyn ExporterFactory,
-    own: &mut Mapping,
-    path: &str,
-    errors: &mut Vec<ConfigError>,
-) -> Mapping {
-    let shared = factory.shared_keys();
-    if !shared.is_http() {
-        return Mapping::new();
+/// Takes the shared HTTP keys out of an HTTP exporter's block; a non-HTTP exporter keeps them
+/// as its own keys.
+fn take_http_keys(factory: &dyn ExporterFactory, own: &mut Mapping) -> Mapping {
+    match factory.shared_keys() {
+        SharedKeys::None => Mapping::new(),
+        SharedKeys::Http { .. } => take_keys(own, HTTP_KEYS),
     }
-    let mut taken = Mapping::new();
-    for key in HTTP_KEYS {
-        let Some(value) = own.remove(*key) else {
-            continue;
-        };
-        if shared.takes(key) {
-            taken.insert(Value::String((*key).to_string()), value);
-        } else {
-            let honoured: Vec<&str> = HTTP_KEYS
-                .iter()
-                .copied()
-                .filter(|k| shared.takes(k))
-                .collect();
-            errors.push(ConfigError {
-                path: join_path(path, key),
-                message: format!(
-                    "the {} exporter cannot honour `{key}` (of the shared HTTP keys it takes only {}); remove it",
-                    factory.type_name(),
-                    honoured.join(", ")
-                ),
-            });
-        }
-    }
-    taken
 }
 
 fn take_keys(map: &mut Mapping, keys: &[&str]) -> Mapping {

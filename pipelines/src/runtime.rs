@@ -6,7 +6,6 @@
 use crate::config::{ComponentId, LoadedConfig};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use siemrelay_core::Event;
 use siemrelay_core::admission::MemoryBudget;
 use siemrelay_core::component::{Accepted, Batch, EventSink, Processor, Refusal};
 use siemrelay_exporters::delivery::assemble::ExporterStorage;
@@ -23,11 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 mod apply;
 mod plan;
+pub mod samples;
+pub mod state;
 mod tap;
 mod topology;
 
 use apply::Graph;
 pub use apply::ReloadSummary;
+use samples::{MetricsHistory, Reading, SAMPLE_INTERVAL, SampleRing};
+use state::{SAVE_INTERVAL, StateStore};
 pub use tap::{MAX_TAPS, Tap, TapRefused, Taps};
 pub use topology::{ExporterView, PipelineView, ReceiverView, Topology};
 
@@ -39,6 +42,8 @@ struct Pipeline {
     name: String,
     processors: Vec<Box<dyn Processor>>,
     exporters: Vec<Arc<ExporterHandle>>,
+    /// Events queued for each of `exporters` (same order; kept across reloads).
+    queued: Vec<Arc<AtomicU64>>,
     /// Held from processing to queueing when a processor needs batches queued in the order it
     /// processed them (a signature chain).
     order: Option<tokio::sync::Mutex<()>>,
@@ -264,9 +269,6 @@ impl ReceiverEntry {
                 }
             }
             for (step, processor) in pipeline.processors.iter().enumerate() {
-                if !processor.keeps_written_json() {
-                    events.iter_mut().for_each(Event::forget_written_json);
-                }
                 processor.process(&mut events);
                 if let Some(copies) = taps {
                     for id in &pipeline.tap_points[step + 1] {
@@ -304,6 +306,7 @@ impl ReceiverEntry {
         let mut taken: Vec<Option<SizedBatch>> = processed.into_iter().map(Some).collect();
         for (p, e, reservation) in reservations {
             let queue = pipelines[p].exporters[e].queue().clone();
+            let queued = pipelines[p].queued.get(e).cloned();
             remaining_per_pipeline[p] -= 1;
             let batch = if remaining_per_pipeline[p] == 0 {
                 taken[p].take().unwrap_or_default()
@@ -318,7 +321,14 @@ impl ReceiverEntry {
                 self.taps
                     .copy(pipelines[p].exporters[e].id(), &batch.events, copies);
             }
-            pushes.push(async move { queue.push(reservation, batch).await });
+            pushes.push(async move {
+                let events = batch.len() as u64;
+                let pushed = queue.push(reservation, batch).await;
+                if let (Ok(()), Some(queued)) = (&pushed, queued) {
+                    queued.fetch_add(events, Ordering::Relaxed);
+                }
+                pushed
+            });
         }
         futures::future::join_all(pushes).await
     }
@@ -386,6 +396,10 @@ pub struct Runtime {
     admission: Arc<MemoryBudget>,
     /// Open taps on components.
     taps: Arc<Taps>,
+    /// Exporter state kept across restarts (`<storage>/state/exporters.json`).
+    state: Arc<StateStore>,
+    /// The exporters' recent throughput, for the status page's charts.
+    samples: SampleRing,
 }
 
 /// What a shutdown did.
@@ -430,6 +444,12 @@ impl StorageLayout {
     /// `<root>/receivers/<receiver>/` — checkpoints.
     pub fn receiver_dir(&self, receiver: &ComponentId) -> PathBuf {
         self.root.join("receivers").join(receiver.file_name())
+    }
+
+    /// `<root>/state/exporters.json` — exporter state kept across restarts (disabled through the
+    /// API, delivery history, last success and error).
+    pub fn state_file(&self) -> PathBuf {
+        self.root.join("state").join("exporters.json")
     }
 
     /// `<root>/admin/` — the management API's config overlay.
@@ -477,6 +497,7 @@ impl Runtime {
     pub async fn start(config: LoadedConfig) -> anyhow::Result<Arc<Runtime>> {
         let layout = StorageLayout::new(&config.service.storage.directory);
         report_orphan_queues(&layout, &config);
+        let state = Arc::new(StateStore::open(&layout.state_file()));
         let (failures_tx, failures) = mpsc::unbounded_channel();
         let runtime = Arc::new(Runtime {
             graph: tokio::sync::Mutex::new(Graph::default()),
@@ -488,6 +509,8 @@ impl Runtime {
             failed_receivers: AtomicU64::new(0),
             admission: MemoryBudget::new(config.service.memory_limit.as_usize()),
             taps: Arc::new(Taps::default()),
+            state,
+            samples: SampleRing::default(),
         });
         {
             let mut graph = runtime.graph.lock().await;
@@ -495,7 +518,78 @@ impl Runtime {
                 .apply(&mut graph, config, apply::Mode::Start)
                 .await?;
         }
+        let topology = runtime.topology();
+        let absent: Vec<String> = runtime
+            .state
+            .saved()
+            .into_iter()
+            .filter(|id| topology.exporter(id).is_none())
+            .collect();
+        if !absent.is_empty() {
+            tracing::info!(file = %runtime.state.path().display(), exporters = %absent.join(","), "saved state kept for exporters that are not running (used if a reload adds them back)");
+        }
+        runtime.samples.push(Reading::of(&topology));
+        // The exporter state is written when it changed (shutdown writes it last); errors are
+        // logged and counted by the store.
+        tokio::spawn(Self::every(
+            Arc::downgrade(&runtime),
+            SAVE_INTERVAL,
+            |runtime| {
+                Box::pin(async move {
+                    let _ = runtime.state.save_async(runtime.topology()).await;
+                })
+            },
+        ));
+        // The charts' samples.
+        tokio::spawn(Self::every(
+            Arc::downgrade(&runtime),
+            SAMPLE_INTERVAL,
+            |runtime| {
+                Box::pin(async move { runtime.samples.push(Reading::of(&runtime.topology())) })
+            },
+        ));
         Ok(runtime)
+    }
+
+    /// Runs `work` every `period` until the runtime is gone or shutting down (timer tasks: they
+    /// never touch the data path).
+    async fn every(
+        runtime: std::sync::Weak<Runtime>,
+        period: Duration,
+        work: for<'a> fn(&'a Runtime) -> futures::future::BoxFuture<'a, ()>,
+    ) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(runtime) = runtime.upgrade() else {
+                return;
+            };
+            if runtime.receivers_stop.is_cancelled() {
+                return;
+            }
+            work(&runtime).await;
+        }
+    }
+
+    /// The exporters' throughput over the last 15 minutes, up to now
+    /// (`GET /api/v1/metrics/history`).
+    pub fn metrics_history(&self) -> MetricsHistory {
+        self.samples.history(Some(Reading::of(&self.topology())))
+    }
+
+    /// Disables (events keep queueing) or enables a running exporter, and writes the exporter
+    /// state file at once so the choice survives a restart. The change holds even when the file
+    /// cannot be written; the error says so.
+    pub async fn set_exporter_enabled(
+        &self,
+        exporter: &ExporterHandle,
+        enabled: bool,
+    ) -> Result<(), String> {
+        exporter.set_enabled(enabled);
+        self.state.set_disabled(exporter.id(), !enabled);
+        self.state.save_async(self.topology()).await
     }
 
     /// Applies a new, validated configuration without stopping what did not change: new
@@ -591,6 +685,8 @@ impl Runtime {
             }
             report.undrained.push((id, outcome));
         }
+        // The history of the drain included; errors are logged and counted by the store.
+        let _ = self.state.save_async(self.topology()).await;
         report
     }
 }

@@ -10,13 +10,13 @@ use siemrelay_core::config_read::{ConfigError, Value, read_block};
 use siemrelay_core::factory::{BoxedConfig, ComponentConfig, config_as};
 use siemrelay_core::ingest::{IngestOptions, event_from_object};
 use siemrelay_core::{ConfigIssue, Event, Timestamp};
-use siemrelay_exporters::delivery::Sink;
+use siemrelay_exporters::delivery::{RestoredStatus, Sink};
 use siemrelay_exporters::delivery::assemble::{ExporterStorage, assemble};
 use siemrelay_exporters::delivery::factory::{ExporterBuildContext, ExporterFactory, SharedKeys};
 use siemrelay_exporters::delivery::http::{
     Classified, Compression, HttpEncoder, HttpSink, Reply, classify_by_status,
 };
-use siemrelay_exporters::delivery::pack::{Encoded, LINES, pack};
+use siemrelay_exporters::delivery::pack::{EncodedRequest, Framing, LINES};
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{Outcomes, RequestLimits};
 use siemrelay_pipelines::config::ComponentId;
@@ -57,32 +57,25 @@ impl HttpEncoder for LinePostEncoder {
         }
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits(),
-            LINES,
-            |event, out| {
-                event.write_json(out);
-                out.push(b'\n');
-                Ok(())
-            },
-        )
+    fn framing(&self) -> Framing {
+        LINES
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        event.write_json(out);
+        out.push(b'\n');
+        Ok(())
     }
 
     fn content_type(&self) -> &'static str {
         "application/x-ndjson"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        Ok(client.post(self.url.clone()))
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client.post(self.url.clone())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         if reply.status == 413 {
             return Classified::Split;
         }
@@ -93,7 +86,8 @@ impl HttpEncoder for LinePostEncoder {
     }
 }
 
-/// The module's factory: its type name, the shared keys it honours, its config, its sink.
+/// The module's factory: its type name, the shared keys its encoder honours, its config, its
+/// sink.
 struct LinePostFactory;
 
 impl ExporterFactory for LinePostFactory {
@@ -102,7 +96,7 @@ impl ExporterFactory for LinePostFactory {
     }
 
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<LinePostEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
@@ -215,7 +209,14 @@ async fn a_new_exporter_is_a_module_and_one_list_line() {
         queue_dir: storage_dir.path().join("queues").join(id.file_name()),
     };
     let sink = registry::build_sink(&id, &spec).unwrap();
-    let handle = assemble(&id.id, sink, &spec.delivery, &storage).unwrap();
+    let handle = assemble(
+        &id.id,
+        sink,
+        &spec.delivery,
+        &storage,
+        RestoredStatus::default(),
+    )
+    .unwrap();
     let queue = handle.queue().clone();
     let reservation = queue.try_reserve(1, 0).unwrap();
     queue

@@ -286,6 +286,8 @@ enum Action {
 
 impl Action {
     fn apply(&self, event: &mut Event) {
+        // One mutable access to the fields (it drops any kept JSON form), split below.
+        let event = &mut **event;
         let attributes = &mut event.attributes;
         match self {
             Action::Insert(path, value) => {

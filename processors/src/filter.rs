@@ -184,10 +184,6 @@ impl Processor for Filter {
         batch.retain(|event| self.passes(event));
         self.counters.record(before, batch.len());
     }
-
-    fn keeps_written_json(&self) -> bool {
-        true
-    }
 }
 
 /// Compiled criteria of `include` or `exclude`.

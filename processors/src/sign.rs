@@ -229,8 +229,8 @@ fn take_chain_state(path: &std::path::Path, id: &str) -> Option<[u8; 32]> {
 impl Sign {
     /// Signs one event; returns the SHA-256 of its full canonical form when `prev` is given.
     fn sign_event(&self, event: &mut Event, prev: Option<&str>, work: &mut Scratch) -> [u8; 32] {
+        // Changing a field drops any kept JSON form.
         event.signature = None;
-        event.forget_written_json();
         let mut stack = canonical::recycle(std::mem::take(&mut work.stack));
         // The buffer becomes the event's JSON form when it can be sent as written; then the
         // next event starts a new one, sized like this one.
@@ -255,6 +255,13 @@ impl Sign {
         } else {
             [0; 32]
         };
+        // Set before the form is kept: a change to the fields drops a kept form.
+        event.signature = Some(Signature {
+            alg: ALGORITHM.to_string(),
+            kid: self.kid.clone(),
+            value,
+            prev: prev.map(str::to_string),
+        });
         if input.sendable {
             // Sign the bytes you send: the full canonical form is the event's JSON form.
             insert_signature_value(&mut form, input.value_at, &hex_digits);
@@ -263,12 +270,6 @@ impl Sign {
         } else {
             work.canonical = form;
         }
-        event.signature = Some(Signature {
-            alg: ALGORITHM.to_string(),
-            kid: self.kid.clone(),
-            value,
-            prev: prev.map(str::to_string),
-        });
         hash
     }
 }
@@ -319,10 +320,6 @@ impl Processor for Sign {
             }
         }
         self.counters.record(batch.len(), batch.len());
-    }
-
-    fn keeps_written_json(&self) -> bool {
-        true
     }
 }
 

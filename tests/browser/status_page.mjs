@@ -177,6 +177,48 @@ async function cardNumber(page, id, field) {
 
 const badgeWord = (page, id) => card(page, id).locator('.badge-word').textContent();
 
+/** GET from the admin API (from node, with the token when there is one). */
+async function apiJson(apiPath) {
+  const headers = options.token ? { Authorization: `Bearer ${options.token}` } : {};
+  const response = await fetch(new URL(apiPath, admin), { headers });
+  if (!response.ok) throw new Error(`GET ${apiPath}: HTTP ${response.status}`);
+  return response.json();
+}
+
+/** A chart line of a card as drawn: its data attributes and the points of the SVG polyline. */
+async function chartLine(page, id, series) {
+  return card(page, id).locator(`polyline[data-series="${series}"]`).evaluate((line) => ({
+    points: Number(line.dataset.points),
+    total: Number(line.dataset.total),
+    max: Number(line.dataset.max),
+    last: Number(line.dataset.last),
+    coords: (line.getAttribute('points') || '').trim().split(/\s+/).filter(Boolean)
+      .map((pair) => pair.split(',').map(Number)),
+  }));
+}
+
+/** What the charts of `id` must show, from the API: samples, and totals over them. */
+async function expectedChart(id) {
+  const history = await apiJson('/api/v1/metrics/history');
+  const mine = history.samples.map((s) => s.exporters[id]).filter(Boolean);
+  const sum = (field) => mine.reduce((total, e) => total + e[field], 0);
+  return {
+    samples: mine.length,
+    in: sum('events_in'),
+    out: sum('events_out'),
+    errors: sum('errors'),
+    interval: history.interval_seconds,
+    max: history.max_samples,
+  };
+}
+
+/** The line lies inside the 300×60 drawing, a step (two points) per sample, left to right. */
+function drawn(line) {
+  return line.coords.length === 2 * line.points
+    && line.coords.every(([x, y], i) => x >= 0 && x <= 300.5 && y >= 0 && y <= 60
+      && (i === 0 || x >= line.coords[i - 1][0]));
+}
+
 // ---- the run -------------------------------------------------------------------------------
 
 const userDataDir = mkdtempSync(path.join(tmpdir(), 'siemrelay-chromium-'));
@@ -266,6 +308,19 @@ try {
   }
   check(await page.locator('article.card').count() === options.exporters.length,
     `the page lists exactly the ${options.exporters.length} exporters of the config`);
+  let charted = 0;
+  for (const id of options.exporters) {
+    const charts = card(page, id).locator('figure.chart');
+    if (await charts.count() === 3 && await charts.locator('svg[role="img"]').count() === 3
+      && await card(page, id).locator('polyline.series').count() === 4) charted += 1;
+  }
+  check(charted === options.exporters.length,
+    'every exporter card has its three charts as inline SVG (events/s in and out, queue depth, failed requests/s)');
+  await eventually('the charts draw the samples the admin API serves', 5000, async () => {
+    const line = await chartLine(page, options.exporters[0], 'in');
+    const label = await card(page, options.exporters[0]).locator('figure.chart svg').first().getAttribute('aria-label');
+    return line.points >= 1 && drawn(line) && /over the last 15 minutes/.test(label || '');
+  });
   check(await page.locator('section.pipeline').count() >= 1, 'the pipeline graph is shown');
 
   // -- what runs, since when, from which file --
@@ -329,6 +384,14 @@ try {
       'the degraded card has its colour class as well as the word');
     check(((await card(page, id).locator('[data-field="last-error"]').textContent()) || '').trim() !== 'none',
       `${id}'s card shows the last error`);
+    await eventually(`${id}'s queue chart shows the events waiting during the outage`, 10000, async () => {
+      const queue = await chartLine(page, id, 'queue');
+      return queue.last > 0 && drawn(queue) && queue.coords[queue.coords.length - 1][1] < 59;
+    });
+    await eventually(`${id}'s error chart shows the failed requests of the outage`, 10000, async () => {
+      const errors = await chartLine(page, id, 'errors');
+      return errors.total > 0 && drawn(errors) && errors.coords.some(([, y]) => y < 59);
+    });
 
     // -- the flaky exporter gives up during the outage: its dead letters are listed --
     if (options.flaky) {
@@ -381,6 +444,42 @@ try {
     });
     const failures = await stopPosting();
     check(failures === 0, 'every event posted to the webhook receiver was accepted');
+
+    // -- the charts add up to what happened: every event queued and sent, every failed request --
+    // (The queue's peak is not among them: it was checked live during the outage, and a 10 s
+    // sample need not have ended while events waited.)
+    let chart;
+    const adding = `${id}'s charts add up to the events posted, sent and the failed requests`;
+    await eventually(adding, 20000, async () => {
+      const [pipelines, exporter, expected] = await Promise.all([
+        apiJson('/api/v1/pipelines'),
+        apiJson(`/api/v1/exporters/${encodeURIComponent(id)}`),
+        expectedChart(id),
+      ]);
+      const queued = pipelines.pipelines.find((p) => p.exporters.some((e) => e.id === id)).events_out;
+      const [inLine, outLine, errorLine, queueLine] = await Promise.all(
+        ['in', 'out', 'errors', 'queue'].map((series) => chartLine(page, id, series)),
+      );
+      chart = { queued, sent: exporter.events_sent, failed: exporter.failure_count, expected, inLine, outLine, errorLine, queueLine };
+      return queued > 0 && inLine.total === queued && outLine.total === exporter.events_sent
+        && errorLine.total === exporter.failure_count && errorLine.total > 0
+        && inLine.points === expected.samples && [inLine, outLine, errorLine, queueLine].every(drawn)
+        && inLine.coords.some(([, y]) => y < 59);
+    }).catch((error) => {
+      const { inLine, outLine, errorLine, queueLine, ...rest } = chart || {};
+      const brief = (line) => line && { ...line, coords: line.coords.length };
+      console.log(`# last look at the charts: ${JSON.stringify({ ...rest, in: brief(inLine), out: brief(outLine), errors: brief(errorLine), queue: brief(queueLine) })}`);
+      throw error;
+    });
+    console.log(`# chart ${id}: ${chart.inLine.points} samples of ${chart.expected.interval} s (at most `
+      + `${chart.expected.max}); in ${chart.inLine.total} events (the pipeline queued ${chart.queued}), `
+      + `out ${chart.outLine.total} (sent ${chart.sent}), failed requests ${chart.errorLine.total} `
+      + `(${chart.failed}), queue peak ${chart.queueLine.max}`);
+    const chartShot = path.join(artifacts, 'status-page-charts.png');
+    await card(page, id).scrollIntoViewIfNeeded();
+    await card(page, id).screenshot({ path: chartShot });
+    ok('saved status-page-charts.png');
+    console.log(`# screenshot of ${id}'s card with its charts: ${chartShot}`);
 
     // -- the SIEM is back: the dead letters are replayed and the list empties --
     if (options.flaky) {
@@ -445,6 +544,15 @@ try {
     await page.reload({ waitUntil: 'load' });
     await page.locator('#status-view').waitFor({ state: 'visible', timeout: 5000 });
     check(await page.locator('#auth').isHidden(), 'after a reload the tab keeps the token (sessionStorage)');
+    if (options.scenario === 'full') {
+      const id = options.siem;
+      await eventually('a freshly loaded page draws the past samples at once (served by the API, not kept by the page)', 5000,
+        async () => {
+          const expected = await expectedChart(id);
+          const line = await chartLine(page, id, 'in');
+          return expected.samples >= 2 && line.points === expected.samples && line.total === expected.in && drawn(line);
+        });
+    }
   }
 
   // -- nothing but the admin address was contacted --

@@ -1,6 +1,8 @@
 //! Helpers for siemrelay's end-to-end tests: start the real binary on a config, talk to it, stop
 //! or kill it, and fake SIEM servers that speak the real protocols (see [`fake`]).
 
+pub mod contract;
+pub mod events;
 pub mod fake;
 
 use std::io::Read;
@@ -26,6 +28,27 @@ pub fn siemrelay_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The repository root (the parent of this crate's directory).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python of the test environment (`$SIEMRELAY_PYTHON`, else `target/py-venv/bin/python`,
+/// with the packages of tests/python/requirements.txt); a missing one fails saying how to make
+/// it.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("SIEMRELAY_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/py-venv/bin/python"));
+    assert!(
+        python.exists(),
+        "the test Python is not at {}: run `bash scripts/setup-test-env.sh` from the workspace \
+         root (creates target/py-venv from tests/python/requirements.txt) or set SIEMRELAY_PYTHON",
+        python.display()
+    );
+    python
 }
 
 /// A free TCP port on 127.0.0.1 for a server a test starts later.
@@ -320,13 +343,24 @@ pub async fn post_ndjson_requests(
     requests: usize,
     body: impl Fn(usize) -> (String, Vec<String>),
 ) -> Vec<String> {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
     let mut sent = Vec::new();
-    let mut tasks = Vec::new();
+    let mut bodies = Vec::with_capacity(requests);
     for request in 0..requests {
         let (text, ids) = body(request);
         sent.extend(ids);
+        bodies.push(text);
+    }
+    post_ndjson_bodies(port, bodies).await;
+    sent
+}
+
+/// Posts NDJSON bodies concurrently to the webhook receiver on `port` (`/v1/events`) and
+/// asserts that each is answered 200.
+pub async fn post_ndjson_bodies(port: u16, bodies: Vec<String>) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/events");
+    let mut tasks = Vec::new();
+    for text in bodies {
         let (client, url) = (client.clone(), url.clone());
         tasks.push(tokio::spawn(async move {
             client
@@ -342,5 +376,4 @@ pub async fn post_ndjson_requests(
     for task in tasks {
         assert_eq!(task.await.expect("sender task"), 200);
     }
-    sent
 }

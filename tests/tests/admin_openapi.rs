@@ -9,28 +9,10 @@ mod admin_support;
 use admin_support::{Admin, TOKEN, ndjson, post_webhook};
 use siemrelay_e2e::fake::hec::{FakeHec, TOKEN as HEC_TOKEN};
 use siemrelay_e2e::{Siemrelay, free_port};
+use siemrelay_e2e::{python, repo as workspace};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Python with schemathesis and openapi-spec-validator; a missing one fails with instructions.
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with schemathesis not found at {}: run `bash scripts/setup-test-env.sh` from the workspace root \
-         (creates target/py-venv from tests/python/requirements.txt) or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
-}
 
 fn python_module(module: &str, args: &[&str]) -> std::process::Output {
     // Run in a scratch directory: schemathesis keeps a cache where it runs.

@@ -3,10 +3,10 @@
 //! `siemrelay test` against the fake CloudWatch Logs endpoint with good and bad credentials and
 //! an unreachable endpoint.
 
+use siemrelay_e2e::events::start_listening;
 use siemrelay_e2e::fake::cloudwatch::{ACCESS_KEY, FakeCloudWatch, Moto, REGION, SECRET_KEY};
-use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
+use siemrelay_e2e::{free_port, run_test_command};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "/security/siemrelay";
@@ -77,40 +77,17 @@ fn ndjson_bodies(
     (bodies, expected)
 }
 
-async fn post_bodies(port: u16, bodies: Vec<String>) {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
-    let mut tasks = Vec::new();
-    for body in bodies {
-        let (client, url) = (client.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            client
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(body)
-                .send()
-                .await
-                .expect("post to the webhook receiver")
-                .status()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.expect("sender task"), 200);
-    }
-}
-
 #[tokio::test]
 async fn ten_thousand_events_via_the_webhook_reach_moto_once_each() {
     let moto = Moto::start();
     let port = free_port();
-    let mut relay = Siemrelay::start_with(
+    let mut relay = start_listening(
         &config(port, &moto.url()),
-        &[],
         &aws_env("testing", "testing"),
+        port,
     );
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
     let (bodies, expected) = ndjson_bodies(100, 100);
-    post_bodies(port, bodies).await;
+    siemrelay_e2e::post_ndjson_bodies(port, bodies).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let stored = loop {
         let stored = moto.read_events(GROUP);

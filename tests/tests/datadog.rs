@@ -1,9 +1,9 @@
 //! Issue 5 acceptance with the real binary: webhook receiver → `datadog` exporter → fake Datadog
 //! intake, and `siemrelay test` against a good key, a bad key and an unreachable intake.
 
+use siemrelay_e2e::events::{ndjson_body_with, start_listening};
 use siemrelay_e2e::fake::datadog::{API_KEY, DatadogOptions, FakeDatadog, Scripted};
 use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const SECRET: &str = "e2e-signing-secret";
@@ -31,33 +31,26 @@ service:
     )
 }
 
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut ids = Vec::with_capacity(per_request);
-    let mut body = String::new();
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        let env = ["prod", "stage"][i % 2];
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.{i:06}Z\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"source\":\"toktra\",\"summary\":\"request {request} event {i}\",\"tags\":{{\"env\":\"{env}\"}}}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
+/// A standard event with a `tags.env` of `prod` or `stage` (for `tag_attributes`).
+fn event_line(id: &str, request: usize, i: usize) -> String {
+    let env = ["prod", "stage"][i % 2];
+    siemrelay_e2e::events::event_line(id, request, i)
+        .replace("}\n", &format!(",\"tags\":{{\"env\":\"{env}\"}}}}\n"))
 }
 
 async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
-        .await
+    siemrelay_e2e::post_ndjson_requests(port, requests, |request| {
+        ndjson_body_with(per_request, |id, i| event_line(id, request, i))
+    })
+    .await
 }
 
 fn start(port: u16, fake: &FakeDatadog) -> Siemrelay {
-    let mut relay = Siemrelay::start_with(
+    start_listening(
         &config(port, &fake.url()),
-        &[],
         &[("DD_API_KEY", API_KEY), ("SIGNING_SECRET", SECRET)],
-    );
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
-    relay
+        port,
+    )
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 //! a grace period above `shutdown_timeout`, and a NetworkPolicy admits no one to a receiver.
 
 use serde_yaml::Value;
+use siemrelay_e2e::python;
 use siemrelay_e2e::siemrelay_bin;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -71,19 +72,6 @@ fn documents() -> Vec<Doc> {
         }
     }
     docs
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with kubernetes-validate and yamllint not found at {}: run `bash scripts/setup-test-env.sh` \
-         (tests/python/requirements.txt) or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
 }
 
 fn python_module(module: &str, args: &[&str]) -> (bool, String) {

@@ -1,9 +1,9 @@
 //! Issue 5 acceptance with the real binary: webhook receiver → `elasticsearch` exporter → fake
 //! Elasticsearch, and `siemrelay test` against a good key, a bad key and an unreachable cluster.
 
+use siemrelay_e2e::events::{ndjson_body, post_events, start_listening};
 use siemrelay_e2e::fake::elasticsearch::{EsAuth, EsOptions, FakeElasticsearch, ItemFailure};
 use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const API_KEY: &str = "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==";
@@ -33,32 +33,12 @@ service:
     )
 }
 
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut ids = Vec::with_capacity(per_request);
-    let mut body = String::new();
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.{i:06}Z\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"source\":\"toktra\",\"summary\":\"request {request} event {i}\",\"user_email\":\"u{i}@acme.example\"}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
-}
-
-async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
-        .await
-}
-
 fn start(port: u16, fake: &FakeElasticsearch) -> Siemrelay {
-    let mut relay = Siemrelay::start_with(
+    start_listening(
         &config(port, &fake.url()),
-        &[],
         &[("ES_API_KEY", API_KEY), ("SIGNING_SECRET", SECRET)],
-    );
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
-    relay
+        port,
+    )
 }
 
 fn secured() -> EsOptions {
@@ -76,9 +56,9 @@ async fn ten_thousand_events_via_the_webhook_are_stored_once_each() {
     let mut relay = start(port, &fake);
     let sent = post_events(port, 100, 100).await;
     assert!(
-        fake.docs_reached(10_000, Duration::from_secs(60)).await,
+        fake.events_reached(10_000, Duration::from_secs(60)).await,
         "only {} of 10,000 documents stored; logs:\n{}",
-        fake.distinct_ids(),
+        fake.distinct_events(),
         relay.logs()
     );
     let status = relay.terminate(Duration::from_secs(30));
@@ -131,7 +111,7 @@ async fn rejected_items_are_retried_and_mapping_errors_dead_lettered() {
     let mut relay = start(port, &fake);
     let sent = post_events(port, 10, 100).await;
     assert!(
-        fake.docs_reached(1_000, Duration::from_secs(30)).await,
+        fake.events_reached(1_000, Duration::from_secs(30)).await,
         "logs:\n{}",
         relay.logs()
     );
@@ -147,7 +127,7 @@ async fn rejected_items_are_retried_and_mapping_errors_dead_lettered() {
         .await
         .expect("post the second wave");
     assert_eq!(response.status(), 200);
-    assert!(fake.docs_reached(1_017, Duration::from_secs(30)).await);
+    assert!(fake.events_reached(1_017, Duration::from_secs(30)).await);
     let status = relay.terminate(Duration::from_secs(30));
     assert!(status.is_some_and(|s| s.success()), "clean shutdown");
     fake.read(|state| {
@@ -207,7 +187,7 @@ fn siemrelay_test_reports_good_bad_key_and_unreachable() {
     let (ok, text) = siemrelay_test(&test_config(&fake.url(), API_KEY));
     assert!(ok, "{text}");
     assert!(text.contains("delivered"), "{text}");
-    assert_eq!(fake.distinct_ids(), 1);
+    assert_eq!(fake.distinct_events(), 1);
 
     let (ok, text) = siemrelay_test(&test_config(&fake.url(), "d3Jvbmc6a2V5"));
     assert!(!ok, "{text}");

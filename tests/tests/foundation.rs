@@ -1,6 +1,7 @@
 //! Issue 2 acceptance with the real binary: webhook → file, default config, 10,000 events once
 //! each, SIGTERM during a stream, backpressure with bounded memory, bad input.
 
+use siemrelay_e2e::events::ndjson_body;
 use siemrelay_e2e::{Siemrelay, free_port, read_ndjson_files};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,19 +21,6 @@ service:
     security: {{ receivers: [webhook], processors: [], exporters: [file] }}
 "#
     )
-}
-
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut ids = Vec::with_capacity(per_request);
-    let mut body = String::new();
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"summary\":\"request {request} event {i}\",\"user_email\":\"u{i}@acme.example\",\"tags\":{{\"env\":\"prod\"}}}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
 }
 
 fn count_ids(dir: &Path) -> HashMap<String, usize> {

@@ -12,6 +12,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 use serde_json::Value;
 use siemrelay_e2e::{Siemrelay, free_port, read_ndjson_files};
+use siemrelay_e2e::{python, repo as workspace};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,22 +23,6 @@ use tokio::net::TcpStream;
 
 /// The bound for peak RSS under the hostile bodies.
 const PEAK_RSS_LIMIT_KIB: u64 = 150 * 1024;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with the OpenTelemetry SDK not found at {}: run `bash scripts/setup-test-env.sh`",
-        python.display()
-    );
-    python
-}
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

@@ -22,30 +22,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Value, json};
 use siemrelay_e2e::{Siemrelay, free_port};
+use siemrelay_e2e::{python, repo as workspace};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The Python with the OpenTelemetry SDK; a missing one fails the test with instructions.
-fn python() -> PathBuf {
-    let python = std::env::var_os("SIEMRELAY_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/py-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "Python with the OpenTelemetry SDK not found at {}: run `bash scripts/setup-test-env.sh` from the \
-         workspace root (creates target/py-venv from tests/python/requirements.txt) or set SIEMRELAY_PYTHON",
-        python.display()
-    );
-    python
-}
 
 fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -44,7 +44,7 @@ async fn ten_thousand_events_arrive_once_with_the_documented_mapping() {
     let (mut relay, port) = start(&fake, "60s");
     let sent = post_events(port, 20, 500).await;
     assert!(
-        fake.wait_for_messages(10_000, Duration::from_secs(60)),
+        fake.wait_for_events(10_000, Duration::from_secs(60)),
         "only {} of 10000 arrived; logs:\n{}",
         fake.read(|s| s.messages.distinct()),
         relay.logs()
@@ -97,7 +97,7 @@ async fn a_503_period_is_retried_until_everything_arrives() {
     assert_eq!(fake.read(|s| s.messages.distinct()), 0);
     fake.set_unavailable(false);
     assert!(
-        fake.wait_for_messages(1_000, Duration::from_secs(30)),
+        fake.wait_for_events(1_000, Duration::from_secs(30)),
         "only {} arrived; logs:\n{}",
         fake.read(|s| s.messages.distinct()),
         relay.logs()

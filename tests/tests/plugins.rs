@@ -5,7 +5,8 @@
 
 mod plugin_support;
 
-use plugin_support::{c_plugin, event_line, post_bodies, testkit_plugin, wait_dead_letters};
+use plugin_support::{c_plugin, event_line, testkit_plugin, wait_dead_letters};
+use siemrelay_e2e::post_ndjson_bodies as post_bodies;
 use siemrelay_e2e::{Siemrelay, free_port, read_ndjson_files, run_cli};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -34,8 +34,6 @@ async fn post_events(
     per_request: usize,
     pause: Duration,
 ) -> Vec<(String, String)> {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
     let mut sent = Vec::new();
     for request in 0..requests {
         let mut body = String::new();
@@ -47,15 +45,7 @@ async fn post_events(
             ));
             sent.push((id, user));
         }
-        let status = client
-            .post(&url)
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .expect("post to the webhook receiver")
-            .status();
-        assert_eq!(status, 200);
+        siemrelay_e2e::post_ndjson_bodies(port, vec![body]).await;
         if !pause.is_zero() {
             tokio::time::sleep(pause).await;
         }

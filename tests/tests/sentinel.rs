@@ -2,11 +2,11 @@
 //! Entra ID + Logs Ingestion endpoint (a token that expires mid-run, 413 split, 429), and
 //! `siemrelay test` with a good secret, a bad secret and an unreachable endpoint.
 
+use siemrelay_e2e::events::{post_events, start_listening};
 use siemrelay_e2e::fake::azure::{
     AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, STREAM, Scripted, TENANT_ID,
 };
-use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
-use std::net::SocketAddr;
+use siemrelay_e2e::{free_port, run_test_command};
 use std::time::Duration;
 
 fn config(receiver_port: u16, url: &str, secret: &str) -> String {
@@ -33,24 +33,6 @@ service:
     )
 }
 
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut body = String::new();
-    let mut ids = Vec::with_capacity(per_request);
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.{i:06}Z\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"source\":\"toktra\",\"summary\":\"request {request} event {i}\",\"user\":\"u{i}\"}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
-}
-
-async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
-        .await
-}
-
 #[tokio::test]
 async fn ten_thousand_events_via_the_webhook_reach_sentinel_once_each() {
     let fake = FakeAzure::start_with(AzureOptions {
@@ -60,8 +42,7 @@ async fn ten_thousand_events_via_the_webhook_reach_sentinel_once_each() {
     fake.script([Scripted::throttled(1)]);
     fake.set_max_body(400_000);
     let port = free_port();
-    let mut relay = Siemrelay::start(&config(port, &fake.url(), CLIENT_SECRET));
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
+    let mut relay = start_listening(&config(port, &fake.url(), CLIENT_SECRET), &[], port);
     let mut sent = post_events(port, 50, 100).await;
     assert!(
         fake.events_reached(5_000, Duration::from_secs(30)).await,
@@ -107,7 +88,7 @@ async fn ten_thousand_events_via_the_webhook_reach_sentinel_once_each() {
                     .starts_with("2026-11-20T09:00:00.")
             );
             assert!(
-                record["Attributes"]["user"]
+                record["Attributes"]["user_email"]
                     .as_str()
                     .unwrap()
                     .starts_with('u')

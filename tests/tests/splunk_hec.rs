@@ -1,10 +1,10 @@
 //! Issue 5 acceptance with the real binary: webhook receiver → `splunk_hec` exporter → fake HEC,
 //! and `siemrelay test` against a good, a bad-token and an unreachable HEC.
 
+use siemrelay_e2e::events::{post_events, start_listening};
 use siemrelay_e2e::fake::hec::{FakeHec, HecOptions, Scripted, TOKEN};
 use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const SECRET: &str = "e2e-signing-secret";
@@ -31,32 +31,12 @@ service:
     )
 }
 
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut ids = Vec::with_capacity(per_request);
-    let mut body = String::new();
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"timestamp\":\"2026-11-20T09:00:00.{i:06}Z\",\"event_type\":\"policy_violation\",\"severity\":\"high\",\"source\":\"toktra\",\"summary\":\"request {request} event {i}\",\"user_email\":\"u{i}@acme.example\"}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
-}
-
-async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
-        .await
-}
-
 fn start(port: u16, hec: &FakeHec, extra: &str) -> Siemrelay {
-    let mut relay = Siemrelay::start_with(
+    start_listening(
         &config(port, &hec.url(), extra),
-        &[],
         &[("HEC_TOKEN", TOKEN), ("SIGNING_SECRET", SECRET)],
-    );
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
-    relay
+        port,
+    )
 }
 
 #[tokio::test]

@@ -9,8 +9,12 @@
 //! date and zone, receiver refusals by reason and filter drops, counters rising, the card
 //! turning degraded, "Test delivery" failing with a hint and then succeeding, the dead letters
 //! listed and replayed (only with `allow_config_changes`), enable/disable, the admin token,
-//! phone width, and that nothing outside the admin address was requested. Screenshots go to
-//! `target/test-artifacts/status-page-*.png`.
+//! phone width, and that nothing outside the admin address was requested. Issue 26: every card's
+//! charts (events/s in and out, queue depth, failed requests/s over the last 15 minutes, inline
+//! SVG drawn by the page from `GET /api/v1/metrics/history`) show the outage's queue and failed
+//! requests and add up to the events posted, sent and the failed requests; a reloaded page draws
+//! the past samples at once. Screenshots go to `target/test-artifacts/status-page-*.png`
+//! (`status-page-charts.png`: the card with its charts).
 //!
 //! Needs `node` (20+), `/usr/bin/chromium` and `tests/browser/node_modules` (all installed by
 //! `bash scripts/setup-test-env.sh`); without them the test fails and says so.
@@ -271,6 +275,8 @@ fn status_page_follows_an_exporter_through_an_outage_with_admin_auth() {
             "ok - the API refuses GET /api/v1/exporters without a token (401)",
             "ok - the status appears after the token is entered",
             "ok - the page lists exactly the 3 exporters of the config",
+            "ok - every exporter card has its three charts as inline SVG",
+            "ok - the charts draw the samples the admin API serves",
             "ok - the page shows the version, uptime and config path",
             "ok - times are shown with their date and time zone",
             "ok - the receiver's refusals are shown by reason",
@@ -279,6 +285,10 @@ fn status_page_follows_an_exporter_through_an_outage_with_admin_auth() {
             "ok - webhook/flaky's dead letters are listed with their time and error",
             "ok - replaying webhook/flaky's dead letters delivers them",
             "ok - webhook/soar's card says degraded",
+            "ok - webhook/soar's queue chart shows the events waiting during the outage",
+            "ok - webhook/soar's error chart shows the failed requests of the outage",
+            "ok - webhook/soar's charts add up to the events posted, sent and the failed requests",
+            "ok - a freshly loaded page draws the past samples at once",
             "ok - \"Test delivery\" shows the failure with a hint",
             "ok - \"Test delivery\" succeeds after the SIEM is back",
             "ok - an old error on an active card is shown as past, not in red",
@@ -296,6 +306,7 @@ fn status_page_follows_an_exporter_through_an_outage_with_admin_auth() {
         "status-page-active.png",
         "status-page-degraded.png",
         "status-page-recovered.png",
+        "status-page-charts.png",
     ] {
         let path = artifacts_dir().join(shot);
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -305,6 +316,10 @@ fn status_page_follows_an_exporter_through_an_outage_with_admin_auth() {
             path.display()
         );
     }
+    println!(
+        "screenshot of webhook/soar's card with its charts: {}",
+        artifacts_dir().join("status-page-charts.png").display()
+    );
 }
 
 #[test]
@@ -325,6 +340,8 @@ fn status_page_without_admin_auth_shows_every_exporter_at_once() {
         &[
             "ok - without admin auth the page does not ask for a token",
             "ok - the page lists exactly the 3 exporters of the config",
+            "ok - every exporter card has its three charts as inline SVG",
+            "ok - the charts draw the samples the admin API serves",
             "ok - the page shows the version, uptime and config path",
             "ok - replay is offered only with allow_config_changes",
             "ok - the page requested nothing outside",

@@ -1,9 +1,9 @@
 //! Issue 5 acceptance with the real binary: webhook receiver → `webhook` exporter → fake webhook
 //! receiver (signature verified, custom headers), and `siemrelay test` good / refused / unreachable.
 
+use siemrelay_e2e::events::{post_events, start_listening};
 use siemrelay_e2e::fake::http_sink::{FakeHttpSink, HttpSinkOptions, ScriptedReply};
-use siemrelay_e2e::{Siemrelay, free_port, run_test_command};
-use std::net::SocketAddr;
+use siemrelay_e2e::{free_port, run_test_command};
 use std::time::Duration;
 
 const SECRET: &str = "hook-secret";
@@ -38,35 +38,16 @@ fn receiver() -> FakeHttpSink {
     })
 }
 
-fn ndjson_body(request: usize, per_request: usize) -> (String, Vec<String>) {
-    let mut body = String::new();
-    let mut ids = Vec::with_capacity(per_request);
-    for i in 0..per_request {
-        let id = uuid::Uuid::new_v4().to_string();
-        body.push_str(&format!(
-            "{{\"event_id\":\"{id}\",\"event_type\":\"lockout\",\"severity\":\"critical\",\"summary\":\"request {request} event {i}\"}}\n"
-        ));
-        ids.push(id);
-    }
-    (body, ids)
-}
-
-async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<String> {
-    siemrelay_e2e::post_ndjson_requests(port, requests, |request| ndjson_body(request, per_request))
-        .await
-}
-
 #[tokio::test]
 async fn ten_thousand_events_reach_the_hook_once_each_signed() {
     let hook = receiver();
     hook.script([ScriptedReply::status(503), ScriptedReply::throttled(1)]);
     let port = free_port();
-    let mut relay = Siemrelay::start_with(
+    let mut relay = start_listening(
         &config(port, &hook.url()),
-        &[],
         &[("HOOK_SECRET", SECRET), ("HOOK_TOKEN", "t0k")],
+        port,
     );
-    relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], port)));
     let sent = post_events(port, 100, 100).await;
     assert!(
         hook.events_reached(10_000, Duration::from_secs(60)).await,

@@ -1,11 +1,8 @@
-//! One signed AWS JSON 1.1 call to CloudWatch Logs, and what its reply means.
+//! CloudWatch Logs calls (AWS JSON 1.1, signed by [`crate::delivery::auth::SigV4`]), and what
+//! their replies mean.
 
-use crate::delivery::http::error_chain;
-use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
-use std::time::{Duration, SystemTime};
+use crate::delivery::http::Reply;
+use std::time::Duration;
 
 /// `Content-Type` of AWS JSON 1.1.
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
@@ -62,141 +59,38 @@ impl ApiReply {
     }
 }
 
-/// Signs and sends CloudWatch Logs calls.
-pub struct Api {
-    client: reqwest::Client,
-    url: String,
-    region: String,
-}
-
-impl Api {
-    /// Calls go to `url` (ending in `/`) in `region`.
-    pub fn new(client: reqwest::Client, url: String, region: &str) -> Api {
-        Api {
-            client,
-            url,
-            region: region.to_string(),
-        }
-    }
-
-    /// The API URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Calls `operation` (`PutLogEvents`) with a JSON body, signed with `credentials`.
-    pub async fn call(
-        &self,
-        credentials: &Credentials,
-        operation: &str,
-        body: bytes::Bytes,
-    ) -> ApiReply {
-        let failed = |text: String| ApiReply {
-            status: None,
-            text,
-            body: None,
-            error: None,
-            retry_after: None,
+impl ApiReply {
+    /// Reads a reply: the AWS error (from the body or `x-amzn-ErrorType`) when not 2xx, and
+    /// the delay AWS asked for (`Retry-After` in seconds, `x-amz-retry-after` in milliseconds).
+    pub fn read(reply: &Reply<'_>) -> ApiReply {
+        let header = |name: &str| reply.headers.get(name).and_then(|v| v.to_str().ok());
+        let retry_after = match (header("x-amz-retry-after"), header("retry-after")) {
+            (Some(ms), _) => ms.trim().parse().ok().map(Duration::from_millis),
+            (None, Some(secs)) => secs.trim().parse().ok().map(Duration::from_secs),
+            (None, None) => None,
         };
-        let target = format!("{TARGET_PREFIX}{operation}");
-        let headers = match self.sign(credentials, &target, &body) {
-            Ok(headers) => headers,
-            Err(e) => return failed(format!("cannot sign the request: {e}")),
-        };
-        let mut request = self
-            .client
-            .post(&self.url)
-            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
-            .header("x-amz-target", &target);
-        for (name, value, sensitive) in headers {
-            let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) else {
-                return failed(format!(
-                    "the signature header {name} is not a valid header value"
-                ));
-            };
-            value.set_sensitive(sensitive);
-            request = request.header(name, value);
-        }
-        let response = match request.body(body).send().await {
-            Ok(response) => response,
-            Err(e) => return failed(format!("request failed: {}", error_chain(&e))),
-        };
-        let status = response.status().as_u16();
-        let retry_after = ["retry-after", "x-amz-retry-after"]
-            .iter()
-            .find_map(|name| response.headers().get(*name))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|v| {
-                // x-amz-retry-after is in milliseconds; Retry-After in seconds.
-                if response.headers().contains_key("x-amz-retry-after") {
-                    Duration::from_millis(v)
-                } else {
-                    Duration::from_secs(v)
-                }
-            });
-        let header_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let raw = match response.bytes().await {
-            Ok(raw) => raw,
-            Err(e) => {
-                let mut reply = failed(format!("reading the reply failed: {}", error_chain(&e)));
-                reply.status = Some(status);
-                return reply;
-            }
-        };
-        let text = String::from_utf8_lossy(&raw[..raw.len().min(512)]).into_owned();
-        let parsed: Option<serde_json::Value> = serde_json::from_slice(&raw).ok();
-        let error = if (200..300).contains(&status) {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(reply.body).ok();
+        let error = if (200..300).contains(&reply.status) {
             None
         } else {
-            Some(parse_error(parsed.as_ref(), header_type.as_deref()))
+            Some(parse_error(parsed.as_ref(), header("x-amzn-errortype")))
         };
         ApiReply {
-            status: Some(status),
-            text,
+            status: Some(reply.status),
+            text: reply.text(),
             body: parsed,
             error,
             retry_after,
         }
     }
+}
 
-    /// SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for one request.
-    fn sign(
-        &self,
-        credentials: &Credentials,
-        target: &str,
-        body: &[u8],
-    ) -> Result<Vec<(&'static str, String, bool)>, String> {
-        let identity: Identity = credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("logs")
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| e.to_string())?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            self.url.as_str(),
-            [("content-type", CONTENT_TYPE), ("x-amz-target", target)].into_iter(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| e.to_string())?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
-            .into_parts();
-        let (headers, _params) = instructions.into_parts();
-        Ok(headers
-            .into_iter()
-            .map(|h| (h.name(), h.value().to_string(), h.sensitive()))
-            .collect())
-    }
+/// The request for one CloudWatch Logs operation (`PutLogEvents`), without its
+/// `Content-Type` ([`CONTENT_TYPE`]); SigV4 signs its headers.
+pub fn request(client: &reqwest::Client, url: &str, operation: &str) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("x-amz-target", format!("{TARGET_PREFIX}{operation}"))
 }
 
 /// The error code from `__type` (`ns#Code` → `Code`), else `x-amzn-ErrorType`, else `code`.

@@ -15,14 +15,9 @@ impl ExporterFactory for CloudWatchLogsFactory {
         "cloudwatch_logs"
     }
 
-    /// `tls` only: requests are signed with AWS SigV4 (no `signing`), and `PutLogEvents` takes
-    /// uncompressed bodies (no `compression`).
+    /// What its encoder declares ([`super::CloudWatchLogsEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys {
-            tls: true,
-            compression: false,
-            signing: false,
-        }
+        SharedKeys::of::<super::CloudWatchLogsEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

@@ -1,121 +1,56 @@
-//! The CloudWatch Logs sink: plans `PutLogEvents` requests, sends them signed, creates missing
-//! groups and streams, refreshes expired credentials and maps replies onto events.
+//! The CloudWatch Logs encoder: `PutLogEvents` bodies per log stream, replies mapped onto events
+//! (`rejectedLogEventsInfo`), and the log group and stream created when AWS says they are
+//! missing. Requests go through [`HttpSink`] signed by [`SigV4`].
 
 use super::CloudWatchLogsConfig;
-use super::api::{Api, ApiReply, Verdict, hint_for, judge};
-use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, PutBatch, StreamTemplate, plan};
-use super::credentials::CredentialCache;
-use crate::delivery::{
-    Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink, default_hint,
+use super::api::{self, ApiReply, Verdict, hint_for, judge};
+use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, StreamTemplate, plan};
+use crate::delivery::auth::SigV4;
+use crate::delivery::http::{
+    Classified, Compression, HttpCalls, HttpEncoder, HttpOptions, HttpSink, Reply, SharedHttpKeys,
 };
+use crate::delivery::pack::{Encoded, EncodedRequest};
+use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, default_hint};
 use async_trait::async_trait;
-use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use bytes::Bytes;
 use siemrelay_core::Event;
-use std::time::Instant;
+use std::time::Duration;
 
-/// Sends events to one CloudWatch Logs log group.
-pub struct CloudWatchLogsSink {
+/// The CloudWatch Logs sink: [`HttpSink`] around [`CloudWatchLogsEncoder`], signed with SigV4.
+pub type CloudWatchLogsSink = HttpSink<CloudWatchLogsEncoder>;
+
+/// A sink for a validated config. `provider` replaces the default credential chain.
+pub fn cloudwatch_logs_sink(
+    exporter: &str,
+    config: &CloudWatchLogsConfig,
+    http: &HttpOptions,
+    timeout: Duration,
+    provider: Option<SharedCredentialsProvider>,
+) -> anyhow::Result<CloudWatchLogsSink> {
+    let template = StreamTemplate::parse(&config.log_stream)
+        .map_err(|e| anyhow::anyhow!("exporter {exporter}: log_stream: {e}"))?;
+    let encoder = CloudWatchLogsEncoder {
+        exporter: exporter.to_string(),
+        group: config.log_group.clone(),
+        template,
+        create_missing: config.create_missing,
+        url: config.api_url(),
+    };
+    let sink = HttpSink::new(exporter, encoder, http, timeout, Compression::None)?;
+    let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider);
+    Ok(sink.with_auth(signer))
+}
+
+/// Encodes `PutLogEvents` requests for one log group and judges CloudWatch Logs' replies.
+pub struct CloudWatchLogsEncoder {
     exporter: String,
     group: String,
     template: StreamTemplate,
     create_missing: bool,
-    api: Api,
-    credentials: CredentialCache,
+    url: String,
 }
 
-/// How one `PutLogEvents` request ended.
-enum PutResult {
-    /// Stored, except the events at these positions of the batch (with why).
-    Stored(Vec<(usize, &'static str)>),
-    /// Nothing stored.
-    Failed(Outcome),
-}
-
-impl CloudWatchLogsSink {
-    /// A sink for a validated config. `provider` replaces the default credential chain.
-    pub fn new(
-        exporter: &str,
-        config: &CloudWatchLogsConfig,
-        client: reqwest::Client,
-        provider: Option<SharedCredentialsProvider>,
-    ) -> anyhow::Result<CloudWatchLogsSink> {
-        let template = StreamTemplate::parse(&config.log_stream)
-            .map_err(|e| anyhow::anyhow!("exporter {exporter}: log_stream: {e}"))?;
-        Ok(CloudWatchLogsSink {
-            exporter: exporter.to_string(),
-            group: config.log_group.clone(),
-            template,
-            create_missing: config.create_missing,
-            api: Api::new(client.clone(), config.api_url(), &config.region),
-            credentials: CredentialCache::new(&config.region, client, provider),
-        })
-    }
-
-    /// Sends one batch: refreshes expired credentials once and creates a missing group or
-    /// stream once, then resends.
-    async fn put(&self, batch: &PutBatch) -> (PutResult, RequestRecord) {
-        let started = Instant::now();
-        let body = Bytes::from(batch.body.clone());
-        let mut record = RequestRecord {
-            events: batch.indices.len(),
-            bytes: body.len(),
-            ..Default::default()
-        };
-        let mut refreshed = false;
-        let mut created = false;
-        let result = loop {
-            let credentials = match self.credentials.get().await {
-                Ok(credentials) => credentials,
-                Err(reason) => {
-                    record.reply = Some(reason.clone());
-                    break PutResult::Failed(Outcome::retry(reason));
-                }
-            };
-            let reply = self
-                .api
-                .call(&credentials, "PutLogEvents", body.clone())
-                .await;
-            record.http_status = reply.status;
-            record.reply = Some(reply.describe());
-            if reply.ok() {
-                break PutResult::Stored(rejected_positions(&reply, batch.indices.len()));
-            }
-            match judge(&reply) {
-                Verdict::Expired if !refreshed => {
-                    refreshed = true;
-                    self.credentials.invalidate(&credentials).await;
-                }
-                Verdict::Missing if self.create_missing && !created => {
-                    created = true;
-                    if let Err(outcome) = self.create(&credentials, &batch.stream).await {
-                        break PutResult::Failed(outcome);
-                    }
-                }
-                Verdict::Missing => {
-                    break PutResult::Failed(Outcome::permanent(format!(
-                        "CloudWatch Logs: {} (log group {:?}, stream {:?}; create_missing is off)",
-                        reply.describe(),
-                        self.group,
-                        batch.stream
-                    )));
-                }
-                Verdict::AlreadyAccepted => break PutResult::Stored(Vec::new()),
-                verdict => break PutResult::Failed(self.failure(verdict, &reply)),
-            }
-        };
-        record.latency = started.elapsed();
-        record.outcome = match &result {
-            PutResult::Stored(rejected) if rejected.is_empty() => "delivered",
-            PutResult::Stored(rejected) if rejected.len() < batch.indices.len() => "partial",
-            PutResult::Stored(_) => "permanent",
-            PutResult::Failed(Outcome::Retry { .. }) => "retry",
-            PutResult::Failed(_) => "permanent",
-        };
-        (result, record)
-    }
-
+impl CloudWatchLogsEncoder {
     /// The outcome of a failed call that is not fixed by creating or refreshing.
     fn failure(&self, verdict: Verdict, reply: &ApiReply) -> Outcome {
         let reason = format!("CloudWatch Logs answered {}", reply.describe());
@@ -125,7 +60,7 @@ impl CloudWatchLogsSink {
                 after: reply.retry_after,
             },
             Verdict::Auth => {
-                let hint = hint_for(reply.code(), self.api.url()).unwrap_or_default();
+                let hint = hint_for(reply.code(), &self.url).unwrap_or_default();
                 tracing::error!(
                     exporter = %self.exporter,
                     group = %self.group,
@@ -138,9 +73,92 @@ impl CloudWatchLogsSink {
             _ => Outcome::permanent(reason),
         }
     }
+}
 
-    /// CreateLogGroup then CreateLogStream; "already exists" is fine.
-    async fn create(&self, credentials: &Credentials, stream: &str) -> Result<(), Outcome> {
+#[async_trait]
+impl HttpEncoder for CloudWatchLogsEncoder {
+    /// `PutLogEvents` takes uncompressed bodies, and requests are signed with SigV4.
+    const HONOURS: SharedHttpKeys = SharedHttpKeys {
+        compression: false,
+        signing: false,
+    };
+    const REFUSAL: &'static str =
+        "CloudWatch Logs PutLogEvents takes uncompressed bodies signed with AWS SigV4 only";
+    /// The API answers any `HEAD` alike: a failed exporter recovers on its next delivery.
+    const PROBE: bool = false;
+
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_events: MAX_BATCH_EVENTS,
+            max_bytes: MAX_BATCH_BYTES,
+        }
+    }
+
+    fn encode(&self, events: &[Event]) -> Encoded {
+        let plan = plan(events, &self.group, &self.template);
+        Encoded {
+            requests: plan
+                .batches
+                .into_iter()
+                .map(|batch| EncodedRequest {
+                    indices: batch.indices,
+                    body: batch.body,
+                    target: Some(batch.stream),
+                })
+                .collect(),
+            rejected: plan.rejected,
+        }
+    }
+
+    fn content_type(&self) -> &'static str {
+        api::CONTENT_TYPE
+    }
+
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        api::request(client, &self.url, "PutLogEvents")
+    }
+
+    fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {
+        let events = request.indices.len();
+        let reply = ApiReply::read(reply);
+        if reply.ok() {
+            let rejected = rejected_positions(&reply, events);
+            if rejected.is_empty() {
+                return Classified::uniform(Outcome::Delivered);
+            }
+            let mut outcomes = vec![Outcome::Delivered; events];
+            for (position, reason) in rejected {
+                outcomes[position] = Outcome::permanent(reason);
+            }
+            return Classified::Outcomes(Outcomes::PerEvent(outcomes));
+        }
+        match judge(&reply) {
+            Verdict::Expired => Classified::Reauthenticate(self.failure(Verdict::Expired, &reply)),
+            Verdict::Missing if self.create_missing => {
+                Classified::Setup(self.failure(Verdict::Missing, &reply))
+            }
+            Verdict::Missing => Classified::uniform(Outcome::permanent(format!(
+                "CloudWatch Logs: {} (log group {:?}, stream {:?}; create_missing is off)",
+                reply.describe(),
+                self.group,
+                request.target.as_deref().unwrap_or_default()
+            ))),
+            Verdict::AlreadyAccepted => Classified::uniform(Outcome::Delivered),
+            verdict => Classified::uniform(self.failure(verdict, &reply)),
+        }
+    }
+
+    fn describe(&self, reply: &Reply<'_>) -> String {
+        ApiReply::read(reply).describe()
+    }
+
+    fn error_code(&self, reply: &Reply<'_>) -> Option<String> {
+        ApiReply::read(reply).error.map(|e| e.code)
+    }
+
+    /// CreateLogGroup then CreateLogStream for the request's stream; "already exists" is fine.
+    async fn setup(&self, calls: &HttpCalls<'_>, request: &EncodedRequest) -> Result<(), Outcome> {
+        let stream = request.target.as_deref().unwrap_or_default();
         let group_body = serde_json::json!({ "logGroupName": self.group });
         let stream_body =
             serde_json::json!({ "logGroupName": self.group, "logStreamName": stream });
@@ -148,10 +166,13 @@ impl CloudWatchLogsSink {
             ("CreateLogGroup", group_body),
             ("CreateLogStream", stream_body),
         ] {
-            let reply = self
-                .api
-                .call(credentials, operation, Bytes::from(body.to_string()))
-                .await;
+            let call = api::request(calls.client(), &self.url, operation)
+                .header(reqwest::header::CONTENT_TYPE, api::CONTENT_TYPE);
+            let (response, generation) = calls
+                .send(call, body.to_string().into())
+                .await
+                .map_err(|e| e.outcome())?;
+            let reply = ApiReply::read(&response.reply());
             if reply.ok() || reply.code() == "ResourceAlreadyExistsException" {
                 if reply.ok() {
                     tracing::info!(exporter = %self.exporter, group = %self.group, stream = %stream, operation = %operation, "created in CloudWatch Logs");
@@ -160,7 +181,7 @@ impl CloudWatchLogsSink {
             }
             let verdict = judge(&reply);
             if verdict == Verdict::Expired {
-                self.credentials.invalidate(credentials).await;
+                calls.invalidate(generation).await;
             }
             let mut outcome = self.failure(verdict, &reply);
             if let Outcome::Retry { reason, .. } | Outcome::Permanent { reason } = &mut outcome {
@@ -169,6 +190,21 @@ impl CloudWatchLogsSink {
             return Err(outcome);
         }
         Ok(())
+    }
+
+    fn hint(&self, record: &RequestRecord) -> Option<String> {
+        let reply = record.reply.as_deref().unwrap_or("");
+        if record.http_status.is_none() && reply.starts_with("cannot load AWS credentials") {
+            return Some("no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity token, or run with an instance/task role".into());
+        }
+        if record.http_status.is_none() {
+            return Some(format!(
+                "cannot reach CloudWatch Logs at {}: check the region, endpoint, proxy and firewall",
+                self.url
+            ));
+        }
+        let code = record.error_code.as_deref().unwrap_or("");
+        hint_for(code, &self.url).or_else(|| default_hint(record))
     }
 }
 
@@ -205,76 +241,6 @@ fn rejected_positions(reply: &ApiReply, len: usize) -> Vec<(usize, &'static str)
             }
         })
         .collect()
-}
-
-#[async_trait]
-impl Sink for CloudWatchLogsSink {
-    fn limits(&self) -> RequestLimits {
-        RequestLimits {
-            max_events: MAX_BATCH_EVENTS,
-            max_bytes: MAX_BATCH_BYTES,
-        }
-    }
-
-    async fn send(&self, events: &[Event]) -> SendReport {
-        let plan = plan(events, &self.group, &self.template);
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        let mut set = |index: usize, outcome: Outcome| {
-            if outcomes.is_empty() {
-                outcomes.resize(events.len(), Outcome::Delivered);
-            }
-            outcomes[index] = outcome;
-        };
-        for (index, reason) in plan.rejected {
-            set(index, Outcome::permanent(reason));
-        }
-        let mut records = Vec::with_capacity(plan.batches.len());
-        for batch in &plan.batches {
-            let (result, record) = self.put(batch).await;
-            records.push(record);
-            match result {
-                PutResult::Stored(rejected) => {
-                    for (position, reason) in rejected {
-                        set(batch.indices[position], Outcome::permanent(reason));
-                    }
-                }
-                PutResult::Failed(outcome) => {
-                    for index in &batch.indices {
-                        set(*index, outcome.clone());
-                    }
-                }
-            }
-        }
-        let outcomes = if outcomes.is_empty() {
-            Outcomes::Uniform(Outcome::Delivered)
-        } else {
-            Outcomes::PerEvent(outcomes)
-        };
-        SendReport {
-            outcomes,
-            requests: records,
-        }
-    }
-
-    fn hint(&self, record: &RequestRecord) -> Option<String> {
-        let reply = record.reply.as_deref().unwrap_or("");
-        if record.http_status.is_none() && reply.starts_with("cannot load AWS credentials") {
-            return Some("no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity token, or run with an instance/task role".into());
-        }
-        if record.http_status.is_none() {
-            return Some(format!(
-                "cannot reach CloudWatch Logs at {}: check the region, endpoint, proxy and firewall",
-                self.api.url()
-            ));
-        }
-        // `HTTP 400 AccessDeniedException: …`
-        let code = reply
-            .split_whitespace()
-            .nth(2)
-            .map(|c| c.trim_end_matches(':'))
-            .unwrap_or("");
-        hint_for(code, self.api.url()).or_else(|| default_hint(record))
-    }
 }
 
 #[cfg(test)]

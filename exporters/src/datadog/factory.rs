@@ -15,8 +15,9 @@ impl ExporterFactory for DatadogFactory {
         "datadog"
     }
 
+    /// What its encoder declares ([`super::DatadogEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<super::DatadogEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

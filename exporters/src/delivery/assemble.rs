@@ -8,7 +8,7 @@ use super::config::{DeliveryConfig, QueueConfig, QueueType, WhenFull};
 use super::dead_letter::DeadLetter;
 use super::disk_queue::DiskQueue;
 use super::memory_queue::MemoryQueue;
-use super::{BatchPolicy, DeliveryQueue, ExporterHandle, Sink};
+use super::{BatchPolicy, DeliveryQueue, ExporterHandle, RestoredStatus, Sink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,24 +23,27 @@ pub struct ExporterStorage {
     pub queue_dir: PathBuf,
 }
 
-/// Starts an exporter as configured: its batching (`sending.batch_*`), its queue (memory, or disk opened and recovered), its
-/// dead-letter file, its workers and status. An error (a disk queue that cannot be opened)
-/// names the exporter's `queue` key.
+/// Starts an exporter as configured: its batching (`sending.batch_*`), its queue (memory, or
+/// disk opened and recovered), its dead-letter file, its workers, and its status as `restored`
+/// (what a previous run or the exporter it replaces left; `RestoredStatus::default()` for a
+/// fresh one). An error (a disk queue that cannot be opened) names the exporter's `queue` key.
 pub fn assemble(
     id: &str,
     sink: Arc<dyn Sink>,
     delivery: &DeliveryConfig,
     storage: &ExporterStorage,
+    restored: RestoredStatus,
 ) -> anyhow::Result<ExporterHandle> {
     let queue = open_queue(id, &delivery.queue, &storage.queue_dir)?;
     let dead_letter = DeadLetter::new(&storage.dead_letter_dir, id);
-    Ok(ExporterHandle::start(
+    Ok(ExporterHandle::start_restored(
         id,
         sink,
         delivery,
         delivery.sending.batch_policy(),
         queue,
         dead_letter,
+        restored,
     ))
 }
 
@@ -144,13 +147,13 @@ mod tests {
             dead_letter_dir: dir.path().join("dead_letter"),
             queue_dir: dir.path().join("queues/stdout"),
         };
-        let memory = assemble("stdout", Arc::new(StdoutSink), &delivery("{}"), &storage).unwrap();
+        let memory = assemble("stdout", Arc::new(StdoutSink), &delivery("{}"), &storage, RestoredStatus::default()).unwrap();
         assert!(!memory.queue().is_durable());
         assert!(!storage.queue_dir.exists());
         memory.shutdown(Instant::now()).await;
 
         let disk = delivery("{ queue: { type: disk }, sending: { batch_size: 7 } }");
-        let handle = assemble("stdout", Arc::new(StdoutSink), &disk, &storage).unwrap();
+        let handle = assemble("stdout", Arc::new(StdoutSink), &disk, &storage, RestoredStatus::default()).unwrap();
         assert!(handle.queue().is_durable());
         assert!(storage.queue_dir.is_dir(), "the default directory");
         handle.shutdown(Instant::now()).await;
@@ -160,7 +163,7 @@ mod tests {
             "{{ queue: {{ type: disk, directory: \"{}\" }} }}",
             elsewhere.display()
         ));
-        let handle = assemble("stdout", Arc::new(StdoutSink), &moved, &storage).unwrap();
+        let handle = assemble("stdout", Arc::new(StdoutSink), &moved, &storage, RestoredStatus::default()).unwrap();
         assert!(elsewhere.is_dir(), "queue.directory wins");
         handle.shutdown(Instant::now()).await;
     }
@@ -175,7 +178,7 @@ mod tests {
             queue_dir: file.clone(),
         };
         let disk = delivery("{ queue: { type: disk } }");
-        let error = assemble("stdout/x", Arc::new(StdoutSink), &disk, &storage)
+        let error = assemble("stdout/x", Arc::new(StdoutSink), &disk, &storage, RestoredStatus::default())
             .err()
             .expect("a file is no queue directory");
         assert!(

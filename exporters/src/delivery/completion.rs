@@ -153,7 +153,7 @@ impl DeliveryQueue for KeepCompletions {
         self.inner.attach(status)
     }
 
-    fn acknowledge_losses(&self) -> Result<usize, String> {
+    fn acknowledge_losses(&self) -> Result<usize, QueueError> {
         self.inner.acknowledge_losses()
     }
 }

@@ -1044,14 +1044,14 @@ impl DeliveryQueue for DiskQueue {
         let _ = self.inner.status.set(status);
     }
 
-    fn acknowledge_losses(&self) -> Result<usize, String> {
+    fn acknowledge_losses(&self) -> Result<usize, QueueError> {
         let mut losses = relock(&self.inner.losses);
         let count = losses.acknowledge_all();
         losses.save().map_err(|e| {
-            format!(
+            QueueError::Storage(format!(
                 "cannot write the loss record in {}: {e}",
                 self.dir().display()
-            )
+            ))
         })?;
         if count > 0 {
             tracing::warn!(exporter = %self.inner.id, losses = count, "disk queue: losses acknowledged by an operator");

@@ -2,10 +2,13 @@
 
 use super::config::{BatchPolicy, DeliveryConfig};
 use super::dead_letter::DeadLetter;
-use super::queue::{Chunk, DeliveryQueue, PopLimits};
+use super::queue::{Chunk, DeliveryQueue, PopLimits, QueueError};
 use super::retry::Backoff;
-use super::status::{DeliveryRecord, ExporterState, ExporterStatus};
-use super::{Outcome, RequestLimits, RequestRecord, SendReport, Sink, default_hint};
+use super::status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus};
+use super::{
+    MissingOutcomes, Outcome, RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
+    default_hint,
+};
 use siemrelay_core::{Event, Severity, Timestamp};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,9 +61,33 @@ impl ExporterHandle {
         queue: Arc<dyn DeliveryQueue>,
         dead_letter: DeadLetter,
     ) -> ExporterHandle {
+        Self::start_restored(
+            id,
+            sink,
+            config,
+            batch,
+            queue,
+            dead_letter,
+            RestoredStatus::default(),
+        )
+    }
+
+    /// Like [`ExporterHandle::start`], with the status a previous run left: an exporter restored
+    /// as disabled sends nothing, not even what its disk queue holds, until it is enabled.
+    pub fn start_restored(
+        id: &str,
+        sink: Arc<dyn Sink>,
+        config: &DeliveryConfig,
+        batch: BatchPolicy,
+        queue: Arc<dyn DeliveryQueue>,
+        dead_letter: DeadLetter,
+        restored: RestoredStatus,
+    ) -> ExporterHandle {
         let pop_limits = pop_limits(batch, sink.limits(), config.queue.max_events);
         register_metrics(id);
+        let enabled = !restored.disabled;
         let status = Arc::new(ExporterStatus::new(id));
+        status.restore(restored);
         queue.attach(status.clone());
         let shared = Arc::new(Shared {
             id: id.to_string(),
@@ -75,7 +102,7 @@ impl ExporterHandle {
                 max: config.retry.max_interval.0,
             },
             pop_limits,
-            enabled: watch::Sender::new(true),
+            enabled: watch::Sender::new(enabled),
             abort: CancellationToken::new(),
             probe: tokio::sync::Mutex::new(()),
         });
@@ -124,7 +151,7 @@ impl ExporterHandle {
 
     /// Marks the losses the disk queue found at open as acknowledged by an operator; returns
     /// how many were not yet.
-    pub fn acknowledge_losses(&self) -> Result<usize, String> {
+    pub fn acknowledge_losses(&self) -> Result<usize, QueueError> {
         self.shared.queue.acknowledge_losses()
     }
 
@@ -194,8 +221,8 @@ fn register_metrics(id: &str) {
     ] {
         metrics::counter!(name, "exporter" => id.to_string()).increment(0);
     }
-    for outcome in ["delivered", "partial", "retry", "permanent"] {
-        metrics::counter!("siemrelay_exporter_requests_total", "exporter" => id.to_string(), "outcome" => outcome)
+    for outcome in RequestOutcome::ALL {
+        metrics::counter!("siemrelay_exporter_requests_total", "exporter" => id.to_string(), "outcome" => outcome.name())
             .increment(0);
     }
     metrics::describe_gauge!(
@@ -373,8 +400,13 @@ impl Shared {
         let mut retry_reason = String::new();
         let mut permanent: Vec<(Arc<str>, Vec<Event>)> = Vec::new();
         let mut delivered = 0usize;
+        let missing = report.outcomes.check(total).err().map(|problem| {
+            tracing::error!(exporter = %self.id, error = %problem, "an exporter reported too few or too many outcomes");
+            Outcome::retry(problem.to_string())
+        });
         for (index, event) in pending.into_iter().enumerate() {
-            match report.outcomes.get(index) {
+            let outcome = report.outcomes.get(index).or(missing.as_ref());
+            match outcome.unwrap_or(&Outcome::Delivered) {
                 Outcome::Delivered => delivered += 1,
                 Outcome::Retry { reason, after } => {
                     if retry_reason.is_empty() {
@@ -395,13 +427,13 @@ impl Shared {
         }
         let dead = total - delivered - retry.len();
         let overall = if retry.is_empty() && dead == 0 {
-            "delivered"
+            RequestOutcome::Delivered
         } else if delivered > 0 {
-            "partial"
+            RequestOutcome::Partial
         } else if !retry.is_empty() {
-            "retry"
+            RequestOutcome::Retry
         } else {
-            "permanent"
+            RequestOutcome::Permanent
         };
         let first_error = if !retry_reason.is_empty() {
             Some(retry_reason.clone())
@@ -418,19 +450,15 @@ impl Shared {
         };
         let single = records.len() == 1;
         for record in records {
-            let outcome = if !record.outcome.is_empty() {
-                record.outcome
-            } else {
-                overall
-            };
-            let error = if outcome == "delivered" {
+            let outcome = record.outcome.unwrap_or(overall);
+            let error = if outcome == RequestOutcome::Delivered {
                 None
             } else if single || record.reply.is_none() {
                 first_error.clone()
             } else {
                 record.reply.clone()
             };
-            metrics::counter!("siemrelay_exporter_requests_total", "exporter" => self.id.clone(), "outcome" => outcome)
+            metrics::counter!("siemrelay_exporter_requests_total", "exporter" => self.id.clone(), "outcome" => outcome.name())
                 .increment(1);
             metrics::histogram!("siemrelay_exporter_request_duration_seconds", "exporter" => self.id.clone())
                 .record(record.latency.as_secs_f64());
@@ -580,7 +608,16 @@ pub async fn test_delivery(sink: &dyn Sink, timeout: Duration) -> TestReport {
             )
         });
     let record = report.requests.first().cloned().unwrap_or_default();
-    let outcome = report.outcomes.get(0).clone();
+    let outcome = match report.outcomes.get(0) {
+        Some(outcome) => outcome.clone(),
+        None => Outcome::retry(
+            MissingOutcomes {
+                reported: 0,
+                events: 1,
+            }
+            .to_string(),
+        ),
+    };
     let (ok, label, reason) = match &outcome {
         Outcome::Delivered => (true, "delivered", None),
         Outcome::Retry { reason, .. } => (false, "retry", Some(reason.to_string())),

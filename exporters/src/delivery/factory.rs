@@ -5,12 +5,14 @@
 //! delivery-layer types.
 //!
 //! Every exporter takes the delivery keys `sending`, `retry` and `queue`; an HTTP exporter also
-//! takes `tls`, `compression` and `signing` where it honours them. A shared HTTP key that an
-//! HTTP exporter does not honour is refused when the config is validated (never ignored).
+//! takes `tls`, `compression` and `signing`. A `compression` or `signing` setting that its
+//! encoder does not honour ([`HttpEncoder::HONOURS`]) is refused when the config is validated
+//! (never ignored), and again by [`super::http::HttpSink::new`].
 
 use super::Sink;
 use super::config::DeliveryConfig;
-use super::http::HttpOptions;
+use super::http::{HttpEncoder, HttpOptions, SharedHttpKeys};
+use siemrelay_core::config_types::ConfigIssue;
 use siemrelay_core::config_read::{ConfigError, Value};
 use siemrelay_core::factory::{BoxedConfig, ComponentConfig};
 use std::sync::Arc;
@@ -22,47 +24,40 @@ pub const DELIVERY_KEYS: &[&str] = &["sending", "retry", "queue"];
 /// The shared keys of HTTP exporters ([`HttpOptions`]).
 pub const HTTP_KEYS: &[&str] = &["tls", "compression", "signing"];
 
-/// Which of the shared HTTP keys ([`HTTP_KEYS`]) an exporter honours.
+/// Which shared keys an exporter takes besides [`DELIVERY_KEYS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SharedKeys {
-    /// `tls`: client TLS settings for its HTTPS requests.
-    pub tls: bool,
-    /// `compression`: the request body's compression.
-    pub compression: bool,
-    /// `signing`: an HMAC signature header on each request.
-    pub signing: bool,
+pub enum SharedKeys {
+    /// Not an HTTP exporter: `tls`, `compression` and `signing`, when allowed at all, are its
+    /// own keys (syslog and Kafka have their own `tls`).
+    None,
+    /// An HTTP exporter: it takes every key of [`HTTP_KEYS`]; `tls` always applies, and a
+    /// `compression` or `signing` setting its encoder cannot honour is refused with `refusal`
+    /// as the reason (never ignored).
+    Http {
+        /// What the encoder honours ([`HttpEncoder::HONOURS`]).
+        honours: SharedHttpKeys,
+        /// Why the others are refused ([`HttpEncoder::REFUSAL`]).
+        refusal: &'static str,
+    },
 }
 
 impl SharedKeys {
-    /// Not an HTTP exporter: `tls`, `compression` and `signing`, when allowed at all, are its
-    /// own keys (syslog and Kafka have their own `tls`).
-    pub const NONE: SharedKeys = SharedKeys {
-        tls: false,
-        compression: false,
-        signing: false,
-    };
-
-    /// An HTTP exporter that honours every shared HTTP key.
-    pub const HTTP: SharedKeys = SharedKeys {
-        tls: true,
-        compression: true,
-        signing: true,
-    };
-
-    /// Whether the shared key `key` (one of [`HTTP_KEYS`]) is honoured.
-    pub fn takes(&self, key: &str) -> bool {
-        match key {
-            "tls" => self.tls,
-            "compression" => self.compression,
-            "signing" => self.signing,
-            _ => false,
+    /// The shared keys of an exporter whose requests the encoder `E` makes: what `E` declares
+    /// it honours, the one source of that fact.
+    pub fn of<E: HttpEncoder>() -> SharedKeys {
+        SharedKeys::Http {
+            honours: E::HONOURS,
+            refusal: E::REFUSAL,
         }
     }
 
-    /// An HTTP exporter: it takes at least one shared HTTP key, and the shared keys it does
-    /// not take are refused.
-    pub fn is_http(&self) -> bool {
-        self.tls || self.compression || self.signing
+    /// The settings of `options` this exporter cannot honour, as issues naming the key
+    /// (relative to the exporter block); none for a non-HTTP exporter.
+    pub fn refused(&self, options: &HttpOptions) -> Vec<ConfigIssue> {
+        match self {
+            SharedKeys::None => Vec::new(),
+            SharedKeys::Http { honours, refusal } => honours.refused(options, refusal),
+        }
     }
 }
 
@@ -89,9 +84,10 @@ pub trait ExporterFactory: Send + Sync {
     /// The type part of component ids (`splunk_hec` in `splunk_hec/prod`).
     fn type_name(&self) -> &'static str;
 
-    /// The shared HTTP keys it honours (default: none, not an HTTP exporter).
+    /// The shared HTTP keys it takes (default: none, not an HTTP exporter). An HTTP exporter
+    /// returns [`SharedKeys::of`] its encoder.
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::NONE
+        SharedKeys::None
     }
 
     /// Reads and checks the exporter's own keys (the shared keys are already taken out).

@@ -2,9 +2,13 @@
 //! payload signing, splitting on 413, and mapping replies back onto events. An HTTP exporter
 //! implements [`HttpEncoder`] (encode + classify) and is wrapped in [`HttpSink`].
 
-use super::pack::Encoded;
+use super::auth::{AuthError, Authenticator, Generation, NoAuth};
+use super::pack::{CONCATENATED, Encoded, EncodedRequest, Framing, pack};
 use super::retry::parse_retry_after;
-use super::{Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink, default_hint};
+use super::{
+    Outcome, OutcomeSheet, Outcomes, RequestLimits, RequestOutcome, RequestRecord, SendReport,
+    Sink, default_hint,
+};
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -161,10 +165,26 @@ impl HttpOptions {
 /// How an HTTP exporter judged one reply.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Classified {
-    /// Outcomes for the request's events (in body order).
+    /// Outcomes for the request's events (in body order): delivered, `Retry { after }` or
+    /// `Permanent { reason }`.
     Outcomes(Outcomes),
     /// The request was too large (413): split it in two and resend the halves.
     Split,
+    /// The SIEM refused the credentials (401, an expired token): the sink drops them, fetches
+    /// fresh ones and resends once. If the fresh ones are refused too, the events get this
+    /// outcome.
+    Reauthenticate(Outcome),
+    /// Where the events go does not exist yet (a CloudWatch log group or stream): the sink runs
+    /// the encoder's [`HttpEncoder::setup`] for the request and resends once. If it is still
+    /// missing, the events get this outcome.
+    Setup(Outcome),
+}
+
+impl Classified {
+    /// One outcome for every event of the request.
+    pub fn uniform(outcome: Outcome) -> Classified {
+        Classified::Outcomes(Outcomes::Uniform(outcome))
+    }
 }
 
 /// A reply as the classifier sees it.
@@ -193,26 +213,230 @@ impl Reply<'_> {
     }
 }
 
-/// The exporter-specific half of an HTTP exporter.
+/// A whole reply, owned.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Response body.
+    pub body: bytes::Bytes,
+}
+
+impl Response {
+    /// The reply as a classifier sees it.
+    pub fn reply(&self) -> Reply<'_> {
+        Reply {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// Which of the shared HTTP keys (`compression`, `signing`) an exporter honours. An exporter
+/// declares it as [`HttpEncoder::HONOURS`]; a key it cannot honour is refused, never ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedHttpKeys {
+    /// `compression: gzip` can be sent (the SIEM takes `Content-Encoding: gzip`).
+    pub compression: bool,
+    /// `signing` can be added (the SIEM or a receiver in front of it may check it).
+    pub signing: bool,
+}
+
+impl SharedHttpKeys {
+    /// Every shared key.
+    pub const ALL: SharedHttpKeys = SharedHttpKeys {
+        compression: true,
+        signing: true,
+    };
+
+    /// The keys of `options` set to something this exporter cannot honour (keys relative to
+    /// the exporter block), with why.
+    pub fn refused(self, options: &HttpOptions, why: &str) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if !self.compression && options.compression == Some(Compression::Gzip) {
+            issues.push(ConfigIssue::new(
+                "compression",
+                format!("this exporter cannot send compressed bodies: {why}"),
+            ));
+        }
+        if !self.signing && options.signing.is_some() {
+            issues.push(ConfigIssue::new(
+                "signing",
+                format!("this exporter cannot add a payload signature: {why}"),
+            ));
+        }
+        issues
+    }
+}
+
+/// The exporter-specific half of an HTTP exporter: encode events, name the URL and the
+/// exporter's own headers, judge replies, and any one-time work. Authentication is the
+/// [`Authenticator`]'s; compression, signing, splitting and retries are [`HttpSink`]'s.
 #[async_trait]
 pub trait HttpEncoder: Send + Sync + 'static {
+    /// The shared keys this exporter honours.
+    const HONOURS: SharedHttpKeys = SharedHttpKeys::ALL;
+    /// Why a shared key is not honoured, for the error that refuses it.
+    const REFUSAL: &'static str = "";
+    /// False when a `HEAD` to the request URL says nothing about the SIEM's health (the
+    /// exporter then has no probe: a failed exporter recovers on its next delivery).
+    const PROBE: bool = true;
     /// Per-request limits.
     fn limits(&self) -> RequestLimits;
-    /// Encodes events (indices refer to `events`) into bodies within the limits.
-    fn encode(&self, events: &[Event]) -> Encoded;
+    /// How a body joins events (for the default [`HttpEncoder::encode`]).
+    fn framing(&self) -> Framing {
+        CONCATENATED
+    }
+    /// Appends the wire form of one event (for the default [`HttpEncoder::encode`]); an `Err`
+    /// says why the event cannot be sent (it is dead-lettered with that reason).
+    fn write_event(&self, _event: &Event, _out: &mut Vec<u8>) -> Result<(), String> {
+        Err("this exporter encodes whole batches".into())
+    }
+    /// Encodes events (indices refer to `events`) into bodies within the limits: by default
+    /// each event with [`HttpEncoder::write_event`], packed with [`HttpEncoder::framing`].
+    fn encode(&self, events: &[Event]) -> Encoded {
+        pack(
+            events.iter().enumerate(),
+            self.limits(),
+            self.framing(),
+            |event, out| self.write_event(event, out),
+        )
+    }
     /// `Content-Type` of the bodies.
     fn content_type(&self) -> &'static str;
-    /// The request for one body: URL, auth and exporter headers (the body is set by the caller).
-    async fn request(
+    /// The request for a body: method, URL and the exporter's own headers. Credentials,
+    /// `Content-Type`, compression, signing and the body are added by the sink.
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder;
+    /// Judges the reply to `request`.
+    fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified;
+    /// The reply as kept in the delivery history and shown by `siemrelay test`.
+    fn describe(&self, reply: &Reply<'_>) -> String {
+        reply.text()
+    }
+    /// The SIEM's error code in a reply, if it names one (for hints).
+    fn error_code(&self, _reply: &Reply<'_>) -> Option<String> {
+        None
+    }
+    /// One-time work before the first request (an index template). Runs again on the next
+    /// send until it succeeds; an `Err` is the outcome of that send's events.
+    async fn start(&self, _calls: &HttpCalls<'_>) -> Result<(), Outcome> {
+        Ok(())
+    }
+    /// Creates what a request's destination needs (a log group and stream) after the reply
+    /// to it was classified [`Classified::Setup`]; an `Err` is the outcome of its events.
+    async fn setup(
         &self,
-        client: &reqwest::Client,
-        events: usize,
-    ) -> Result<reqwest::RequestBuilder, String>;
-    /// Judges a reply for a request carrying `events` events.
-    fn classify(&self, reply: &Reply<'_>, events: usize) -> Classified;
+        _calls: &HttpCalls<'_>,
+        _request: &EncodedRequest,
+    ) -> Result<(), Outcome> {
+        Ok(())
+    }
     /// A hint for `siemrelay test` when a request failed.
     fn hint(&self, record: &RequestRecord) -> Option<String> {
         default_hint(record)
+    }
+}
+
+/// Why a call made through [`HttpCalls`] got no reply.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No credentials could be had.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The request could not be built or sent, or its reply not read.
+    #[error("{message}")]
+    Transport {
+        /// The status, when the reply's body could not be read.
+        status: Option<u16>,
+        /// What failed, with its causes.
+        message: String,
+    },
+}
+
+impl CallError {
+    /// The outcome of events whose request failed this way: refused credentials are
+    /// permanent, anything else is retried.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            CallError::Auth(error) if error.refused => Outcome::permanent(error.message.clone()),
+            other => Outcome::retry(other.to_string()),
+        }
+    }
+}
+
+/// Sends requests the way the exporter's event requests go: with its client, credentials and
+/// payload signature. Given to [`HttpEncoder::start`] and [`HttpEncoder::setup`].
+pub struct HttpCalls<'a> {
+    client: &'a reqwest::Client,
+    auth: &'a dyn Authenticator,
+    signing: Option<&'a SigningConfig>,
+}
+
+impl HttpCalls<'_> {
+    /// The exporter's HTTP client.
+    pub fn client(&self) -> &reqwest::Client {
+        self.client
+    }
+
+    /// Sends `request` with `body` (signed and authorized) and reads the whole reply; also says
+    /// which credentials were used.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: bytes::Bytes,
+    ) -> Result<(Response, Generation), CallError> {
+        let transport = |message: String| CallError::Transport {
+            status: None,
+            message,
+        };
+        let signature = self
+            .signing
+            .map(|signing| sign_body(signing.secret.expose(), &body));
+        let mut request = request
+            .body(body)
+            .build()
+            .map_err(|e| transport(format!("cannot build the request: {e}")))?;
+        if let (Some(signing), Some(signature)) = (self.signing, signature) {
+            let headers = request.headers_mut();
+            for (name, value) in [
+                (signing.header.as_str(), signature),
+                (signing.timestamp_header.as_str(), unix_now().to_string()),
+            ] {
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| transport(format!("{name:?} is not a valid header name")))?;
+                let value = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|_| transport(format!("the {name} value is not a header value")))?;
+                headers.insert(name, value);
+            }
+        }
+        let generation = self.auth.authorize(&mut request).await?;
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| transport(format!("request failed: {}", error_chain(&e))))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| CallError::Transport {
+            status: Some(status),
+            message: format!("reading the reply failed: {}", error_chain(&e)),
+        })?;
+        Ok((
+            Response {
+                status,
+                headers,
+                body,
+            },
+            generation,
+        ))
+    }
+
+    /// The SIEM refused the credentials of `generation`: fetch fresh ones next time.
+    pub async fn invalidate(&self, generation: Generation) {
+        self.auth.invalidate(generation).await;
     }
 }
 
@@ -232,7 +456,8 @@ pub fn classify_by_status(reply: &Reply<'_>, what: &str) -> Outcome {
 /// in case the SIEM's limit was raised).
 const TOO_LARGE_MEMORY: Duration = Duration::from_secs(600);
 
-/// An HTTP exporter: the shared sending logic around an [`HttpEncoder`].
+/// An HTTP exporter: the shared sending logic around an [`HttpEncoder`] and an
+/// [`Authenticator`].
 ///
 /// # Splitting on 413
 /// A request refused as too large is split in two halves, recursively, down to single events;
@@ -241,17 +466,28 @@ const TOO_LARGE_MEMORY: Duration = Duration::from_secs(600);
 /// large is split (or, for a single event, dead-lettered) without being sent. So a SIEM that
 /// refuses every size costs about two requests per halving level (log2 of the batch), not one
 /// per event, and each request has its own `sending.timeout`.
+///
+/// # Credentials and setup
+/// Before a send, the authenticator makes sure credentials are at hand (a send whose
+/// credentials cannot be had fails as a whole) and the encoder's [`HttpEncoder::start`] work
+/// is done. A reply classified [`Classified::Reauthenticate`] or [`Classified::Setup`] is
+/// followed by one resend with fresh credentials, or after the encoder's setup.
 pub struct HttpSink<E> {
+    exporter: String,
     encoder: E,
     client: reqwest::Client,
+    auth: Arc<dyn Authenticator>,
     compression: Compression,
     signing: Option<SigningConfig>,
+    started: tokio::sync::OnceCell<()>,
     /// The smallest uncompressed body the SIEM refused with 413, and when.
     too_large: std::sync::Mutex<Option<(usize, Instant)>>,
 }
 
 impl<E: HttpEncoder> HttpSink<E> {
-    /// Wraps an encoder. `default_compression` applies when the config does not say.
+    /// Wraps an encoder, without credentials (see [`HttpSink::with_auth`]).
+    /// `default_compression` applies when the config does not say. Fails when `options` set a
+    /// shared key the encoder cannot honour ([`HttpEncoder::HONOURS`]).
     pub fn new(
         exporter: &str,
         encoder: E,
@@ -259,13 +495,25 @@ impl<E: HttpEncoder> HttpSink<E> {
         timeout: Duration,
         default_compression: Compression,
     ) -> anyhow::Result<HttpSink<E>> {
+        if let Some(issue) = E::HONOURS.refused(options, E::REFUSAL).first() {
+            anyhow::bail!("exporter {exporter}: {issue}");
+        }
         Ok(HttpSink {
+            exporter: exporter.to_string(),
             encoder,
             client: options.build_client(exporter, timeout)?,
+            auth: Arc::new(NoAuth),
             compression: options.compression.unwrap_or(default_compression),
             signing: options.signing.clone(),
+            started: tokio::sync::OnceCell::new(),
             too_large: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Authorizes every request with `auth`.
+    pub fn with_auth(mut self, auth: impl Authenticator) -> HttpSink<E> {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// The smallest body size known to be refused with 413, if learned recently.
@@ -295,93 +543,109 @@ impl<E: HttpEncoder> HttpSink<E> {
         &self.encoder
     }
 
-    /// The HTTP client (for exporters that make extra calls, e.g. acknowledgement polls).
+    /// The HTTP client (for exporters that make extra calls, e.g. acknowledgement polls, and
+    /// for authenticators that fetch tokens).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
-    /// Sends one body; returns the classification and the request record.
-    async fn send_body(&self, body: Vec<u8>, events: usize) -> (Classified, RequestRecord) {
+    /// Sends requests like the event requests (credentials, signature).
+    pub fn calls(&self) -> HttpCalls<'_> {
+        HttpCalls {
+            client: &self.client,
+            auth: &*self.auth,
+            signing: self.signing.as_ref(),
+        }
+    }
+
+    /// Credentials at hand and the start work done, or the outcome of every event of the send.
+    async fn prepare(&self) -> Result<(), (Outcome, String)> {
+        if let Err(error) = self.auth.ready().await {
+            if error.refused {
+                tracing::error!(exporter = %self.exporter, error = %error.message, "the identity provider refused the client credentials");
+            }
+            let outcome = CallError::Auth(error.clone()).outcome();
+            return Err((outcome, error.message));
+        }
+        let calls = self.calls();
+        self.started
+            .get_or_try_init(|| self.encoder.start(&calls))
+            .await
+            .map(|_| ())
+            .map_err(|outcome| {
+                let reason = outcome.reason().unwrap_or_default().to_string();
+                (outcome, reason)
+            })
+    }
+
+    /// Sends one body until it has a classification: once more with fresh credentials after
+    /// [`Classified::Reauthenticate`], once more after the encoder's setup after
+    /// [`Classified::Setup`]. The record is the last attempt's.
+    async fn send_body(&self, request: &EncodedRequest) -> (Classified, RequestRecord) {
+        let events = request.indices.len();
         let started = Instant::now();
         let mut record = RequestRecord {
             events,
             ..Default::default()
         };
         let wire = match self.compression {
-            Compression::Gzip => match gzip(&body) {
+            Compression::Gzip => match gzip(&request.body) {
                 Ok(compressed) => compressed,
                 Err(e) => {
                     return (
-                        Classified::Outcomes(Outcomes::Uniform(Outcome::retry(format!(
-                            "gzip failed: {e}"
-                        )))),
+                        Classified::uniform(Outcome::retry(format!("gzip failed: {e}"))),
                         record,
                     );
                 }
             },
-            Compression::None => body,
+            Compression::None => request.body.clone(),
         };
+        let wire = bytes::Bytes::from(wire);
         record.bytes = wire.len();
-        let mut request = match self.encoder.request(&self.client, events).await {
-            Ok(request) => request,
-            Err(reason) => {
-                record.reply = Some(reason.clone());
-                return (
-                    Classified::Outcomes(Outcomes::Uniform(Outcome::retry(reason))),
-                    record,
-                );
+        let (mut reauthenticated, mut set_up) = (false, false);
+        loop {
+            let mut builder = self
+                .encoder
+                .request(&self.client)
+                .header(reqwest::header::CONTENT_TYPE, self.encoder.content_type());
+            if self.compression == Compression::Gzip {
+                builder = builder.header(reqwest::header::CONTENT_ENCODING, "gzip");
             }
-        };
-        request = request.header(reqwest::header::CONTENT_TYPE, self.encoder.content_type());
-        if self.compression == Compression::Gzip {
-            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
-        }
-        if let Some(signing) = &self.signing {
-            request = request
-                .header(
-                    signing.header.as_str(),
-                    sign_body(signing.secret.expose(), &wire),
-                )
-                .header(signing.timestamp_header.as_str(), unix_now().to_string());
-        }
-        let response = request.body(wire).send().await;
-        let (status, headers, body) = match response {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let headers = response.headers().clone();
-                match response.bytes().await {
-                    Ok(body) => (status, headers, body),
-                    Err(e) => {
-                        record.latency = started.elapsed();
-                        record.http_status = Some(status);
-                        record.reply = Some(format!("reading the reply failed: {e}"));
-                        let outcome = Outcome::retry(format!(
-                            "reading the reply failed: {}",
-                            error_chain(&e)
-                        ));
-                        return (Classified::Outcomes(Outcomes::Uniform(outcome)), record);
+            let sent = self.calls().send(builder, wire.clone()).await;
+            record.latency = started.elapsed();
+            let (response, generation) = match sent {
+                Ok(sent) => sent,
+                Err(error) => {
+                    if let CallError::Transport { status, .. } = &error {
+                        record.http_status = *status;
+                    }
+                    record.reply = Some(error.to_string());
+                    return (Classified::uniform(error.outcome()), record);
+                }
+            };
+            let reply = response.reply();
+            record.http_status = Some(reply.status);
+            record.reply = Some(self.encoder.describe(&reply));
+            record.error_code = self.encoder.error_code(&reply);
+            match self.encoder.classify(&reply, request) {
+                Classified::Reauthenticate(_) if !reauthenticated => {
+                    reauthenticated = true;
+                    self.auth.invalidate(generation).await;
+                }
+                Classified::Reauthenticate(outcome) => {
+                    tracing::error!(exporter = %self.exporter, reply = %record.reply.as_deref().unwrap_or(""), "the SIEM refused freshly fetched credentials");
+                    return (Classified::uniform(outcome), record);
+                }
+                Classified::Setup(_) if !set_up => {
+                    set_up = true;
+                    if let Err(outcome) = self.encoder.setup(&self.calls(), request).await {
+                        return (Classified::uniform(outcome), record);
                     }
                 }
+                Classified::Setup(outcome) => return (Classified::uniform(outcome), record),
+                classified => return (classified, record),
             }
-            Err(e) => {
-                record.latency = started.elapsed();
-                let reason = format!("request failed: {}", error_chain(&e));
-                record.reply = Some(reason.clone());
-                return (
-                    Classified::Outcomes(Outcomes::Uniform(Outcome::retry(reason))),
-                    record,
-                );
-            }
-        };
-        record.latency = started.elapsed();
-        record.http_status = Some(status);
-        let reply = Reply {
-            status,
-            headers: &headers,
-            body: &body,
-        };
-        record.reply = Some(reply.text());
-        (self.encoder.classify(&reply, events), record)
+        }
     }
 }
 
@@ -396,20 +660,22 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
         true
     }
 
-    /// A `HEAD` request to the URL events go to, with the exporter's headers: any reply but
-    /// 408, 429 or 5xx means the SIEM is reachable and serving again.
+    /// A `HEAD` request to the URL events go to, with the exporter's headers and credentials:
+    /// any reply but 408, 429 or 5xx means the SIEM is reachable and serving again.
     async fn probe(&self) -> Option<Result<(), String>> {
-        let request = match self.encoder.request(&self.client, 0).await {
-            Ok(request) => request,
-            Err(reason) => return Some(Err(reason)),
-        };
-        let request = match request.build() {
+        if !E::PROBE {
+            return None;
+        }
+        let request = match self.encoder.request(&self.client).build() {
             Ok(request) => request,
             Err(e) => return Some(Err(format!("cannot build the probe request: {e}"))),
         };
         let mut head = reqwest::Request::new(reqwest::Method::HEAD, request.url().clone());
         *head.headers_mut() = request.headers().clone();
         *head.timeout_mut() = request.timeout().copied();
+        if let Err(error) = self.auth.authorize(&mut head).await {
+            return Some(Err(error.message));
+        }
         Some(match self.client.execute(head).await {
             Ok(response) => match response.status().as_u16() {
                 408 | 429 | 500..=599 => Err(format!(
@@ -423,58 +689,53 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
     }
 
     async fn send(&self, events: &[Event]) -> SendReport {
+        if let Err((outcome, reason)) = self.prepare().await {
+            let record = RequestRecord {
+                events: events.len(),
+                reply: Some(reason),
+                outcome: Some(RequestOutcome::of([&outcome])),
+                ..Default::default()
+            };
+            return SendReport::uniform(outcome, vec![record]);
+        }
         let encoded = self.encoder.encode(events);
-        let mut outcomes: Vec<Outcome> = Vec::new();
-        let set = |outcomes: &mut Vec<Outcome>, index: usize, outcome: Outcome| {
-            if outcomes.is_empty() {
-                outcomes.resize(events.len(), Outcome::Delivered);
-            }
-            outcomes[index] = outcome;
-        };
+        let mut sheet = OutcomeSheet::new(events.len());
         for (index, reason) in encoded.rejected {
-            set(&mut outcomes, index, Outcome::permanent(reason));
+            sheet.set(index, Outcome::permanent(reason));
         }
         let mut records = Vec::with_capacity(encoded.requests.len());
-        let mut work: Vec<(Vec<usize>, Vec<u8>)> = encoded
-            .requests
-            .into_iter()
-            .rev()
-            .map(|r| (r.indices, r.body))
-            .collect();
-        while let Some((indices, body)) = work.pop() {
-            let size = body.len();
+        let mut work: Vec<EncodedRequest> = encoded.requests.into_iter().rev().collect();
+        while let Some(request) = work.pop() {
+            let size = request.body.len();
             let known = self.known_too_large().is_some_and(|limit| size >= limit);
             let (classified, mut record) = if known {
                 // Known to be refused: split (or give up on a single event) without sending.
                 (Classified::Split, RequestRecord::default())
             } else {
-                self.send_body(body, indices.len()).await
+                self.send_body(&request).await
             };
             if matches!(classified, Classified::Split) && !known {
                 self.learn_too_large(size);
             }
+            let indices = request.indices;
             match classified {
                 Classified::Split if indices.len() > 1 => {
                     if !known {
-                        record.outcome = "retry";
+                        record.outcome = Some(RequestOutcome::Retry);
                         records.push(record);
                     }
-                    let subset: Vec<Event> = indices.iter().map(|i| events[*i].clone()).collect();
-                    let half = subset.len() / 2;
+                    let half = indices.len() / 2;
                     for part in [&indices[half..], &indices[..half]] {
                         let local: Vec<Event> = part.iter().map(|i| events[*i].clone()).collect();
                         let re = self.encoder.encode(&local);
                         for (local_index, reason) in re.rejected {
-                            set(&mut outcomes, part[local_index], Outcome::permanent(reason));
+                            sheet.set(part[local_index], Outcome::permanent(reason));
                         }
-                        for request in re.requests.into_iter().rev() {
-                            work.push((
-                                request.indices.iter().map(|i| part[*i]).collect(),
-                                request.body,
-                            ));
+                        for mut request in re.requests.into_iter().rev() {
+                            request.indices = request.indices.iter().map(|i| part[*i]).collect();
+                            work.push(request);
                         }
                     }
-                    drop(subset);
                 }
                 Classified::Split => {
                     let reason = if known {
@@ -483,48 +744,37 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
                             self.known_too_large().unwrap_or(size)
                         )
                     } else {
-                        record.outcome = "permanent";
+                        record.outcome = Some(RequestOutcome::Permanent);
                         records.push(record);
                         format!(
                             "too large: the SIEM refused this single event ({size} bytes) with HTTP 413"
                         )
                     };
-                    set(&mut outcomes, indices[0], Outcome::permanent(reason));
+                    sheet.set(indices[0], Outcome::permanent(reason));
                 }
-                Classified::Outcomes(Outcomes::Uniform(Outcome::Delivered)) => {
-                    record.outcome = "delivered";
+                Classified::Outcomes(outcomes) => {
+                    let missing = outcomes.check(indices.len()).err().map(|problem| {
+                        tracing::error!(exporter = %self.exporter, error = %problem, "an exporter judged a reply with too few or too many outcomes");
+                        Outcome::retry(problem.to_string())
+                    });
+                    for (position, index) in indices.iter().enumerate() {
+                        let outcome = outcomes.get(position).or(missing.as_ref());
+                        sheet.set(*index, outcome.cloned().unwrap_or(Outcome::Delivered));
+                    }
+                    record.outcome =
+                        Some(RequestOutcome::of(indices.iter().map(|i| sheet.get(*i))));
                     records.push(record);
                 }
-                Classified::Outcomes(request_outcomes) => {
-                    let mut any_ok = false;
-                    let mut any_retry = false;
-                    for (position, index) in indices.iter().enumerate() {
-                        let outcome = request_outcomes.get(position).clone();
-                        match outcome {
-                            Outcome::Delivered => any_ok = true,
-                            Outcome::Retry { .. } => any_retry = true,
-                            Outcome::Permanent { .. } => {}
-                        }
-                        set(&mut outcomes, *index, outcome);
-                    }
-                    record.outcome = if any_ok {
-                        "partial"
-                    } else if any_retry {
-                        "retry"
-                    } else {
-                        "permanent"
-                    };
+                // `send_body` resolves these into outcomes.
+                Classified::Reauthenticate(outcome) | Classified::Setup(outcome) => {
+                    sheet.set_all(&indices, &outcome);
+                    record.outcome = Some(RequestOutcome::of([&outcome]));
                     records.push(record);
                 }
             }
         }
-        let outcomes = if outcomes.is_empty() {
-            Outcomes::Uniform(Outcome::Delivered)
-        } else {
-            Outcomes::PerEvent(outcomes)
-        };
         SendReport {
-            outcomes,
+            outcomes: sheet.finish(),
             requests: records,
         }
     }

@@ -10,10 +10,12 @@
 //! Events leave a queue only on a final outcome: delivered or dead-lettered.
 
 pub mod assemble;
+pub mod auth;
 pub mod completion;
 pub mod config;
 pub mod dead_letter;
 pub mod disk_queue;
+pub mod endpoint;
 pub mod exporter;
 pub mod factory;
 pub mod http;
@@ -26,7 +28,7 @@ pub mod status;
 pub use config::{BatchPolicy, DeliveryConfig, QueueConfig, RetryConfig, SendingConfig};
 pub use exporter::{ExporterHandle, ExporterShutdown, TestReport, test_delivery};
 pub use queue::{DeliveryQueue, QueueDepth, QueueError, Reservation};
-pub use status::{DeliveryRecord, ExporterState, ExporterStatus, StatusSnapshot};
+pub use status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus, StatusSnapshot};
 
 use async_trait::async_trait;
 use siemrelay_core::Event;
@@ -77,6 +79,14 @@ impl Outcome {
             reason: reason.into(),
         }
     }
+
+    /// Why it failed; `None` when delivered.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered => None,
+            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => Some(reason),
+        }
+    }
 }
 
 /// Outcomes for the events of one `Sink::send` call.
@@ -89,11 +99,146 @@ pub enum Outcomes {
 }
 
 impl Outcomes {
-    /// The outcome of event `index`.
-    pub fn get(&self, index: usize) -> &Outcome {
+    /// The outcome of event `index`; `None` when a per-event list is too short (a sink bug,
+    /// which the delivery layer treats as a failure: never as delivered).
+    pub fn get(&self, index: usize) -> Option<&Outcome> {
         match self {
-            Outcomes::Uniform(outcome) => outcome,
-            Outcomes::PerEvent(list) => list.get(index).unwrap_or(&Outcome::Delivered),
+            Outcomes::Uniform(outcome) => Some(outcome),
+            Outcomes::PerEvent(list) => list.get(index),
+        }
+    }
+
+    /// Checks that there is an outcome for each of `events` events.
+    pub fn check(&self, events: usize) -> Result<(), MissingOutcomes> {
+        match self {
+            Outcomes::PerEvent(list) if list.len() != events => Err(MissingOutcomes {
+                reported: list.len(),
+                events,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A sink reported a different number of outcomes than it was given events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the exporter reported {reported} outcomes for {events} events (a bug in the exporter): the events without an outcome are sent again"
+)]
+pub struct MissingOutcomes {
+    /// Outcomes reported.
+    pub reported: usize,
+    /// Events sent.
+    pub events: usize,
+}
+
+/// The outcomes of a send's events, filled in as its requests finish. Every event starts out
+/// delivered; a per-event list is made only once one differs.
+#[derive(Debug)]
+pub struct OutcomeSheet {
+    len: usize,
+    list: Vec<Outcome>,
+}
+
+impl OutcomeSheet {
+    /// A sheet for `len` events, all delivered.
+    pub fn new(len: usize) -> OutcomeSheet {
+        OutcomeSheet {
+            len,
+            list: Vec::new(),
+        }
+    }
+
+    /// Sets the outcome of event `index`.
+    pub fn set(&mut self, index: usize, outcome: Outcome) {
+        if self.list.is_empty() {
+            if outcome == Outcome::Delivered {
+                return;
+            }
+            self.list.resize(self.len, Outcome::Delivered);
+        }
+        if let Some(slot) = self.list.get_mut(index) {
+            *slot = outcome;
+        }
+    }
+
+    /// Sets one outcome for the events at `indices`.
+    pub fn set_all(&mut self, indices: &[usize], outcome: &Outcome) {
+        for index in indices {
+            self.set(*index, outcome.clone());
+        }
+    }
+
+    /// The outcome of event `index` so far.
+    pub fn get(&self, index: usize) -> &Outcome {
+        self.list.get(index).unwrap_or(&Outcome::Delivered)
+    }
+
+    /// The outcomes: uniform while every event is delivered.
+    pub fn finish(self) -> Outcomes {
+        if self.list.is_empty() {
+            Outcomes::Uniform(Outcome::Delivered)
+        } else {
+            Outcomes::PerEvent(self.list)
+        }
+    }
+}
+
+/// How one request ended, for status, history and the `siemrelay_exporter_requests_total`
+/// metric's `outcome` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestOutcome {
+    /// Every event of the request was accepted.
+    Delivered,
+    /// Some events were accepted, others refused.
+    Partial,
+    /// Nothing was accepted and (some of) the events are to be sent again.
+    Retry,
+    /// Nothing was accepted and nothing will be sent again.
+    Permanent,
+}
+
+impl RequestOutcome {
+    /// Every value, for metrics registered at 0.
+    pub const ALL: [RequestOutcome; 4] = [
+        RequestOutcome::Delivered,
+        RequestOutcome::Partial,
+        RequestOutcome::Retry,
+        RequestOutcome::Permanent,
+    ];
+
+    /// The word in metrics, status and history.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestOutcome::Delivered => "delivered",
+            RequestOutcome::Partial => "partial",
+            RequestOutcome::Retry => "retry",
+            RequestOutcome::Permanent => "permanent",
+        }
+    }
+
+    /// True when the SIEM accepted at least part of the request.
+    pub fn accepted(self) -> bool {
+        matches!(self, RequestOutcome::Delivered | RequestOutcome::Partial)
+    }
+
+    /// The outcome of a request from the outcomes of its events: delivered when all were,
+    /// partial when some were, else retry when any is to be retried, else permanent.
+    pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> RequestOutcome {
+        let (mut delivered, mut retry, mut failed) = (false, false, false);
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Delivered => delivered = true,
+                Outcome::Retry { .. } => (retry, failed) = (true, true),
+                Outcome::Permanent { .. } => failed = true,
+            }
+        }
+        match (delivered, failed) {
+            (_, false) => RequestOutcome::Delivered,
+            (true, true) => RequestOutcome::Partial,
+            (false, true) if retry => RequestOutcome::Retry,
+            (false, true) => RequestOutcome::Permanent,
         }
     }
 }
@@ -111,8 +256,10 @@ pub struct RequestRecord {
     pub reply: Option<String>,
     /// Time from sending to the reply.
     pub latency: Duration,
-    /// `delivered`, `partial`, `retry` or `permanent` ("" = derive from the outcomes).
-    pub outcome: &'static str,
+    /// How the request ended; `None`: worked out from the outcomes of the send's events.
+    pub outcome: Option<RequestOutcome>,
+    /// The SIEM's error code, when its reply names one (AWS `__type`), for hints.
+    pub error_code: Option<String>,
 }
 
 /// The result of `Sink::send`: per-event outcomes and what each request did.

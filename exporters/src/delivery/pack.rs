@@ -41,6 +41,9 @@ pub struct EncodedRequest {
     pub indices: Vec<usize>,
     /// The uncompressed body.
     pub body: Vec<u8>,
+    /// Where the body goes when the exporter sends bodies to several places (a CloudWatch log
+    /// stream), for [`crate::delivery::http::HttpEncoder::setup`].
+    pub target: Option<String>,
 }
 
 /// The requests for a slice of events, and the events that cannot be sent at all.
@@ -63,8 +66,8 @@ pub fn pack<'a>(
     let overhead = framing.start.len() + framing.end.len();
     let mut out = Encoded::default();
     let mut current = EncodedRequest {
-        indices: Vec::new(),
         body: Vec::with_capacity(limits.max_bytes.min(1 << 20)),
+        ..Default::default()
     };
     current.body.extend_from_slice(framing.start);
     for (index, event) in events {
@@ -95,8 +98,8 @@ pub fn pack<'a>(
             current.body.truncate(mark);
             current.body.extend_from_slice(framing.end);
             let mut next = EncodedRequest {
-                indices: Vec::new(),
                 body: Vec::with_capacity(current.body.capacity()),
+                ..Default::default()
             };
             next.body.extend_from_slice(framing.start);
             next.body.extend_from_slice(&item);

@@ -211,7 +211,7 @@ pub trait DeliveryQueue: Send + Sync + 'static {
 
     /// Marks the losses the queue found at open as acknowledged by an operator; returns how
     /// many were not yet.
-    fn acknowledge_losses(&self) -> Result<usize, String> {
+    fn acknowledge_losses(&self) -> Result<usize, QueueError> {
         Ok(0)
     }
 }

@@ -15,6 +15,7 @@
 //!      [`DEAD_LETTER_WINDOW`] deliveries were dead-lettered (refused permanently by the SIEM).
 //! - `active` otherwise.
 
+use super::RequestOutcome;
 use super::disk_queue::losses::LossEntry;
 use serde::Serialize;
 use siemrelay_core::Timestamp;
@@ -79,7 +80,7 @@ pub struct DeliveryRecord {
     /// Bytes on the wire.
     pub bytes: usize,
     /// `delivered`, `partial`, `retry` or `permanent`.
-    pub outcome: &'static str,
+    pub outcome: RequestOutcome,
     /// HTTP status, if any.
     pub http_status: Option<u16>,
     /// Error text, if any.
@@ -123,6 +124,25 @@ pub struct StatusSnapshot {
     /// Something an operator should know that does not change the state (a disk queue whose
     /// volume cannot hold its `max_size`).
     pub notice: Option<String>,
+}
+
+/// What a previous run left of an exporter's status, put back at start (the runtime keeps it in
+/// its state file): whether an operator disabled it, its last success and last error, and its
+/// delivery history. Counters are not part of it: they restart at zero, as Prometheus expects.
+#[derive(Clone, Debug, Default)]
+pub struct RestoredStatus {
+    /// Disabled by an operator.
+    pub disabled: bool,
+    /// Last successful delivery.
+    pub last_success: Option<Timestamp>,
+    /// Last error text (scrubbed again on restore).
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<Timestamp>,
+    /// No success came after the last error.
+    pub last_error_current: bool,
+    /// The delivery history, oldest first (only the newest [`HISTORY_LEN`] are kept).
+    pub history: Vec<DeliveryRecord>,
 }
 
 struct Inner {
@@ -307,7 +327,7 @@ impl ExporterStatus {
     pub fn record(&self, mut record: DeliveryRecord) {
         record.error = record.error.map(siemrelay_core::scrub::scrub_owned);
         let mut inner = self.lock();
-        let ok = record.outcome == "delivered" || record.outcome == "partial";
+        let ok = record.outcome.accepted();
         if !ok {
             inner.failure_count += 1;
         }
@@ -316,7 +336,7 @@ impl ExporterStatus {
         }
         if ok {
             Self::success(&mut inner);
-        } else if record.outcome == "retry" {
+        } else if record.outcome == RequestOutcome::Retry {
             inner.retrying = true;
         }
         if inner.history.len() == HISTORY_LEN {
@@ -417,6 +437,41 @@ impl ExporterStatus {
         self.update(&mut inner);
     }
 
+    /// Puts back what a previous run left (see [`RestoredStatus`]); meant for a status that has
+    /// seen nothing yet.
+    pub fn restore(&self, restored: RestoredStatus) {
+        let mut inner = self.lock();
+        inner.disabled = restored.disabled;
+        inner.last_success = restored.last_success;
+        inner.last_error = restored.last_error.map(siemrelay_core::scrub::scrub_owned);
+        inner.last_error_at = restored.last_error_at;
+        inner.last_error_current = restored.last_error_current && inner.last_error.is_some();
+        let skip = restored.history.len().saturating_sub(HISTORY_LEN);
+        inner.history = restored
+            .history
+            .into_iter()
+            .skip(skip)
+            .map(|mut record| {
+                record.error = record.error.map(siemrelay_core::scrub::scrub_owned);
+                record
+            })
+            .collect();
+        self.update(&mut inner);
+    }
+
+    /// What a later run needs to restore this status (see [`RestoredStatus`]).
+    pub fn to_restore(&self) -> RestoredStatus {
+        let inner = self.lock();
+        RestoredStatus {
+            disabled: inner.disabled,
+            last_success: inner.last_success,
+            last_error: inner.last_error.clone(),
+            last_error_at: inner.last_error_at,
+            last_error_current: inner.last_error_current,
+            history: inner.history.iter().cloned().collect(),
+        }
+    }
+
     /// The current state.
     pub fn state(&self) -> ExporterState {
         self.lock().state
@@ -453,6 +508,10 @@ mod tests {
     use super::*;
 
     fn request(outcome: &'static str, error: Option<&str>) -> DeliveryRecord {
+        let outcome = RequestOutcome::ALL
+            .into_iter()
+            .find(|o| o.name() == outcome)
+            .unwrap();
         DeliveryRecord {
             time: Timestamp::now().to_rfc3339(),
             events: 10,
@@ -543,5 +602,39 @@ mod tests {
         assert_eq!(status.state(), ExporterState::Degraded);
         status.set_intake_refused(None);
         assert_eq!(status.state(), ExporterState::Active);
+    }
+
+    #[test]
+    fn a_restored_status_keeps_disabled_the_last_times_and_the_newest_history() {
+        let before = ExporterStatus::new("t");
+        for i in 0..HISTORY_LEN + 6 {
+            let outcome = if i % 2 == 0 { "delivered" } else { "retry" };
+            before.record(request(outcome, (i % 2 == 1).then_some("HTTP 503")));
+        }
+        before.set_enabled(false);
+        let mut saved = before.to_restore();
+        assert!(saved.disabled);
+        assert_eq!(saved.history.len(), HISTORY_LEN);
+        saved.history.insert(0, request("delivered", None));
+
+        let after = ExporterStatus::new("t");
+        after.restore(saved.clone());
+        let snapshot = after.snapshot();
+        assert_eq!(snapshot.state, ExporterState::Disabled);
+        assert_eq!(snapshot.last_success, before.snapshot().last_success);
+        assert_eq!(snapshot.last_error.as_deref(), Some("HTTP 503"));
+        assert!(
+            snapshot.last_error_current,
+            "no success came after the last error"
+        );
+        assert_eq!(snapshot.failure_count, 0, "counters restart at zero");
+        let history = after.history();
+        assert_eq!(history.len(), HISTORY_LEN, "only the newest are kept");
+        assert_eq!(
+            history.last().map(|r| r.time.clone()),
+            saved.history.last().map(|r| r.time.clone())
+        );
+        after.set_enabled(true);
+        assert_eq!(after.state(), ExporterState::Active);
     }
 }

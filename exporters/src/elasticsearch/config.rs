@@ -1,6 +1,7 @@
 //! `elasticsearch:` exporter settings and their checks.
 
 use super::index_name::{IndexTemplate, check_index_name};
+use crate::delivery::endpoint::HttpEndpoint;
 use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
 use siemrelay_core::config_types::{ConfigSize, Secret};
@@ -83,12 +84,15 @@ fn default_max_events() -> usize {
     5000
 }
 
+/// An `endpoint` of the right shape, for error messages.
+pub(super) const ENDPOINT_EXAMPLE: &str = "https://elasticsearch.example.com:9200";
+
 impl ElasticsearchConfig {
     /// Semantic checks (keys relative to the exporter block).
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        if let Err(message) = check_endpoint(&self.endpoint) {
-            issues.push(ConfigIssue::new("endpoint", message));
+        if let Err(error) = HttpEndpoint::base(&self.endpoint, ENDPOINT_EXAMPLE) {
+            issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
         if let Some(auth) = &self.auth {
             match (&auth.api_key, &auth.basic) {
@@ -151,20 +155,4 @@ impl ElasticsearchConfig {
         }
         issues
     }
-}
-
-/// Checks a base URL: http(s), with a host, without query or fragment.
-pub(super) fn check_endpoint(endpoint: &str) -> Result<reqwest::Url, String> {
-    let url =
-        reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{endpoint:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{endpoint:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{endpoint:?} must not have a query or fragment"));
-    }
-    Ok(url)
 }

@@ -15,8 +15,9 @@ impl ExporterFactory for ElasticsearchFactory {
         "elasticsearch"
     }
 
+    /// What its encoder declares ([`super::ElasticsearchEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<super::ElasticsearchEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

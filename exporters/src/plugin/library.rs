@@ -434,7 +434,7 @@ unsafe fn copy_delivery(raw: &RawDelivery, count: usize, bytes: usize) -> SendRe
                 // SAFETY: valid until release.
                 reply: Some(unsafe { r.reply.to_string_lossy() }).filter(|s| !s.is_empty()),
                 latency: Duration::from_millis(u64::from(r.latency_ms)),
-                outcome: "",
+                ..Default::default()
             })
             .collect()
     };

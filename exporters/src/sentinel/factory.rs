@@ -15,8 +15,9 @@ impl ExporterFactory for SentinelFactory {
         "sentinel"
     }
 
+    /// What its encoder declares ([`super::SentinelEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<super::SentinelEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

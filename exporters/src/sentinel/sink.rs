@@ -1,27 +1,22 @@
-//! The Logs Ingestion encoder (records in JSON array bodies, reply classification) and the sink
-//! around it that fetches tokens and resends once after a 401 with a fresh token.
+//! The Logs Ingestion encoder (records in JSON array bodies, reply classification) and the sink:
+//! [`HttpSink`] with the Entra ID token as its authenticator (a 401 drops the token and the
+//! request is resent once with a fresh one).
 
 use super::token::TokenCache;
 use super::{Columns, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, SentinelConfig};
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
-use crate::delivery::pack::{Encoded, JSON_ARRAY, pack};
-use crate::delivery::{
-    Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink, default_hint,
-};
+use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
+use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, default_hint};
 use async_trait::async_trait;
 use siemrelay_core::Event;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Reason prefix of events refused with 401 (the sink refreshes the token and resends them).
-const UNAUTHORIZED: &str = "Azure Monitor refused the access token (HTTP 401)";
 
 /// Encodes records and judges the Logs Ingestion API's replies.
 pub struct SentinelEncoder {
     exporter: String,
     url: String,
     columns: Columns,
-    tokens: Arc<TokenCache>,
+    token_url: String,
 }
 
 impl SentinelEncoder {
@@ -57,37 +52,35 @@ impl HttpEncoder for SentinelEncoder {
         }
     }
 
-    fn encode(&self, events: &[Event]) -> Encoded {
-        pack(
-            events.iter().enumerate(),
-            self.limits(),
-            JSON_ARRAY,
-            |event, out| self.columns.write_record(event, out),
-        )
+    fn framing(&self) -> Framing {
+        JSON_ARRAY
+    }
+
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+        self.columns.write_record(event, out)
     }
 
     fn content_type(&self) -> &'static str {
         "application/json"
     }
 
-    async fn request(
-        &self,
-        client: &reqwest::Client,
-        _events: usize,
-    ) -> Result<reqwest::RequestBuilder, String> {
-        let (bearer, _) = self.tokens.bearer().await.map_err(|e| e.message)?;
-        Ok(client
+    fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
+        client
             .post(&self.url)
-            .header(reqwest::header::AUTHORIZATION, bearer)
-            .header("x-ms-client-request-id", uuid::Uuid::new_v4().to_string()))
+            .header("x-ms-client-request-id", uuid::Uuid::new_v4().to_string())
     }
 
-    fn classify(&self, reply: &Reply<'_>, _events: usize) -> Classified {
+    fn classify(&self, reply: &Reply<'_>, _request: &EncodedRequest) -> Classified {
         let status = reply.status;
         let outcome = match status {
             200..=299 => Outcome::Delivered,
             413 => return Classified::Split,
-            401 => Outcome::permanent(format!("{UNAUTHORIZED}: {}", service_error(reply))),
+            401 => {
+                return Classified::Reauthenticate(Outcome::permanent(format!(
+                    "Azure Monitor refused the access token (HTTP 401): {}",
+                    service_error(reply)
+                )));
+            }
             408 | 429 | 500..=599 => Outcome::Retry {
                 reason: format!(
                     "Azure Monitor answered HTTP {status}: {}",
@@ -122,7 +115,7 @@ impl HttpEncoder for SentinelEncoder {
             {
                 Some(format!(
                     "Entra ID refused the client credentials at {}: check tenant_id, client_id, client_secret and cloud",
-                    self.tokens.url()
+                    self.token_url
                 ))
             }
             None => Some(format!(
@@ -146,115 +139,40 @@ impl SentinelEncoder {
     }
 }
 
-/// The Sentinel sink: [`HttpSink`] around [`SentinelEncoder`], plus token handling.
-pub struct SentinelSink {
-    inner: HttpSink<SentinelEncoder>,
-    tokens: Arc<TokenCache>,
-}
+/// The Sentinel sink: [`HttpSink`] around [`SentinelEncoder`], authorized by an Entra ID token.
+pub type SentinelSink = HttpSink<SentinelEncoder>;
 
-impl SentinelSink {
-    /// A sink for a validated config.
-    pub fn new(
-        exporter: &str,
-        config: &SentinelConfig,
-        http: &HttpOptions,
-        timeout: Duration,
-    ) -> anyhow::Result<SentinelSink> {
-        if let Some(issue) = config.validate().first() {
-            anyhow::bail!("exporter {exporter}: {issue}");
-        }
-        let columns = config
-            .columns()
-            .map_err(|e| anyhow::anyhow!("exporter {exporter}: {e}"))?;
-        let token_client = http.build_client(exporter, timeout)?;
-        let tokens = Arc::new(TokenCache::new(
-            token_client,
-            config.token_url(),
-            &config.client_id,
-            config.client_secret.clone(),
-            config.cloud.scope(),
-        ));
-        let encoder = SentinelEncoder {
+/// A Sentinel sink for a validated config.
+pub fn sentinel_sink(
+    exporter: &str,
+    config: &SentinelConfig,
+    http: &HttpOptions,
+    timeout: Duration,
+) -> anyhow::Result<SentinelSink> {
+    if let Some(issue) = config.validate().first() {
+        anyhow::bail!("exporter {exporter}: {issue}");
+    }
+    let columns = config
+        .columns()
+        .map_err(|e| anyhow::anyhow!("exporter {exporter}: {e}"))?;
+    let sink = HttpSink::new(
+        exporter,
+        SentinelEncoder {
             exporter: exporter.to_string(),
             url: config.upload_url(),
             columns,
-            tokens: tokens.clone(),
-        };
-        Ok(SentinelSink {
-            inner: HttpSink::new(exporter, encoder, http, timeout, Compression::Gzip)?,
-            tokens,
-        })
-    }
-}
-
-fn unauthorized(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Permanent { reason } if reason.starts_with(UNAUTHORIZED))
-}
-
-#[async_trait]
-impl Sink for SentinelSink {
-    fn limits(&self) -> RequestLimits {
-        self.inner.limits()
-    }
-
-    async fn probe(&self) -> Option<Result<(), String>> {
-        self.inner.probe().await
-    }
-
-    async fn send(&self, events: &[Event]) -> SendReport {
-        // Fetch (or reuse) the token first: refused client credentials are permanent.
-        let generation = match self.tokens.bearer().await {
-            Ok((_, generation)) => generation,
-            Err(error) => {
-                let outcome = if error.refused {
-                    tracing::error!(token_url = %self.tokens.url(), error = %error.message, "Entra ID refused the client credentials");
-                    Outcome::permanent(error.message.clone())
-                } else {
-                    Outcome::retry(error.message.clone())
-                };
-                let record = RequestRecord {
-                    events: events.len(),
-                    reply: Some(error.message),
-                    outcome: if error.refused { "permanent" } else { "retry" },
-                    ..Default::default()
-                };
-                return SendReport::uniform(outcome, vec![record]);
-            }
-        };
-        let first = self.inner.send(events).await;
-        let refused: Vec<usize> = (0..events.len())
-            .filter(|i| unauthorized(first.outcomes.get(*i)))
-            .collect();
-        if refused.is_empty() {
-            return first;
-        }
-        // 401: drop the token, fetch a fresh one and resend the refused events once.
-        self.tokens.invalidate(generation).await;
-        let subset: Vec<Event> = refused.iter().map(|i| events[*i].clone()).collect();
-        let second = self.inner.send(&subset).await;
-        let mut outcomes: Vec<Outcome> = (0..events.len())
-            .map(|i| first.outcomes.get(i).clone())
-            .collect();
-        for (position, index) in refused.iter().enumerate() {
-            let outcome = second.outcomes.get(position).clone();
-            if unauthorized(&outcome) {
-                tracing::error!(url = %self.inner.encoder().url(), "Azure Monitor refused a freshly fetched token (HTTP 401)");
-            }
-            outcomes[*index] = outcome;
-        }
-        let mut requests: Vec<RequestRecord> = first
-            .requests
-            .into_iter()
-            .filter(|r| r.http_status != Some(401))
-            .collect();
-        requests.extend(second.requests);
-        SendReport {
-            outcomes: Outcomes::PerEvent(outcomes),
-            requests,
-        }
-    }
-
-    fn hint(&self, record: &RequestRecord) -> Option<String> {
-        self.inner.hint(record)
-    }
+            token_url: config.token_url(),
+        },
+        http,
+        timeout,
+        Compression::Gzip,
+    )?;
+    let tokens = TokenCache::new(
+        sink.client().clone(),
+        config.token_url(),
+        &config.client_id,
+        config.client_secret.clone(),
+        config.cloud.scope(),
+    );
+    Ok(sink.with_auth(tokens))
 }

@@ -1,22 +1,14 @@
 //! Entra ID (Azure AD) client-credentials tokens, cached and refreshed before they expire.
 //! Neither the secret nor the token is ever logged or put in an error.
 
+use crate::delivery::auth::{AuthError, Authenticator, Generation};
+use async_trait::async_trait;
 use siemrelay_core::config_types::Secret;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 /// Longest time before expiry at which a token is refreshed.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-
-/// Why a token could not be had.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenError {
-    /// What went wrong (no secrets).
-    pub message: String,
-    /// True when Entra ID refused the client (bad tenant, client id, secret or scope):
-    /// retrying will not help.
-    pub refused: bool,
-}
 
 struct Cached {
     header: reqwest::header::HeaderValue,
@@ -53,20 +45,15 @@ impl TokenCache {
         }
     }
 
-    /// The token endpoint.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The `Authorization: Bearer …` value and its generation (for [`TokenCache::invalidate`]).
-    pub async fn bearer(&self) -> Result<(reqwest::header::HeaderValue, u64), TokenError> {
+    pub async fn bearer(&self) -> Result<(reqwest::header::HeaderValue, u64), AuthError> {
         let mut state = self.state.lock().await;
         if let Some(cached) = state.0.as_ref().filter(|c| Instant::now() < c.refresh_at) {
             return Ok((cached.header.clone(), cached.generation));
         }
         let (token, lifetime) = self.fetch().await?;
         let mut header = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| TokenError {
+            .map_err(|_| AuthError {
                 message: "Entra ID returned an access token that is not a valid header value"
                     .into(),
                 refused: false,
@@ -84,14 +71,14 @@ impl TokenCache {
     }
 
     /// Drops the token of `generation` (the service refused it) so the next call fetches anew.
-    pub async fn invalidate(&self, generation: u64) {
+    pub async fn drop_token(&self, generation: Generation) {
         let mut state = self.state.lock().await;
         if state.0.as_ref().is_some_and(|c| c.generation == generation) {
             state.0 = None;
         }
     }
 
-    async fn fetch(&self) -> Result<(String, Duration), TokenError> {
+    async fn fetch(&self) -> Result<(String, Duration), AuthError> {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
@@ -104,7 +91,7 @@ impl TokenCache {
             .form(&form)
             .send()
             .await
-            .map_err(|e| TokenError {
+            .map_err(|e| AuthError {
                 message: format!(
                     "Entra ID token request to {} failed: {}",
                     self.url,
@@ -120,7 +107,7 @@ impl TokenCache {
             let description = text("error_description")
                 .map(|d| d.lines().next().unwrap_or(d))
                 .unwrap_or("");
-            return Err(TokenError {
+            return Err(AuthError {
                 message: format!(
                     "Entra ID token request failed: HTTP {status} {}: {description}",
                     text("error").unwrap_or("error")
@@ -128,7 +115,7 @@ impl TokenCache {
                 refused: (400..500).contains(&status) && status != 429 && status != 408,
             });
         }
-        let token = text("access_token").ok_or_else(|| TokenError {
+        let token = text("access_token").ok_or_else(|| AuthError {
             message: "Entra ID token reply has no access_token".into(),
             refused: false,
         })?;
@@ -140,5 +127,25 @@ impl TokenCache {
             })
             .unwrap_or(3599);
         Ok((token.to_string(), Duration::from_secs(seconds)))
+    }
+}
+
+/// `Authorization: Bearer <token>` on every request; a token the service refused is dropped.
+#[async_trait]
+impl Authenticator for TokenCache {
+    async fn authorize(&self, request: &mut reqwest::Request) -> Result<Generation, AuthError> {
+        let (bearer, generation) = self.bearer().await?;
+        request
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, bearer);
+        Ok(generation)
+    }
+
+    async fn ready(&self) -> Result<(), AuthError> {
+        self.bearer().await.map(|_| ())
+    }
+
+    async fn invalidate(&self, generation: Generation) {
+        self.drop_token(generation).await;
     }
 }

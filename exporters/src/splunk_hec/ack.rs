@@ -16,7 +16,9 @@
 use super::HecEncoder;
 use super::reply::HecReply;
 use crate::delivery::http::{HttpSink, error_chain};
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink};
+use crate::delivery::{
+    Outcome, Outcomes, RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
+};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use siemrelay_core::Event;
@@ -250,7 +252,7 @@ fn unconfirm(report: &mut SendReport, reason: Arc<str>) {
         ),
     };
     for record in report.requests.iter_mut().filter(|r| accepted(r)) {
-        record.outcome = "retry";
+        record.outcome = Some(RequestOutcome::Retry);
         record.reply = Some(reason.to_string());
     }
 }
@@ -270,22 +272,22 @@ mod tests {
             requests: vec![
                 RequestRecord {
                     http_status: Some(200),
-                    outcome: "delivered",
+                    outcome: Some(RequestOutcome::Delivered),
                     ..Default::default()
                 },
                 RequestRecord {
                     http_status: Some(400),
-                    outcome: "partial",
+                    outcome: Some(RequestOutcome::Partial),
                     ..Default::default()
                 },
             ],
         };
         unconfirm(&mut report, "no ack".into());
         assert!(
-            matches!(report.outcomes.get(0), Outcome::Retry { reason, .. } if &**reason == "no ack")
+            matches!(report.outcomes.get(0).unwrap(), Outcome::Retry { reason, .. } if &**reason == "no ack")
         );
-        assert_eq!(report.outcomes.get(1), &Outcome::permanent("bad"));
-        assert_eq!(report.requests[0].outcome, "retry");
-        assert_eq!(report.requests[1].outcome, "partial");
+        assert_eq!(report.outcomes.get(1).unwrap(), &Outcome::permanent("bad"));
+        assert_eq!(report.requests[0].outcome, Some(RequestOutcome::Retry));
+        assert_eq!(report.requests[1].outcome, Some(RequestOutcome::Partial));
     }
 }

@@ -15,8 +15,9 @@ impl ExporterFactory for SplunkHecFactory {
         "splunk_hec"
     }
 
+    /// What its encoder declares ([`super::HecEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<super::HecEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

@@ -15,8 +15,9 @@ impl ExporterFactory for WebhookFactory {
         "webhook"
     }
 
+    /// What its encoder declares ([`super::WebhookEncoder`]'s `HONOURS`).
     fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::HTTP
+        SharedKeys::of::<super::WebhookEncoder>()
     }
 
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {

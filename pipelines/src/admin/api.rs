@@ -39,6 +39,7 @@ pub(super) fn router(control: Arc<Control>) -> Router {
         .route("/api/v1/exporters/{*rest}", any(exporter_route))
         .route("/api/v1/pipelines", get(list_pipelines))
         .route("/api/v1/info", get(info))
+        .route("/api/v1/metrics/history", get(metrics_history))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/tap/{*id}", get(super::tap::tap))
         .route_layer(middleware::from_fn_with_state(
@@ -184,6 +185,10 @@ async fn info(State(control): Shared) -> Response {
     Json(control.info()).into_response()
 }
 
+async fn metrics_history(State(control): Shared) -> Response {
+    Json(control.runtime().metrics_history()).into_response()
+}
+
 async fn list_pipelines(State(control): Shared) -> Response {
     let topology = control.runtime().topology();
     let counts = control
@@ -315,9 +320,19 @@ async fn exporter_route(
                 "test" => test(view, &topology).await,
                 "acknowledge-losses" => acknowledge_losses(view, &topology),
                 _ => {
-                    view.handle.set_enabled(name == "enable");
+                    let saved = control
+                        .runtime()
+                        .set_exporter_enabled(&view.handle, name == "enable")
+                        .await;
                     tracing::info!(exporter = %id, "exporter {name}d through the admin API");
-                    Json(Exporter::of(view, &topology.secrets)).into_response()
+                    match saved {
+                        Ok(()) => Json(Exporter::of(view, &topology.secrets)).into_response(),
+                        Err(e) => failure(
+                            500,
+                            format!("{id} is {name}d, but only until a restart: {e}"),
+                            "",
+                        ),
+                    }
                 }
             }
         }
@@ -337,7 +352,7 @@ fn acknowledge_losses(view: &ExporterView, topology: &Topology) -> Response {
             Json(json!({"acknowledged": count, "exporter": Exporter::of(view, &topology.secrets)}))
                 .into_response()
         }
-        Err(e) => failure(500, scrub(&e, &topology.secrets), "id"),
+        Err(e) => failure(500, scrub(&e.to_string(), &topology.secrets), "id"),
     }
 }
 

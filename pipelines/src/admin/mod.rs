@@ -140,7 +140,7 @@ impl AdminConfig {
 
 /// Parses an admin address (for `siemrelay status --admin`).
 pub fn parse_endpoint(text: &str) -> Result<HostPort, String> {
-    parse_host_port(text)
+    parse_host_port(text).map_err(|e| e.to_string())
 }
 
 /// A running admin listener.

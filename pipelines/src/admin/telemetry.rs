@@ -374,6 +374,10 @@ fn describe() {
         "0 active, 1 degraded, 2 failed, 3 disabled"
     );
     describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result");
+    describe_counter!(
+        crate::runtime::state::STATE_WRITE_ERRORS,
+        "Failed writes of the exporter state file (<storage>/state/exporters.json)"
+    );
     describe_gauge!(
         BUILD_INFO,
         "Always 1; the labels say which siemrelay version and commit is running"

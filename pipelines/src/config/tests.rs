@@ -404,7 +404,7 @@ fn shared_keys_an_exporter_cannot_honour_are_errors_naming_the_key() {
         has(
             &errors,
             "exporters.cloudwatch_logs.compression",
-            "cannot honour `compression`"
+            "cannot send compressed bodies"
         ),
         "{errors:?}"
     );
@@ -412,7 +412,7 @@ fn shared_keys_an_exporter_cannot_honour_are_errors_naming_the_key() {
         has(
             &errors,
             "exporters.cloudwatch_logs.signing",
-            "cannot honour `signing`"
+            "cannot add a payload signature"
         ),
         "{errors:?}"
     );

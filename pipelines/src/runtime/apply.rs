@@ -19,6 +19,7 @@ use super::plan::{
     Running, raw_of,
 };
 use super::topology::{ExporterView, PipelineView, ReceiverView, Topology, kind_of};
+use super::state::StateStore;
 use super::{PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout};
 use crate::config::{ComponentId, LoadedConfig};
 use crate::registry::{self, ExporterSpec, ReceiverSpec};
@@ -27,7 +28,7 @@ use indexmap::IndexMap;
 use serde_yaml::Value;
 use siemrelay_core::component::{Processor, ProcessorContext, ReceiverContext};
 use siemrelay_exporters::delivery::assemble::assemble;
-use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, ExporterState};
+use siemrelay_exporters::delivery::{BatchPolicy, ExporterHandle, RestoredStatus};
 use siemrelay_processors::batch::BatchConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -76,6 +77,8 @@ pub(super) struct Graph {
     pub(super) shutdown_timeout: Duration,
     pipeline_counters: HashMap<String, Arc<PipelineCounters>>,
     receiver_counters: HashMap<String, Arc<AtomicU64>>,
+    /// Events queued per exporter (kept across reloads).
+    exporter_counters: HashMap<String, Arc<AtomicU64>>,
 }
 
 pub(super) struct RunningExporter {
@@ -163,12 +166,6 @@ impl Runtime {
         if mode == Mode::Reload {
             tracing::info!(plan = %plan.describe(), "reload: applying the new configuration");
         }
-        let disabled: HashSet<String> = graph
-            .exporters
-            .iter()
-            .filter(|(_, e)| e.handle.status().state() == ExporterState::Disabled)
-            .map(|(id, _)| id.clone())
-            .collect();
         let previous_pipelines: HashSet<String> = graph.pipelines.keys().cloned().collect();
         let mut reload = Reload {
             new: &new,
@@ -180,13 +177,13 @@ impl Runtime {
             built: HashMap::new(),
         };
         // 1. Start what needs nothing closed first.
-        reload.start_independent().await?;
+        reload.start_independent(graph, &self.state).await?;
         // 2. Pause (batches wait) while locked state is handed over.
         if reload.plan.pauses() {
             self.hand_over(graph, &mut reload).await;
         }
         // 3. Assemble exporters and pipelines, then swap the receivers over.
-        let (exporters, retired) = reload.assemble_exporters(graph, &disabled);
+        let (exporters, retired) = reload.assemble_exporters(graph);
         let pipelines = reload.assemble_pipelines(graph, &exporters, &previous_pipelines);
         let old_pipelines = std::mem::take(&mut graph.pipelines);
         let old_config = graph.config.take();
@@ -204,7 +201,8 @@ impl Runtime {
         drop(old_pipelines);
         let summary = reload.summary;
         // 4. Retire what is gone or replaced: drain in the background.
-        self.install(graph, new, exporters, pipelines, retired);
+        self.install(graph, new, exporters, pipelines, retired)
+            .await;
         Ok(summary)
     }
 
@@ -350,9 +348,9 @@ impl Runtime {
         }
     }
 
-    /// Phase 4: retires the exporters that are gone or replaced (they drain in the background)
-    /// and installs the new graph.
-    fn install(
+    /// Phase 4: retires the exporters that are gone or replaced (they drain in the background),
+    /// forgets the saved state of the removed ones and installs the new graph.
+    async fn install(
         &self,
         graph: &mut Graph,
         new: LoadedConfig,
@@ -360,6 +358,14 @@ impl Runtime {
         pipelines: IndexMap<String, RunningPipeline>,
         retired: Vec<(String, RunningExporter)>,
     ) {
+        let removed: Vec<String> = retired
+            .iter()
+            .filter(|(id, _)| !exporters.contains_key(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        // A removed exporter's saved state goes with it (an exporter added later under its id
+        // starts fresh).
+        self.state.forget(&removed);
         for (id, old) in retired {
             let timeout = new.service.shutdown_timeout.0;
             graph
@@ -372,7 +378,13 @@ impl Runtime {
         self.admission
             .set_limit(new.service.memory_limit.as_usize());
         graph.config = Some(new);
-        self.view.store(Arc::new(topology(graph)));
+        let view = Arc::new(topology(graph));
+        if !removed.is_empty() {
+            // Written before the API shows the removal. Errors are logged and counted by the
+            // store.
+            let _ = self.state.save_async(view.clone()).await;
+        }
+        self.view.store(view);
     }
 
     async fn start_receiver(
@@ -427,17 +439,19 @@ impl Runtime {
     }
 }
 
+/// Starts exporter `id` with the status `restored` (its saved state, or its predecessor's).
 fn start_exporter(
     id: &ComponentId,
     spec: &ExporterSpec,
     layout: &StorageLayout,
     config: &LoadedConfig,
+    restored: RestoredStatus,
 ) -> anyhow::Result<RunningExporter> {
     let sink = registry::build_sink(id, spec)
         .map_err(|e| anyhow::anyhow!("exporters.{}: {e:#}", id.id))?;
     let policy = spec.delivery.sending.batch_policy();
     let storage = layout.exporter_storage(id);
-    let handle = Arc::new(assemble(&id.id, sink, &spec.delivery, &storage)?);
+    let handle = Arc::new(assemble(&id.id, sink, &spec.delivery, &storage, restored)?);
     let durable = handle.queue().is_durable();
     Ok(RunningExporter {
         handle,
@@ -451,22 +465,26 @@ fn start_exporter(
 impl Reload<'_> {
     /// Phase 1: starts the exporters that need nothing closed first and builds the processors
     /// of the changed pipelines that keep no chain. An error stops what was started: nothing
-    /// changed.
-    async fn start_independent(&mut self) -> anyhow::Result<()> {
-        let result = self.try_start_independent();
+    /// changed. A new exporter starts from its saved state, a replaced one from its own.
+    async fn start_independent(&mut self, graph: &Graph, state: &StateStore) -> anyhow::Result<()> {
+        let result = self.try_start_independent(graph, state);
         if result.is_err() {
             abandon(self.started.drain().map(|(_, running)| running)).await;
         }
         result
     }
 
-    fn try_start_independent(&mut self) -> anyhow::Result<()> {
+    fn try_start_independent(&mut self, graph: &Graph, state: &StateStore) -> anyhow::Result<()> {
         for (id, plan) in &self.plan.exporters {
             if matches!(
                 plan,
                 ExporterPlan::Start | ExporterPlan::Replace { after_close: false }
             ) {
-                let running = start_configured(self.new, id, &self.layout)?;
+                let restored = match graph.exporters.get(id) {
+                    Some(old) => old.handle.status().to_restore(),
+                    None => state.restored(id),
+                };
+                let running = start_configured(self.new, id, &self.layout, restored)?;
                 self.started.insert(id.clone(), running);
             }
         }
@@ -490,10 +508,11 @@ impl Reload<'_> {
         };
         let outcome = old.handle.shutdown(Instant::now() + DISK_SWAP_GRACE).await;
         tracing::info!(exporter = %id, left_queued = outcome.left_queued, "reload: old exporter closed; its disk queue is taken over");
+        let restored = old.handle.status().to_restore();
         let handle = old.handle;
         wait_unshared(&handle).await;
         drop(handle);
-        match start_configured(self.new, id, &self.layout) {
+        match start_configured(self.new, id, &self.layout, restored.clone()) {
             Ok(running) => {
                 self.started.insert(id.to_string(), running);
             }
@@ -503,7 +522,7 @@ impl Reload<'_> {
                 if let Some(running) = graph
                     .config
                     .as_ref()
-                    .and_then(|old| restart_previous(old, id))
+                    .and_then(|old| restart_previous(old, id, restored))
                 {
                     self.started.insert(id.to_string(), running);
                 }
@@ -524,12 +543,11 @@ impl Reload<'_> {
         }
     }
 
-    /// Phase 3, exporters: the kept ones and the started ones, in config order (a disabled
-    /// exporter stays disabled when replaced); the rest retire.
+    /// Phase 3, exporters: the kept ones and the started ones, in config order (a replaced
+    /// exporter started from its predecessor's status, disabled included); the rest retire.
     fn assemble_exporters(
         &mut self,
         graph: &mut Graph,
-        disabled: &HashSet<String>,
     ) -> (
         IndexMap<String, RunningExporter>,
         Vec<(String, RunningExporter)>,
@@ -548,9 +566,6 @@ impl Reload<'_> {
                 }
             };
             if let Some(running) = running {
-                if *plan != ExporterPlan::Keep && disabled.contains(id) {
-                    running.handle.set_enabled(false);
-                }
                 exporters.insert(id.clone(), running);
             }
         }
@@ -595,7 +610,14 @@ impl Reload<'_> {
                 .entry(plan.name.clone())
                 .or_default()
                 .clone();
-            let running = new_pipeline(self.new, plan, processors, exporters, counters);
+            let running = new_pipeline(
+                self.new,
+                plan,
+                processors,
+                exporters,
+                counters,
+                &mut graph.exporter_counters,
+            );
             pipelines.insert(plan.name.clone(), running);
         }
         for name in previous
@@ -615,6 +637,7 @@ fn new_pipeline(
     processors: Vec<Box<dyn Processor>>,
     exporters: &IndexMap<String, RunningExporter>,
     counters: Arc<PipelineCounters>,
+    exporter_counters: &mut HashMap<String, Arc<AtomicU64>>,
 ) -> RunningPipeline {
     let listed = new
         .service
@@ -622,10 +645,14 @@ fn new_pipeline(
         .get(&plan.name)
         .map(|p| p.exporters.clone())
         .unwrap_or_default();
-    let targets = listed
+    let (targets, queued): (Vec<_>, Vec<_>) = listed
         .iter()
-        .filter_map(|e| exporters.get(e).map(|r| r.handle.clone()))
-        .collect();
+        .filter_map(|e| {
+            let handle = exporters.get(e)?.handle.clone();
+            let queued = exporter_counters.entry(e.clone()).or_default();
+            Some((handle, queued.clone()))
+        })
+        .unzip();
     let order = processors
         .iter()
         .any(|p| p.requires_ordering())
@@ -634,6 +661,7 @@ fn new_pipeline(
         name: plan.name.clone(),
         processors,
         exporters: targets,
+        queued,
         order,
         counters,
         tap_points: tap_points(new, &plan.name),
@@ -684,17 +712,22 @@ fn start_configured(
     config: &LoadedConfig,
     id: &str,
     layout: &StorageLayout,
+    restored: RestoredStatus,
 ) -> anyhow::Result<RunningExporter> {
     let (cid, spec) = config
         .exporter(id)
         .ok_or_else(|| anyhow::anyhow!("exporters.{id}: not in the configuration"))?;
-    start_exporter(cid, spec, layout, config)
+    start_exporter(cid, spec, layout, config, restored)
 }
 
 /// Starts an exporter as `previous` configured it (when its new config cannot start).
-fn restart_previous(previous: &LoadedConfig, id: &str) -> Option<RunningExporter> {
+fn restart_previous(
+    previous: &LoadedConfig,
+    id: &str,
+    restored: RestoredStatus,
+) -> Option<RunningExporter> {
     let layout = StorageLayout::new(&previous.service.storage.directory);
-    match start_configured(previous, id, &layout) {
+    match start_configured(previous, id, &layout, restored) {
         Ok(running) => Some(running),
         Err(e) => {
             tracing::error!(exporter = %id, error = %format!("{e:#}"), "reload: the previous config cannot start either; the exporter is down");
@@ -816,6 +849,7 @@ fn topology(graph: &Graph) -> Topology {
             id: id.clone(),
             kind: kind_of(id),
             handle: running.handle.clone(),
+            events_queued: graph.exporter_counters.get(id).cloned().unwrap_or_default(),
             pipelines: config
                 .service
                 .pipelines

@@ -33,6 +33,8 @@ pub struct ExporterView {
     pub kind: String,
     /// The running exporter.
     pub handle: Arc<ExporterHandle>,
+    /// Events queued for it since start (all its pipelines).
+    pub events_queued: Arc<AtomicU64>,
     /// Pipelines that deliver to it.
     pub pipelines: Vec<String>,
     /// `sending.timeout`, for test deliveries.

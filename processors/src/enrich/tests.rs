@@ -20,7 +20,7 @@ fn run(yaml: &str, attributes: Value) -> Value {
     let mut batch = vec![Event::new("login")];
     batch[0].attributes = attributes.as_object().unwrap().clone();
     enrich(yaml).process(&mut batch);
-    Value::Object(batch.remove(0).attributes)
+    Value::Object(batch.remove(0).into_fields().attributes)
 }
 
 fn issue_keys(yaml: &str) -> Vec<String> {
@@ -195,9 +195,12 @@ actions:
 }
 
 #[test]
-fn enrich_lets_the_runtime_drop_kept_json_forms_before_it_runs() {
-    // It changes events, so a form kept by an earlier `sign` must not survive it
-    // (the runtime drops kept forms before any processor that does not keep them right).
-    let processor = enrich("actions: [{ action: upsert, key: team, value: sec }]");
-    assert!(!processor.keeps_written_json());
+fn a_form_kept_by_an_earlier_sign_does_not_survive_enrich() {
+    // Enrich changes events: a JSON form kept before it (by `sign`) must not be sent.
+    let mut batch = vec![Event::new("login")];
+    batch[0].keep_written_json(b"{\"stale\":true}".to_vec());
+    enrich("actions: [{ action: upsert, key: team, value: sec }]").process(&mut batch);
+    assert!(batch[0].written_json().is_none());
+    let sent: Value = serde_json::from_slice(&batch[0].to_json_bytes()).unwrap();
+    assert_eq!(sent["attributes"]["team"], "sec");
 }

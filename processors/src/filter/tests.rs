@@ -34,7 +34,10 @@ fn event(event_type: &str, severity: &str, attributes: Value) -> Event {
 fn kept(filter: &Filter, events: Vec<Event>) -> Vec<String> {
     let mut batch = events;
     filter.process(&mut batch);
-    batch.into_iter().map(|e| e.event_type).collect()
+    batch
+        .into_iter()
+        .map(|e| e.into_fields().event_type)
+        .collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::batch::{LineRef, PendingBatch};
 use siemrelay_core::ingest::{
     BodyErrorKind, IngestOptions, Limits, event_from_object, insert_stamp, parse_object,
 };
-use siemrelay_core::{Event, Map, Severity, Timestamp, Value};
+use siemrelay_core::{Event, EventFields, Map, Severity, Timestamp, Value};
 use uuid::Uuid;
 
 /// Attribute holding the path of the file a line was read from.
@@ -106,7 +106,7 @@ impl LineDecoder {
 
     /// An event whose summary is the line itself.
     fn raw_event(&self, bytes: &[u8], observed: Timestamp) -> Event {
-        Event {
+        Event::from(EventFields {
             event_id: Uuid::now_v7(),
             timestamp: observed,
             observed_timestamp: observed,
@@ -117,9 +117,7 @@ impl LineDecoder {
             attributes: Map::new(),
             resource: Map::new(),
             signature: None,
-            written_json: Default::default(),
-            completion: None,
-        }
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, Key
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use siemrelay_core::ingest::keep_duplicate;
 use siemrelay_core::severity::{name_for_number, number_for_name};
-use siemrelay_core::{Batch, Event, Map, Severity, Timestamp, Value};
+use siemrelay_core::{Batch, Event, EventFields, Map, Severity, Timestamp, Value};
 use uuid::Uuid;
 
 /// `event_type` of records that name none.
@@ -202,7 +202,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
         .and_then(|nanos| i64::try_from(nanos).ok())
         .map_or(now, Timestamp);
 
-    Event {
+    Event::from(EventFields {
         event_id,
         timestamp,
         observed_timestamp: now,
@@ -213,9 +213,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
         attributes,
         resource: Map::new(),
         signature: None,
-        written_json: Default::default(),
-        completion: None,
-    }
+    })
 }
 
 /// Severity from the record's number (0–24, checked) and text.

@@ -16,16 +16,15 @@
 //! lifetime, revoking every issued token (the next upload gets 401), forbidding the app (403),
 //! limits, and going down via [`FakeAzure::server`].
 
-use super::http_sink::{EventLog, FakeServer, Recorder, decode_body};
+use super::http_sink::{EventLog, FakeServer, Recorder, decode_body, reply_with};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -159,6 +158,8 @@ pub struct FakeAzure {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeAzure, AzureState, |s| &s.records.counts);
+
 impl FakeAzure {
     /// Starts with default settings.
     pub fn start() -> FakeAzure {
@@ -185,21 +186,6 @@ impl FakeAzure {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: both the exporter's `endpoint` and `authority_host`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Replies for the next uploads, in order.
     pub fn script(&self, replies: impl IntoIterator<Item = Scripted>) {
         lock(&self.shared.script).extend(replies);
@@ -223,31 +209,6 @@ impl FakeAzure {
     /// Removes (true) or restores the app's role on the DCR (403 `OperationFailed`).
     pub fn set_forbidden(&self, forbidden: bool) {
         *lock(&self.shared.forbidden) = forbidden;
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&AzureState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.records.distinct())
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.records.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.records.distinct() >= n)
-            .await
     }
 }
 
@@ -304,21 +265,12 @@ fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Respon
 }
 
 fn json_response(status: u16, body: Value, retry_after: Option<u64>) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    reply_with(
+        status,
+        "application/json; charset=utf-8",
         body.to_string(),
+        retry_after,
     )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
 }
 
 async fn token(

@@ -17,12 +17,12 @@
 //! Controls: scripted errors for the next `PutLogEvents` calls (throttling, service unavailable,
 //! access denied…), expired keys, and going down via [`FakeCloudWatch::server`].
 
-use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of};
+use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of, reply_with};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -157,6 +157,8 @@ pub struct FakeCloudWatch {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeCloudWatch, CloudWatchState, |s| &s.events.counts);
+
 impl FakeCloudWatch {
     /// Starts an endpoint accepting [`ACCESS_KEY`] / [`SECRET_KEY`].
     pub fn start() -> FakeCloudWatch {
@@ -185,21 +187,6 @@ impl FakeCloudWatch {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Accepts another key.
     pub fn add_key(&self, key: AccessKey) {
         lock(&self.shared.keys).push(key);
@@ -223,31 +210,6 @@ impl FakeCloudWatch {
                 s.streams.insert((group.to_string(), stream.to_string()));
             }
         });
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&CloudWatchState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.events.distinct())
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.events.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.events.distinct() >= n)
-            .await
     }
 }
 
@@ -291,14 +253,11 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     };
     call.status = status;
     shared.recorder.update(|s| s.calls.push(call));
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    let mut response = reply_with(
+        status,
+        "application/x-amz-json-1.1",
         reply.to_string(),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
+        None,
     );
     response.headers_mut().insert(
         "x-amzn-requestid",
@@ -610,14 +569,6 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 // moto: the real AWS emulator
 // ---------------------------------------------------------------------------------------------
 
-/// The Python with the test peers: `$SIEMRELAY_PYTHON`, else `<repo>/target/py-venv/bin/python`.
-pub fn python() -> std::path::PathBuf {
-    if let Some(path) = std::env::var_os("SIEMRELAY_PYTHON") {
-        return path.into();
-    }
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python")
-}
-
 /// A `moto` server (`python -m moto.server`) on a free port of 127.0.0.1, killed on drop.
 pub struct Moto {
     child: std::process::Child,
@@ -628,7 +579,7 @@ impl Moto {
     /// Starts moto and waits until it listens. Panics with setup instructions when moto is
     /// missing.
     pub fn start() -> Moto {
-        let python = python();
+        let python = crate::python();
         let check = std::process::Command::new(&python)
             .args(["-c", "import moto.server, boto3"])
             .output();
@@ -688,7 +639,7 @@ while True:
         break
     kwargs["nextToken"] = token
 "#;
-        let out = std::process::Command::new(python())
+        let out = std::process::Command::new(crate::python())
             .args(["-c", SCRIPT, &self.url(), group, REGION])
             .output()
             .expect("run the boto3 reader");
@@ -714,7 +665,7 @@ for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=sys
     names += [s["logStreamName"] for s in page["logStreams"]]
 print(json.dumps(names))
 "#;
-        let out = std::process::Command::new(python())
+        let out = std::process::Command::new(crate::python())
             .args(["-c", SCRIPT, &self.url(), group, REGION])
             .output()
             .expect("run the boto3 reader");

@@ -13,20 +13,19 @@
 //! enforced: real Datadog does not check them).
 
 use super::http_sink::{
-    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, signature_matches,
+    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, reply_with,
+    signature_matches,
 };
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The API key the fake accepts unless told otherwise.
 pub const API_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -162,6 +161,8 @@ pub struct FakeDatadog {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeDatadog, DatadogState, |s| &s.logs.counts);
+
 impl FakeDatadog {
     /// Starts an intake accepting [`API_KEY`].
     pub fn start() -> FakeDatadog {
@@ -192,21 +193,6 @@ impl FakeDatadog {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Sets how every request is answered.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         *lock(&self.shared.behaviour) = behaviour;
@@ -224,39 +210,9 @@ impl FakeDatadog {
         options.max_request_bytes = max_request_bytes;
     }
 
-    /// The recorded state.
-    pub fn recorder(&self) -> &Recorder<DatadogState> {
-        &self.shared.recorder
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&DatadogState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.logs.distinct())
-    }
-
     /// Signature results.
     pub fn signatures(&self) -> SignatureChecks {
         self.read(|s| s.signatures)
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.logs.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.logs.distinct() >= n)
-            .await
     }
 }
 
@@ -326,21 +282,7 @@ async fn intake(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             status,
         });
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
+    reply_with(status, "application/json", reply, retry_after)
 }
 
 fn judge(shared: &Shared, options: &DatadogOptions, headers: &HeaderMap, body: &[u8]) -> Judged {

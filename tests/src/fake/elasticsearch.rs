@@ -18,18 +18,19 @@
 //! through [`FakeElasticsearch::server`]. Documents are stored by index and `_id`; successful
 //! writes are counted per `_id`, so a test can check each event was stored exactly once.
 
-use super::http_sink::{FakeServer, Recorder, SignatureChecks, decode_body, signature_matches};
+use super::http_sink::{
+    FakeServer, Recorder, SignatureChecks, decode_body, reply_with, signature_matches,
+    with_retry_after,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Who may write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -229,6 +230,8 @@ struct Controls {
     /// Failures for the next items, in order.
     next_items: VecDeque<ItemFailure>,
     seq_no: u64,
+    /// Overrides `EsOptions::max_content_length` while set.
+    max_content_length: Option<usize>,
 }
 
 struct Shared {
@@ -242,6 +245,8 @@ pub struct FakeElasticsearch {
     server: FakeServer,
     shared: Arc<Shared>,
 }
+
+fake_accessors!(FakeElasticsearch, EsState, |s| &s.writes);
 
 impl FakeElasticsearch {
     /// Starts a cluster without security.
@@ -276,21 +281,6 @@ impl FakeElasticsearch {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>`: the exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
-    }
-
     /// Sets how every request is answered.
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         lock(&self.shared.controls).behaviour = behaviour;
@@ -314,6 +304,18 @@ impl FakeElasticsearch {
         }
     }
 
+    /// Waits (async) until `n` distinct documents were written (or `timeout`): the
+    /// Elasticsearch word for [`FakeElasticsearch::events_reached`], which the exporters
+    /// crate's own tests use.
+    pub async fn docs_reached(&self, n: usize, timeout: std::time::Duration) -> bool {
+        self.events_reached(n, timeout).await
+    }
+
+    /// Sets `http.max_content_length` (`None`: the configured one again).
+    pub fn set_max_content_length(&self, bytes: Option<usize>) {
+        lock(&self.shared.controls).max_content_length = bytes;
+    }
+
     /// The next `n` items (of any request) fail.
     pub fn fail_next_items(&self, n: usize, failure: ItemFailure) {
         lock(&self.shared.controls)
@@ -321,39 +323,9 @@ impl FakeElasticsearch {
             .extend(std::iter::repeat_n(failure, n));
     }
 
-    /// The recorded state.
-    pub fn recorder(&self) -> &Recorder<EsState> {
-        &self.shared.recorder
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&EsState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct `_id`s stored.
-    pub fn distinct_ids(&self) -> usize {
-        self.read(|s| s.writes.len())
-    }
-
     /// Signature results.
     pub fn signatures(&self) -> SignatureChecks {
         self.read(|s| s.signatures)
-    }
-
-    /// Blocks until `n` distinct `_id`s are stored (or `timeout`).
-    pub fn wait_for_docs(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.writes.len() >= n)
-    }
-
-    /// Waits (async) until `n` distinct `_id`s are stored (or `timeout`).
-    pub async fn docs_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.writes.len() >= n)
-            .await
     }
 }
 
@@ -370,16 +342,7 @@ fn es_error(status: u16, kind: &str, reason: &str) -> Response {
 }
 
 fn json_response(status: u16, body: String) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    reply_with(status, "application/json", body, None)
 }
 
 /// Behaviour, script, signature and auth checks shared by every route. `Err` is the reply.
@@ -420,13 +383,8 @@ fn gate(
                 ),
                 _ => ("exception", "scripted failure"),
             };
-            let mut response = es_error(scripted.status, kind, reason);
-            if let Some(seconds) = scripted.retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            return Err(Box::new(response));
+            let response = es_error(scripted.status, kind, reason);
+            return Err(Box::new(with_retry_after(response, scripted.retry_after)));
         }
     }
     check_auth(&shared.options.auth, headers, path)
@@ -633,7 +591,9 @@ fn bulk_checked(
         let body = json!({"error": format!("Content-Type header [{content_type}] is not supported"), "status": 406});
         return (json_response(406, body.to_string()), 0, 0);
     }
-    let limit = shared.options.max_content_length;
+    let limit = lock(&shared.controls)
+        .max_content_length
+        .unwrap_or(shared.options.max_content_length);
     if body.len() > limit {
         return (json_response(413, String::new()), 0, 0);
     }

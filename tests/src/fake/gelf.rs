@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,6 +32,8 @@ pub struct GelfState {
 
 struct Shared {
     unavailable: AtomicBool,
+    /// `_event_id` → (status to answer a request carrying it, times left; `usize::MAX`: always).
+    failing: std::sync::Mutex<std::collections::HashMap<String, (StatusCode, usize)>>,
     recorder: Recorder<GelfState>,
 }
 
@@ -42,11 +43,14 @@ pub struct FakeGelf {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeGelf, GelfState, |s| &s.messages.counts);
+
 impl FakeGelf {
     /// Starts the input on a free port.
     pub fn start() -> FakeGelf {
         let shared = Arc::new(Shared {
             unavailable: AtomicBool::new(false),
+            failing: Default::default(),
             recorder: Recorder::new(GelfState::default()),
         });
         let router = Router::new()
@@ -59,31 +63,36 @@ impl FakeGelf {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
     /// `http://127.0.0.1:<port>/gelf`.
     pub fn endpoint(&self) -> String {
         format!("{}/gelf", self.server.url())
     }
 
+    /// A request carrying one of `ids` is answered `503` once per id (then accepted).
+    pub fn fail_once(&self, ids: &[String]) {
+        self.fail(ids, StatusCode::SERVICE_UNAVAILABLE, 1);
+    }
+
+    /// A request carrying one of `ids` is refused `400`, every time (as Graylog refuses a
+    /// message it cannot process).
+    pub fn refuse(&self, ids: &[String]) {
+        self.fail(ids, StatusCode::BAD_REQUEST, usize::MAX);
+    }
+
+    fn fail(&self, ids: &[String], status: StatusCode, times: usize) {
+        let mut failing = self
+            .shared
+            .failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            failing.insert(id.clone(), (status, times));
+        }
+    }
+
     /// While true, every request is answered `503 Service Unavailable`.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.shared.unavailable.store(unavailable, Ordering::SeqCst);
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&GelfState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Blocks until `n` distinct messages were accepted (or `timeout`).
-    pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.messages.distinct() >= n)
     }
 
     /// Blocks until `n` requests were answered 503 (or `timeout`).
@@ -169,6 +178,11 @@ async fn handle(
             Ok(message)
         })
         .collect();
+    if let Ok(messages) = &parsed
+        && let Some(status) = scripted_failure(&shared, messages)
+    {
+        return (status, "refused by the test".into());
+    }
     match parsed {
         Ok(messages) if !messages.is_empty() => {
             shared.recorder.update(|s| {
@@ -190,6 +204,20 @@ async fn handle(
             (StatusCode::BAD_REQUEST, reason)
         }
     }
+}
+
+/// The scripted failure for a request carrying these messages, if any (counting it down).
+fn scripted_failure(shared: &Shared, messages: &[Value]) -> Option<StatusCode> {
+    let mut failing = shared.failing.lock().unwrap_or_else(|p| p.into_inner());
+    let id = messages
+        .iter()
+        .filter_map(|m| m.get("_event_id").and_then(Value::as_str))
+        .find(|id| failing.get(*id).is_some_and(|(_, left)| *left > 0))?;
+    let (status, left) = failing.get_mut(id)?;
+    if *left != usize::MAX {
+        *left -= 1;
+    }
+    Some(*status)
 }
 
 #[cfg(test)]

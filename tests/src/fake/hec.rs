@@ -17,19 +17,18 @@
 //! next requests, event ids to reject as malformed, go down / come up, and acknowledgement release.
 
 use super::http_sink::{
-    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, signature_matches,
+    EventLog, FakeServer, Recorder, SignatureChecks, decode_body, event_id_of, reply_with,
+    signature_matches, with_retry_after,
 };
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 /// The token the fake accepts unless told otherwise.
 pub const TOKEN: &str = "6f1c7f8e-2b1a-4c55-9d0e-4f3a2b1c0d9e";
@@ -190,6 +189,8 @@ struct Control {
     reject_ids: HashSet<String>,
     ack_release: AckRelease,
     channels: HashMap<String, Channel>,
+    /// Overrides `HecOptions::max_content_length` while set.
+    max_content_length: Option<usize>,
 }
 
 struct Shared {
@@ -204,6 +205,8 @@ pub struct FakeHec {
     shared: Arc<Shared>,
 }
 
+fake_accessors!(FakeHec, HecState, |s| &s.events.counts);
+
 impl FakeHec {
     /// Starts a fake HEC.
     pub fn start(options: HecOptions) -> FakeHec {
@@ -215,6 +218,7 @@ impl FakeHec {
                 reject_ids: HashSet::new(),
                 ack_release: AckRelease::Immediately,
                 channels: HashMap::new(),
+                max_content_length: None,
             }),
             recorder: Recorder::new(HecState::default()),
         });
@@ -237,16 +241,6 @@ impl FakeHec {
     /// Starts with the default options (token [`TOKEN`], indexes `main` and `security`).
     pub fn start_default() -> FakeHec {
         FakeHec::start(HecOptions::default())
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// The base URL (`http://127.0.0.1:<port>`), as an exporter's `endpoint`.
-    pub fn url(&self) -> String {
-        self.server.url()
     }
 
     /// Stops listening (connections refused).
@@ -282,6 +276,11 @@ impl FakeHec {
         self.control().reject_ids.extend(ids);
     }
 
+    /// Sets `max_content_length` (`None`: the configured one again).
+    pub fn set_max_content_length(&self, bytes: Option<usize>) {
+        self.control().max_content_length = bytes;
+    }
+
     /// When ack ids read `true` from now on.
     pub fn set_ack_release(&self, release: AckRelease) {
         self.control().ack_release = release;
@@ -296,29 +295,9 @@ impl FakeHec {
         }
     }
 
-    /// The recorded state.
-    pub fn recorder(&self) -> &Recorder<HecState> {
-        &self.shared.recorder
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&HecState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids indexed.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.events.distinct())
-    }
-
     /// Envelopes indexed, duplicates included.
     pub fn total_events(&self) -> usize {
         self.read(|s| s.events.total())
-    }
-
-    /// How often the event with this id was indexed.
-    pub fn count_of(&self, event_id: &str) -> u32 {
-        self.read(|s| s.events.counts.get(event_id).copied().unwrap_or(0))
     }
 
     /// Signature results.
@@ -329,21 +308,6 @@ impl FakeHec {
     /// Protocol violations seen.
     pub fn violations(&self) -> Vec<String> {
         self.read(|s| s.violations.clone())
-    }
-
-    /// Blocks until `n` distinct events were indexed (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.events.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were indexed (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.events.distinct() >= n)
-            .await
     }
 }
 
@@ -357,16 +321,7 @@ fn reply(status: u16, code: u32, text: &str, extra: Option<(&str, Value)>) -> Re
 }
 
 fn json_response(status: u16, body: String) -> Response {
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    reply_with(status, "application/json", body, None)
 }
 
 async fn not_found() -> Response {
@@ -502,7 +457,12 @@ fn index_request(
     } else {
         None
     };
-    let max = shared.options.max_content_length;
+    let max = shared
+        .control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .max_content_length
+        .unwrap_or(shared.options.max_content_length);
     let decoded = match decoded {
         Ok(decoded) => decoded,
         Err(e) if e.starts_with("unsupported") => return done(reply(415, 6, e, None)),
@@ -535,13 +495,10 @@ fn index_request(
             text,
             retry_after,
         }) => {
-            let mut response = reply(status, code, text, None);
-            if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            return done(response);
+            return done(with_retry_after(
+                reply(status, code, text, None),
+                retry_after,
+            ));
         }
         Some(Scripted::InvalidEventAt(position)) => Some(position),
         None => None,

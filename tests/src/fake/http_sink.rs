@@ -36,6 +36,23 @@ pub struct FakeServer {
     addr: SocketAddr,
     router: Router,
     running: Mutex<Option<Running>>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
+}
+
+/// One request a fake server answered: when the answer left, to what, with which status and
+/// `Retry-After`. Recorded for every fake, so a test can check how a sender paced its retries.
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// When the response was produced.
+    pub at: Instant,
+    /// Request method.
+    pub method: String,
+    /// Request path (no query).
+    pub path: String,
+    /// Status answered.
+    pub status: u16,
+    /// The `Retry-After` header answered, if any.
+    pub retry_after: Option<String>,
 }
 
 struct Running {
@@ -44,8 +61,33 @@ struct Running {
 }
 
 impl FakeServer {
-    /// Serves `router` on a free port of 127.0.0.1.
+    /// Serves `router` on a free port of 127.0.0.1, recording every exchange.
     pub fn start(router: Router) -> FakeServer {
+        let exchanges: Arc<Mutex<Vec<Exchange>>> = Arc::default();
+        let log = exchanges.clone();
+        let router = router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let log = log.clone();
+                async move {
+                    let method = request.method().to_string();
+                    let path = request.uri().path().to_string();
+                    let response = next.run(request).await;
+                    let retry_after = response
+                        .headers()
+                        .get(axum::http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    lock(&log).push(Exchange {
+                        at: Instant::now(),
+                        method,
+                        path,
+                        status: response.status().as_u16(),
+                        retry_after,
+                    });
+                    response
+                }
+            },
+        ));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("fake-siem")
@@ -62,6 +104,7 @@ impl FakeServer {
             addr,
             router,
             running: Mutex::new(None),
+            exchanges,
         };
         server.serve(listener);
         server
@@ -94,6 +137,11 @@ impl FakeServer {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every exchange so far, in the order the answers left.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        lock(&self.exchanges).clone()
     }
 
     /// True while listening.
@@ -297,6 +345,36 @@ pub fn signature_matches(secret: &str, headers: &HeaderMap, header: &str, body: 
     mac.verify_slice(&mac_bytes).is_ok()
 }
 
+/// A reply with this status, `Content-Type` and body, and `Retry-After: <seconds>` when given:
+/// how every fake answers.
+pub fn reply_with(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    retry_after: Option<u64>,
+) -> Response {
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    with_retry_after(response, retry_after)
+}
+
+/// Adds `Retry-After: <seconds>` to a reply when given.
+pub fn with_retry_after(mut response: Response, retry_after: Option<u64>) -> Response {
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 /// Decodes a body by its `Content-Encoding` (none or gzip); `Err` names the problem.
 pub fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, String> {
     match headers
@@ -414,6 +492,8 @@ pub struct HttpSinkState {
 
 struct SinkShared {
     options: HttpSinkOptions,
+    /// Overrides `HttpSinkOptions::max_body` while set.
+    max_body: Mutex<Option<usize>>,
     script: Mutex<VecDeque<ScriptedReply>>,
     recorder: Recorder<HttpSinkState>,
 }
@@ -424,11 +504,14 @@ pub struct FakeHttpSink {
     shared: Arc<SinkShared>,
 }
 
+fake_accessors!(FakeHttpSink, HttpSinkState, |s| &s.events.counts);
+
 impl FakeHttpSink {
     /// Starts a receiver.
     pub fn start(options: HttpSinkOptions) -> FakeHttpSink {
         let shared = Arc::new(SinkShared {
             options,
+            max_body: Mutex::new(None),
             script: Mutex::new(VecDeque::new()),
             recorder: Recorder::new(HttpSinkState::default()),
         });
@@ -442,19 +525,9 @@ impl FakeHttpSink {
         }
     }
 
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    /// `http://127.0.0.1:<port>` (append the path the exporter should post to).
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The server plumbing (go down / come up).
-    pub fn server(&self) -> &FakeServer {
-        &self.server
+    /// Sets the largest body accepted (`None`: the configured one again).
+    pub fn set_max_body(&self, bytes: Option<usize>) {
+        *lock(&self.shared.max_body) = bytes;
     }
 
     /// Replies for the next requests, in order; afterwards requests are handled normally.
@@ -462,39 +535,9 @@ impl FakeHttpSink {
         lock(&self.shared.script).extend(replies);
     }
 
-    /// The recorded state.
-    pub fn recorder(&self) -> &Recorder<HttpSinkState> {
-        &self.shared.recorder
-    }
-
-    /// Reads the recorded state.
-    pub fn read<R>(&self, f: impl FnOnce(&HttpSinkState) -> R) -> R {
-        self.shared.recorder.read(f)
-    }
-
-    /// Distinct event ids accepted.
-    pub fn distinct_events(&self) -> usize {
-        self.read(|s| s.events.distinct())
-    }
-
     /// Signature results.
     pub fn signatures(&self) -> SignatureChecks {
         self.read(|s| s.signatures)
-    }
-
-    /// Blocks until `n` distinct events were accepted (or `timeout`).
-    pub fn wait_for_events(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until(timeout, |s| s.events.distinct() >= n)
-    }
-
-    /// Waits (async) until `n` distinct events were accepted (or `timeout`).
-    pub async fn events_reached(&self, n: usize, timeout: Duration) -> bool {
-        self.shared
-            .recorder
-            .wait_until_async(timeout, |s| s.events.distinct() >= n)
-            .await
     }
 }
 
@@ -534,21 +577,7 @@ async fn handle(
             status,
         });
     });
-    let mut response = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        reply,
-    )
-        .into_response();
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    response
+    reply_with(status, "application/json", reply, retry_after)
 }
 
 /// Decides the reply: (status, Retry-After, body, accepted items).
@@ -583,14 +612,11 @@ fn judge(
         Err(e) if e.starts_with("unsupported") => return error(415, e),
         Err(e) => return error(400, e),
     };
-    if decoded.len() > shared.options.max_body {
+    let max_body = lock(&shared.max_body).unwrap_or(shared.options.max_body);
+    if decoded.len() > max_body {
         return error(
             413,
-            format!(
-                "body is {} bytes, more than {}",
-                decoded.len(),
-                shared.options.max_body
-            ),
+            format!("body is {} bytes, more than {max_body}", decoded.len()),
         );
     }
     let content_type = headers

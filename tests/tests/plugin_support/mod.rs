@@ -99,25 +99,8 @@ pub async fn post_events(port: u16, requests: usize, per_request: usize) -> Vec<
         }
         bodies.push(body);
     }
-    post_bodies(port, bodies).await;
+    siemrelay_e2e::post_ndjson_bodies(port, bodies).await;
     ids
-}
-
-/// Posts NDJSON bodies to the webhook receiver and checks each was accepted.
-pub async fn post_bodies(port: u16, bodies: Vec<String>) {
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/v1/events");
-    for body in bodies {
-        let status = client
-            .post(&url)
-            .header("content-type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .expect("post to the webhook receiver")
-            .status();
-        assert_eq!(status, 200);
-    }
 }
 
 /// Reads a dead-letter file (possibly still being written), waiting until it has `n` lines.

@@ -367,7 +367,7 @@ mod tests {
         assert_eq!(decoded_sizes, sizes);
         for (decoded, event) in decoded.iter().zip(&events) {
             // The queued bytes are sent as they are, with no second serialization.
-            assert!(decoded.written_json.bytes().is_some());
+            assert!(decoded.written_json().is_some());
             assert_eq!(decoded.to_json_bytes(), event.to_json_bytes());
         }
     }

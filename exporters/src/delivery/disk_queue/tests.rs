@@ -362,7 +362,7 @@ async fn disk_full_is_backpressure_and_the_queue_recovers() {
     let types: Vec<String> = drain(&queue)
         .await
         .into_iter()
-        .map(|e| e.event_type)
+        .map(|e| e.into_fields().event_type)
         .collect();
     assert_eq!(types, ["before-0", "before-1", "after-0", "after-1"]);
     drop(queue);
@@ -413,7 +413,7 @@ async fn a_drained_queue_on_a_full_volume_frees_its_space() {
     let types: Vec<String> = drain(&queue)
         .await
         .into_iter()
-        .map(|e| e.event_type)
+        .map(|e| e.into_fields().event_type)
         .collect();
     assert_eq!(types, ["after-0", "after-1", "after-2"]);
 }
@@ -477,7 +477,7 @@ async fn crash_between_durable_acks_and_segment_deletion() {
     let types: Vec<String> = drain(&queue)
         .await
         .into_iter()
-        .map(|e| e.event_type)
+        .map(|e| e.into_fields().event_type)
         .collect();
     assert_eq!(types, ["b11-0", "b11-1", "b11-2"]);
 }

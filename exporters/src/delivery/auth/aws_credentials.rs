@@ -3,6 +3,7 @@
 //! on first use with siemrelay's own HTTP client, and a cache that refreshes before expiry or
 //! when AWS says the token expired.
 
+use super::{AuthError, Generation};
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -25,6 +26,7 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 struct Cached {
     credentials: Credentials,
     fetched: SystemTime,
+    generation: Generation,
 }
 
 impl Cached {
@@ -46,7 +48,7 @@ pub struct CredentialCache {
     client: reqwest::Client,
     given: Option<SharedCredentialsProvider>,
     chain: OnceCell<SharedCredentialsProvider>,
-    cached: Mutex<Option<Cached>>,
+    cached: Mutex<(Option<Cached>, Generation)>,
 }
 
 impl CredentialCache {
@@ -61,11 +63,11 @@ impl CredentialCache {
             client,
             given,
             chain: OnceCell::new(),
-            cached: Mutex::new(None),
+            cached: Mutex::new((None, 0)),
         }
     }
 
-    async fn provider(&self) -> Result<&SharedCredentialsProvider, String> {
+    async fn provider(&self) -> Result<&SharedCredentialsProvider, AuthError> {
         if let Some(given) = &self.given {
             return Ok(given);
         }
@@ -78,42 +80,53 @@ impl CredentialCache {
                     })
                     .load()
                     .await;
-                config
-                    .credentials_provider()
-                    .ok_or_else(|| "the AWS configuration has no credentials provider".to_string())
+                config.credentials_provider().ok_or_else(|| {
+                    AuthError::temporary("the AWS configuration has no credentials provider")
+                })
             })
             .await
     }
 
-    /// Credentials valid for a while: the cached ones, or fresh ones from the provider.
-    pub async fn get(&self) -> Result<Credentials, String> {
+    /// Credentials valid for a while, and their generation: the cached ones, or fresh ones
+    /// from the provider.
+    pub async fn get(&self) -> Result<(Credentials, Generation), AuthError> {
         let mut cached = self.cached.lock().await;
         let now = SystemTime::now();
-        if let Some(entry) = cached.as_ref().filter(|c| c.fresh(now)) {
-            return Ok(entry.credentials.clone());
+        if let Some(entry) = cached.0.as_ref().filter(|c| c.fresh(now)) {
+            return Ok((entry.credentials.clone(), entry.generation));
         }
         let provider = self.provider().await?;
         let credentials = provider.provide_credentials().await.map_err(|e| {
-            format!(
+            AuthError::temporary(format!(
                 "cannot load AWS credentials: {}",
                 crate::delivery::http::error_chain(&e)
-            )
+            ))
         })?;
-        *cached = Some(Cached {
+        // Whatever the source (env, profile, STS, IMDS), the secret half never leaves in a log
+        // line, status or dead-letter reason an AWS reply or an error chain might carry it into.
+        siemrelay_core::scrub::remember(
+            std::iter::once(credentials.secret_access_key()).chain(credentials.session_token()),
+        );
+        cached.1 += 1;
+        let generation = cached.1;
+        cached.0 = Some(Cached {
             credentials: credentials.clone(),
             fetched: now,
+            generation,
         });
-        Ok(credentials)
+        Ok((credentials, generation))
     }
 
-    /// Drops `stale` from the cache (AWS said it expired) so the next `get` asks the provider.
-    pub async fn invalidate(&self, stale: &Credentials) {
+    /// Drops the credentials of `generation` (AWS said they expired) so the next `get` asks
+    /// the provider.
+    pub async fn invalidate(&self, generation: Generation) {
         let mut cached = self.cached.lock().await;
         if cached
+            .0
             .as_ref()
-            .is_some_and(|c| c.credentials.access_key_id() == stale.access_key_id())
+            .is_some_and(|c| c.generation == generation)
         {
-            *cached = None;
+            cached.0 = None;
         }
     }
 }
@@ -216,8 +229,8 @@ mod tests {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             future::ProvideCredentials::ready(Ok(Credentials::new(
                 format!("key-{n}"),
-                "secret",
-                Some("token".into()),
+                format!("wJalrXUtnFEMI/K7MDENG/secret-{n}"),
+                Some(format!("IQoJb3JpZ2luX2VjE-session-token-{n}")),
                 Some(SystemTime::now() + self.life),
                 "test",
             )))
@@ -239,19 +252,38 @@ mod tests {
     #[tokio::test]
     async fn credentials_are_cached_until_near_expiry_and_dropped_when_stale() {
         let (long, calls) = cache(Duration::from_secs(3600));
-        let first = long.get().await.unwrap();
-        assert_eq!(long.get().await.unwrap().access_key_id(), "key-1");
+        let key = |got: Result<(Credentials, Generation), AuthError>| {
+            got.unwrap().0.access_key_id().to_string()
+        };
+        let (_, first) = long.get().await.unwrap();
+        assert_eq!(key(long.get().await), "key-1");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        long.invalidate(&first).await;
-        assert_eq!(long.get().await.unwrap().access_key_id(), "key-2");
-        // Invalidating an older key keeps the current one.
-        long.invalidate(&first).await;
-        assert_eq!(long.get().await.unwrap().access_key_id(), "key-2");
+        long.invalidate(first).await;
+        assert_eq!(key(long.get().await), "key-2");
+        // Invalidating an older generation keeps the current credentials.
+        long.invalidate(first).await;
+        assert_eq!(key(long.get().await), "key-2");
 
         let (short, calls) = cache(Duration::from_millis(200));
-        assert_eq!(short.get().await.unwrap().access_key_id(), "key-1");
+        assert_eq!(key(short.get().await), "key-1");
         tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(short.get().await.unwrap().access_key_id(), "key-2");
+        assert_eq!(key(short.get().await), "key-2");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn loaded_credentials_are_scrubbed_from_every_text() {
+        let (cache, _) = cache(Duration::from_secs(3600));
+        let (credentials, _) = cache.get().await.unwrap();
+        let secret = credentials.secret_access_key().to_string();
+        let token = credentials.session_token().unwrap().to_string();
+        let echoed = format!("AWS said: bad signature for {secret} with token {token}");
+        let scrubbed = siemrelay_core::scrub::scrub(&echoed);
+        assert!(!scrubbed.contains(&secret), "{scrubbed}");
+        assert!(!scrubbed.contains(&token), "{scrubbed}");
+        assert!(
+            scrubbed.starts_with("AWS said: bad signature for "),
+            "{scrubbed}"
+        );
     }
 }
