@@ -377,7 +377,10 @@ async fn a_producer_that_bumped_its_epoch_after_timeouts_keeps_delivering() {
         );
     }
     let more: Vec<Event> = (0..100).map(|_| Event::new("x")).collect();
-    assert_eq!(sink.send(&more).await.outcomes.get(0), Some(&Outcome::Delivered));
+    assert_eq!(
+        sink.send(&more).await.outcomes.get(0),
+        Some(&Outcome::Delivered)
+    );
     assert_eq!(
         sink.producers_replaced(),
         0,

@@ -10,7 +10,6 @@ use siemrelay_core::config_read::{ConfigError, Value, read_block};
 use siemrelay_core::factory::{BoxedConfig, ComponentConfig, config_as};
 use siemrelay_core::ingest::{IngestOptions, event_from_object};
 use siemrelay_core::{ConfigIssue, Event, Timestamp};
-use siemrelay_exporters::delivery::{RestoredStatus, Sink};
 use siemrelay_exporters::delivery::assemble::{ExporterStorage, assemble};
 use siemrelay_exporters::delivery::factory::{ExporterBuildContext, ExporterFactory, SharedKeys};
 use siemrelay_exporters::delivery::http::{
@@ -19,6 +18,7 @@ use siemrelay_exporters::delivery::http::{
 use siemrelay_exporters::delivery::pack::{EncodedRequest, Framing, LINES};
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{Outcomes, RequestLimits};
+use siemrelay_exporters::delivery::{RestoredStatus, Sink};
 use siemrelay_pipelines::config::ComponentId;
 use siemrelay_pipelines::registry;
 use std::sync::{Arc, Mutex};

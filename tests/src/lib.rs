@@ -123,10 +123,13 @@ impl Siemrelay {
     ) -> Siemrelay {
         let config_path = dir.path().join("siemrelay.yaml");
         std::fs::write(&config_path, config).expect("write config");
-        let log_path = dir.path().join(format!(
-            "siemrelay-{}.log",
-            Instant::now().elapsed().as_nanos() ^ std::process::id() as u128
-        ));
+        // One log file per start: a restart in the same directory (`into_dir`, then `start_in`)
+        // must not read the previous run's lines as its own.
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let start = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = dir
+            .path()
+            .join(format!("siemrelay-{}-{start}.log", std::process::id()));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -3,7 +3,8 @@
 //! config and storage), with its delivery history, last success and last error as they were;
 //! enabled again, it stays enabled across the next restart. A corrupt state file is moved aside
 //! with a warning naming it and the start goes on fresh. A reload that removes an exporter drops
-//! its state; added back, it starts fresh.
+//! its state; added back, it starts fresh. A reload that replaces an exporter (its config
+//! changed, with or without a disk queue to hand over) keeps its status and history.
 
 mod admin_support;
 
@@ -317,4 +318,90 @@ async fn a_reload_that_removes_an_exporter_drops_its_state() {
         "added back, it starts fresh: {back}"
     );
     stop(relay);
+}
+
+/// A reload that changes an exporter's config replaces it; the replacement starts from the old
+/// one's status: still disabled, with its history and last success. `disk` replaces it by
+/// handing its disk queue over (the old one closes first), otherwise the new one starts next to
+/// the old one.
+async fn a_replaced_exporter_keeps_its_status(disk: bool) {
+    let siem = FakeHttpSink::start(HttpSinkOptions {
+        path: Some("/hooks".into()),
+        ..Default::default()
+    });
+    let ports = Ports {
+        webhook: free_port(),
+        admin: free_port(),
+    };
+    let mut yaml = config(ports.webhook, ports.admin, &siem.url(), true);
+    if disk {
+        yaml = yaml.replace(
+            "format: json_array",
+            "format: json_array\n    queue: { type: disk }",
+        );
+    }
+    let changed = yaml.replace("max_elapsed_time: 10m", "max_elapsed_time: 9m");
+    let relay = start(None, &yaml, &ports);
+    let admin = Admin::new(ports.admin, Some(TOKEN));
+    let client = reqwest::Client::new();
+
+    post_webhook(&client, ports.webhook, ndjson(3, "before", false).0).await;
+    assert!(siem.events_reached(3, Duration::from_secs(20)).await);
+    admin
+        .wait_exporter(SIEM, Duration::from_secs(10), |e| e["events_sent"] == 3)
+        .await;
+    let (status, body) = admin
+        .post(&format!("/api/v1/exporters/{}/disable", encode(SIEM)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let before = admin.exporter(SIEM).await;
+    assert_eq!(before["status"], "disabled", "{before}");
+    let history = deliveries(&admin, SIEM).await;
+    assert!(!history.is_empty(), "no delivery history before the reload");
+
+    std::fs::write(relay.dir().join("siemrelay.yaml"), &changed).expect("write the config");
+    relay.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !relay.logs().contains("configuration reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload happened:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = relay.logs();
+    assert!(
+        logs.contains(&format!("restarted=exporters.{SIEM}")),
+        "the exporter was not replaced:\n{logs}"
+    );
+    let after = wait_running(&admin, SIEM, true)
+        .await
+        .unwrap_or_else(|| panic!("{SIEM} does not run after the reload:\n{logs}"));
+    assert_eq!(kept(&after), kept(&before), "after the reload: {after}");
+    assert_eq!(deliveries(&admin, SIEM).await, history);
+
+    // Still disabled: events queue, nothing reaches the SIEM until it is enabled.
+    post_webhook(&client, ports.webhook, ndjson(2, "while disabled", false).0).await;
+    let queued = admin
+        .wait_exporter(SIEM, Duration::from_secs(5), |e| e["queue"]["events"] == 2)
+        .await;
+    assert_eq!(queued["queue"]["events"], 2, "{queued}");
+    assert_eq!(siem.distinct_events(), 3, "a disabled exporter sent events");
+    let (status, body) = admin
+        .post(&format!("/api/v1/exporters/{}/enable", encode(SIEM)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(siem.events_reached(5, Duration::from_secs(20)).await);
+    stop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_exporter_keeps_its_status_and_history() {
+    a_replaced_exporter_keeps_its_status(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exporter_whose_disk_queue_is_handed_over_keeps_its_status_and_history() {
+    a_replaced_exporter_keeps_its_status(true).await;
 }

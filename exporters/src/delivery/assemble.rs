@@ -147,13 +147,27 @@ mod tests {
             dead_letter_dir: dir.path().join("dead_letter"),
             queue_dir: dir.path().join("queues/stdout"),
         };
-        let memory = assemble("stdout", Arc::new(StdoutSink), &delivery("{}"), &storage, RestoredStatus::default()).unwrap();
+        let memory = assemble(
+            "stdout",
+            Arc::new(StdoutSink),
+            &delivery("{}"),
+            &storage,
+            RestoredStatus::default(),
+        )
+        .unwrap();
         assert!(!memory.queue().is_durable());
         assert!(!storage.queue_dir.exists());
         memory.shutdown(Instant::now()).await;
 
         let disk = delivery("{ queue: { type: disk }, sending: { batch_size: 7 } }");
-        let handle = assemble("stdout", Arc::new(StdoutSink), &disk, &storage, RestoredStatus::default()).unwrap();
+        let handle = assemble(
+            "stdout",
+            Arc::new(StdoutSink),
+            &disk,
+            &storage,
+            RestoredStatus::default(),
+        )
+        .unwrap();
         assert!(handle.queue().is_durable());
         assert!(storage.queue_dir.is_dir(), "the default directory");
         handle.shutdown(Instant::now()).await;
@@ -163,7 +177,14 @@ mod tests {
             "{{ queue: {{ type: disk, directory: \"{}\" }} }}",
             elsewhere.display()
         ));
-        let handle = assemble("stdout", Arc::new(StdoutSink), &moved, &storage, RestoredStatus::default()).unwrap();
+        let handle = assemble(
+            "stdout",
+            Arc::new(StdoutSink),
+            &moved,
+            &storage,
+            RestoredStatus::default(),
+        )
+        .unwrap();
         assert!(elsewhere.is_dir(), "queue.directory wins");
         handle.shutdown(Instant::now()).await;
     }
@@ -178,9 +199,15 @@ mod tests {
             queue_dir: file.clone(),
         };
         let disk = delivery("{ queue: { type: disk } }");
-        let error = assemble("stdout/x", Arc::new(StdoutSink), &disk, &storage, RestoredStatus::default())
-            .err()
-            .expect("a file is no queue directory");
+        let error = assemble(
+            "stdout/x",
+            Arc::new(StdoutSink),
+            &disk,
+            &storage,
+            RestoredStatus::default(),
+        )
+        .err()
+        .expect("a file is no queue directory");
         assert!(
             error
                 .to_string()

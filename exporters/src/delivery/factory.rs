@@ -12,8 +12,8 @@
 use super::Sink;
 use super::config::DeliveryConfig;
 use super::http::{HttpEncoder, HttpOptions, SharedHttpKeys};
-use siemrelay_core::config_types::ConfigIssue;
 use siemrelay_core::config_read::{ConfigError, Value};
+use siemrelay_core::config_types::ConfigIssue;
 use siemrelay_core::factory::{BoxedConfig, ComponentConfig};
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,8 +18,8 @@ use super::plan::{
     self, ExporterFacts, ExporterPlan, PipelineFacts, PipelinePlan, ReceiverPlan, ReloadPlan,
     Running, raw_of,
 };
-use super::topology::{ExporterView, PipelineView, ReceiverView, Topology, kind_of};
 use super::state::StateStore;
+use super::topology::{ExporterView, PipelineView, ReceiverView, Topology, kind_of};
 use super::{PipelineCounters, ReceiverEntry, Route, RouteState, Runtime, StorageLayout};
 use crate::config::{ComponentId, LoadedConfig};
 use crate::registry::{self, ExporterSpec, ReceiverSpec};
