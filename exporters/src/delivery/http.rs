@@ -684,7 +684,7 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
                 )),
                 _ => Ok(()),
             },
-            Err(e) => Err(format!("probe failed: {}", error_chain(&e))),
+            Err(e) => Err(error_chain(&e)),
         })
     }
 
