@@ -30,7 +30,7 @@ run_phase() { # NAME COMMAND...
 
 banner "siemrelay test-all: on a fresh 2-core machine expect about 35 minutes (up to an hour \
 while other builds share it): the one-time Kafka broker build (~18 CPU-minutes, then cached in \
-~/.cache/siemrelay-tools) runs beside the workspace build (~16 min), then ~4 min of tests; \
+~/.cache/siemrelay-tools) runs beside the workspace build (~16 min), then 5-7 min of tests; \
 about 5 minutes once built"
 
 setup() {
