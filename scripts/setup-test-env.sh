@@ -32,6 +32,18 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 echo "python test env ready: $venv/bin/python"
+# pySigma's Datadog backend needs pySigma 0.11 (the other backends need 1.x): its own venv.
+dd_venv=target/py-venv-sigma-datadog
+if [ ! -x "$dd_venv/bin/python" ]; then
+  python3 -m venv "$dd_venv"
+fi
+dd_stamp="$dd_venv/.requirements.sha256"
+dd_want=$(sha256sum tests/python/requirements-sigma-datadog.txt | cut -d' ' -f1)
+if [ ! -f "$dd_stamp" ] || [ "$(cat "$dd_stamp")" != "$dd_want" ]; then
+  "$dd_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements-sigma-datadog.txt
+  echo "$dd_want" > "$dd_stamp"
+fi
+echo "python sigma-datadog env ready: $dd_venv/bin/python"
 # The status page's browser test (tests/browser): playwright-core from the lockfile (it drives
 # Debian's /usr/bin/chromium; no browser is downloaded).
 if [ ! -d tests/browser/node_modules/playwright-core ]; then

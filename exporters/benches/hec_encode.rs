@@ -1,9 +1,12 @@
 //! Splunk HEC envelope encoding of 1000 reference-sized events: serializing each event, and
-//! copying the JSON form the `sign` processor kept ("sign the bytes you send").
+//! copying the JSON form the `sign` processor kept ("sign the bytes you send"); then the same
+//! kept events with `schema: flat`, `ecs` and `ocsf` (`native` is the `kept_form` case: the
+//! schema adds one `match` to it).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use siemrelay_core::{Event, Severity};
+use siemrelay_exporters::delivery::Schema;
 use siemrelay_exporters::splunk_hec::{HecEncoder, SplunkHecConfig};
 
 fn events() -> Vec<Event> {
@@ -49,6 +52,21 @@ fn hec_encode(c: &mut Criterion) {
                 out.clear();
                 for event in batch {
                     encoder.write_envelope(event, &mut out);
+                }
+                out.len()
+            })
+        });
+    }
+    for schema in [Schema::Flat, Schema::Ecs, Schema::Ocsf] {
+        let shaped = HecEncoder::new("http://127.0.0.1:8088", &config, None)
+            .expect("encoder")
+            .with_schema(schema);
+        let mut out = Vec::with_capacity(1 << 20);
+        group.bench_function(format!("schema_{}", schema.name()), |b| {
+            b.iter(|| {
+                out.clear();
+                for event in &kept {
+                    shaped.write_envelope(event, &mut out);
                 }
                 out.len()
             })

@@ -14,7 +14,9 @@ use crate::delivery::auth::StaticHeader;
 use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
 use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
+use crate::delivery::{
+    Outcome, Outcomes, RequestLimits, RequestRecord, Schema, Sink, default_hint,
+};
 use async_trait::async_trait;
 use reqwest::header::HeaderName;
 use serde::Deserialize;
@@ -146,7 +148,7 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    let encoder = DatadogEncoder::new(id, &config)?;
+    let encoder = DatadogEncoder::new(id, &config)?.with_schema(http.schema);
     let api_key = StaticHeader::new(
         HeaderName::from_static("dd-api-key"),
         config.api_key.expose(),
@@ -168,6 +170,7 @@ pub struct DatadogEncoder {
     /// Configured tags, normalized (trimmed, no empty parts), without a trailing comma.
     base_tags: String,
     tag_attributes: Vec<AttrPath>,
+    schema: Schema,
 }
 
 impl DatadogEncoder {
@@ -200,7 +203,14 @@ impl DatadogEncoder {
             hostname: config.hostname.clone(),
             base_tags,
             tag_attributes: config.tag_attributes.clone(),
+            schema: Schema::Native,
         })
+    }
+
+    /// Writes each log's attributes in `schema` (the shared `schema` key): Datadog's reserved
+    /// attributes first, then the shaped event's members except those names.
+    pub fn with_schema(self, schema: Schema) -> DatadogEncoder {
+        DatadogEncoder { schema, ..self }
     }
 
     /// `ddtags` of one event: configured tags, `event_type:<type>`, then the tag attributes.
@@ -271,6 +281,17 @@ pub fn status_for(number: u8) -> &'static str {
     }
 }
 
+/// The attributes Datadog reserves, written by the exporter in every shape.
+const DATADOG_RESERVED: &[&str] = &[
+    "message",
+    "ddsource",
+    "ddtags",
+    "service",
+    "hostname",
+    "status",
+    "timestamp",
+];
+
 /// One event as a Datadog log.
 struct DatadogLog<'a> {
     encoder: &'a DatadogEncoder,
@@ -298,6 +319,10 @@ impl Serialize for DatadogLog<'_> {
         }
         map.serialize_entry("status", status_for(e.severity.number))?;
         map.serialize_entry("timestamp", &e.timestamp.as_epoch_millis())?;
+        if enc.schema != Schema::Native {
+            enc.schema.write_members(e, &mut map, DATADOG_RESERVED)?;
+            return map.end();
+        }
         let mut id_buf = uuid::Uuid::encode_buffer();
         map.serialize_entry(
             "event_id",

@@ -25,7 +25,9 @@ use crate::delivery::http::{
     CallError, Classified, Compression, HttpCalls, HttpEncoder, HttpOptions, HttpSink, Reply,
 };
 use crate::delivery::pack::{Encoded, EncodedRequest, LINES, pack};
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
+use crate::delivery::{
+    Outcome, Outcomes, RequestLimits, RequestRecord, Schema, Sink, default_hint,
+};
 use async_trait::async_trait;
 use siemrelay_core::Event;
 use std::sync::Arc;
@@ -38,7 +40,7 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    let encoder = ElasticsearchEncoder::new(id, &config)?;
+    let encoder = ElasticsearchEncoder::new(id, &config)?.with_schema(http.schema);
     let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?;
     let auth = |made: Result<StaticHeader, AuthError>, key: &str| {
         made.map_err(|_| anyhow::anyhow!("exporter {id}: {key} is not a valid header value"))
@@ -84,6 +86,7 @@ pub struct ElasticsearchEncoder {
     template_url: Option<reqwest::Url>,
     target: Target,
     limits: RequestLimits,
+    schema: Schema,
 }
 
 impl ElasticsearchEncoder {
@@ -126,7 +129,14 @@ impl ElasticsearchEncoder {
                 max_events: config.max_events,
                 max_bytes: config.max_request_size.as_usize(),
             },
+            schema: Schema::Native,
         })
+    }
+
+    /// Writes each document in `schema` (the shared `schema` key); a reshaped document's index
+    /// template maps only `@timestamp` and leaves the rest to the cluster's dynamic mappings.
+    pub fn with_schema(self, schema: Schema) -> ElasticsearchEncoder {
+        ElasticsearchEncoder { schema, ..self }
     }
 
     /// Installs the index template once. Transport errors, 429 and 5xx are retried with the
@@ -141,9 +151,12 @@ impl ElasticsearchEncoder {
             Target::Indices(template) => (template.pattern(), false),
             Target::DataStream(name) => (name.clone(), true),
         };
-        let body = template_body(&pattern, data_stream)
-            .to_string()
-            .into_bytes();
+        let mut body = template_body(&pattern, data_stream);
+        if self.schema != Schema::Native {
+            body["template"]["mappings"]["properties"] =
+                serde_json::json!({"@timestamp": {"type": "date"}});
+        }
+        let body = body.to_string().into_bytes();
         let request = calls
             .client()
             .put(url.clone())
@@ -202,7 +215,7 @@ impl HttpEncoder for ElasticsearchEncoder {
                     Some(namer) => namer.name(event.timestamp),
                     None => stream,
                 };
-                bulk::write_create(event, index, out)
+                bulk::write_create(event, index, self.schema, out)
             },
         )
     }

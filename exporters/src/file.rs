@@ -7,7 +7,7 @@
 
 pub mod factory;
 
-use crate::delivery::{Outcome, RequestLimits, RequestRecord, SendReport, Sink};
+use crate::delivery::{Outcome, RequestLimits, RequestRecord, Schema, SendReport, Sink};
 use async_trait::async_trait;
 use chrono::format::{Item, StrftimeItems};
 use serde::Deserialize;
@@ -71,6 +71,7 @@ pub struct FileSink {
     template: String,
     fsync: FsyncPolicy,
     current: Arc<Mutex<Option<OpenFile>>>,
+    schema: Schema,
 }
 
 impl FileSink {
@@ -80,7 +81,13 @@ impl FileSink {
             template: config.path.clone(),
             fsync: config.fsync,
             current: Arc::new(Mutex::new(None)),
+            schema: Schema::Native,
         }
+    }
+
+    /// Writes each event in `schema` (the shared `schema` key).
+    pub fn with_schema(self, schema: Schema) -> FileSink {
+        FileSink { schema, ..self }
     }
 }
 
@@ -163,7 +170,7 @@ impl Sink for FileSink {
         let path = self.current_path();
         let shown = path.display().to_string();
         let (current, fsync) = (self.current.clone(), self.fsync);
-        write_lines(events, &shown, move |buf| {
+        write_lines(events, self.schema, &shown, move |buf| {
             write_batch(&current, path, buf, fsync)
         })
         .await
@@ -181,12 +188,13 @@ pub(crate) const LOCAL_LIMITS: RequestLimits = RequestLimits {
 /// any SIEM's round trip.
 pub(crate) async fn write_lines(
     events: &[Event],
+    schema: Schema,
     target: &str,
     write: impl FnOnce(&[u8]) -> std::io::Result<()> + Send + 'static,
 ) -> SendReport {
     let mut buf = Vec::with_capacity(events.len() * 512);
     for event in events {
-        event.write_json(&mut buf);
+        schema.write_event(event, &mut buf);
         buf.push(b'\n');
     }
     let bytes = buf.len();

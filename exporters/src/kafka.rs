@@ -16,7 +16,7 @@ pub mod record;
 pub use config::{KafkaCompression, KafkaConfig, KafkaSasl, KafkaTls, SaslMechanism};
 pub use record::{EventField, PartitionKey, TopicTemplate};
 
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, SendReport, Sink};
+use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Schema, SendReport, Sink};
 use async_trait::async_trait;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -82,6 +82,8 @@ pub struct KafkaSink {
     stalled_sends: std::sync::atomic::AtomicU32,
     /// Producers replaced so far (also counted in [`PRODUCERS_REPLACED`]).
     replaced: std::sync::atomic::AtomicU64,
+    /// The shape of each record's value (the shared `schema` key).
+    schema: Schema,
 }
 
 /// Builds the sink for the runtime. `send_timeout` is the delivery layer's `sending.timeout`;
@@ -120,7 +122,13 @@ impl KafkaSink {
             ack_deadline: config::ack_deadline(send_timeout),
             stalled_sends: std::sync::atomic::AtomicU32::new(0),
             replaced: std::sync::atomic::AtomicU64::new(0),
+            schema: Schema::Native,
         })
+    }
+
+    /// Writes each record's value in `schema` (the shared `schema` key).
+    pub fn with_schema(self, schema: Schema) -> KafkaSink {
+        KafkaSink { schema, ..self }
     }
 
     /// How many times this sink replaced its producer (after a fatal error, a fence or a stall).
@@ -192,7 +200,7 @@ impl KafkaSink {
         let mut bytes = 0;
         for (index, event) in events.iter().enumerate() {
             payload.clear();
-            event.write_json(&mut payload);
+            self.schema.write_event(event, &mut payload);
             key.clear();
             let keyed = self.key.write(event, &mut key);
             id_text.clear();

@@ -65,6 +65,7 @@ pub fn build(id: &str, config: QradarConfig, timeout: Duration) -> anyhow::Resul
         },
         compression: None,
         signing: None,
+        ..Default::default()
     };
     Ok(Arc::new(HttpSink::new(
         id,

@@ -17,7 +17,7 @@ use crate::delivery::auth::StaticHeader;
 use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
 use crate::delivery::pack::EncodedRequest;
-use crate::delivery::{RequestLimits, RequestRecord, Sink};
+use crate::delivery::{RequestLimits, RequestRecord, Schema, Sink};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
@@ -195,7 +195,7 @@ pub fn build(
     let channel = config
         .acknowledgements
         .then(|| uuid::Uuid::now_v7().hyphenated().to_string());
-    let encoder = HecEncoder::new(&base, &config, channel.clone())?;
+    let encoder = HecEncoder::new(&base, &config, channel.clone())?.with_schema(http.schema);
     let token = StaticHeader::authorization("Splunk", &config.token)
         .map_err(|_| anyhow::anyhow!("token: contains characters not allowed in an HTTP header"))?;
     let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?.with_auth(token);
@@ -237,6 +237,7 @@ pub struct HecEncoder {
     tail: Vec<u8>,
     index: Option<String>,
     limits: RequestLimits,
+    schema: Schema,
 }
 
 impl HecEncoder {
@@ -271,7 +272,13 @@ impl HecEncoder {
                 max_events: config.max_events.max(1),
                 max_bytes: config.max_request_size.as_usize(),
             },
+            schema: Schema::Native,
         })
+    }
+
+    /// Writes each `event` in `schema` (the shared `schema` key).
+    pub fn with_schema(self, schema: Schema) -> HecEncoder {
+        HecEncoder { schema, ..self }
     }
 
     /// Appends one envelope for `event`.
@@ -298,7 +305,7 @@ impl HecEncoder {
         }
         out.extend_from_slice(&self.tail);
         out.extend_from_slice(b",\"event\":");
-        event.write_json(out);
+        self.schema.write_event(event, out);
         out.push(b'}');
     }
 }

@@ -2,7 +2,7 @@
 
 pub mod factory;
 
-use crate::delivery::{RequestLimits, SendReport, Sink};
+use crate::delivery::{RequestLimits, Schema, SendReport, Sink};
 use crate::file::{LOCAL_LIMITS, write_lines};
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -28,7 +28,7 @@ impl Sink for StdoutSink {
     }
 
     async fn send(&self, events: &[Event]) -> SendReport {
-        write_lines(events, "stdout", |buf| {
+        write_lines(events, Schema::Native, "stdout", |buf| {
             let mut out = std::io::stdout().lock();
             out.write_all(buf).and_then(|_| out.flush())
         })

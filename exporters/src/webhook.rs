@@ -13,7 +13,7 @@ use crate::delivery::http::{
     Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply, classify_by_status,
 };
 use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY, LINES};
-use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Sink, default_hint};
+use crate::delivery::{Outcomes, RequestLimits, RequestRecord, Schema, Sink, default_hint};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
@@ -134,7 +134,7 @@ pub fn build(
     http: &HttpOptions,
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
-    let encoder = WebhookEncoder::new(&config)?;
+    let encoder = WebhookEncoder::new(&config)?.with_schema(http.schema);
     Ok(Arc::new(HttpSink::new(
         id,
         encoder,
@@ -150,6 +150,7 @@ pub struct WebhookEncoder {
     format: WebhookFormat,
     headers: HeaderMap,
     limits: RequestLimits,
+    schema: Schema,
 }
 
 impl WebhookEncoder {
@@ -173,7 +174,13 @@ impl WebhookEncoder {
                 max_events: config.max_events.max(1),
                 max_bytes: config.max_request_size.as_usize(),
             },
+            schema: Schema::Native,
         })
+    }
+
+    /// Writes each event in `schema` (the shared `schema` key).
+    pub fn with_schema(self, schema: Schema) -> WebhookEncoder {
+        WebhookEncoder { schema, ..self }
     }
 }
 
@@ -191,7 +198,7 @@ impl HttpEncoder for WebhookEncoder {
     }
 
     fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
-        event.write_json(out);
+        self.schema.write_event(event, out);
         if self.format == WebhookFormat::Ndjson {
             out.push(b'\n');
         }

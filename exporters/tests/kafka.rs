@@ -395,3 +395,22 @@ async fn a_producer_that_bumped_its_epoch_after_timeouts_keeps_delivering() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_values_take_the_schema_key() {
+    let tansu = Tansu::start();
+    tansu.create_topic("security-ecs", 1);
+    let sink = kafka_sink(&tansu.bootstrap(), "security-ecs", "")
+        .with_schema(siemrelay_exporters::delivery::Schema::Ecs);
+    let mut event = Event::new("blocked");
+    event
+        .attributes
+        .insert("action".into(), serde_json::json!("block"));
+    let report = sink.send(std::slice::from_ref(&event)).await;
+    assert_eq!(*report.outcomes.get(0).unwrap(), Outcome::Delivered);
+    let seen = read_back(&tansu, "security-ecs", 1).await;
+    let (_, value, _) = &seen[&event.event_id.to_string()];
+    let value: serde_json::Value = serde_json::from_slice(value).unwrap();
+    assert_eq!(value["event"]["action"], "block", "{value}");
+    assert_eq!(value["event"]["id"], event.event_id.to_string());
+}

@@ -136,6 +136,11 @@ enum Command {
         /// Also check that events form an unbroken chain.
         #[arg(long)]
         chain: bool,
+        /// The shape the events were written in by an exporter's `schema` (`flat`, `ecs`,
+        /// `ocsf`): each event's signature is checked over the native form it carries, and its
+        /// visible fields must be exactly that form reshaped.
+        #[arg(long, default_value = "native", value_parser = ["native", "flat", "ecs", "ocsf"])]
+        schema: String,
         /// NDJSON file of events, or `-` for standard input.
         events: PathBuf,
     },
@@ -291,8 +296,9 @@ fn main() -> ExitCode {
         Command::Verify {
             keys,
             chain,
+            schema,
             events,
-        } => commands::verify::verify(&keys, chain, &events),
+        } => commands::verify::verify(&keys, chain, &schema, &events),
         Command::Send {
             config,
             exporter_flag,

@@ -14,7 +14,7 @@ use siemrelay_core::factory::{
     BoxedConfig, ProcessorFactory, ReceiverBuildContext, ReceiverFactory, type_names,
 };
 use siemrelay_exporters::delivery::factory::{
-    DELIVERY_KEYS, ExporterBuildContext, ExporterFactory, HTTP_KEYS, SharedKeys,
+    DELIVERY_KEYS, ExporterBuildContext, ExporterFactory, HTTP_KEYS, SharedKeys, refused_schema,
 };
 use siemrelay_exporters::delivery::http::HttpOptions;
 use siemrelay_exporters::delivery::{DeliveryConfig, Sink};
@@ -208,7 +208,11 @@ pub fn exporter_from_yaml_in(
     let delivery = read_block(
         Value::Mapping(delivery_part),
         path,
-        DeliveryConfig::validate,
+        |delivery: &DeliveryConfig| {
+            let mut issues = delivery.validate();
+            issues.extend(refused_schema(*factory, delivery));
+            issues
+        },
     )
     .map_err(|e| errors.extend(e))
     .ok();
@@ -225,12 +229,15 @@ pub fn exporter_from_yaml_in(
         .map_err(|e| errors.extend(e))
         .ok();
     match (config, delivery, http) {
-        (Some(config), Some(delivery), Some(http)) if errors.is_empty() => Ok(ExporterSpec {
-            factory: *factory,
-            config,
-            delivery,
-            http,
-        }),
+        (Some(config), Some(delivery), Some(mut http)) if errors.is_empty() => {
+            http.schema = delivery.schema;
+            Ok(ExporterSpec {
+                factory: *factory,
+                config,
+                delivery,
+                http,
+            })
+        }
         _ => Err(errors),
     }
 }

@@ -1,6 +1,7 @@
 //! Cutting events into `PutLogEvents` requests that obey CloudWatch Logs' batch rules, and the
 //! log stream template.
 
+use crate::delivery::Schema;
 use siemrelay_core::{Event, Value};
 use std::collections::HashMap;
 
@@ -151,14 +152,16 @@ pub struct Plan {
 
 /// Groups `events` by stream, sorts each group by time and cuts it into requests within the
 /// batch rules. Each event is encoded once.
-pub fn plan(events: &[Event], group: &str, template: &StreamTemplate) -> Plan {
+pub fn plan(events: &[Event], group: &str, template: &StreamTemplate, schema: Schema) -> Plan {
     let mut out = Plan::default();
     let mut messages: Vec<Option<String>> = Vec::with_capacity(events.len());
     // Streams in first-seen order, each with its (timestamp ms, index) list.
     let mut streams: Vec<(String, Vec<(i64, usize)>)> = Vec::new();
     let mut stream_index: HashMap<String, usize> = HashMap::new();
     for (index, event) in events.iter().enumerate() {
-        let message = String::from_utf8(event.to_json_bytes()).unwrap_or_default();
+        let mut json = Vec::with_capacity(512);
+        schema.write_event(event, &mut json);
+        let message = String::from_utf8(json).unwrap_or_default();
         if message.len() + EVENT_OVERHEAD_BYTES > MAX_BATCH_BYTES {
             out.rejected.push((
                 index,
@@ -301,7 +304,7 @@ mod tests {
             .map(|i| event_at(base + ((i * 37) % 100) as i64 * hour / 2, ["a", "b"][i % 2]))
             .collect();
         let template = StreamTemplate::parse("{host}").unwrap();
-        let plan = plan(&events, "/g", &template);
+        let plan = plan(&events, "/g", &template, Schema::Native);
         assert!(plan.rejected.is_empty());
         let mut seen: Vec<usize> = Vec::new();
         for batch in &plan.batches {
@@ -341,7 +344,12 @@ mod tests {
         for e in events.iter_mut().skip(100).take(5) {
             e.summary = Some("y".repeat(400_000));
         }
-        let plan = plan(&events, "g", &StreamTemplate::parse("s").unwrap());
+        let plan = plan(
+            &events,
+            "g",
+            &StreamTemplate::parse("s").unwrap(),
+            Schema::Native,
+        );
         assert_eq!(plan.rejected.len(), 1);
         assert_eq!(plan.rejected[0].0, 5);
         assert!(plan.rejected[0].1.contains("at most 1048550 bytes"));

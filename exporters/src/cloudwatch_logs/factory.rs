@@ -20,6 +20,10 @@ impl ExporterFactory for CloudWatchLogsFactory {
         SharedKeys::of::<super::CloudWatchLogsEncoder>()
     }
 
+    fn takes_schema(&self) -> bool {
+        true
+    }
+
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
         Ok(Box::new(read_block(
             block,

@@ -10,7 +10,7 @@ use crate::delivery::http::{
     Classified, Compression, HttpCalls, HttpEncoder, HttpOptions, HttpSink, Reply, SharedHttpKeys,
 };
 use crate::delivery::pack::{Encoded, EncodedRequest};
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, default_hint};
+use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Schema, default_hint};
 use async_trait::async_trait;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use siemrelay_core::Event;
@@ -35,6 +35,7 @@ pub fn cloudwatch_logs_sink(
         template,
         create_missing: config.create_missing,
         url: config.api_url(),
+        schema: http.schema,
     };
     let sink = HttpSink::new(exporter, encoder, http, timeout, Compression::None)?;
     let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider);
@@ -48,6 +49,7 @@ pub struct CloudWatchLogsEncoder {
     template: StreamTemplate,
     create_missing: bool,
     url: String,
+    schema: Schema,
 }
 
 impl CloudWatchLogsEncoder {
@@ -95,7 +97,7 @@ impl HttpEncoder for CloudWatchLogsEncoder {
     }
 
     fn encode(&self, events: &[Event]) -> Encoded {
-        let plan = plan(events, &self.group, &self.template);
+        let plan = plan(events, &self.group, &self.template, self.schema);
         Encoded {
             requests: plan
                 .batches

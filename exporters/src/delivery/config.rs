@@ -18,6 +18,10 @@ pub struct DeliveryConfig {
     /// The exporter's queue.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// The shape of each event's JSON form on the wire (`native`, `flat`, `ecs`, `ocsf`);
+    /// taken only by exporters that send JSON ([`super::factory::ExporterFactory::takes_schema`]).
+    #[serde(default)]
+    pub schema: super::schema::Schema,
 }
 
 /// `sending:` — how requests go out.

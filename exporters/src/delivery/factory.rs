@@ -18,8 +18,9 @@ use siemrelay_core::factory::{BoxedConfig, ComponentConfig};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The delivery keys every exporter takes.
-pub const DELIVERY_KEYS: &[&str] = &["sending", "retry", "queue"];
+/// The delivery keys every exporter takes (`schema` is refused, not ignored, by an exporter
+/// that does not send JSON: see [`ExporterFactory::takes_schema`]).
+pub const DELIVERY_KEYS: &[&str] = &["sending", "retry", "queue", "schema"];
 
 /// The shared keys of HTTP exporters ([`HttpOptions`]).
 pub const HTTP_KEYS: &[&str] = &["tls", "compression", "signing"];
@@ -72,7 +73,31 @@ pub struct ExporterBuildContext<'a> {
     pub http: &'a HttpOptions,
 }
 
+/// The issue for a `schema` setting an exporter cannot honour (key relative to the exporter
+/// block); none when it takes `schema` or the setting is `native`.
+pub fn refused_schema(
+    factory: &dyn ExporterFactory,
+    delivery: &DeliveryConfig,
+) -> Option<ConfigIssue> {
+    let schema = delivery.schema;
+    (schema != super::schema::Schema::Native && !factory.takes_schema()).then(|| {
+        ConfigIssue::new(
+            "schema",
+            format!(
+                "`{}` exporters do not send events as JSON objects, so they cannot reshape them: remove `schema: {}`",
+                factory.type_name(),
+                schema.name()
+            ),
+        )
+    })
+}
+
 impl ExporterBuildContext<'_> {
+    /// `schema`: the shape of each event's JSON form.
+    pub fn schema(&self) -> super::schema::Schema {
+        self.delivery.schema
+    }
+
     /// `sending.timeout`: the timeout of one request.
     pub fn timeout(&self) -> Duration {
         self.delivery.sending.timeout.0
@@ -88,6 +113,12 @@ pub trait ExporterFactory: Send + Sync {
     /// returns [`SharedKeys::of`] its encoder.
     fn shared_keys(&self) -> SharedKeys {
         SharedKeys::None
+    }
+
+    /// True when the exporter sends each event's JSON form and honours the shared `schema`
+    /// key (default: false, and a `schema` other than `native` is refused at validation).
+    fn takes_schema(&self) -> bool {
+        false
     }
 
     /// Reads and checks the exporter's own keys (the shared keys are already taken out).

@@ -78,6 +78,10 @@ pub struct HttpOptions {
     pub compression: Option<Compression>,
     /// Payload signing.
     pub signing: Option<SigningConfig>,
+    /// The shared `schema` key (read with the delivery keys, copied here by the registry so an
+    /// HTTP exporter's build has it with its other shared settings).
+    #[serde(skip)]
+    pub schema: super::schema::Schema,
 }
 
 impl HttpOptions {

@@ -23,11 +23,13 @@ pub mod memory_queue;
 pub mod pack;
 pub mod queue;
 pub mod retry;
+pub mod schema;
 pub mod status;
 
 pub use config::{BatchPolicy, DeliveryConfig, QueueConfig, RetryConfig, SendingConfig};
 pub use exporter::{ExporterHandle, ExporterShutdown, TestReport, test_delivery};
 pub use queue::{DeliveryQueue, QueueDepth, QueueError, Reservation};
+pub use schema::Schema;
 pub use status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus, StatusSnapshot};
 
 use async_trait::async_trait;

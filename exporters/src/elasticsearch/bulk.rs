@@ -1,12 +1,17 @@
 //! Bulk API bodies (`create` action line + document line per event) and per-item reply results.
 
-use crate::delivery::Outcome;
+use crate::delivery::{Outcome, Schema};
 use serde::Deserialize;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use siemrelay_core::Event;
 
 /// Appends `{"create":{"_index":<index>,"_id":<event_id>}}\n<document>\n` to `out`.
-pub fn write_create(event: &Event, index: &str, out: &mut Vec<u8>) -> Result<(), String> {
+pub fn write_create(
+    event: &Event,
+    index: &str,
+    schema: Schema,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut id_buf = uuid::Uuid::encode_buffer();
     let id = event.event_id.hyphenated().encode_lower(&mut id_buf);
     out.extend_from_slice(b"{\"create\":{\"_index\":");
@@ -14,8 +19,11 @@ pub fn write_create(event: &Event, index: &str, out: &mut Vec<u8>) -> Result<(),
     out.extend_from_slice(b",\"_id\":\"");
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\"}}\n");
-    serde_json::to_writer(&mut *out, &Document(event))
-        .map_err(|e| format!("cannot encode the event as a document: {e}"))?;
+    match schema {
+        Schema::Native => serde_json::to_writer(&mut *out, &Document(event)),
+        _ => serde_json::to_writer(&mut *out, &ShapedDocument(event, schema)),
+    }
+    .map_err(|e| format!("cannot encode the event as a document: {e}"))?;
     out.push(b'\n');
     Ok(())
 }
@@ -50,6 +58,21 @@ impl Serialize for Document<'_> {
         if let Some(signature) = &e.signature {
             map.serialize_entry("signature", signature)?;
         }
+        map.end()
+    }
+}
+
+/// The document of an event in a `schema` other than `native`: the shaped event, with
+/// `@timestamp` first when the shape has none (`flat`, `ocsf`).
+pub struct ShapedDocument<'a>(pub &'a Event, pub Schema);
+
+impl Serialize for ShapedDocument<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if self.1 != Schema::Ecs {
+            map.serialize_entry("@timestamp", &self.0.timestamp.to_rfc3339())?;
+        }
+        self.1.write_members(self.0, &mut map, &[])?;
         map.end()
     }
 }
@@ -174,7 +197,13 @@ mod tests {
         let mut event = Event::new("lockout");
         event.summary = Some("alice locked out".into());
         let mut out = Vec::new();
-        write_create(&event, "siemrelay-events-2024.06.10", &mut out).unwrap();
+        write_create(
+            &event,
+            "siemrelay-events-2024.06.10",
+            Schema::Native,
+            &mut out,
+        )
+        .unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with('\n'));
         let lines: Vec<&str> = text.lines().collect();

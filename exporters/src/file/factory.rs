@@ -15,6 +15,10 @@ impl ExporterFactory for FileFactory {
         "file"
     }
 
+    fn takes_schema(&self) -> bool {
+        true
+    }
+
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
         Ok(Box::new(read_block(block, path, FileConfig::validate)?))
     }
@@ -22,10 +26,12 @@ impl ExporterFactory for FileFactory {
     fn build(
         &self,
         config: &dyn ComponentConfig,
-        _ctx: &ExporterBuildContext<'_>,
+        ctx: &ExporterBuildContext<'_>,
     ) -> anyhow::Result<Arc<dyn Sink>> {
         let config =
             config_as::<FileConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        Ok(Arc::new(super::FileSink::new(config)))
+        Ok(Arc::new(
+            super::FileSink::new(config).with_schema(ctx.schema()),
+        ))
     }
 }

@@ -15,6 +15,10 @@ impl ExporterFactory for KafkaFactory {
         "kafka"
     }
 
+    fn takes_schema(&self) -> bool {
+        true
+    }
+
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
         Ok(Box::new(read_block(block, path, KafkaConfig::validate)?))
     }
@@ -26,6 +30,7 @@ impl ExporterFactory for KafkaFactory {
     ) -> anyhow::Result<Arc<dyn Sink>> {
         let config =
             config_as::<KafkaConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        super::build(ctx.id, config, ctx.timeout())
+        let sink = super::KafkaSink::new(ctx.id, config, ctx.timeout())?;
+        Ok(Arc::new(sink.with_schema(ctx.schema())))
     }
 }

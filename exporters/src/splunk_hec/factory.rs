@@ -20,6 +20,10 @@ impl ExporterFactory for SplunkHecFactory {
         SharedKeys::of::<super::HecEncoder>()
     }
 
+    fn takes_schema(&self) -> bool {
+        true
+    }
+
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
         Ok(Box::new(read_block(
             block,

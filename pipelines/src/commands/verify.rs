@@ -1,13 +1,23 @@
 //! `siemrelay verify`.
 
+mod unshape;
+
 use crate::config;
+use siemrelay_exporters::delivery::Schema;
+use std::cell::RefCell;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 /// Checks every event's signature (and the chain with `--chain`); prints the first failure with
-/// its line number and reason. Exit 0 only when all pass.
-pub fn verify(keys_path: &Path, chain: bool, events: &Path) -> ExitCode {
+/// its line number and reason. Exit 0 only when all pass. `schema` (`native`, `flat`, `ecs`,
+/// `ocsf`) is the shape an exporter wrote the events in (see [`unshape`]).
+pub fn verify(keys_path: &Path, chain: bool, schema: &str, events: &Path) -> ExitCode {
+    let Some(schema) = Schema::parse(schema) else {
+        eprintln!("error: --schema {schema:?}: expected native, flat, ecs or ocsf");
+        return ExitCode::from(2);
+    };
     let keys = match load_keys(keys_path) {
         Ok(keys) => keys,
         Err(message) => {
@@ -26,7 +36,22 @@ pub fn verify(keys_path: &Path, chain: bool, events: &Path) -> ExitCode {
             }
         }
     };
-    let report = siemrelay_processors::sign::verify_stream(input, &keys, chain);
+    let shape_failure = Rc::new(RefCell::new(None));
+    let report = if schema == Schema::Native {
+        siemrelay_processors::sign::verify_stream(input, &keys, chain)
+    } else {
+        let input = unshape::Unshaped::new(input, schema, shape_failure.clone());
+        siemrelay_processors::sign::verify_stream(input, &keys, chain)
+    };
+    if let Some((line, reason)) = shape_failure.borrow().clone()
+        && report.failure.as_ref().is_none_or(|f| f.line >= line)
+    {
+        for note in &report.notes {
+            println!("note: {note}");
+        }
+        println!("FAILED at line {line}: {reason}");
+        return ExitCode::from(1);
+    }
     for note in &report.notes {
         println!("note: {note}");
     }
