@@ -291,7 +291,7 @@ fn same_shape(got: &Value, documented: &Value) -> bool {
         (Value::Array(a), Value::Array(b)) => {
             b.first()
                 .is_none_or(|first| a.iter().all(|g| same_shape(g, first)))
-                && !a.is_empty() == !b.is_empty()
+                && a.is_empty() == b.is_empty()
         }
         (Value::String(_), Value::String(_))
         | (Value::Bool(_), Value::Bool(_))

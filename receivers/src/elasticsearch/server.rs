@@ -483,9 +483,8 @@ async fn bulk(
 
     let events = parsed.batch.len();
     endpoint.telemetry.received(events, parsed.mapping_errors);
-    let failed_items = parsed.items.len() - events;
-    if failed_items > 0 {
-        endpoint.telemetry.refused("malformed", failed_items as u64);
+    for (reason, count) in failed_item_reasons(&parsed.items) {
+        endpoint.telemetry.refused(reason, count);
     }
     let ids: Vec<String> = parsed
         .batch
@@ -546,6 +545,27 @@ async fn bulk(
         .collect();
     let took = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     axum::Json(json!({"took": took, "errors": errors, "items": items})).into_response()
+}
+
+/// Items that failed before the pipeline, counted by refusal reason: `unsupported_action`
+/// (`update`, `delete`) and `malformed` (a document that is not a JSON object, or does not fit
+/// in strict mode).
+fn failed_item_reasons(items: &[super::bulk::Item]) -> Vec<(&'static str, u64)> {
+    let (mut unsupported, mut malformed) = (0, 0);
+    for item in items {
+        match (&item.planned, item.action) {
+            (Planned::Event(_), _) => {}
+            (_, super::bulk::Action::Update | super::bulk::Action::Delete) => unsupported += 1,
+            _ => malformed += 1,
+        }
+    }
+    [
+        ("unsupported_action", unsupported),
+        ("malformed", malformed),
+    ]
+    .into_iter()
+    .filter(|(_, count)| *count > 0)
+    .collect()
 }
 
 /// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
