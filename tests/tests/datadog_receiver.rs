@@ -110,6 +110,17 @@ fn assert_each_once(events: &[Value], count: usize) -> HashMap<u64, &Value> {
     by_seq
 }
 
+/// The receiver's row in the admin API's pipelines (what the status page shows).
+async fn status_row(admin: u16) -> Value {
+    let pipelines: Value = reqwest::get(format!("http://127.0.0.1:{admin}/api/v1/pipelines"))
+        .await
+        .expect("pipelines")
+        .json()
+        .await
+        .expect("pipelines JSON");
+    pipelines["pipelines"][0]["receivers"][0].clone()
+}
+
 async fn metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
     let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
         .await
@@ -244,6 +255,16 @@ async fn a_full_queue_answers_503_and_the_clients_retry_brings_every_log_in() {
     );
     let events = wait_output(&relay, "busy", 2000);
     assert_each_once(&events, 2000);
+    // The status page shows the receiver like the others: events in, refused by reason.
+    let row = status_row(admin).await;
+    assert_eq!(row["id"], "datadog/nt");
+    assert_eq!(row["events_received"], 2000, "{row}");
+    assert!(
+        row["events_refused"]["backpressure"]
+            .as_u64()
+            .is_some_and(|n| n >= 100),
+        "{row}"
+    );
 }
 
 /// Posts `body` and returns (status, Retry-After, JSON body).

@@ -168,6 +168,17 @@ fn assert_each_once_with_every_field(events: &[Value], run: &str, count: usize) 
     }
 }
 
+/// The receiver's row in the admin API's pipelines (what the status page shows).
+async fn status_row(admin: u16) -> Value {
+    let pipelines: Value = reqwest::get(format!("http://127.0.0.1:{admin}/api/v1/pipelines"))
+        .await
+        .expect("pipelines")
+        .json()
+        .await
+        .expect("pipelines JSON");
+    pipelines["pipelines"][0]["receivers"][0].clone()
+}
+
 async fn metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
     let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
         .await
@@ -307,6 +318,19 @@ async fn a_full_queue_answers_item_429s_and_streaming_bulk_retries_bring_every_d
     assert_eq!(answer["ok"], 2000);
     let events = wait_output(&relay, "busy", 2000);
     assert_each_once_with_every_field(&events, "busy", 2000);
+    // The status page shows the receiver like the others: events in, refused by reason.
+    let row = status_row(admin).await;
+    assert_eq!(row["id"], "elasticsearch/nt");
+    assert!(
+        row["events_received"].as_u64().is_some_and(|n| n >= 2000),
+        "{row}"
+    );
+    assert!(
+        row["events_refused"]["backpressure"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{row}"
+    );
 }
 
 fn fixture(name: &str) -> Value {
