@@ -25,13 +25,10 @@ pub use intake::{Api, Intake, Rejection};
 
 use crate::listener::{self, Listener, Refusals};
 use crate::webhook::telemetry::Telemetry;
-use anyhow::Context;
 use async_trait::async_trait;
 use siemrelay_core::component::{Receiver, ReceiverContext};
-use siemrelay_core::listener_tls::ReloadableTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// A Datadog receiver whose listener is bound and whose config is checked.
 pub struct DatadogReceiver {
@@ -53,35 +50,15 @@ pub async fn bind(id: &str, config: DatadogConfig) -> anyhow::Result<DatadogRece
         let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("receiver {id}: invalid config: {}", list.join("; "))
     })?;
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|tls| {
-            ReloadableTls::load(
-                tls,
-                &format!("receivers.{id}.tls"),
-                &[b"h2".as_slice(), b"http/1.1".as_slice()],
-            )
-        })
-        .transpose()?;
-    let tcp = TcpListener::bind(config.endpoint.addr)
-        .await
-        .with_context(|| {
-            format!(
-                "receiver {id}: cannot listen on {} ({})",
-                config.endpoint.text, config.endpoint.addr
-            )
-        })?;
-    Ok(DatadogReceiver {
-        listener: Listener {
-            tcp,
-            tls,
-            allowed: config.allowed_cidrs,
-            limits: config.limits,
-            name: id.to_string(),
-        },
-        intake,
-    })
+    let listener = Listener::bind_http(
+        id,
+        &config.endpoint,
+        config.tls.as_ref(),
+        config.allowed_cidrs,
+        config.limits,
+    )
+    .await?;
+    Ok(DatadogReceiver { listener, intake })
 }
 
 #[async_trait]

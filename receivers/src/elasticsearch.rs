@@ -25,14 +25,11 @@ pub use config::{AuthConfig, BasicUser, ElasticsearchConfig};
 use crate::credentials::KeySet;
 use crate::listener::{self, Listener, Refusals};
 use crate::webhook::telemetry::Telemetry;
-use anyhow::Context;
 use async_trait::async_trait;
 use siemrelay_core::component::{Receiver, ReceiverContext};
-use siemrelay_core::listener_tls::ReloadableTls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use tokio::net::TcpListener;
 
 /// An Elasticsearch receiver whose listener is bound and whose config is checked.
 pub struct ElasticsearchReceiver {
@@ -55,33 +52,16 @@ pub async fn bind(id: &str, config: ElasticsearchConfig) -> anyhow::Result<Elast
         let list: Vec<String> = issues.iter().map(ToString::to_string).collect();
         anyhow::bail!("receiver {id}: invalid config: {}", list.join("; "));
     }
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|tls| {
-            ReloadableTls::load(
-                tls,
-                &format!("receivers.{id}.tls"),
-                &[b"h2".as_slice(), b"http/1.1".as_slice()],
-            )
-        })
-        .transpose()?;
-    let tcp = TcpListener::bind(config.endpoint.addr)
-        .await
-        .with_context(|| {
-            format!(
-                "receiver {id}: cannot listen on {} ({})",
-                config.endpoint.text, config.endpoint.addr
-            )
-        })?;
+    let listener = Listener::bind_http(
+        id,
+        &config.endpoint,
+        config.tls.as_ref(),
+        config.allowed_cidrs.clone(),
+        config.limits,
+    )
+    .await?;
     Ok(ElasticsearchReceiver {
-        listener: Listener {
-            tcp,
-            tls,
-            allowed: config.allowed_cidrs.clone(),
-            limits: config.limits,
-            name: id.to_string(),
-        },
+        listener,
         config,
         id: id.to_string(),
     })

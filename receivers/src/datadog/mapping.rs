@@ -142,23 +142,6 @@ fn status_severity(value: &Value) -> Option<(String, bool)> {
     }
 }
 
-/// Top-level keys a `mapping` entry reads (they stay where the mapping looks for them).
-fn mapped_roots(options: &IngestOptions) -> Vec<&str> {
-    let m = &options.mapping;
-    [
-        &m.event_id,
-        &m.timestamp,
-        &m.event_type,
-        &m.severity,
-        &m.summary,
-        &m.source,
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|path| path.segments().first().map(String::as_str))
-    .collect()
-}
-
 /// Builds the event of one Datadog log (see the module doc). `Err` names the field that does
 /// not fit, in strict mode.
 pub fn log_to_event(
@@ -167,7 +150,7 @@ pub fn log_to_event(
     options: &IngestOptions,
     observed: Timestamp,
 ) -> Result<Mapped, String> {
-    let roots = mapped_roots(options);
+    let roots = options.mapping.source_roots();
     let has = |key: &str| log.0.iter().any(|(k, _)| k == key);
     let free = |target: &str, reserved: &str| !has(target) && !roots.contains(&reserved);
     let (summary_free, source_free, severity_free) = (

@@ -351,7 +351,7 @@ impl BulkParser {
         stamps: &Stamps<'_>,
         observed: Timestamp,
     ) -> Result<(Event, usize), String> {
-        let roots = mapped_roots(&self.options);
+        let roots = self.options.mapping.source_roots();
         let has = |key: &str| document.0.iter().any(|(k, _)| k == key);
         let timestamp_free = !has("timestamp") && !roots.contains(&"@timestamp");
         let summary_free = !has("summary") && !roots.contains(&"message");
@@ -445,22 +445,6 @@ fn id_text(value: &Value) -> Option<String> {
         Value::Number(number) => Some(number.to_string()),
         _ => None,
     }
-}
-
-fn mapped_roots(options: &IngestOptions) -> Vec<&str> {
-    let m = &options.mapping;
-    [
-        &m.event_id,
-        &m.timestamp,
-        &m.event_type,
-        &m.severity,
-        &m.summary,
-        &m.source,
-    ]
-    .into_iter()
-    .flatten()
-    .filter_map(|path| path.segments().first().map(String::as_str))
-    .collect()
 }
 
 fn invalid(error_type: &'static str, reason: String) -> BulkError {
