@@ -74,6 +74,14 @@ impl FieldMapping {
     pub fn is_empty(&self) -> bool {
         self.entries().next().is_none()
     }
+
+    /// The top-level sender keys the mapping reads (the first segment of each source path): a
+    /// protocol receiver that renames its envelope's keys leaves these where the mapping looks.
+    pub fn source_roots(&self) -> Vec<&str> {
+        self.entries()
+            .filter_map(|(_, path)| path.segments().first().map(String::as_str))
+            .collect()
+    }
 }
 
 /// How a receiver turns JSON objects into events.

@@ -1,8 +1,9 @@
 //! Request bodies of the network receivers: read under a size limit, a minimum rate and the
-//! admission budget, and gzip-decoded under the same limits. Shared by the webhook and OTLP/HTTP.
+//! admission budget, and gzip- or deflate-decoded under the same limits. Shared by the webhook,
+//! OTLP/HTTP, Datadog and Elasticsearch receivers.
 
 use axum::body::{Body, Bytes, HttpBody};
-use flate2::read::MultiGzDecoder;
+use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use hyper::body::{Frame, SizeHint};
 use siemrelay_core::admission::{OverBudget, Reservation};
 use std::io::Read;
@@ -94,14 +95,52 @@ pub fn gunzip(
     reservation: &Reservation,
     held: usize,
 ) -> Result<Vec<u8>, BodyError> {
-    const CHUNK: usize = 64 * 1024;
     let announced = compressed
         .len()
         .checked_sub(4)
         .and_then(|at| compressed.get(at..))
         .and_then(|tail| <[u8; 4]>::try_from(tail).ok())
         .map_or(0, |tail| u32::from_le_bytes(tail) as usize);
-    let mut decoder = MultiGzDecoder::new(compressed).take(limit.bytes as u64 + 1);
+    decode_limited(
+        MultiGzDecoder::new(compressed),
+        announced,
+        limit,
+        reservation,
+        held,
+    )
+}
+
+/// Decodes a `Content-Encoding: deflate` body under the same limits as [`gunzip`]. HTTP's
+/// `deflate` is the zlib format (RFC 1950), but some senders send raw deflate (RFC 1951): a body
+/// that does not start with a zlib header is read as raw deflate.
+pub fn inflate(
+    compressed: &[u8],
+    limit: SizeLimit,
+    reservation: &Reservation,
+    held: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let zlib = match compressed {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        _ => false,
+    };
+    if zlib {
+        decode_limited(ZlibDecoder::new(compressed), 0, limit, reservation, held)
+    } else {
+        decode_limited(DeflateDecoder::new(compressed), 0, limit, reservation, held)
+    }
+}
+
+/// Reads `decoder` to its end under `limit` and `reservation` (see [`gunzip`]); `announced` is
+/// the decoded size the format announces (0 when unknown).
+fn decode_limited(
+    decoder: impl Read,
+    announced: usize,
+    limit: SizeLimit,
+    reservation: &Reservation,
+    held: usize,
+) -> Result<Vec<u8>, BodyError> {
+    const CHUNK: usize = 64 * 1024;
+    let mut decoder = decoder.take(limit.bytes as u64 + 1);
     let mut decoded: Vec<u8> = Vec::new();
     let mut wanted = announced.min(limit.bytes) + 1;
     loop {

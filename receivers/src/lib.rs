@@ -4,6 +4,9 @@
 //! sockets, and a `build` that binds its listeners and returns a [`siemrelay_core::component::Receiver`].
 
 pub mod body;
+pub mod credentials;
+pub mod datadog;
+pub mod elasticsearch;
 pub mod file;
 pub mod kafka;
 pub mod listener;
@@ -19,5 +22,7 @@ pub fn receiver_factories() -> &'static [&'static dyn ReceiverFactory] {
         &otlp::factory::OtlpFactory,
         &file::factory::FileFactory,
         &kafka::factory::KafkaFactory,
+        &datadog::factory::DatadogFactory,
+        &elasticsearch::factory::ElasticsearchFactory,
     ]
 }

@@ -160,6 +160,43 @@ pub struct Refusals {
     pub busy: fn() -> Response,
 }
 
+impl Listener {
+    /// Loads the TLS files (ALPN `h2`, `http/1.1`) and binds `endpoint` for the HTTP receiver
+    /// `id`, so a bad certificate or a busy address fails at start-up naming the receiver and the
+    /// address.
+    pub async fn bind_http(
+        id: &str,
+        endpoint: &siemrelay_core::config_types::HostPort,
+        tls: Option<&siemrelay_core::listener_tls::ListenerTlsConfig>,
+        allowed: CidrAllowList,
+        limits: ListenerLimits,
+    ) -> anyhow::Result<Listener> {
+        let tls = tls
+            .map(|tls| {
+                ReloadableTls::load(
+                    tls,
+                    &format!("receivers.{id}.tls"),
+                    &[b"h2".as_slice(), b"http/1.1".as_slice()],
+                )
+            })
+            .transpose()?;
+        let tcp = TcpListener::bind(endpoint.addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "receiver {id}: cannot listen on {} ({}): {e}",
+                endpoint.text,
+                endpoint.addr
+            )
+        })?;
+        Ok(Listener {
+            tcp,
+            tls,
+            allowed,
+            limits,
+            name: id.to_string(),
+        })
+    }
+}
+
 /// Accepts connections and serves `router` on each (HTTP/1.1 and HTTP/2, the latter with prior
 /// knowledge or ALPN) until `shutdown` is cancelled; then stops accepting and waits up to 30 s
 /// for requests in flight.

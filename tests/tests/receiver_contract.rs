@@ -45,6 +45,12 @@ enum Ingress {
     /// `kafka`: records produced to a real broker (tansu) by confluent-kafka; the receiver's
     /// acknowledgement is its offset commit (`commit: after_queue`).
     Kafka,
+    /// `datadog`: a JSON array of logs to `/api/v2/logs` with `DD-API-KEY`.
+    Datadog,
+    /// `elasticsearch`: an NDJSON bulk request of `create` actions to `/_bulk`; a full pipeline
+    /// answers item 429s (no `Retry-After`: Elasticsearch sends none), the memory budget a
+    /// whole-request 429 with `Retry-After`.
+    Elasticsearch,
 }
 
 /// One receiver's row.
@@ -104,7 +110,26 @@ const TABLE: &[Row] = &[
         max_events: NotApplicable(KAFKA_HAS_NO_REQUESTS),
         memory_budget: NotApplicable(KAFKA_HAS_NO_REQUESTS),
     },
+    Row {
+        ingress: Ingress::Datadog,
+        ack_after_durable_queue: Run,
+        backpressure: Run,
+        max_body: Run,
+        max_events: Run,
+        memory_budget: Run,
+    },
+    Row {
+        ingress: Ingress::Elasticsearch,
+        ack_after_durable_queue: Run,
+        backpressure: Run,
+        max_body: Run,
+        max_events: Run,
+        memory_budget: Run,
+    },
 ];
+
+/// The API key of the `datadog` row.
+const DD_KEY: &str = "contract-dd-key-7f3e";
 
 /// How a receiver answered one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +190,18 @@ impl Ingress {
                     "otlp".into(),
                 )
             }
+            Ingress::Datadog => (
+                format!(
+                    "  datadog: {{ endpoint: \"127.0.0.1:{http}\", api_keys: [{DD_KEY}], max_body_size: {size}, max_events_per_request: {events} }}"
+                ),
+                "datadog".into(),
+            ),
+            Ingress::Elasticsearch => (
+                format!(
+                    "  elasticsearch: {{ endpoint: \"127.0.0.1:{http}\", max_body_size: {size}, max_events_per_request: {events} }}"
+                ),
+                "elasticsearch".into(),
+            ),
             Ingress::File => (
                 format!(
                     "  file/app:\n    include: [\"{}\"]\n    start_at: beginning\n    poll_interval: 50ms\n    max_batch: 50",
@@ -225,6 +262,40 @@ impl Ingress {
                 .await
             }
             Ingress::OtlpGrpc => grpc_export(relay, ids, &padding),
+            Ingress::Datadog => {
+                let logs: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            "{{\"event_id\":\"{id}\",\"ddsource\":\"contract\",\"status\":\"error\",\"message\":\"{padding}\"}}"
+                        )
+                    })
+                    .collect();
+                post_with(
+                    relay.http,
+                    "/api/v2/logs",
+                    &[("content-type", "application/json"), ("dd-api-key", DD_KEY)],
+                    format!("[{}]", logs.join(",")).into_bytes(),
+                )
+                .await
+            }
+            Ingress::Elasticsearch => {
+                let body: String = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            "{{\"create\":{{\"_index\":\"contract\",\"_id\":\"{id}\"}}}}\n{{\"event_type\":\"contract\",\"message\":\"{padding}\"}}\n"
+                        )
+                    })
+                    .collect();
+                post_with(
+                    relay.http,
+                    "/_bulk",
+                    &[("content-type", "application/x-ndjson")],
+                    body.into_bytes(),
+                )
+                .await
+            }
             Ingress::File => {
                 let lines: String = ids
                     .iter()
@@ -268,22 +339,45 @@ impl Ingress {
 }
 
 async fn post(port: u16, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
-    let response = reqwest::Client::new()
+    post_with(port, path, &[("content-type", content_type)], body).await
+}
+
+/// Posts with these headers. An Elasticsearch bulk answer (200 with `errors`) counts as
+/// accepted when no item failed and as busy when its items got 429; a whole-request 429 (the
+/// memory budget) is busy too.
+async fn post_with(port: u16, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+    let mut request = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}{path}"))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("the request completes");
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.expect("the request completes");
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    if path == "/_bulk" && status == 200 {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let statuses: Vec<u64> = body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.as_object()?.values().next()?["status"].as_u64())
+            .collect();
+        return match (body["errors"].as_bool(), statuses.as_slice()) {
+            (Some(false), _) => Answer::Accepted,
+            (Some(true), items) if !items.is_empty() && items.iter().all(|s| *s == 429) => {
+                Answer::Busy(None)
+            }
+            _ => Answer::Other(format!("bulk answer {body}")),
+        };
+    }
     match status {
         200..=299 => Answer::Accepted,
-        503 => Answer::Busy(retry_after),
+        503 | 429 => Answer::Busy(retry_after),
         413 => Answer::TooLarge,
         other => Answer::Other(format!(
             "HTTP {other}: {}",
@@ -430,7 +524,11 @@ impl Relay {
         relay.wait_ready(([127, 0, 0, 1], ports.2).into());
         if matches!(
             ingress,
-            Ingress::Webhook | Ingress::OtlpHttp | Ingress::OtlpGrpc
+            Ingress::Webhook
+                | Ingress::OtlpHttp
+                | Ingress::OtlpGrpc
+                | Ingress::Datadog
+                | Ingress::Elasticsearch
         ) {
             relay.wait_ready(([127, 0, 0, 1], ports.0).into());
         }
@@ -636,7 +734,7 @@ async fn backpressure(ingress: Ingress) {
     let answer = ingress.send(&relay, &refused, 40).await;
     match (&answer, ingress) {
         (Answer::Busy(Some(seconds)), _) if seconds.parse::<u64>().is_ok_and(|s| s >= 1) => {}
-        (Answer::Busy(None), Ingress::OtlpGrpc) => {}
+        (Answer::Busy(None), Ingress::OtlpGrpc | Ingress::Elasticsearch) => {}
         _ => panic!("{ingress:?}: a full queue answered {answer:?}"),
     }
     relay.unblock();
@@ -799,4 +897,14 @@ async fn file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka() {
     run(row(Ingress::Kafka)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datadog() {
+    run(row(Ingress::Datadog)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elasticsearch() {
+    run(row(Ingress::Elasticsearch)).await;
 }

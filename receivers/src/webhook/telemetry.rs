@@ -28,6 +28,11 @@ impl Telemetry {
         }
     }
 
+    /// The receiver's component id.
+    pub fn receiver(&self) -> &str {
+        &self.receiver
+    }
+
     /// A request was parsed into `events` events with `mapping_errors` unmappable fields.
     pub fn received(&self, events: usize, mapping_errors: usize) {
         metrics::counter!(EVENTS_RECEIVED, "receiver" => self.receiver.clone())
@@ -72,7 +77,9 @@ impl Telemetry {
         }
     }
 
-    fn refused(&self, reason: &'static str, events: u64) {
+    /// `events` events refused for `reason` (a request refused before parsing counts as one);
+    /// also used by the Datadog and Elasticsearch receivers, which share these metric names.
+    pub fn refused(&self, reason: &'static str, events: u64) {
         metrics::counter!(EVENTS_REFUSED, "receiver" => self.receiver.clone(), "reason" => reason)
             .increment(events);
     }
