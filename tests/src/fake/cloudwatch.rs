@@ -9,13 +9,21 @@
 //! `Content-Type: application/x-amz-json-1.1`, keeps groups and streams
 //! (`ResourceNotFoundException` when missing, `ResourceAlreadyExistsException` on re-create),
 //! and checks the batch rules like AWS (chronological order, 24 h span, ≤ 10,000 events,
-//! Σ(message bytes + 26) ≤ 1,048,576 → `InvalidParameterException`). Events older than 14 days
-//! or more than 2 h ahead are rejected one by one through `rejectedLogEventsInfo` (end index
-//! inclusive, as moto does). Accepted events are recorded by the `event_id` inside their
+//! Σ(message bytes + 26) ≤ 1,048,576 → `InvalidParameterException`). Events older than 14 days,
+//! older than the group's retention, or more than 2 h ahead are rejected one by one through
+//! `rejectedLogEventsInfo` as AWS documents it
+//! (docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html):
+//! `tooOldLogEventEndIndex` "The index of the last log event that is too old. This field is
+//! exclusive." (so it is the count of too-old events at the start of the sorted batch),
+//! `expiredLogEventEndIndex` likewise an end index, exclusive, and `tooNewLogEventStartIndex`
+//! "This field is inclusive". moto (5.x) reports the too-old end index inclusive; this fake
+//! does not copy that. Accepted events are recorded by the `event_id` inside their
 //! message. Errors are `{"__type":"<Code>","message":".."}` with the AWS status codes.
 //!
 //! Controls: scripted errors for the next `PutLogEvents` calls (throttling, service unavailable,
-//! access denied…), expired keys, and going down via [`FakeCloudWatch::server`].
+//! access denied…), expired keys, a group's retention, operations the caller's IAM policy does
+//! not allow (`AccessDeniedException` "… is not authorized to perform: logs:<Operation> …", as
+//! IAM answers), and going down via [`FakeCloudWatch::server`].
 
 use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of, reply_with};
 use axum::Router;
@@ -148,6 +156,10 @@ struct Shared {
     keys: Mutex<Vec<AccessKey>>,
     expired: Mutex<HashSet<String>>,
     script: Mutex<VecDeque<ScriptedError>>,
+    /// Operations the caller is not allowed (`CreateLogGroup`).
+    denied: Mutex<HashSet<String>>,
+    /// Retention in days per group.
+    retention: Mutex<std::collections::HashMap<String, i64>>,
     recorder: Recorder<CloudWatchState>,
 }
 
@@ -175,6 +187,8 @@ impl FakeCloudWatch {
             keys: Mutex::new(keys),
             expired: Mutex::new(HashSet::new()),
             script: Mutex::new(VecDeque::new()),
+            denied: Mutex::new(HashSet::new()),
+            retention: Mutex::new(std::collections::HashMap::new()),
             recorder: Recorder::new(CloudWatchState::default()),
         });
         let router = Router::new()
@@ -200,6 +214,17 @@ impl FakeCloudWatch {
     /// Errors for the next `PutLogEvents` calls, in order.
     pub fn script(&self, errors: impl IntoIterator<Item = ScriptedError>) {
         lock(&self.shared.script).extend(errors);
+    }
+
+    /// From now on `operation` (`CreateLogGroup`) is refused with `AccessDeniedException`, as
+    /// IAM refuses an action no policy allows.
+    pub fn deny(&self, operation: &str) {
+        lock(&self.shared.denied).insert(operation.to_string());
+    }
+
+    /// Sets a group's retention (`PutRetentionPolicy`): older events are rejected as expired.
+    pub fn set_retention(&self, group: &str, days: i64) {
+        lock(&self.shared.retention).insert(group.to_string(), days);
     }
 
     /// Creates a group (and optionally a stream) up front.
@@ -299,6 +324,14 @@ fn serve(
             "1 validation error detected: Value null at 'logGroupName' failed to satisfy constraint: Member must not be null",
         )
     })?;
+    if lock(&shared.denied).contains(operation) {
+        return Err(AwsError::bad(
+            "AccessDeniedException",
+            format!(
+                "User: arn:aws:sts::123456789012:assumed-role/siemrelay/siemrelay is not authorized to perform: logs:{operation} on resource: arn:aws:logs:{REGION}:123456789012:log-group:{group}:log-stream: because no identity-based policy allows the logs:{operation} action"
+            ),
+        ));
+    }
     match operation {
         "CreateLogGroup" => shared.recorder.update(|s| {
             if s.groups.insert(group.clone()) {
@@ -422,11 +455,16 @@ fn put_log_events(
             ));
         }
         let mut info = serde_json::Map::new();
+        let retention = lock(&shared.retention).get(group).copied();
         for (index, (timestamp, message)) in parsed.iter().enumerate() {
             let item: Value = serde_json::from_str(message).unwrap_or(Value::Null);
             let id = event_id_of(&item).map(str::to_string);
             if *timestamp < now - 14 * DAY_MS {
-                info.insert("tooOldLogEventEndIndex".into(), index.into());
+                // Exclusive end index: one past the last too-old event.
+                info.insert("tooOldLogEventEndIndex".into(), (index + 1).into());
+                s.rejected.extend(id);
+            } else if retention.is_some_and(|days| *timestamp < now - days * DAY_MS) {
+                info.insert("expiredLogEventEndIndex".into(), (index + 1).into());
                 s.rejected.extend(id);
             } else if *timestamp > now + 2 * 3600 * 1000 {
                 info.entry("tooNewLogEventStartIndex")
