@@ -37,7 +37,8 @@ pub fn cloudwatch_logs_sink(
         url: config.api_url(),
     };
     let sink = HttpSink::new(exporter, encoder, http, timeout, Compression::None)?;
-    let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider);
+    let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider)
+        .with_credentials(config.credentials.clone(), exporter);
     Ok(sink.with_auth(signer))
 }
 
