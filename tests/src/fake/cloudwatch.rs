@@ -988,8 +988,8 @@ fn form_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `2026-12-05T01:02:03Z`.
-fn iso8601(time: std::time::SystemTime) -> String {
+/// `2026-12-05T01:02:03Z`: a time as ISO 8601 UTC, to the second (STS `Expiration`).
+pub fn iso8601(time: std::time::SystemTime) -> String {
     let secs = time
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
