@@ -7,9 +7,11 @@
 //! (message bytes + 26 per event) and 24 hours from first to last. An event too large for any
 //! request is dead-lettered.
 //!
-//! Credentials come from the standard AWS provider chain (environment, shared config and
-//! credentials files with profiles, web identity, ECS container and EC2 instance metadata),
-//! cached until shortly before they expire and refreshed when AWS answers `ExpiredTokenException`.
+//! Credentials come from the exporter's `credentials:` block (a profile, a role assumed with STS
+//! `AssumeRole`, a web identity token exchanged with `AssumeRoleWithWebIdentity`) or else the
+//! standard AWS provider chain (environment, shared config and credentials files with profiles,
+//! web identity, ECS container and EC2 instance metadata), cached until shortly before they
+//! expire and refreshed when AWS answers `ExpiredTokenException`.
 //! Requests go through siemrelay's own HTTP client and delivery layer (no AWS SDK retry stack).
 //!
 //! Replies: 200 delivered, except the events named by `rejectedLogEventsInfo` (dead-lettered);
@@ -27,6 +29,7 @@ pub use batch::{StreamTemplate, TemplateError};
 pub use sink::{CloudWatchLogsEncoder, CloudWatchLogsSink, cloudwatch_logs_sink};
 
 use crate::delivery::Sink;
+use crate::delivery::auth::aws_credentials::AwsCredentialsConfig;
 use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::HttpOptions;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -52,6 +55,9 @@ pub struct CloudWatchLogsConfig {
     pub create_missing: bool,
     /// Base URL replacing `https://logs.<region>.amazonaws.com` (VPC endpoints, tests).
     pub endpoint: Option<String>,
+    /// Where this exporter's credentials come from (default: the standard AWS chain).
+    #[serde(default)]
+    pub credentials: AwsCredentialsConfig,
 }
 
 fn default_log_stream() -> String {
@@ -91,6 +97,7 @@ impl CloudWatchLogsConfig {
         {
             issues.push(ConfigIssue::new("endpoint", error.to_string()));
         }
+        issues.extend(self.credentials.validate());
         issues
     }
 

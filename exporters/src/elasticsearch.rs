@@ -15,9 +15,12 @@ mod index_name;
 mod template;
 
 pub use bulk::Document;
+pub use config::TemplateSettings;
 pub use config::{AuthConfig, BasicAuth, ElasticsearchConfig, Mode};
 pub use index_name::{IndexTemplate, check_index_name};
-pub use template::{TEMPLATE_NAME, template_body};
+pub use template::{MANAGED_BY, template_body, template_name};
+
+use template::Ownership;
 
 use crate::delivery::auth::{AuthError, StaticHeader};
 use crate::delivery::endpoint::HttpEndpoint;
@@ -84,6 +87,12 @@ pub struct ElasticsearchEncoder {
     exporter: String,
     bulk_url: reqwest::Url,
     template_url: Option<reqwest::Url>,
+    template_name: String,
+    template_settings: TemplateSettings,
+    /// `_plugins/_ism/policies/<template.ism_policy>`, when set.
+    ism_url: Option<reqwest::Url>,
+    /// What the template work left for an operator to know.
+    notice: std::sync::Mutex<Option<String>>,
     target: Target,
     limits: RequestLimits,
     schema: Schema,
@@ -108,10 +117,16 @@ impl ElasticsearchEncoder {
         if let Some(pipeline) = &config.pipeline {
             bulk_url.query_pairs_mut().append_pair("pipeline", pipeline);
         }
+        let template_name = template_name(exporter);
         let template_url = if config.index_template {
-            Some(join(&format!("_index_template/{TEMPLATE_NAME}"))?)
+            Some(join(&format!("_index_template/{template_name}"))?)
         } else {
             None
+        };
+        let template_settings = config.template.clone().unwrap_or_default();
+        let ism_url = match &template_settings.ism_policy {
+            Some(policy) => Some(join(&format!("_plugins/_ism/policies/{policy}"))?),
+            None => None,
         };
         let target = match config.mode {
             Mode::Index => Target::Indices(
@@ -124,6 +139,10 @@ impl ElasticsearchEncoder {
             exporter: exporter.to_string(),
             bulk_url,
             template_url,
+            template_name,
+            template_settings,
+            ism_url,
+            notice: std::sync::Mutex::new(None),
             target,
             limits: RequestLimits {
                 max_events: config.max_events,
@@ -139,56 +158,178 @@ impl ElasticsearchEncoder {
         ElasticsearchEncoder { schema, ..self }
     }
 
-    /// Installs the index template once. Transport errors, 429 and 5xx are retried with the
-    /// send (`Err`); any other refusal is logged loudly and not retried (the bulk requests then
-    /// show whether the cluster can take the documents without it).
+    /// Installs this exporter's index template once: reads it back first; creates it
+    /// (`?create=true`, so a template made meanwhile is never replaced) when missing, updates it
+    /// when its `_meta` says this exporter made it, and leaves any other template of that name
+    /// alone, saying so in the log and the status notice. Transport errors, 408, 429 and 5xx
+    /// are retried with the send (`Err`); any other refusal is reported and not retried (the
+    /// bulk requests then show whether the cluster can take the documents without it).
     async fn install_template(
         &self,
         calls: &HttpCalls<'_>,
         url: &reqwest::Url,
     ) -> Result<(), Outcome> {
-        let (pattern, data_stream) = match &self.target {
-            Target::Indices(template) => (template.pattern(), false),
-            Target::DataStream(name) => (name.clone(), true),
+        let name = &self.template_name;
+        let (pattern, data_stream) = self.target_pattern();
+        let existing = self
+            .call(calls, calls.client().get(url.clone()), None, "reading")
+            .await?;
+        let create = match existing.status {
+            404 => true,
+            200..=299 => {
+                let found: serde_json::Value =
+                    serde_json::from_slice(&existing.body).unwrap_or_default();
+                let template = found["index_templates"]
+                    .as_array()
+                    .and_then(|list| list.iter().find(|t| t["name"] == name.as_str()))
+                    .map(|t| t["index_template"].clone())
+                    .unwrap_or_default();
+                match template::ownership(&template, &self.exporter) {
+                    Ownership::Ours => false,
+                    Ownership::Foreign(why) => {
+                        self.left_alone(&format!(
+                            "index template {name} exists and siemrelay did not create it ({why}): left unchanged; siemrelay sends without installing its own. Delete or rename it, or set index_template: false"
+                        ));
+                        return Ok(());
+                    }
+                }
+            }
+            status => return self.refused(status, &existing.body, "read"),
         };
-        let mut body = template_body(&pattern, data_stream);
+        let mut body = template_body(
+            &self.exporter,
+            &pattern,
+            data_stream,
+            &self.template_settings,
+        );
         if self.schema != Schema::Native {
             body["template"]["mappings"]["properties"] =
                 serde_json::json!({"@timestamp": {"type": "date"}});
         }
         let body = body.to_string().into_bytes();
+        let mut put_url = url.clone();
+        if create {
+            put_url.query_pairs_mut().append_pair("create", "true");
+        }
         let request = calls
             .client()
-            .put(url.clone())
+            .put(put_url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let reply = self.call(calls, request, Some(body), "installing").await?;
+        let text = String::from_utf8_lossy(&reply.body);
+        match reply.status {
+            200..=299 => {
+                let what = if create {
+                    "index template created"
+                } else {
+                    "index template updated (siemrelay's own)"
+                };
+                tracing::info!(exporter = %self.exporter, template = %name, pattern = %pattern, "{what}");
+                self.set_notice(None);
+                self.check_ism_policy(calls, &pattern).await
+            }
+            400 if create && text.contains("already exists") => {
+                self.left_alone(&format!(
+                    "index template {name} was created by someone else while siemrelay was checking for it: left unchanged; siemrelay sends without installing its own"
+                ));
+                Ok(())
+            }
+            status => self.refused(status, &reply.body, "install"),
+        }
+    }
+
+    /// With `template.ism_policy`: checks that the OpenSearch policy exists and attaches itself
+    /// to the indices through its `ism_template`; reports it when not (it does not stop sending).
+    async fn check_ism_policy(&self, calls: &HttpCalls<'_>, pattern: &str) -> Result<(), Outcome> {
+        let (Some(policy), Some(url)) = (&self.template_settings.ism_policy, &self.ism_url) else {
+            return Ok(());
+        };
+        let reply = self
+            .call(
+                calls,
+                calls.client().get(url.clone()),
+                None,
+                "reading the ISM policy of",
+            )
+            .await?;
+        let problem = match reply.status {
+            200..=299 => {
+                let found: serde_json::Value =
+                    serde_json::from_slice(&reply.body).unwrap_or_default();
+                if template::ism_template_covers(&found["policy"], pattern) {
+                    return Ok(());
+                }
+                format!(
+                    "ISM policy {policy} has no ism_template matching {pattern}: OpenSearch will not attach it to new indices; add \"ism_template\": [{{\"index_patterns\": [\"{pattern}\"], \"priority\": 100}}] to the policy"
+                )
+            }
+            404 => format!(
+                "ISM policy {policy} does not exist: create it with an ism_template matching {pattern}"
+            ),
+            status => format!(
+                "cannot read ISM policy {policy} (HTTP {status}): {}",
+                bulk::request_error(&reply.body)
+            ),
+        };
+        tracing::warn!(exporter = %self.exporter, template = %self.template_name, "{problem}");
+        self.set_notice(Some(problem));
+        Ok(())
+    }
+
+    /// Sends one template call; transport failures are retried with the send.
+    async fn call(
+        &self,
+        calls: &HttpCalls<'_>,
+        request: reqwest::RequestBuilder,
+        body: Option<Vec<u8>>,
+        doing: &str,
+    ) -> Result<crate::delivery::http::Response, Outcome> {
+        let name = &self.template_name;
         let (response, _) = calls
-            .send(request, body.into())
+            .send(request, body.unwrap_or_default().into())
             .await
             .map_err(|e| match &e {
                 CallError::Auth(_) => e.outcome(),
-                CallError::Transport { .. } => Outcome::retry(format!(
-                    "installing index template {TEMPLATE_NAME} failed: {e}"
-                )),
+                CallError::Transport { .. } => {
+                    Outcome::retry(format!("{doing} index template {name} failed: {e}"))
+                }
             })?;
-        let status = response.status;
-        let text = String::from_utf8_lossy(&response.body);
-        match status {
-            200..=299 => {
-                tracing::info!(exporter = %self.exporter, template = %TEMPLATE_NAME, pattern = %pattern, "index template installed");
-                Ok(())
-            }
+        match response.status {
             408 | 429 | 500..=599 => Err(Outcome::retry(format!(
-                "installing index template {TEMPLATE_NAME} failed: HTTP {status}: {}",
-                bulk::request_error(text.as_bytes())
+                "{doing} index template {name} failed: HTTP {}: {}",
+                response.status,
+                bulk::request_error(&response.body)
             ))),
-            _ => {
-                tracing::error!(
-                    exporter = %self.exporter, template = %TEMPLATE_NAME, status = %status,
-                    error = %bulk::request_error(text.as_bytes()),
-                    "cannot install the index template (needs the manage_index_templates privilege); sending without it"
-                );
-                Ok(())
-            }
+            _ => Ok(response),
+        }
+    }
+
+    /// A refusal to read or install the template: reported, not retried.
+    fn refused(&self, status: u16, body: &[u8], doing: &str) -> Result<(), Outcome> {
+        let error = bulk::request_error(body);
+        let problem = format!(
+            "cannot {doing} index template {} (HTTP {status}: {error}); needs the manage_index_templates privilege; sending without it",
+            self.template_name
+        );
+        tracing::error!(exporter = %self.exporter, template = %self.template_name, status = %status, "{problem}");
+        self.set_notice(Some(problem));
+        Ok(())
+    }
+
+    fn left_alone(&self, problem: &str) {
+        tracing::error!(exporter = %self.exporter, template = %self.template_name, "{problem}");
+        self.set_notice(Some(problem.to_string()));
+    }
+
+    fn set_notice(&self, notice: Option<String>) {
+        *self.notice.lock().unwrap_or_else(|p| p.into_inner()) = notice;
+    }
+
+    /// The template's index pattern and whether it is for a data stream.
+    fn target_pattern(&self) -> (String, bool) {
+        match &self.target {
+            Target::Indices(template) => (template.pattern(), false),
+            Target::DataStream(name) => (name.clone(), true),
         }
     }
 }
@@ -234,6 +375,13 @@ impl HttpEncoder for ElasticsearchEncoder {
             Some(url) => self.install_template(calls, url).await,
             None => Ok(()),
         }
+    }
+
+    fn notice(&self) -> Option<String> {
+        self.notice
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {

@@ -3,9 +3,13 @@
 //!
 //! Each event becomes a flat record (the default columns of [`columns::DEFAULT_COLUMNS`], or the
 //! configured `columns`) in a JSON array body of at most 1,000,000 bytes, gzip-compressed by
-//! default. Authentication is an Entra ID client-credentials token (scope
-//! `https://monitor.azure.com/.default`, or `.us` / `.cn`), cached and refreshed before expiry;
-//! a 401 drops the token and resends once with a fresh one.
+//! default, with the event time in both `TimeGenerated` and `EventTime` (Log Analytics replaces
+//! a `TimeGenerated` more than 2 days old with the time it received the record; `EventTime`
+//! keeps it). Authentication is an Entra ID token for scope `https://monitor.azure.com//.default`
+//! (or `.us` / `.cn`; the double slash is what Microsoft documents for the Logs Ingestion API),
+//! from a client secret, a managed identity or a workload identity (see
+//! [`crate::delivery::auth::entra_id`]), cached and refreshed before expiry; a 401 drops the
+//! token and resends once with a fresh one.
 //!
 //! Replies: 204 delivered; 413 split and resent; 429 retried after `Retry-After`; 408 and 5xx
 //! retried; 400/403/404 permanent with the service's `{"error":{"code","message"}}` (403 and 404
@@ -15,12 +19,12 @@
 pub mod columns;
 pub mod factory;
 mod sink;
-mod token;
 
 pub use columns::{ColumnType, Columns, DEFAULT_COLUMNS};
 pub use sink::{SentinelEncoder, SentinelSink, sentinel_sink};
 
 use crate::delivery::Sink;
+use crate::delivery::auth::entra_id;
 use crate::delivery::endpoint::HttpEndpoint;
 use crate::delivery::http::HttpOptions;
 use indexmap::IndexMap;
@@ -61,14 +65,32 @@ impl AzureCloud {
         }
     }
 
-    /// The token scope of Azure Monitor.
+    /// The token scope of Azure Monitor for the Logs Ingestion API: the resource
+    /// `https://monitor.azure.com/` plus `/.default`, so with a double slash, as Microsoft
+    /// documents it (learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview).
     pub fn scope(self) -> &'static str {
         match self {
-            AzureCloud::Public => "https://monitor.azure.com/.default",
-            AzureCloud::UsGovernment => "https://monitor.azure.us/.default",
-            AzureCloud::China => "https://monitor.azure.cn/.default",
+            AzureCloud::Public => "https://monitor.azure.com//.default",
+            AzureCloud::UsGovernment => "https://monitor.azure.us//.default",
+            AzureCloud::China => "https://monitor.azure.cn//.default",
         }
     }
+}
+
+/// How the exporter gets its Entra ID token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// An app registration's client secret (`tenant_id`, `client_id`, `client_secret`).
+    #[default]
+    ClientSecret,
+    /// The managed identity of the VM, scale set, AKS node, App Service or Functions app
+    /// (`client_id` picks a user-assigned one).
+    ManagedIdentity,
+    /// Workload identity federation (AKS): a federated token file exchanged for a token
+    /// (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,
+    /// `AZURE_AUTHORITY_HOST`, or the config keys).
+    WorkloadIdentity,
 }
 
 /// `sentinel:` exporter settings.
@@ -81,12 +103,23 @@ pub struct SentinelConfig {
     pub dcr_immutable_id: String,
     /// The DCR input stream, e.g. `Custom-SiemrelayEvents_CL`. Required.
     pub stream_name: String,
-    /// Entra ID tenant (directory) id or domain. Required.
-    pub tenant_id: String,
-    /// Application (client) id of the app registration. Required.
-    pub client_id: String,
-    /// Client secret of the app registration. Required.
-    pub client_secret: Secret,
+    /// How the token is had: `client_secret` (default), `managed_identity` or
+    /// `workload_identity`.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Entra ID tenant (directory) id or domain. Required with `client_secret`; with
+    /// `workload_identity` default `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// Application (client) id. Required with `client_secret`; with `workload_identity` default
+    /// `AZURE_CLIENT_ID`; with `managed_identity` a user-assigned identity's client id.
+    pub client_id: Option<String>,
+    /// Client secret of the app registration (`client_secret` only).
+    pub client_secret: Option<Secret>,
+    /// Managed identity token endpoint (default: `IDENTITY_ENDPOINT` on App Service, else
+    /// IMDS `http://169.254.169.254/metadata/identity/oauth2/token`).
+    pub identity_endpoint: Option<String>,
+    /// Federated token file for `workload_identity` (default `AZURE_FEDERATED_TOKEN_FILE`).
+    pub federated_token_file: Option<std::path::PathBuf>,
     /// `public` (default), `usgovernment` or `china`: picks the authority and scope.
     #[serde(default)]
     pub cloud: AzureCloud,
@@ -140,15 +173,7 @@ impl SentinelConfig {
                 ),
             ));
         }
-        if self.tenant_id.trim().is_empty() || self.tenant_id.contains(['/', '?', '#', ' ']) {
-            issues.push(ConfigIssue::new(
-                "tenant_id",
-                "must be the directory (tenant) id or domain",
-            ));
-        }
-        if self.client_id.trim().is_empty() {
-            issues.push(ConfigIssue::new("client_id", "must not be empty"));
-        }
+        issues.extend(self.identity_issues());
         if let Some(columns) = &self.columns {
             if columns.is_empty() {
                 issues.push(ConfigIssue::new("columns", "must map at least one column"));
@@ -158,6 +183,152 @@ impl SentinelConfig {
             }
         }
         issues
+    }
+
+    fn identity_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        if let Some(tenant) = &self.tenant_id
+            && (tenant.trim().is_empty() || tenant.contains(['/', '?', '#', ' ']))
+        {
+            issues.push(ConfigIssue::new(
+                "tenant_id",
+                "must be the directory (tenant) id or domain",
+            ));
+        }
+        if self
+            .client_id
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            issues.push(ConfigIssue::new("client_id", "must not be empty"));
+        }
+        if let Some(endpoint) = &self.identity_endpoint
+            && let Err(error) = HttpEndpoint::base(endpoint, entra_id::IMDS_ENDPOINT)
+        {
+            issues.push(ConfigIssue::new("identity_endpoint", error.to_string()));
+        }
+        let only = |key: &str, set: bool, identity: &str| {
+            set.then(|| ConfigIssue::new(key, format!("is only used with identity: {identity}")))
+        };
+        match self.identity {
+            Identity::ClientSecret => {
+                for (key, missing) in [
+                    ("tenant_id", self.tenant_id.is_none()),
+                    ("client_id", self.client_id.is_none()),
+                    ("client_secret", self.client_secret.is_none()),
+                ] {
+                    if missing {
+                        issues.push(ConfigIssue::new(
+                            key,
+                            "is required with identity: client_secret (the default); or use identity: managed_identity or workload_identity",
+                        ));
+                    }
+                }
+                issues.extend(only(
+                    "identity_endpoint",
+                    self.identity_endpoint.is_some(),
+                    "managed_identity",
+                ));
+                issues.extend(only(
+                    "federated_token_file",
+                    self.federated_token_file.is_some(),
+                    "workload_identity",
+                ));
+            }
+            Identity::ManagedIdentity => {
+                issues.extend(only(
+                    "client_secret",
+                    self.client_secret.is_some(),
+                    "client_secret",
+                ));
+                issues.extend(only(
+                    "federated_token_file",
+                    self.federated_token_file.is_some(),
+                    "workload_identity",
+                ));
+                issues.extend(only("tenant_id", self.tenant_id.is_some(), "client_secret or workload_identity (a managed identity's tenant is its resource's)"));
+            }
+            Identity::WorkloadIdentity => {
+                issues.extend(only(
+                    "client_secret",
+                    self.client_secret.is_some(),
+                    "client_secret",
+                ));
+                issues.extend(only(
+                    "identity_endpoint",
+                    self.identity_endpoint.is_some(),
+                    "managed_identity",
+                ));
+            }
+        }
+        issues
+    }
+
+    /// Where the token comes from, with the environment filled in (`AZURE_*` for workload
+    /// identity, `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` for App Service); `env` reads one
+    /// variable. Names what is missing.
+    pub fn token_source(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<entra_id::TokenSource, String> {
+        let from = |value: &Option<String>, var: &str, key: &str| {
+            value
+                .clone()
+                .or_else(|| env(var).filter(|v| !v.is_empty()))
+                .ok_or_else(|| format!("{key}: not set and {var} is not in the environment"))
+        };
+        Ok(match self.identity {
+            Identity::ClientSecret => entra_id::TokenSource::ClientSecret {
+                url: self.token_url(),
+                client_id: self.client_id.clone().unwrap_or_default(),
+                secret: self
+                    .client_secret
+                    .clone()
+                    .unwrap_or_else(|| Secret::new("")),
+            },
+            Identity::WorkloadIdentity => {
+                let tenant = from(&self.tenant_id, "AZURE_TENANT_ID", "tenant_id")?;
+                let client_id = from(&self.client_id, "AZURE_CLIENT_ID", "client_id")?;
+                let token_file = match &self.federated_token_file {
+                    Some(file) => file.clone(),
+                    None => env("AZURE_FEDERATED_TOKEN_FILE")
+                        .filter(|v| !v.is_empty())
+                        .map(std::path::PathBuf::from)
+                        .ok_or("federated_token_file: not set and AZURE_FEDERATED_TOKEN_FILE is not in the environment")?,
+                };
+                let authority = self
+                    .authority_host
+                    .clone()
+                    .or_else(|| env("AZURE_AUTHORITY_HOST").filter(|v| !v.is_empty()))
+                    .unwrap_or_else(|| self.cloud.authority().to_string());
+                entra_id::TokenSource::ClientAssertion {
+                    url: format!(
+                        "{}/{tenant}/oauth2/v2.0/token",
+                        authority.trim_end_matches('/')
+                    ),
+                    client_id,
+                    token_file,
+                }
+            }
+            Identity::ManagedIdentity => {
+                let app_service = env("IDENTITY_ENDPOINT").filter(|v| !v.is_empty());
+                let (endpoint, identity_header) = match (&self.identity_endpoint, app_service) {
+                    (Some(endpoint), _) => (endpoint.clone(), None),
+                    (None, Some(endpoint)) => {
+                        let header = env("IDENTITY_HEADER")
+                            .filter(|v| !v.is_empty())
+                            .ok_or("IDENTITY_ENDPOINT is set but IDENTITY_HEADER is not")?;
+                        (endpoint, Some(header))
+                    }
+                    (None, None) => (entra_id::IMDS_ENDPOINT.to_string(), None),
+                };
+                entra_id::TokenSource::ManagedIdentity {
+                    endpoint,
+                    identity_header: identity_header.map(Secret::new),
+                    client_id: self.client_id.clone(),
+                }
+            }
+        })
     }
 
     /// The upload URL with its `api-version`.
@@ -170,7 +341,7 @@ impl SentinelConfig {
         )
     }
 
-    /// The Entra ID token URL.
+    /// The Entra ID token URL (client secret).
     pub fn token_url(&self) -> String {
         let authority = self
             .authority_host
@@ -179,7 +350,7 @@ impl SentinelConfig {
         format!(
             "{}/{}/oauth2/v2.0/token",
             authority.trim_end_matches('/'),
-            self.tenant_id
+            self.tenant_id.as_deref().unwrap_or_default()
         )
     }
 
@@ -234,16 +405,16 @@ mod tests {
             c.token_url(),
             "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/oauth2/v2.0/token"
         );
-        assert_eq!(c.cloud.scope(), "https://monitor.azure.com/.default");
+        assert_eq!(c.cloud.scope(), "https://monitor.azure.com//.default");
         let gov = config(serde_json::json!({"cloud": "usgovernment"}));
         assert!(
             gov.token_url()
                 .starts_with("https://login.microsoftonline.us/")
         );
-        assert_eq!(gov.cloud.scope(), "https://monitor.azure.us/.default");
+        assert_eq!(gov.cloud.scope(), "https://monitor.azure.us//.default");
         let cn =
             config(serde_json::json!({"cloud": "china", "authority_host": "http://127.0.0.1:9/"}));
-        assert_eq!(cn.cloud.scope(), "https://monitor.azure.cn/.default");
+        assert_eq!(cn.cloud.scope(), "https://monitor.azure.cn//.default");
         assert!(cn.token_url().starts_with("http://127.0.0.1:9/72f988bf"));
         assert!(!format!("{c:?}").contains("s3cret"));
     }
@@ -265,6 +436,95 @@ mod tests {
                 "client_id",
                 "columns.Bad"
             ]
+        );
+    }
+
+    #[test]
+    fn identities_take_their_keys_and_the_environment() {
+        let bare = |extra: serde_json::Value| -> SentinelConfig {
+            let mut base = serde_json::json!({
+                "endpoint": "https://my-dce.westeurope-1.ingest.monitor.azure.com/",
+                "dcr_immutable_id": "dcr-0123456789abcdef0123456789abcdef",
+                "stream_name": "Custom-SiemrelayEvents_CL",
+            });
+            base.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value(base).unwrap()
+        };
+        let keys = |c: &SentinelConfig| -> Vec<String> {
+            c.validate().into_iter().map(|i| i.key).collect()
+        };
+        assert_eq!(
+            keys(&bare(serde_json::json!({}))),
+            ["tenant_id", "client_id", "client_secret"]
+        );
+        assert!(keys(&bare(serde_json::json!({"identity": "managed_identity"}))).is_empty());
+        assert_eq!(
+            keys(&bare(
+                serde_json::json!({"identity": "managed_identity", "client_secret": "x", "tenant_id": "t"})
+            )),
+            ["client_secret", "tenant_id"]
+        );
+        assert_eq!(
+            keys(&bare(
+                serde_json::json!({"identity": "workload_identity", "identity_endpoint": "http://h"})
+            )),
+            ["identity_endpoint"]
+        );
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let workload = bare(serde_json::json!({"identity": "workload_identity"}));
+        let missing = workload.token_source(env(&[])).unwrap_err();
+        assert!(missing.contains("AZURE_TENANT_ID"), "{missing}");
+        let source = workload
+            .token_source(env(&[
+                ("AZURE_TENANT_ID", "t1"),
+                ("AZURE_CLIENT_ID", "c1"),
+                (
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "/var/run/secrets/azure/tokens/azure-identity-token",
+                ),
+                ("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.com/"),
+            ]))
+            .unwrap();
+        assert_eq!(
+            source.url(),
+            "https://login.microsoftonline.com/t1/oauth2/v2.0/token"
+        );
+        let managed = bare(serde_json::json!({"identity": "managed_identity"}));
+        assert_eq!(
+            managed.token_source(env(&[])).unwrap().url(),
+            entra_id::IMDS_ENDPOINT
+        );
+        let app = managed
+            .token_source(env(&[
+                ("IDENTITY_ENDPOINT", "http://127.0.0.1:41999/msi/token"),
+                ("IDENTITY_HEADER", "h"),
+            ]))
+            .unwrap();
+        assert_eq!(app.url(), "http://127.0.0.1:41999/msi/token");
+        assert!(
+            managed
+                .token_source(env(&[(
+                    "IDENTITY_ENDPOINT",
+                    "http://127.0.0.1:41999/msi/token"
+                )]))
+                .is_err()
+        );
+        assert_eq!(
+            entra_id::resource_of(AzureCloud::Public.scope()),
+            "https://monitor.azure.com/"
+        );
+        assert_eq!(
+            entra_id::resource_of("https://management.azure.com/.default"),
+            "https://management.azure.com/"
         );
     }
 

@@ -133,18 +133,14 @@ async fn moto_receives_ten_thousand_events_once_each_over_three_streams() {
     let moto = Moto::start();
     let credentials = provider(&[("testing", "testing", None)]).0;
     let running = start(sink_with(&moto.url(), true, credentials), fast_retry());
-    let mut sent = events(10_000, 72);
-    // Five events 20 days old: moto rejects them through rejectedLogEventsInfo.
-    let mut too_old = events(5, 1);
-    for event in &mut too_old {
-        event.timestamp = Timestamp(event.timestamp.0 - 20 * 24 * HOUR_NS);
-    }
-    sent.extend(too_old.iter().cloned());
+    // No too-old events here: moto reports `tooOldLogEventEndIndex` inclusive, AWS documents it
+    // exclusive (the fake follows AWS: `rejected_log_events_are_dead_lettered_exactly_…`).
+    let sent = events(10_000, 72);
     running.push(sent.clone()).await;
-    assert!(running.settled(10_005, Duration::from_secs(60)).await);
+    assert!(running.settled(10_000, Duration::from_secs(60)).await);
     let status = running.handle.status().snapshot();
     assert_eq!(status.events_sent, 10_000);
-    assert_eq!(status.events_dead_lettered, 5);
+    assert_eq!(status.events_dead_lettered, 0);
 
     let stored = moto.read_events(GROUP);
     let mut by_id: HashMap<String, (String, i64, serde_json::Value)> = HashMap::new();
@@ -169,13 +165,7 @@ async fn moto_receives_ten_thousand_events_once_each_over_three_streams() {
     streams.sort();
     assert_eq!(streams, ["host-0", "host-1", "host-2"]);
     let (entries, _) = read_entries(running.handle.dead_letter().path()).unwrap();
-    let dead: HashSet<String> = entries
-        .iter()
-        .map(|e| e.event["event_id"].as_str().unwrap().to_string())
-        .collect();
-    let expected: HashSet<String> = too_old.iter().map(|e| e.event_id.to_string()).collect();
-    assert_eq!(dead, expected);
-    assert!(entries[0].error.contains("too old"), "{}", entries[0].error);
+    assert!(entries.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,6 +280,94 @@ async fn rejected_log_events_are_dead_lettered_exactly_and_the_rest_delivered() 
             assert!(!state.stream_of.contains_key(id));
         }
     });
+}
+
+/// Issue 25: AWS documents `expiredLogEventEndIndex` and `tooOldLogEventEndIndex` as end
+/// indices, the latter "exclusive"
+/// (docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html).
+/// Read inclusive, the first stored event after them was dead-lettered too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_are_dead_lettered_and_the_next_one_is_not() {
+    let fake = FakeCloudWatch::start();
+    fake.create(GROUP, Some("h"));
+    fake.set_retention(GROUP, 3);
+    let running = start(sink(&fake.url()), fast_retry());
+    let now = Timestamp::now().0;
+    let day = 24 * HOUR_NS;
+    // One batch (within 24 h): two events just past the 3-day retention, two just inside.
+    let offsets = [
+        -3 * day - 2 * HOUR_NS,
+        -3 * day - HOUR_NS,
+        -3 * day + HOUR_NS,
+        -3 * day + 2 * HOUR_NS,
+    ];
+    let sent: Vec<Event> = offsets
+        .iter()
+        .map(|offset| {
+            let mut event = Event::new("lockout");
+            event.timestamp = Timestamp(now + offset);
+            event.resource.insert("host.name".into(), "h".into());
+            event
+        })
+        .collect();
+    running.push(sent.clone()).await;
+    assert!(running.settled(4, Duration::from_secs(10)).await);
+    let (entries, _) = read_entries(running.handle.dead_letter().path()).unwrap();
+    let dead: HashSet<String> = entries
+        .iter()
+        .map(|e| e.event["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: HashSet<String> = sent[..2].iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(dead, expected);
+    assert!(entries.iter().all(|e| e.error.contains("retention")));
+    assert_eq!(running.handle.status().snapshot().events_sent, 2);
+    fake.read(|state| assert_eq!(state.events.total(), 2));
+}
+
+/// Issue 25: a role allowed only `logs:CreateLogStream` and `logs:PutLogEvents` (Truthlocks'
+/// documented policy) delivers to an existing group: the stream is created without asking for
+/// `CreateLogGroup`, which IAM would refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_is_created_without_create_log_group_when_the_group_exists() {
+    let fake = FakeCloudWatch::start();
+    fake.create(GROUP, None);
+    fake.deny("CreateLogGroup");
+    let running = start(sink(&fake.url()), fast_retry());
+    running.push(events(90, 1)).await;
+    assert!(running.settled(90, Duration::from_secs(10)).await);
+    let status = running.handle.status().snapshot();
+    assert_eq!(status.events_sent, 90, "{status:?}");
+    assert_eq!(status.events_dead_lettered, 0);
+    fake.read(|state| {
+        assert_eq!(state.events.total(), 90);
+        assert_eq!(state.streams.len(), 3);
+        assert_eq!(
+            state
+                .calls
+                .iter()
+                .filter(|c| c.operation == "CreateLogGroup")
+                .count(),
+            0
+        );
+    });
+
+    // A missing group still needs CreateLogGroup: refused, the events are dead-lettered with
+    // IAM's reason.
+    let fake = FakeCloudWatch::start();
+    fake.deny("CreateLogGroup");
+    let running = start(sink(&fake.url()), fast_retry());
+    running.push(events(3, 1)).await;
+    assert!(running.settled(3, Duration::from_secs(10)).await);
+    let (entries, _) = read_entries(running.handle.dead_letter().path()).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(
+        entries[0].error.contains("CreateLogGroup failed")
+            && entries[0]
+                .error
+                .contains("not authorized to perform: logs:CreateLogGroup"),
+        "{}",
+        entries[0].error
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

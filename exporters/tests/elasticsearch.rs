@@ -110,7 +110,7 @@ async fn ten_thousand_events_are_stored_once_with_the_documented_mapping() {
         assert_eq!(state.doc_count(), 10_000);
         assert!(state.max_actions <= 2000);
         assert!(state.max_body_bytes <= 2 << 20);
-        let template = &state.templates["siemrelay-events"];
+        let template = &state.templates["siemrelay-elasticsearch-test"];
         assert_eq!(
             template["index_patterns"],
             serde_json::json!(["siemrelay-events-*"])
@@ -124,7 +124,15 @@ async fn ten_thousand_events_are_stored_once_with_the_documented_mapping() {
             "date"
         );
         assert!(template.get("data_stream").is_none());
-        assert_eq!(state.requests[0].method, "PUT", "the template goes first");
+        assert_eq!(
+            state.requests[0].method, "GET",
+            "the template is read back first"
+        );
+        assert_eq!(
+            state.requests[1].method, "PUT",
+            "then installed, before any bulk"
+        );
+        assert_eq!(template["_meta"]["exporter"], "elasticsearch/test");
         for request in state.requests.iter().filter(|r| r.method == "POST") {
             assert_eq!(request.status, 200);
             assert_eq!(request.pipeline.as_deref(), Some("siem-enrich"));
@@ -279,7 +287,7 @@ async fn data_stream_mode_creates_into_the_stream_with_its_template() {
     running.push(sent.clone()).await;
     assert!(running.settled(300, Duration::from_secs(10)).await);
     fake.read(|state| {
-        let template = &state.templates["siemrelay-events"];
+        let template = &state.templates["siemrelay-elasticsearch-test"];
         assert_eq!(
             template["index_patterns"],
             serde_json::json!(["logs-siemrelay-default"])
@@ -308,9 +316,21 @@ async fn the_index_template_is_installed_lazily_and_retried_before_the_first_bul
             .iter()
             .map(|r| (r.method.as_str(), r.status))
             .collect();
+        // Read back first (retried on 503 and 429), missing (404), then created.
         assert_eq!(
-            &methods[..4],
-            &[("PUT", 503), ("PUT", 429), ("PUT", 200), ("POST", 200)]
+            &methods[..5],
+            &[
+                ("GET", 503),
+                ("GET", 429),
+                ("GET", 404),
+                ("PUT", 200),
+                ("POST", 200)
+            ]
+        );
+        assert!(
+            state.requests[3]
+                .uri
+                .ends_with("/_index_template/siemrelay-elasticsearch-test?create=true")
         );
         assert_eq!(state.doc_count(), 100);
     });

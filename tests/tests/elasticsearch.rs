@@ -67,7 +67,7 @@ async fn ten_thousand_events_via_the_webhook_are_stored_once_each() {
         assert!(state.duplicates().is_empty(), "{:?}", state.duplicates());
         assert_eq!(state.doc_count(), 10_000);
         assert_eq!(
-            state.templates["siemrelay-events"]["index_patterns"],
+            state.templates["siemrelay-elasticsearch"]["index_patterns"],
             serde_json::json!(["siemrelay-events-*"])
         );
         for id in &sent {
@@ -203,4 +203,147 @@ fn siemrelay_test_reports_good_bad_key_and_unreachable() {
     ));
     assert!(!ok, "{text}");
     assert!(text.contains("cannot reach Elasticsearch"), "{text}");
+}
+
+#[path = "admin_support/mod.rs"]
+mod admin_support;
+
+fn templates_config(receiver_port: u16, admin_port: u16, endpoint: &str) -> String {
+    let token = admin_support::TOKEN;
+    format!(
+        r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:{receiver_port}" }}
+exporters:
+  elasticsearch:
+    endpoint: "{endpoint}"
+    mode: data_stream
+    index_template: true
+  elasticsearch/archive:
+    endpoint: "{endpoint}"
+    index: "archive-%Y.%m.%d"
+    index_template: true
+    template: {{ number_of_shards: 2, number_of_replicas: 0, ilm_policy: siemrelay-90d }}
+  elasticsearch/legacy:
+    endpoint: "{endpoint}"
+    index: "legacy-%Y.%m.%d"
+    index_template: true
+  elasticsearch/opensearch:
+    endpoint: "{endpoint}"
+    index: "os-%Y.%m.%d"
+    index_template: true
+    template: {{ ism_policy: siemrelay-30d, priority: 150 }}
+service:
+  admin: {{ endpoint: "127.0.0.1:{admin_port}", auth: {{ bearer_token: "{token}" }} }}
+  pipelines:
+    security:
+      receivers: [webhook]
+      exporters: [elasticsearch, elasticsearch/archive, elasticsearch/legacy, elasticsearch/opensearch]
+"#
+    )
+}
+
+/// Issue 25: each exporter installs its own template (`siemrelay-<id, / as ->`), marked in
+/// `_meta`; two exporters no longer overwrite each other (before, both PUT `siemrelay-events`
+/// and the second replaced the first), a template siemrelay did not create is left alone and
+/// reported in the log and the exporter's status, and an ISM policy that would not attach
+/// itself is reported.
+#[tokio::test]
+async fn each_exporter_installs_its_own_template_and_leaves_foreign_ones_alone() {
+    let fake = FakeElasticsearch::start();
+    let foreign = serde_json::json!({
+        "index_patterns": ["legacy-*"],
+        "priority": 50,
+        "template": {"settings": {"index": {"number_of_shards": 5}}},
+        "_meta": {"team": "soc", "description": "hand-made"},
+    });
+    fake.add_template("siemrelay-elasticsearch-legacy", foreign.clone());
+    fake.add_ism_policy(
+        "siemrelay-30d",
+        serde_json::json!({"description": "30 days", "ism_template": [{"index_patterns": ["siemrelay-*"], "priority": 100}]}),
+    );
+    let (port, admin_port) = (free_port(), free_port());
+    let config = templates_config(port, admin_port, &fake.url());
+    for run in 0..2u32 {
+        let mut relay = start_listening(&config, &[], port);
+        post_events(port, 1, 10).await;
+        let stored = 40 * (run + 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while fake.read(|s| s.writes.values().sum::<u32>()) < stored {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run}: not every exporter stored the events; logs:\n{}",
+                relay.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        fake.read(|state| {
+            let ours = &state.templates["siemrelay-elasticsearch"];
+            assert_eq!(ours["index_patterns"], serde_json::json!(["logs-siemrelay-default"]));
+            assert_eq!(ours["data_stream"], serde_json::json!({}));
+            assert_eq!(ours["_meta"]["managed_by"], "siemrelay");
+            assert_eq!(ours["_meta"]["exporter"], "elasticsearch");
+            let archive = &state.templates["siemrelay-elasticsearch-archive"];
+            assert_eq!(archive["index_patterns"], serde_json::json!(["archive-*"]));
+            assert!(archive.get("data_stream").is_none());
+            assert_eq!(
+                archive["template"]["settings"],
+                serde_json::json!({"index": {"number_of_shards": 2, "number_of_replicas": 0, "lifecycle": {"name": "siemrelay-90d"}}})
+            );
+            assert_eq!(archive["_meta"]["exporter"], "elasticsearch/archive");
+            assert_eq!(
+                state.templates["siemrelay-elasticsearch-legacy"], foreign,
+                "a template siemrelay did not create was changed"
+            );
+            assert_eq!(state.templates["siemrelay-elasticsearch-opensearch"]["priority"], 150);
+            assert!(!state.templates.contains_key("siemrelay-events"));
+            assert!(state.indices["logs-siemrelay-default"].len() >= 10);
+            assert!(state.indices["archive-2026.11.20"].len() >= 10);
+            // Created only when missing (`create=true`), updated only when its own; never a PUT
+            // to the foreign name.
+            let puts: Vec<&str> = state
+                .requests
+                .iter()
+                .filter(|r| r.method == "PUT")
+                .map(|r| r.uri.as_str())
+                .collect();
+            assert!(
+                !puts.iter().any(|uri| uri.contains("legacy")),
+                "{puts:?}"
+            );
+            let created = puts.iter().filter(|uri| uri.ends_with("?create=true")).count();
+            assert_eq!(created, 3, "{puts:?}");
+            assert_eq!(puts.len() as u32, 3 * (run + 1), "{puts:?}");
+        });
+        let admin = admin_support::Admin::new(admin_port, Some(admin_support::TOKEN));
+        let legacy = admin.exporter("elasticsearch/legacy").await;
+        let notice = legacy["notice"].as_str().unwrap_or_default();
+        assert!(
+            notice.contains("siemrelay-elasticsearch-legacy")
+                && notice.contains("siemrelay did not create it")
+                && notice.contains("left unchanged"),
+            "{legacy}"
+        );
+        let opensearch = admin.exporter("elasticsearch/opensearch").await;
+        assert!(
+            opensearch["notice"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ISM policy siemrelay-30d has no ism_template matching os-*"),
+            "{opensearch}"
+        );
+        for id in ["elasticsearch", "elasticsearch/archive"] {
+            let exporter = admin.exporter(id).await;
+            assert!(exporter["notice"].is_null(), "{exporter}");
+        }
+        assert!(
+            relay
+                .logs()
+                .contains("index template siemrelay-elasticsearch-legacy exists and siemrelay did not create it"),
+            "{}",
+            relay.logs()
+        );
+        let status = relay.terminate(Duration::from_secs(30));
+        assert!(status.is_some_and(|s| s.success()), "clean shutdown");
+    }
 }

@@ -4,7 +4,8 @@
 
 use siemrelay_e2e::events::{post_events, start_listening};
 use siemrelay_e2e::fake::azure::{
-    AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, STREAM, Scripted, TENANT_ID,
+    AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FEDERATED_TOKEN, FakeAzure, IDENTITY_HEADER,
+    RESOURCE, SCOPE, STREAM, Scripted, TENANT_ID, USER_ASSIGNED_CLIENT_ID,
 };
 use siemrelay_e2e::{free_port, run_test_command};
 use std::time::Duration;
@@ -81,8 +82,19 @@ async fn ten_thousand_events_via_the_webhook_reach_sentinel_once_each() {
             assert_eq!(record["Severity"], "high");
             assert_eq!(record["SeverityNumber"], 17);
             assert_eq!(record["Source"], "toktra");
+            // The event time, in EventTime; TimeGenerated as sent (Log Analytics replaces it
+            // when the event is more than 2 days old: the fake keeps what was sent aside).
             assert!(
-                record["TimeGenerated"]
+                record["EventTime"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("2026-11-20T09:00:00.")
+            );
+            let sent_time = record
+                .get("_OriginalTimeGenerated")
+                .unwrap_or(&record["TimeGenerated"]);
+            assert!(
+                sent_time
                     .as_str()
                     .unwrap()
                     .starts_with("2026-11-20T09:00:00.")
@@ -134,4 +146,167 @@ fn siemrelay_test_reports_good_bad_secret_and_unreachable() {
     let (ok, text) = siemrelay_test(&config(free_port(), &closed, CLIENT_SECRET));
     assert!(!ok, "{text}");
     assert!(text.contains("cannot reach"), "{text}");
+}
+
+/// Issue 25: a backfilled event (10 days old) keeps its real time in `EventTime`; Log
+/// Analytics (the fake, as Microsoft documents) replaces its `TimeGenerated` with the receive
+/// time. And the token is asked for the documented scope `https://monitor.azure.com//.default`
+/// (the fake, like Entra ID, refuses others).
+#[tokio::test]
+async fn a_backfilled_event_keeps_its_time_in_event_time_and_the_documented_scope_is_used() {
+    let fake = FakeAzure::start();
+    let port = free_port();
+    let mut relay = start_listening(&config(port, &fake.url(), CLIENT_SECRET), &[], port);
+    let ten_days_ago = std::time::SystemTime::now() - Duration::from_secs(10 * 86_400);
+    let millis = ten_days_ago
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let id = "0193a3c1-7d2e-7b6f-9a41-5c2d3e4f5a6b";
+    let line = format!(
+        "{{\"event_id\":\"{id}\",\"timestamp\":{millis},\"event_type\":\"lockout\",\"severity\":\"high\",\"source\":\"backfill\"}}\n"
+    );
+    siemrelay_e2e::post_ndjson_bodies(port, vec![line]).await;
+    assert!(
+        fake.events_reached(1, Duration::from_secs(30)).await,
+        "logs:\n{}",
+        relay.logs()
+    );
+    let status = relay.terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()));
+    fake.read(|state| {
+        assert_eq!(state.last_token_form["scope"], SCOPE);
+        assert_eq!(SCOPE, "https://monitor.azure.com//.default");
+        assert!(state.token_errors.is_empty(), "{:?}", state.token_errors);
+        let record = state.record(id).expect("the record arrived");
+        let event_time = record["EventTime"].as_str().expect("EventTime is sent");
+        let sent_seconds = (millis / 1000) as u64;
+        let expected = siemrelay_e2e_time(sent_seconds);
+        assert!(
+            event_time.starts_with(&expected),
+            "{event_time} vs {expected}"
+        );
+        // What Log Analytics keeps in TimeGenerated is the receive time, not the event's.
+        assert!(
+            !record["TimeGenerated"]
+                .as_str()
+                .unwrap()
+                .starts_with(&expected[..10])
+        );
+    });
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time (UTC).
+fn siemrelay_e2e_time(seconds: u64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(seconds);
+    let text = siemrelay_e2e::fake::cloudwatch::iso8601(time);
+    text.trim_end_matches('Z').to_string()
+}
+
+/// Issue 25: managed identity from IMDS (`identity_endpoint`, `Metadata: true`,
+/// `api-version=2018-02-01`, `resource`, a user-assigned `client_id`) and from App Service
+/// (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, `api-version=2019-08-01`), and workload identity
+/// (`AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`, `AZURE_AUTHORITY_HOST`:
+/// the client-assertion grant), each delivering through the same Authenticator.
+#[tokio::test]
+async fn managed_and_workload_identities_get_tokens_as_microsoft_documents() {
+    let fake = FakeAzure::start();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("azure-identity-token");
+    std::fs::write(&token_file, format!("{FEDERATED_TOKEN}\n")).unwrap();
+    let url = fake.url();
+    let port = free_port();
+    let exporter = |id: &str, identity: &str| {
+        format!(
+            r#"  {id}:
+    endpoint: "{url}"
+    dcr_immutable_id: {DCR_ID}
+    stream_name: {STREAM}
+{identity}
+    retry: {{ initial_interval: 50ms, max_interval: 200ms }}
+"#
+        )
+    };
+    let config = format!(
+        r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:{port}" }}
+exporters:
+{}{}{}service:
+  pipelines:
+    security: {{ receivers: [webhook], processors: [], exporters: [sentinel/vm, sentinel/app, sentinel/aks] }}
+"#,
+        exporter(
+            "sentinel/vm",
+            &format!(
+                "    identity: managed_identity\n    client_id: {USER_ASSIGNED_CLIENT_ID}\n    identity_endpoint: \"{url}/metadata/identity/oauth2/token\""
+            )
+        ),
+        exporter("sentinel/app", "    identity: managed_identity"),
+        exporter("sentinel/aks", "    identity: workload_identity"),
+    );
+    let token_path = token_file.display().to_string();
+    let msi = format!("{url}/msi/token");
+    let env = [
+        ("IDENTITY_ENDPOINT", msi.as_str()),
+        ("IDENTITY_HEADER", IDENTITY_HEADER),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_path.as_str()),
+        ("AZURE_CLIENT_ID", CLIENT_ID),
+        ("AZURE_TENANT_ID", TENANT_ID),
+        ("AZURE_AUTHORITY_HOST", url.as_str()),
+    ];
+    let mut relay = start_listening(&config, &env, port);
+    let sent = post_events(port, 1, 10).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fake.read(|s| s.records.total()) < 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "logs:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = relay.terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()));
+    for id in &sent {
+        assert_eq!(fake.count_of(id), 3, "each exporter delivered {id} once");
+    }
+    fake.read(|state| {
+        assert!(state.token_errors.is_empty(), "{:?}", state.token_errors);
+        let imds = state
+            .identity_requests
+            .iter()
+            .find(|(path, _, _)| path == "/metadata/identity/oauth2/token")
+            .expect("an IMDS request");
+        assert_eq!(imds.1["api-version"], "2018-02-01");
+        assert_eq!(imds.1["resource"], RESOURCE);
+        assert_eq!(imds.1["client_id"], USER_ASSIGNED_CLIENT_ID);
+        assert_eq!(imds.2["metadata"], "true");
+        let app = state
+            .identity_requests
+            .iter()
+            .find(|(path, _, _)| path == "/msi/token")
+            .expect("an App Service identity request");
+        assert_eq!(app.1["api-version"], "2019-08-01");
+        assert_eq!(app.1["resource"], RESOURCE);
+        assert_eq!(app.2["x-identity-header"], IDENTITY_HEADER);
+        // The workload identity's token request (the last form request).
+        let form = &state.last_token_form;
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["client_id"], CLIENT_ID);
+        assert_eq!(
+            form["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        assert_eq!(
+            form["client_assertion"], "***",
+            "the assertion is checked and hidden"
+        );
+        assert_eq!(form["scope"], SCOPE);
+        assert!(!form.contains_key("client_secret"));
+    });
+    assert!(
+        !relay.logs().contains(FEDERATED_TOKEN) && !relay.logs().contains(IDENTITY_HEADER),
+        "no credential in the logs"
+    );
 }

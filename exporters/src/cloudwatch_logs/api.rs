@@ -166,7 +166,7 @@ pub fn hint_for(code: &str, url: &str) -> Option<String> {
         | "IncompleteSignature" | "MissingAuthenticationTokenException" => format!(
             "AWS did not accept the credentials: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, the profile (AWS_PROFILE) or the role, and that the region matches {url}"
         ),
-        "AccessDeniedException" => "the AWS identity lacks permission: allow logs:PutLogEvents, logs:CreateLogGroup and logs:CreateLogStream on the log group".to_string(),
+        "AccessDeniedException" => "the AWS identity lacks permission: allow logs:PutLogEvents and logs:CreateLogStream on the log group (logs:CreateLogGroup only if siemrelay must create the group)".to_string(),
         "ExpiredTokenException" => "the AWS session token expired and could not be refreshed: renew the credentials".to_string(),
         "ResourceNotFoundException" => "the log group or stream does not exist: create it or set create_missing: true".to_string(),
         "InvalidParameterException" => "CloudWatch Logs refused the request's parameters: check log_group and log_stream names".to_string(),

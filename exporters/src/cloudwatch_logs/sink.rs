@@ -38,8 +38,22 @@ pub fn cloudwatch_logs_sink(
         schema: http.schema,
     };
     let sink = HttpSink::new(exporter, encoder, http, timeout, Compression::None)?;
-    let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider);
+    let signer = SigV4::new(&config.region, "logs", sink.client().clone(), provider)
+        .with_credentials(config.credentials.clone(), exporter);
     Ok(sink.with_auth(signer))
+}
+
+/// The reply to a create call and the credentials' generation that signed it.
+struct CreateReply {
+    reply: ApiReply,
+    generation: crate::delivery::auth::Generation,
+}
+
+impl std::ops::Deref for CreateReply {
+    type Target = ApiReply;
+    fn deref(&self) -> &ApiReply {
+        &self.reply
+    }
 }
 
 /// Encodes `PutLogEvents` requests for one log group and judges CloudWatch Logs' replies.
@@ -53,6 +67,45 @@ pub struct CloudWatchLogsEncoder {
 }
 
 impl CloudWatchLogsEncoder {
+    /// Sends one create call; a reply that is not an error is logged as created.
+    async fn create(
+        &self,
+        calls: &HttpCalls<'_>,
+        operation: &str,
+        body: &serde_json::Value,
+        stream: &str,
+    ) -> Result<CreateReply, Outcome> {
+        let call = api::request(calls.client(), &self.url, operation)
+            .header(reqwest::header::CONTENT_TYPE, api::CONTENT_TYPE);
+        let (response, generation) = calls
+            .send(call, body.to_string().into())
+            .await
+            .map_err(|e| e.outcome())?;
+        let reply = ApiReply::read(&response.reply());
+        if reply.ok() {
+            tracing::info!(exporter = %self.exporter, group = %self.group, stream = %stream, operation = %operation, "created in CloudWatch Logs");
+        }
+        Ok(CreateReply { reply, generation })
+    }
+
+    /// The outcome of a create call that failed (credentials dropped when expired).
+    async fn create_failed(
+        &self,
+        calls: &HttpCalls<'_>,
+        operation: &str,
+        created: &CreateReply,
+    ) -> Outcome {
+        let verdict = judge(&created.reply);
+        if verdict == Verdict::Expired {
+            calls.invalidate(created.generation).await;
+        }
+        let mut outcome = self.failure(verdict, &created.reply);
+        if let Outcome::Retry { reason, .. } | Outcome::Permanent { reason } = &mut outcome {
+            *reason = format!("{operation} failed: {reason}").into();
+        }
+        outcome
+    }
+
     /// The outcome of a failed call that is not fixed by creating or refreshing.
     fn failure(&self, verdict: Verdict, reply: &ApiReply) -> Outcome {
         let reason = format!("CloudWatch Logs answered {}", reply.describe());
@@ -158,40 +211,37 @@ impl HttpEncoder for CloudWatchLogsEncoder {
         ApiReply::read(reply).error.map(|e| e.code)
     }
 
-    /// CreateLogGroup then CreateLogStream for the request's stream; "already exists" is fine.
+    /// Creates the request's stream: `CreateLogStream` first, and `CreateLogGroup` only when
+    /// AWS answers that the group does not exist (then the stream again), so a role allowed
+    /// only `logs:CreateLogStream` and `logs:PutLogEvents` works when the group exists.
+    /// "Already exists" is fine.
     async fn setup(&self, calls: &HttpCalls<'_>, request: &EncodedRequest) -> Result<(), Outcome> {
         let stream = request.target.as_deref().unwrap_or_default();
-        let group_body = serde_json::json!({ "logGroupName": self.group });
         let stream_body =
             serde_json::json!({ "logGroupName": self.group, "logStreamName": stream });
-        for (operation, body) in [
-            ("CreateLogGroup", group_body),
-            ("CreateLogStream", stream_body),
-        ] {
-            let call = api::request(calls.client(), &self.url, operation)
-                .header(reqwest::header::CONTENT_TYPE, api::CONTENT_TYPE);
-            let (response, generation) = calls
-                .send(call, body.to_string().into())
-                .await
-                .map_err(|e| e.outcome())?;
-            let reply = ApiReply::read(&response.reply());
-            if reply.ok() || reply.code() == "ResourceAlreadyExistsException" {
-                if reply.ok() {
-                    tracing::info!(exporter = %self.exporter, group = %self.group, stream = %stream, operation = %operation, "created in CloudWatch Logs");
-                }
-                continue;
-            }
-            let verdict = judge(&reply);
-            if verdict == Verdict::Expired {
-                calls.invalidate(generation).await;
-            }
-            let mut outcome = self.failure(verdict, &reply);
-            if let Outcome::Retry { reason, .. } | Outcome::Permanent { reason } = &mut outcome {
-                *reason = format!("{operation} failed: {reason}").into();
-            }
-            return Err(outcome);
+        let reply = self
+            .create(calls, "CreateLogStream", &stream_body, stream)
+            .await?;
+        if reply.ok() || reply.code() == "ResourceAlreadyExistsException" {
+            return Ok(());
         }
-        Ok(())
+        if reply.code() != "ResourceNotFoundException" {
+            return Err(self.create_failed(calls, "CreateLogStream", &reply).await);
+        }
+        let group_body = serde_json::json!({ "logGroupName": self.group });
+        let reply = self
+            .create(calls, "CreateLogGroup", &group_body, stream)
+            .await?;
+        if !(reply.ok() || reply.code() == "ResourceAlreadyExistsException") {
+            return Err(self.create_failed(calls, "CreateLogGroup", &reply).await);
+        }
+        let reply = self
+            .create(calls, "CreateLogStream", &stream_body, stream)
+            .await?;
+        if reply.ok() || reply.code() == "ResourceAlreadyExistsException" {
+            return Ok(());
+        }
+        Err(self.create_failed(calls, "CreateLogStream", &reply).await)
     }
 
     fn hint(&self, record: &RequestRecord) -> Option<String> {
@@ -210,10 +260,13 @@ impl HttpEncoder for CloudWatchLogsEncoder {
     }
 }
 
-/// Positions of a batch that `rejectedLogEventsInfo` names: `0..=tooOldLogEventEndIndex`,
-/// `0..=expiredLogEventEndIndex` and `tooNewLogEventStartIndex..`. The end indices are read as
-/// inclusive: if AWS meant them exclusive, one stored event is also dead-lettered, never the
-/// other way round (a rejected event counted as delivered).
+/// Positions of a batch that `rejectedLogEventsInfo` names: `0..tooOldLogEventEndIndex`,
+/// `0..expiredLogEventEndIndex` and `tooNewLogEventStartIndex..`. AWS documents the too-old
+/// end index as exclusive and the too-new start index as inclusive
+/// (docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html);
+/// the expired end index is an end index of the same kind, read the same way. Reading an
+/// exclusive end as inclusive dead-lettered one stored event per batch, and a `dlq replay`
+/// then stored it twice.
 fn rejected_positions(reply: &ApiReply, len: usize) -> Vec<(usize, &'static str)> {
     let Some(info) = reply
         .body
@@ -232,9 +285,9 @@ fn rejected_positions(reply: &ApiReply, len: usize) -> Vec<(usize, &'static str)
     let too_new = index("tooNewLogEventStartIndex");
     (0..len)
         .filter_map(|position| {
-            if too_old.is_some_and(|end| position <= end) {
+            if too_old.is_some_and(|end| position < end) {
                 Some((position, "CloudWatch Logs rejected the event as too old (more than 14 days before the request), per rejectedLogEventsInfo.tooOldLogEventEndIndex"))
-            } else if expired.is_some_and(|end| position <= end) {
+            } else if expired.is_some_and(|end| position < end) {
                 Some((position, "CloudWatch Logs rejected the event as older than the log group's retention, per rejectedLogEventsInfo.expiredLogEventEndIndex"))
             } else if too_new.is_some_and(|start| position >= start) {
                 Some((position, "CloudWatch Logs rejected the event as too new (more than 2 hours ahead), per rejectedLogEventsInfo.tooNewLogEventStartIndex"))
@@ -259,11 +312,13 @@ mod tests {
             error: None,
             retry_after: None,
         };
+        // tooOld 1 (exclusive): position 0; expired 2 (exclusive): position 1; tooNew 8
+        // (inclusive): 8 and 9.
         let positions: Vec<usize> = rejected_positions(&reply, 10).iter().map(|p| p.0).collect();
-        assert_eq!(positions, vec![0, 1, 2, 8, 9]);
+        assert_eq!(positions, vec![0, 1, 8, 9]);
         let reasons = rejected_positions(&reply, 10);
         assert!(reasons[0].1.contains("too old"));
-        assert!(reasons[2].1.contains("retention"));
-        assert!(reasons[3].1.contains("too new"));
+        assert!(reasons[1].1.contains("retention"));
+        assert!(reasons[2].1.contains("too new"));
     }
 }

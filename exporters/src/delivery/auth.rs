@@ -9,6 +9,7 @@
 //! invalidates the credentials used and resends once with fresh ones.
 
 pub mod aws_credentials;
+pub mod entra_id;
 pub mod sigv4;
 
 pub use sigv4::SigV4;

@@ -358,6 +358,7 @@ impl Shared {
                 }),
                 _ = self.abort.cancelled() => return self.abandon(pending).await,
             };
+            self.status.set_sink_notice(self.sink.notice());
             let (retry, retry_after, retry_reason) = self.settle(pending, report, attempt).await;
             if retry.is_empty() {
                 return true;

@@ -342,6 +342,10 @@ pub trait HttpEncoder: Send + Sync + 'static {
     fn hint(&self, record: &RequestRecord) -> Option<String> {
         default_hint(record)
     }
+    /// What the one-time work left for an operator to know ([`Sink::notice`]).
+    fn notice(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why a call made through [`HttpCalls`] got no reply.
@@ -785,6 +789,10 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
 
     fn hint(&self, record: &RequestRecord) -> Option<String> {
         self.encoder.hint(record)
+    }
+
+    fn notice(&self) -> Option<String> {
+        self.encoder.notice()
     }
 }
 

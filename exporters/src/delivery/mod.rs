@@ -316,6 +316,12 @@ pub trait Sink: Send + Sync + 'static {
     fn hint(&self, record: &RequestRecord) -> Option<String> {
         default_hint(record)
     }
+
+    /// Something an operator should know about the sink's one-time work that does not fail
+    /// deliveries (an index template it left alone); shown in the exporter's status `notice`.
+    fn notice(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Generic hints from the HTTP status of a failed request.

@@ -155,6 +155,8 @@ struct Inner {
     intake_refused: Option<String>,
     queue_losses: Vec<LossEntry>,
     notice: Option<String>,
+    /// What the sink reported about its one-time work (a template left alone).
+    sink_notice: Option<String>,
     /// (delivered, dead-lettered) events of the last deliveries.
     window: VecDeque<(u64, u64)>,
     window_delivered: u64,
@@ -255,6 +257,7 @@ impl ExporterStatus {
                 intake_refused: None,
                 queue_losses: Vec::new(),
                 notice: None,
+                sink_notice: None,
                 window: VecDeque::with_capacity(DEAD_LETTER_WINDOW),
                 window_delivered: 0,
                 window_dead: 0,
@@ -425,6 +428,12 @@ impl ExporterStatus {
         self.lock().notice = notice;
     }
 
+    /// Sets or clears what the sink reports about its one-time work ([`super::Sink::notice`]),
+    /// scrubbed of secrets; shown after the queue's notice; it does not change the state.
+    pub fn set_sink_notice(&self, notice: Option<String>) {
+        self.lock().sink_notice = notice.map(siemrelay_core::scrub::scrub_owned);
+    }
+
     /// Switches the exporter off or back on (`failed` becomes `active` on enable).
     pub fn set_enabled(&self, enabled: bool) {
         let mut inner = self.lock();
@@ -493,7 +502,10 @@ impl ExporterStatus {
             events_retried: inner.events_retried,
             recent_dead_letter_ratio: inner.dead_ratio(),
             queue_losses: inner.queue_losses.clone(),
-            notice: inner.notice.clone(),
+            notice: match (&inner.notice, &inner.sink_notice) {
+                (Some(queue), Some(sink)) => Some(format!("{queue}; {sink}")),
+                (queue, sink) => queue.clone().or_else(|| sink.clone()),
+            },
         }
     }
 

@@ -24,9 +24,13 @@ pub struct ElasticsearchConfig {
     /// Data stream name for `mode: data_stream` (default `logs-siemrelay-default`).
     #[serde(default = "default_data_stream")]
     pub data_stream: String,
-    /// Install the index template `siemrelay-events` before the first bulk request (default false).
+    /// Install the index template `siemrelay-<exporter id, / as ->` before the first bulk
+    /// request (default false). A template of that name that siemrelay did not create is left
+    /// alone and reported.
     #[serde(default)]
     pub index_template: bool,
+    /// Settings of the installed index template (with `index_template: true`).
+    pub template: Option<TemplateSettings>,
     /// Ingest pipeline to run on every document (`?pipeline=NAME`; default none).
     pub pipeline: Option<String>,
     /// Most uncompressed bytes per bulk request (default 10MiB).
@@ -46,6 +50,42 @@ pub enum Mode {
     Index,
     /// One data stream (`data_stream`); needs an index template with `data_stream: {}`.
     DataStream,
+}
+
+/// `template:` — what the installed index template sets on new indices or backing indices.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// `index.number_of_shards` (default: the cluster's, 1).
+    pub number_of_shards: Option<u32>,
+    /// `index.number_of_replicas` (default: the cluster's, 1).
+    pub number_of_replicas: Option<u32>,
+    /// Elasticsearch ILM policy (`index.lifecycle.name`); the policy must exist.
+    pub ilm_policy: Option<String>,
+    /// OpenSearch ISM policy. OpenSearch attaches a policy to new indices through the
+    /// policy's own `ism_template` (an index setting no longer does): siemrelay checks at start
+    /// that the policy exists and its `ism_template` matches the indices, and reports it if not.
+    pub ism_policy: Option<String>,
+    /// Template priority (default 200: above the built-in `logs-*-*` at 100). Two templates
+    /// with overlapping patterns need different priorities.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+}
+
+fn default_priority() -> u32 {
+    200
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            number_of_shards: None,
+            number_of_replicas: None,
+            ilm_policy: None,
+            ism_policy: None,
+            priority: default_priority(),
+        }
+    }
 }
 
 /// `auth:` — exactly one of `api_key` and `basic`.
@@ -82,6 +122,45 @@ fn default_max_request_size() -> ConfigSize {
 
 fn default_max_events() -> usize {
     5000
+}
+
+fn template_issues(template: &TemplateSettings, installed: bool) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    if !installed {
+        issues.push(ConfigIssue::new(
+            "template",
+            "is only used with index_template: true (siemrelay installs no template otherwise)",
+        ));
+    }
+    if template.number_of_shards == Some(0) {
+        issues.push(ConfigIssue::new(
+            "template.number_of_shards",
+            "must be at least 1",
+        ));
+    }
+    if template.ilm_policy.is_some() && template.ism_policy.is_some() {
+        issues.push(ConfigIssue::new(
+            "template",
+            "give ilm_policy (Elasticsearch) or ism_policy (OpenSearch), not both",
+        ));
+    }
+    for (key, policy) in [
+        ("template.ilm_policy", &template.ilm_policy),
+        ("template.ism_policy", &template.ism_policy),
+    ] {
+        if let Some(policy) = policy
+            && (policy.is_empty()
+                || !policy
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)))
+        {
+            issues.push(ConfigIssue::new(
+                key,
+                "must be a policy name: letters, digits, _ - and . only",
+            ));
+        }
+    }
+    issues
 }
 
 /// An `endpoint` of the right shape, for error messages.
@@ -138,6 +217,9 @@ impl ElasticsearchConfig {
                     issues.push(ConfigIssue::new("data_stream", "must not start with .ds-"));
                 }
             }
+        }
+        if let Some(template) = &self.template {
+            issues.extend(template_issues(template, self.index_template));
         }
         if let Some(pipeline) = &self.pipeline
             && pipeline.trim().is_empty()

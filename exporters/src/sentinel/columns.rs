@@ -34,6 +34,7 @@ impl ColumnType {
 /// `examples/sentinel/azuredeploy.json` declares exactly these columns (checked by a test).
 pub const DEFAULT_COLUMNS: &[(&str, &str, ColumnType)] = &[
     ("TimeGenerated", "timestamp", ColumnType::DateTime),
+    ("EventTime", "timestamp", ColumnType::DateTime),
     ("EventId", "event_id", ColumnType::String),
     ("EventType", "event_type", ColumnType::String),
     ("Severity", "severity", ColumnType::String),
@@ -147,8 +148,9 @@ impl Columns {
         }
     }
 
-    /// A configured mapping (column → source). `TimeGenerated` is added from `timestamp` when
-    /// not mapped.
+    /// A configured mapping (column → source). `TimeGenerated` and `EventTime` are added from
+    /// `timestamp` when not mapped (Log Analytics replaces a `TimeGenerated` more than 2 days
+    /// old with the receive time; `EventTime` keeps the event's own).
     pub fn from_config<'a>(
         entries: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Result<Columns, (String, String)> {
@@ -160,6 +162,9 @@ impl Columns {
         }
         if !columns.iter().any(|(name, _)| name == "TimeGenerated") {
             columns.insert(0, ("TimeGenerated".into(), Field::Timestamp));
+        }
+        if !columns.iter().any(|(name, _)| name == "EventTime") {
+            columns.insert(1, ("EventTime".into(), Field::Timestamp));
         }
         Ok(Columns { columns })
     }
@@ -303,6 +308,7 @@ mod tests {
             record,
             serde_json::json!({
                 "TimeGenerated": "2026-11-20T09:00:00.123456Z",
+                "EventTime": "2026-11-20T09:00:00.123456Z",
                 "EventId": e.event_id.to_string(),
                 "EventType": "lockout",
                 "Severity": "high",
@@ -327,14 +333,21 @@ mod tests {
         let columns = Columns::from_config(entries.iter().map(|(a, b)| (a, b))).unwrap();
         assert_eq!(
             columns.names().collect::<Vec<_>>(),
-            ["TimeGenerated", "Computer", "UserName", "Missing", "Kid"]
+            [
+                "TimeGenerated",
+                "EventTime",
+                "Computer",
+                "UserName",
+                "Missing",
+                "Kid"
+            ]
         );
         let mut out = Vec::new();
         columns.write_record(&event(), &mut out).unwrap();
         let record: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             record,
-            serde_json::json!({"TimeGenerated": "2026-11-20T09:00:00.123456Z", "Computer": "sensor-1", "UserName": "alice", "Kid": "k1"})
+            serde_json::json!({"TimeGenerated": "2026-11-20T09:00:00.123456Z", "EventTime": "2026-11-20T09:00:00.123456Z", "Computer": "sensor-1", "UserName": "alice", "Kid": "k1"})
         );
         let bad: Vec<(String, String)> = vec![("9x".into(), "event_id".into())];
         assert_eq!(

@@ -2,8 +2,8 @@
 //! [`HttpSink`] with the Entra ID token as its authenticator (a 401 drops the token and the
 //! request is resent once with a fresh one).
 
-use super::token::TokenCache;
 use super::{Columns, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, SentinelConfig};
+use crate::delivery::auth::entra_id::TokenCache;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
 use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
 use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, default_hint};
@@ -111,10 +111,10 @@ impl HttpEncoder for SentinelEncoder {
             None if record
                 .reply
                 .as_deref()
-                .is_some_and(|r| r.starts_with("Entra ID token request failed")) =>
+                .is_some_and(|r| r.contains("token request") && r.contains("failed: HTTP")) =>
             {
                 Some(format!(
-                    "Entra ID refused the client credentials at {}: check tenant_id, client_id, client_secret and cloud",
+                    "the identity provider refused the credentials at {}: check identity, tenant_id, client_id, client_secret (or the federated token file / managed identity assignment) and cloud",
                     self.token_url
                 ))
             }
@@ -161,18 +161,18 @@ pub fn sentinel_sink(
             exporter: exporter.to_string(),
             url: config.upload_url(),
             columns,
-            token_url: config.token_url(),
+            token_url: config
+                .token_source(|name| std::env::var(name).ok())
+                .map(|source| source.url().to_string())
+                .unwrap_or_else(|_| config.token_url()),
         },
         http,
         timeout,
         Compression::Gzip,
     )?;
-    let tokens = TokenCache::new(
-        sink.client().clone(),
-        config.token_url(),
-        &config.client_id,
-        config.client_secret.clone(),
-        config.cloud.scope(),
-    );
+    let source = config
+        .token_source(|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("exporter {exporter}: {e}"))?;
+    let tokens = TokenCache::from_source(sink.client().clone(), source, config.cloud.scope());
     Ok(sink.with_auth(tokens))
 }

@@ -2,9 +2,25 @@
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token` (form body): checks the tenant (`AADSTS90002`),
 //!   `grant_type=client_credentials` (`AADSTS70003`), the client id (`AADSTS700016`), the client
-//!   secret (401 `invalid_client`, `AADSTS7000215`) and the scope (`AADSTS70011`), answering with
+//!   secret (401 `invalid_client`, `AADSTS7000215`) or, for workload identity federation, the
+//!   client assertion (`client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
+//!   `client_assertion` = the federated token; else 400 `invalid_client` `AADSTS700211`/`AADSTS700024`),
+//!   and the scope (`AADSTS70011`): the scope the Logs Ingestion API documentation gives,
+//!   `https://monitor.azure.com//.default` (learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview,
+//!   "…scope https://monitor.azure.com//.default"), not whatever siemrelay sends; answering with
 //!   Entra's error shape `{"error","error_description","error_codes",…}`; success is
-//!   `{"token_type":"Bearer","expires_in":N,"access_token":".."}` with a configurable lifetime.
+//!   `{"token_type":"Bearer","expires_in":N,"access_token":".."}` with a configurable lifetime
+//!   (learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow).
+//! - Managed identity, as learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token
+//!   documents IMDS: `GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=…`
+//!   with `Metadata: true` (else 400 `invalid_request` "Required metadata header not
+//!   specified"); `resource` must be `https://monitor.azure.com/`; optional `client_id` of a
+//!   user-assigned identity; reply `{"access_token","refresh_token":"","expires_in":"3599",
+//!   "expires_on","not_before","resource","token_type":"Bearer"}` (numbers as strings). And the
+//!   App Service endpoint (learn.microsoft.com/azure/app-service/overview-managed-identity, REST
+//!   protocol): `GET /msi/token?api-version=2019-08-01&resource=…` with `X-IDENTITY-HEADER`
+//!   (else 401), reply `{"access_token","expires_on","resource","token_type","client_id"}`
+//!   without `expires_in`.
 //! - `POST /dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01`: checks the
 //!   api-version (400), the bearer token (missing, unknown, expired or revoked → 401), the DCR and
 //!   stream (404), the role (403 `OperationFailed` when forbidden), gzip, the 1 MB limit on the
@@ -22,7 +38,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -38,8 +54,16 @@ pub const CLIENT_SECRET: &str = "Xq8~siemrelay.test-secret_0123456789";
 pub const DCR_ID: &str = "dcr-0123456789abcdef0123456789abcdef";
 /// The stream it serves.
 pub const STREAM: &str = "Custom-SiemrelayEvents_CL";
-/// The scope it expects.
-pub const SCOPE: &str = "https://monitor.azure.com/.default";
+/// The scope it expects: the one Microsoft documents for the Logs Ingestion API.
+pub const SCOPE: &str = "https://monitor.azure.com//.default";
+/// The managed-identity `resource` it expects.
+pub const RESOURCE: &str = "https://monitor.azure.com/";
+/// The federated (workload identity) token it accepts as a client assertion.
+pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImFrcyJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6c2VjdXJpdHk6c2llbXJlbGF5In0.c2ln";
+/// The App Service `IDENTITY_HEADER` it accepts.
+pub const IDENTITY_HEADER: &str = "2f1b9c6e-app-service-identity-header";
+/// A user-assigned managed identity's client id it knows.
+pub const USER_ASSIGNED_CLIENT_ID: &str = "0d6a7a7c-3f4e-4c1b-9d8e-user-assigned";
 
 /// Settings of the fake.
 #[derive(Clone, Debug)]
@@ -116,6 +140,8 @@ pub struct AzureState {
     pub token_errors: Vec<String>,
     /// Form fields of the last token request (the secret replaced by `***`).
     pub last_token_form: HashMap<String, String>,
+    /// Managed identity requests: (path, query fields, headers).
+    pub identity_requests: Vec<(String, HashMap<String, String>, HeaderMap)>,
 }
 
 impl AzureState {
@@ -177,6 +203,8 @@ impl FakeAzure {
         });
         let router = Router::new()
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/metadata/identity/oauth2/token", get(imds_token))
+            .route("/msi/token", get(app_service_token))
             .route("/dataCollectionRules/{dcr}/streams/{stream}", post(upload))
             .layer(DefaultBodyLimit::disable())
             .with_state(shared.clone());
@@ -281,8 +309,10 @@ async fn token(
     let form = parse_form(&body);
     let field = |key: &str| form.get(key).map(String::as_str).unwrap_or("");
     let mut shown = form.clone();
-    if shown.contains_key("client_secret") {
-        shown.insert("client_secret".into(), "***".into());
+    for hidden in ["client_secret", "client_assertion"] {
+        if shown.contains_key(hidden) {
+            shown.insert(hidden.into(), "***".into());
+        }
     }
     let refusal = if tenant != TENANT_ID {
         Some((
@@ -310,6 +340,17 @@ async fn token(
                 field("client_id")
             ),
         ))
+    } else if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
+        if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+            Some((400, "invalid_request", 90001, format!("The client_assertion_type '{}' is not supported.", field("client_assertion_type"))))
+        } else if field("client_assertion") != FEDERATED_TOKEN {
+            Some((400, "invalid_client", 700211, "No matching federated identity record found for presented assertion issuer.".to_string()))
+        } else if form.contains_key("client_secret") {
+            Some((400, "invalid_request", 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.".to_string()))
+        } else {
+            None
+        }
+        .or_else(|| scope_refusal(field("scope")))
     } else if field("client_secret") != CLIENT_SECRET {
         Some((401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".to_string()))
     } else if field("scope") != SCOPE {
@@ -332,19 +373,144 @@ async fn token(
         });
         return entra_error(status, error, code, &description);
     }
+    let (access_token, lifetime) = issue_token(&shared);
+    shared.recorder.update(|s| s.last_token_form = shown);
+    json_response(
+        200,
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),
+        None,
+    )
+}
+
+/// A new token valid for the configured lifetime, and that lifetime.
+fn issue_token(shared: &Shared) -> (String, u64) {
     let lifetime = lock(&shared.options).token_lifetime;
     let access_token = format!("eyJ0eXAiOiJKV1QifQ.fake.{}", uuid_like());
     lock(&shared.tokens).insert(
         access_token.clone(),
         Instant::now() + Duration::from_secs(lifetime),
     );
+    shared.recorder.update(|s| s.tokens_issued += 1);
+    (access_token, lifetime)
+}
+
+/// Entra's answer to a scope other than the documented one.
+fn scope_refusal(scope: &str) -> Option<(u16, &'static str, u32, String)> {
+    (scope != SCOPE).then(|| {
+        (
+            400,
+            "invalid_scope",
+            70011,
+            format!("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid: {scope}"),
+        )
+    })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Managed identity checks shared by IMDS and App Service: the api-version, the resource and
+/// the identity.
+fn identity_refusal(query: &HashMap<String, String>, api_version: &str) -> Option<Response> {
+    let field = |key: &str| query.get(key).map(String::as_str).unwrap_or("");
+    let bad = |status: u16, error: &str, description: String| {
+        Some(json_response(
+            status,
+            json!({"error": error, "error_description": description}),
+            None,
+        ))
+    };
+    if field("api-version") != api_version {
+        return bad(
+            400,
+            "invalid_request",
+            format!(
+                "Required query variable 'api-version' is missing or not supported: {:?}",
+                field("api-version")
+            ),
+        );
+    }
+    if field("resource") != RESOURCE {
+        return bad(
+            400,
+            "invalid_resource",
+            format!(
+                "AADSTS500011: The resource principal named {} was not found in the tenant",
+                field("resource")
+            ),
+        );
+    }
+    if let Some(id) = query.get("client_id")
+        && id != USER_ASSIGNED_CLIENT_ID
+    {
+        return bad(400, "invalid_request", "Identity not found".to_string());
+    }
+    None
+}
+
+async fn imds_token(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = parse_form(query.unwrap_or_default().as_bytes());
     shared.recorder.update(|s| {
-        s.tokens_issued += 1;
-        s.last_token_form = shown;
+        s.identity_requests.push((
+            "/metadata/identity/oauth2/token".into(),
+            query.clone(),
+            headers.clone(),
+        ))
     });
+    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
+        return json_response(
+            400,
+            json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}),
+            None,
+        );
+    }
+    if let Some(refusal) = identity_refusal(&query, "2018-02-01") {
+        return refusal;
+    }
+    let (token, lifetime) = issue_token(&shared);
+    let now = unix_now();
     json_response(
         200,
-        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),
+        json!({"access_token": token, "refresh_token": "", "expires_in": lifetime.to_string(), "expires_on": (now + lifetime).to_string(), "not_before": now.to_string(), "resource": RESOURCE, "token_type": "Bearer"}),
+        None,
+    )
+}
+
+async fn app_service_token(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let query = parse_form(query.unwrap_or_default().as_bytes());
+    shared.recorder.update(|s| {
+        s.identity_requests
+            .push(("/msi/token".into(), query.clone(), headers.clone()))
+    });
+    if headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        != Some(IDENTITY_HEADER)
+    {
+        return json_response(
+            401,
+            json!({"statusCode": 401, "message": "Unauthorized request: X-IDENTITY-HEADER is missing or wrong"}),
+            None,
+        );
+    }
+    if let Some(refusal) = identity_refusal(&query, "2019-08-01") {
+        return refusal;
+    }
+    let (token, lifetime) = issue_token(&shared);
+    json_response(
+        200,
+        json!({"access_token": token, "expires_on": (unix_now() + lifetime).to_string(), "resource": RESOURCE, "token_type": "Bearer", "client_id": query.get("client_id").cloned().unwrap_or_else(|| "system-assigned".into())}),
         None,
     )
 }
@@ -388,7 +554,7 @@ async fn upload(
                     .get("EventId")
                     .and_then(Value::as_str)
                     .map(str::to_string);
-                s.records.add(id.as_deref(), record);
+                s.records.add(id.as_deref(), log_analytics_time(record));
             }
         }
         s.uploads.push(SeenUpload {
@@ -401,6 +567,48 @@ async fn upload(
         });
     });
     response
+}
+
+/// What Log Analytics stores for `TimeGenerated`: "If the value is more than 2 days old or
+/// more than 1 day in the future, it is replaced with the ingestion time"
+/// (learn.microsoft.com/azure/azure-monitor/logs/log-standard-columns#timegenerated, and the
+/// Logs Ingestion API overview). The original value is kept under `_OriginalTimeGenerated` for
+/// tests to see what was sent.
+fn log_analytics_time(mut record: Value) -> Value {
+    let now = unix_now() as i64;
+    let sent = record
+        .get("TimeGenerated")
+        .and_then(Value::as_str)
+        .and_then(unix_seconds);
+    if let Some(sent) = sent
+        && (sent < now - 2 * 86_400 || sent > now + 86_400)
+        && let Some(object) = record.as_object_mut()
+    {
+        let original = object.insert(
+            "TimeGenerated".into(),
+            Value::String(super::cloudwatch::iso8601(std::time::SystemTime::now())),
+        );
+        if let Some(original) = original {
+            object.insert("_OriginalTimeGenerated".into(), original);
+        }
+    }
+    record
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS…Z`.
+fn unix_seconds(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// (reply, status, decoded bytes, accepted records).
@@ -566,8 +774,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn log_analytics_replaces_old_time_generated() {
+        assert_eq!(unix_seconds("1970-01-02T00:00:01.5Z"), Some(86_401));
+        assert_eq!(unix_seconds("2000-03-01T00:00:00Z"), Some(951_868_800));
+        let old = log_analytics_time(
+            json!({"TimeGenerated": "2020-01-01T00:00:00Z", "EventTime": "2020-01-01T00:00:00Z"}),
+        );
+        assert_ne!(old["TimeGenerated"], "2020-01-01T00:00:00Z");
+        assert_eq!(old["_OriginalTimeGenerated"], "2020-01-01T00:00:00Z");
+        assert_eq!(old["EventTime"], "2020-01-01T00:00:00Z");
+        let now = super::super::cloudwatch::iso8601(std::time::SystemTime::now());
+        let fresh = log_analytics_time(json!({"TimeGenerated": now}));
+        assert_eq!(fresh["TimeGenerated"], now);
+    }
+
+    #[test]
     fn form_decoding_handles_escapes() {
-        let form = parse_form(b"scope=https%3A%2F%2Fmonitor.azure.com%2F.default&a=b+c&e=");
+        let form = parse_form(b"scope=https%3A%2F%2Fmonitor.azure.com%2F%2F.default&a=b+c&e=");
         assert_eq!(form["scope"], SCOPE);
         assert_eq!(form["a"], "b c");
         assert_eq!(form["e"], "");

@@ -9,13 +9,21 @@
 //! `Content-Type: application/x-amz-json-1.1`, keeps groups and streams
 //! (`ResourceNotFoundException` when missing, `ResourceAlreadyExistsException` on re-create),
 //! and checks the batch rules like AWS (chronological order, 24 h span, ≤ 10,000 events,
-//! Σ(message bytes + 26) ≤ 1,048,576 → `InvalidParameterException`). Events older than 14 days
-//! or more than 2 h ahead are rejected one by one through `rejectedLogEventsInfo` (end index
-//! inclusive, as moto does). Accepted events are recorded by the `event_id` inside their
+//! Σ(message bytes + 26) ≤ 1,048,576 → `InvalidParameterException`). Events older than 14 days,
+//! older than the group's retention, or more than 2 h ahead are rejected one by one through
+//! `rejectedLogEventsInfo` as AWS documents it
+//! (docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_RejectedLogEventsInfo.html):
+//! `tooOldLogEventEndIndex` "The index of the last log event that is too old. This field is
+//! exclusive." (so it is the count of too-old events at the start of the sorted batch),
+//! `expiredLogEventEndIndex` likewise an end index, exclusive, and `tooNewLogEventStartIndex`
+//! "This field is inclusive". moto (5.x) reports the too-old end index inclusive; this fake
+//! does not copy that. Accepted events are recorded by the `event_id` inside their
 //! message. Errors are `{"__type":"<Code>","message":".."}` with the AWS status codes.
 //!
 //! Controls: scripted errors for the next `PutLogEvents` calls (throttling, service unavailable,
-//! access denied…), expired keys, and going down via [`FakeCloudWatch::server`].
+//! access denied…), expired keys, a group's retention, operations the caller's IAM policy does
+//! not allow (`AccessDeniedException` "… is not authorized to perform: logs:<Operation> …", as
+//! IAM answers), and going down via [`FakeCloudWatch::server`].
 
 use super::http_sink::{EventLog, FakeServer, Recorder, event_id_of, reply_with};
 use axum::Router;
@@ -148,6 +156,12 @@ struct Shared {
     keys: Mutex<Vec<AccessKey>>,
     expired: Mutex<HashSet<String>>,
     script: Mutex<VecDeque<ScriptedError>>,
+    /// Operations the caller is not allowed (`CreateLogGroup`).
+    denied: Mutex<HashSet<String>>,
+    /// Retention in days per group.
+    retention: Mutex<std::collections::HashMap<String, i64>>,
+    /// When keys issued by [`FakeSts`] expire.
+    key_expiry: Mutex<std::collections::HashMap<String, std::time::SystemTime>>,
     recorder: Recorder<CloudWatchState>,
 }
 
@@ -175,6 +189,9 @@ impl FakeCloudWatch {
             keys: Mutex::new(keys),
             expired: Mutex::new(HashSet::new()),
             script: Mutex::new(VecDeque::new()),
+            denied: Mutex::new(HashSet::new()),
+            retention: Mutex::new(std::collections::HashMap::new()),
+            key_expiry: Mutex::new(std::collections::HashMap::new()),
             recorder: Recorder::new(CloudWatchState::default()),
         });
         let router = Router::new()
@@ -200,6 +217,17 @@ impl FakeCloudWatch {
     /// Errors for the next `PutLogEvents` calls, in order.
     pub fn script(&self, errors: impl IntoIterator<Item = ScriptedError>) {
         lock(&self.shared.script).extend(errors);
+    }
+
+    /// From now on `operation` (`CreateLogGroup`) is refused with `AccessDeniedException`, as
+    /// IAM refuses an action no policy allows.
+    pub fn deny(&self, operation: &str) {
+        lock(&self.shared.denied).insert(operation.to_string());
+    }
+
+    /// Sets a group's retention (`PutRetentionPolicy`): older events are rejected as expired.
+    pub fn set_retention(&self, group: &str, days: i64) {
+        lock(&self.shared.retention).insert(group.to_string(), days);
     }
 
     /// Creates a group (and optionally a stream) up front.
@@ -274,7 +302,10 @@ fn serve(
     call: &mut SeenCall,
 ) -> Result<Value, AwsError> {
     call.access_key = verify_signature(shared, headers, body)?;
-    if lock(&shared.expired).contains(&call.access_key) {
+    let past_expiry = lock(&shared.key_expiry)
+        .get(&call.access_key)
+        .is_some_and(|at| std::time::SystemTime::now() >= *at);
+    if past_expiry || lock(&shared.expired).contains(&call.access_key) {
         return Err(AwsError::bad(
             "ExpiredTokenException",
             "The security token included in the request is expired",
@@ -299,6 +330,14 @@ fn serve(
             "1 validation error detected: Value null at 'logGroupName' failed to satisfy constraint: Member must not be null",
         )
     })?;
+    if lock(&shared.denied).contains(operation) {
+        return Err(AwsError::bad(
+            "AccessDeniedException",
+            format!(
+                "User: arn:aws:sts::123456789012:assumed-role/siemrelay/siemrelay is not authorized to perform: logs:{operation} on resource: arn:aws:logs:{REGION}:123456789012:log-group:{group}:log-stream: because no identity-based policy allows the logs:{operation} action"
+            ),
+        ));
+    }
     match operation {
         "CreateLogGroup" => shared.recorder.update(|s| {
             if s.groups.insert(group.clone()) {
@@ -422,11 +461,16 @@ fn put_log_events(
             ));
         }
         let mut info = serde_json::Map::new();
+        let retention = lock(&shared.retention).get(group).copied();
         for (index, (timestamp, message)) in parsed.iter().enumerate() {
             let item: Value = serde_json::from_str(message).unwrap_or(Value::Null);
             let id = event_id_of(&item).map(str::to_string);
             if *timestamp < now - 14 * DAY_MS {
-                info.insert("tooOldLogEventEndIndex".into(), index.into());
+                // Exclusive end index: one past the last too-old event.
+                info.insert("tooOldLogEventEndIndex".into(), (index + 1).into());
+                s.rejected.extend(id);
+            } else if retention.is_some_and(|days| *timestamp < now - days * DAY_MS) {
+                info.insert("expiredLogEventEndIndex".into(), (index + 1).into());
                 s.rejected.extend(id);
             } else if *timestamp > now + 2 * 3600 * 1000 {
                 info.entry("tooNewLogEventStartIndex")
@@ -723,4 +767,247 @@ mod tests {
         assert!(forged.1.contains("UnrecognizedClientException"));
         assert!(fake.read(|s| s.groups.is_empty()));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// STS: AssumeRole and AssumeRoleWithWebIdentity, as AWS documents them
+// ---------------------------------------------------------------------------------------------
+
+/// One call the fake STS answered.
+#[derive(Clone, Debug)]
+pub struct StsCall {
+    /// `AssumeRole` or `AssumeRoleWithWebIdentity`.
+    pub action: String,
+    /// The form parameters (`RoleArn`, `RoleSessionName`, `ExternalId`, `WebIdentityToken`…).
+    pub params: BTreeMap<String, String>,
+    /// The access key in the SigV4 `Authorization` header (service `sts`), "" when unsigned.
+    pub signed_by: String,
+    /// The access key issued ("" when refused).
+    pub issued: String,
+    /// The status answered.
+    pub status: u16,
+}
+
+struct StsShared {
+    /// Keys allowed to call `AssumeRole`.
+    callers: Vec<String>,
+    /// The web identity token `AssumeRoleWithWebIdentity` accepts.
+    web_identity_token: String,
+    /// Life of issued credentials.
+    life: Duration,
+    calls: Mutex<Vec<StsCall>>,
+    /// The CloudWatch fake that learns the issued keys (valid until their expiry).
+    logs: Arc<Shared>,
+}
+
+/// A fake AWS STS (`POST /`, AWS Query protocol: form-encoded `Action=…&Version=2011-06-15`),
+/// answering like the STS API reference's AssumeRole and AssumeRoleWithWebIdentity pages
+/// (docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html,
+/// …/API_AssumeRoleWithWebIdentity.html): an `<AssumeRoleResponse>` /
+/// `<AssumeRoleWithWebIdentityResponse>` XML document with `AssumedRoleUser` and `Credentials`
+/// (`AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration` in ISO 8601 UTC), and
+/// `<ErrorResponse><Error><Type>Sender</Type><Code>…` errors: `AccessDenied` (403) for an
+/// `AssumeRole` not signed by an allowed key, `InvalidIdentityToken` (400) for a wrong token,
+/// `ValidationError` (400) for a missing `RoleArn`/`RoleSessionName`. Issued keys are added to
+/// the CloudWatch Logs fake and answer `ExpiredTokenException` there after their `Expiration`.
+/// The one liberty: credentials live `life` (seconds) rather than STS's 15-minute minimum, so a
+/// test sees a refresh.
+pub struct FakeSts {
+    server: FakeServer,
+    shared: Arc<StsShared>,
+}
+
+impl FakeSts {
+    /// Starts STS issuing keys valid for `life` to `logs`; `AssumeRole` must be signed by one of
+    /// `callers`, `AssumeRoleWithWebIdentity` must carry `web_identity_token`.
+    pub fn start(
+        logs: &FakeCloudWatch,
+        callers: &[&str],
+        web_identity_token: &str,
+        life: Duration,
+    ) -> FakeSts {
+        let shared = Arc::new(StsShared {
+            callers: callers.iter().map(|c| c.to_string()).collect(),
+            web_identity_token: web_identity_token.to_string(),
+            life,
+            calls: Mutex::new(Vec::new()),
+            logs: logs.shared.clone(),
+        });
+        let router = Router::new()
+            .route("/", post(sts_handle))
+            .with_state(shared.clone());
+        FakeSts {
+            server: FakeServer::start(router),
+            shared,
+        }
+    }
+
+    /// Base URL (`AWS_ENDPOINT_URL_STS`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<StsCall> {
+        lock(&self.shared.calls).clone()
+    }
+}
+
+async fn sts_handle(
+    State(shared): State<Arc<StsShared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params: BTreeMap<String, String> = String::from_utf8_lossy(&body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .collect();
+    let signed_by = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| {
+            let scope: Vec<&str> = credential.split(',').next()?.split('/').collect();
+            (scope.get(3) == Some(&"sts")).then(|| scope[0].to_string())
+        })
+        .unwrap_or_default();
+    let action = params.get("Action").cloned().unwrap_or_default();
+    let mut call = StsCall {
+        action: action.clone(),
+        params: params.clone(),
+        signed_by: signed_by.clone(),
+        issued: String::new(),
+        status: 200,
+    };
+    let result = sts_answer(&shared, &action, &params, &signed_by);
+    let (status, xml) = match result {
+        Ok((key, xml)) => {
+            call.issued = key;
+            (200, xml)
+        }
+        Err((status, code, message)) => (
+            status,
+            format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>"
+            ),
+        ),
+    };
+    call.status = status;
+    lock(&shared.calls).push(call);
+    reply_with(status, "text/xml", xml, None)
+}
+
+type StsError = (u16, &'static str, String);
+
+fn sts_answer(
+    shared: &StsShared,
+    action: &str,
+    params: &BTreeMap<String, String>,
+    signed_by: &str,
+) -> Result<(String, String), StsError> {
+    let (Some(role), Some(session)) = (params.get("RoleArn"), params.get("RoleSessionName")) else {
+        return Err((
+            400,
+            "ValidationError",
+            "RoleArn and RoleSessionName are required".into(),
+        ));
+    };
+    let extra = match action {
+        "AssumeRole" => {
+            if !shared.callers.iter().any(|c| c == signed_by) {
+                return Err((
+                    403,
+                    "AccessDenied",
+                    format!(
+                        "User: {signed_by} is not authorized to perform: sts:AssumeRole on resource: {role}"
+                    ),
+                ));
+            }
+            String::new()
+        }
+        "AssumeRoleWithWebIdentity" => {
+            if params.get("WebIdentityToken") != Some(&shared.web_identity_token) {
+                return Err((
+                    400,
+                    "InvalidIdentityToken",
+                    "The ID Token provided is not a valid JWT.".into(),
+                ));
+            }
+            "<SubjectFromWebIdentityToken>system:serviceaccount:security:siemrelay</SubjectFromWebIdentityToken><Audience>sts.amazonaws.com</Audience><Provider>arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE</Provider>".to_string()
+        }
+        other => {
+            return Err((
+                400,
+                "InvalidAction",
+                format!("Could not find operation {other}"),
+            ));
+        }
+    };
+    let n = lock(&shared.calls).len() + 1;
+    let key = AccessKey {
+        id: format!("ASIASTSFAKE{n:09}"),
+        secret: format!("sts/fake/secret/{n:04}/wJalrXUtnFEMI/K7MDENG"),
+        session_token: Some(format!("FwoGZXIvYXdzEFAKE//session-token-{n}")),
+    };
+    let expires = std::time::SystemTime::now() + shared.life;
+    lock(&shared.logs.keys).push(key.clone());
+    lock(&shared.logs.key_expiry).insert(key.id.clone(), expires);
+    let role_name = role.rsplit('/').next().unwrap_or(role);
+    let xml = format!(
+        "<{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result>{extra}<AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/{role_name}/{session}</Arn><AssumedRoleId>AROA3XFRBF535PLBIFPI4:{session}</AssumedRoleId></AssumedRoleUser><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials><PackedPolicySize>6</PackedPolicySize></{action}Result><ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata></{action}Response>",
+        key.id,
+        key.secret,
+        key.session_token.as_deref().unwrap_or_default(),
+        iso8601(expires),
+    );
+    Ok((key.id, xml))
+}
+
+/// `application/x-www-form-urlencoded` decoding (`+` is a space, `%XX` a byte).
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && text.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `2026-12-05T01:02:03Z`: a time as ISO 8601 UTC, to the second (STS `Expiration`).
+pub fn iso8601(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }

@@ -7,7 +7,15 @@
 //!   `version_conflict_engine_exception` when the `_id` exists in that index, `index`
 //!   overwrites; data streams (indices matching an installed template with `data_stream: {}`)
 //!   take only `create` and need `@timestamp`. The `pipeline` query parameter is recorded.
-//! - `PUT /_index_template/<name>`: recorded, `{"acknowledged":true}`.
+//! - `PUT /_index_template/<name>`: stored, `{"acknowledged":true}`; with `?create=true` an
+//!   existing name answers 400 `illegal_argument_exception` "index template [name] already
+//!   exists"; a template whose patterns overlap another's with the same priority answers 400
+//!   like Elasticsearch 8 ("… that have the same priority …"). `GET /_index_template/<name>`:
+//!   `{"index_templates":[{"name","index_template"}]}` or 404 `resource_not_found_exception`.
+//!   (Put index template API, elastic.co/guide/en/elasticsearch/reference/current/indices-put-template.html:
+//!   "create: If true, this request cannot replace or update existing index templates".)
+//! - `GET /_plugins/_ism/policies/<id>` (OpenSearch ISM): `{"_id","policy"}` for a policy the
+//!   test added, else 404 `status_exception` "Policy not found".
 //! - `GET /`: cluster info.
 //! - Auth: `Authorization: ApiKey <encoded>` or `Basic …` as configured; missing or wrong → 401
 //!   with ES's `security_exception` error JSON.
@@ -180,6 +188,8 @@ pub struct EsState {
     pub item_failures: usize,
     /// Installed index templates: name → body.
     pub templates: HashMap<String, Value>,
+    /// OpenSearch ISM policies (added by the test): id → policy object.
+    pub ism_policies: HashMap<String, Value>,
     /// Every request, in arrival order.
     pub requests: Vec<SeenRequest>,
     /// Signature results (only with a secret).
@@ -265,7 +275,11 @@ impl FakeElasticsearch {
             .route("/", get(root))
             .route("/_bulk", post(bulk_default))
             .route("/{index}/_bulk", post(bulk_index))
-            .route("/_index_template/{name}", put(put_template))
+            .route(
+                "/_index_template/{name}",
+                put(put_template).get(get_template),
+            )
+            .route("/_plugins/_ism/policies/{id}", get(get_ism_policy))
             .fallback(|method: Method, uri: Uri| async move {
                 es_error(
                     400,
@@ -321,6 +335,20 @@ impl FakeElasticsearch {
         lock(&self.shared.controls)
             .next_items
             .extend(std::iter::repeat_n(failure, n));
+    }
+
+    /// Installs a template as someone else would (an operator, another tool), without a request.
+    pub fn add_template(&self, name: &str, body: Value) {
+        self.shared.recorder.update(|s| {
+            s.templates.insert(name.to_string(), body);
+        });
+    }
+
+    /// Adds an OpenSearch ISM policy (the `policy` object of the ISM API).
+    pub fn add_ism_policy(&self, id: &str, policy: Value) {
+        self.shared.recorder.update(|s| {
+            s.ism_policies.insert(id.to_string(), policy);
+        });
     }
 
     /// Signature results.
@@ -455,18 +483,27 @@ async fn root(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response
 async fn put_template(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = format!("/_index_template/{name}");
+    let create = query
+        .as_deref()
+        .is_some_and(|q| q.split('&').any(|pair| pair == "create=true"));
     let reply = match gate(&shared, &headers, &body, &path) {
         Err(response) => *response,
         Ok(()) => match serde_json::from_slice::<Value>(&body) {
             Ok(template) if template.get("index_patterns").is_some() => {
                 shared.recorder.update(|s| {
-                    s.templates.insert(name.clone(), template);
-                });
-                json_response(200, r#"{"acknowledged":true}"#.into())
+                    match template_conflict(&s.templates, &name, &template, create) {
+                        Some(reason) => es_error(400, "illegal_argument_exception", &reason),
+                        None => {
+                            s.templates.insert(name.clone(), template);
+                            json_response(200, r#"{"acknowledged":true}"#.into())
+                        }
+                    }
+                })
             }
             Ok(_) => es_error(
                 400,
@@ -476,13 +513,132 @@ async fn put_template(
             Err(e) => es_error(400, "x_content_parse_exception", &e.to_string()),
         },
     };
+    let uri = match &query {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
     record(
         &shared,
         "PUT",
-        path,
+        uri,
         None,
         &headers,
         body.len(),
+        0,
+        0,
+        reply.status().as_u16(),
+    );
+    reply
+}
+
+/// Why Elasticsearch would refuse to store `template` as `name`: `create` and the name exists,
+/// or its patterns overlap another template's with the same priority.
+fn template_conflict(
+    templates: &HashMap<String, Value>,
+    name: &str,
+    template: &Value,
+    create: bool,
+) -> Option<String> {
+    if create && templates.contains_key(name) {
+        return Some(format!("index template [{name}] already exists"));
+    }
+    let patterns = |t: &Value| -> Vec<String> {
+        t["index_patterns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect()
+    };
+    let priority = |t: &Value| t["priority"].as_u64().unwrap_or(0);
+    let mine = patterns(template);
+    for (other, body) in templates.iter().filter(|(other, _)| *other != name) {
+        let theirs = patterns(body);
+        let overlap = mine
+            .iter()
+            .any(|a| theirs.iter().any(|b| patterns_overlap(a, b)));
+        if overlap && priority(body) == priority(template) {
+            return Some(format!(
+                "index template [{name}] has index patterns {mine:?} matching patterns from existing templates [{other}] with patterns ({other} => {theirs:?}) that have the same priority [{}], multiple index templates may not match during index creation, please use a different priority",
+                priority(template)
+            ));
+        }
+    }
+    None
+}
+
+/// Whether two `*` patterns can match one name (prefix patterns and exact names).
+fn patterns_overlap(a: &str, b: &str) -> bool {
+    let prefix = |p: &str| p.split('*').next().unwrap_or("").to_string();
+    match (a.contains('*'), b.contains('*')) {
+        (false, false) => a == b,
+        (true, false) => glob(a, b),
+        (false, true) => glob(b, a),
+        (true, true) => {
+            let (pa, pb) = (prefix(a), prefix(b));
+            pa.starts_with(&pb) || pb.starts_with(&pa)
+        }
+    }
+}
+
+async fn get_template(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/_index_template/{name}");
+    let reply = match gate(&shared, &headers, b"", &path) {
+        Err(response) => *response,
+        Ok(()) => match shared.recorder.read(|s| s.templates.get(&name).cloned()) {
+            Some(template) => json_response(
+                200,
+                json!({"index_templates": [{"name": name, "index_template": template}]})
+                    .to_string(),
+            ),
+            None => es_error(
+                404,
+                "resource_not_found_exception",
+                &format!("index template matching [{name}] not found"),
+            ),
+        },
+    };
+    record(
+        &shared,
+        "GET",
+        path,
+        None,
+        &headers,
+        0,
+        0,
+        0,
+        reply.status().as_u16(),
+    );
+    reply
+}
+
+async fn get_ism_policy(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let path = format!("/_plugins/_ism/policies/{id}");
+    let reply = match gate(&shared, &headers, b"", &path) {
+        Err(response) => *response,
+        Ok(()) => match shared.recorder.read(|s| s.ism_policies.get(&id).cloned()) {
+            Some(policy) => json_response(
+                200,
+                json!({"_id": id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "policy": policy}).to_string(),
+            ),
+            None => es_error(404, "status_exception", "Policy not found"),
+        },
+    };
+    record(
+        &shared,
+        "GET",
+        path,
+        None,
+        &headers,
+        0,
         0,
         0,
         reply.status().as_u16(),

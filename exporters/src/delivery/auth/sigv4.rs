@@ -1,7 +1,7 @@
 //! AWS Signature Version 4 for the requests of an AWS service (CloudWatch Logs; OpenSearch
 //! Service next), with credentials from the standard AWS provider chain, cached and refreshed.
 
-use super::aws_credentials::CredentialCache;
+use super::aws_credentials::{AwsCredentialsConfig, CredentialCache};
 use super::{AuthError, Authenticator, Generation};
 use async_trait::async_trait;
 use aws_credential_types::Credentials;
@@ -33,6 +33,13 @@ impl SigV4 {
             service,
             credentials: CredentialCache::new(region, client, provider),
         }
+    }
+
+    /// Takes credentials as `settings` (an exporter's `credentials:` block) say, unless a
+    /// provider was given.
+    pub fn with_credentials(mut self, settings: AwsCredentialsConfig, exporter: &str) -> SigV4 {
+        self.credentials = self.credentials.with_settings(settings, exporter);
+        self
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for `request`.
