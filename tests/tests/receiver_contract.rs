@@ -15,7 +15,7 @@
 //!   budget gets 503 + `Retry-After: 1` (gRPC UNAVAILABLE); a request larger than the whole
 //!   budget gets 413 (RESOURCE_EXHAUSTED).
 //!
-//! A drop-in receiver (issue 23) adds an [`Ingress`] variant (its config and how to send one
+//! A drop-in receiver (issue 23: `splunk_hec`) adds an [`Ingress`] variant (its config and how to send one
 //! request) and one row.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -45,6 +45,8 @@ enum Ingress {
     /// `kafka`: records produced to a real broker (tansu) by confluent-kafka; the receiver's
     /// acknowledgement is its offset commit (`commit: after_queue`).
     Kafka,
+    /// `splunk_hec`: JSON envelopes back to back over HTTP (`/services/collector/event`).
+    SplunkHec,
 }
 
 /// One receiver's row.
@@ -104,7 +106,18 @@ const TABLE: &[Row] = &[
         max_events: NotApplicable(KAFKA_HAS_NO_REQUESTS),
         memory_budget: NotApplicable(KAFKA_HAS_NO_REQUESTS),
     },
+    Row {
+        ingress: Ingress::SplunkHec,
+        ack_after_durable_queue: Run,
+        backpressure: Run,
+        max_body: Run,
+        max_events: Run,
+        memory_budget: Run,
+    },
 ];
+
+/// The token of the `splunk_hec` row (sent as `?token=`, which its config allows).
+const HEC_TOKEN: &str = "contract-hec-token-7c1e";
 
 /// How a receiver answered one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +185,12 @@ impl Ingress {
                 ),
                 "file/app".into(),
             ),
+            Ingress::SplunkHec => (
+                format!(
+                    "  splunk_hec: {{ endpoint: \"127.0.0.1:{http}\", tokens: [{{ token: {HEC_TOKEN} }}], allow_query_token: true, max_body_size: {size}, max_events_per_request: {events} }}"
+                ),
+                "splunk_hec".into(),
+            ),
             Ingress::Kafka => (
                 format!(
                     "  kafka:\n    brokers: [\"{}\"]\n    topics: [{TOPIC}]\n    group_id: {GROUP}\n    commit: after_queue\n    max_batch_events: 50",
@@ -225,6 +244,23 @@ impl Ingress {
                 .await
             }
             Ingress::OtlpGrpc => grpc_export(relay, ids, &padding),
+            Ingress::SplunkHec => {
+                let body: String = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            "{{\"time\":1732000000.5,\"host\":\"h\",\"event\":{{\"event_id\":\"{id}\",\"event_type\":\"contract\",\"severity\":\"high\",\"summary\":\"{padding}\"}}}}"
+                        )
+                    })
+                    .collect();
+                post(
+                    relay.http,
+                    &format!("/services/collector/event?token={HEC_TOKEN}"),
+                    "application/json",
+                    body.into_bytes(),
+                )
+                .await
+            }
             Ingress::File => {
                 let lines: String = ids
                     .iter()
@@ -430,7 +466,7 @@ impl Relay {
         relay.wait_ready(([127, 0, 0, 1], ports.2).into());
         if matches!(
             ingress,
-            Ingress::Webhook | Ingress::OtlpHttp | Ingress::OtlpGrpc
+            Ingress::Webhook | Ingress::OtlpHttp | Ingress::OtlpGrpc | Ingress::SplunkHec
         ) {
             relay.wait_ready(([127, 0, 0, 1], ports.0).into());
         }
@@ -799,4 +835,9 @@ async fn file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka() {
     run(row(Ingress::Kafka)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splunk_hec() {
+    run(row(Ingress::SplunkHec)).await;
 }
