@@ -441,6 +441,9 @@ async fn hec_request(
     (status, response.text().await.expect("body"), retry_after)
 }
 
+/// One request of the reply-code table: the documented reply it must get, path, headers, body.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, String);
+
 fn documented() -> Value {
     let path = repo().join("tests/fixtures/splunk_hec/documented_replies.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
@@ -467,7 +470,7 @@ async fn auth_and_reply_codes_match_splunks_documented_replies() {
     let auth = (auth.0, auth.1.as_str());
     let ok = r#"{"event":"hello","sourcetype":"manual"}"#;
     let query_token = format!("/services/collector/event?token={TOKEN}");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "success",
             "/services/collector/event",

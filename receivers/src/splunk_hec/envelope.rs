@@ -142,7 +142,7 @@ pub fn parse_events(
             }
         };
         let mut envelope = Envelope::from_members(envelope.0, ctx.options.strict);
-        match envelope.into_event(ctx, limits) {
+        match envelope.take_event(ctx, limits) {
             Ok((event, mapping_errors)) => {
                 parsed.mapping_errors += mapping_errors;
                 parsed.batch.push(event);
@@ -363,7 +363,7 @@ impl Envelope {
     }
 
     /// The event, or why the envelope is refused.
-    fn into_event(
+    fn take_event(
         &mut self,
         ctx: &RequestContext<'_>,
         limits: &Limits<'_>,
