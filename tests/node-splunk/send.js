@@ -14,6 +14,8 @@ for (let i = 2; i < process.argv.length; i += 2) {
 const count = parseInt(args.count || "10000", 10);
 const batch = parseInt(args.batch || "100", 10);
 const retryBusy = args["retry-busy"] === "true";
+// Written once when the first "Server is busy" is seen, for a test that waits on it.
+const busyMarker = args["busy-marker"];
 
 const logger = new SplunkLogger({
     token: args.token,
@@ -80,6 +82,9 @@ function queue(ids, first) {
             const reply = typeof body === "string" ? body : JSON.stringify(body);
             const parsed = typeof body === "string" ? JSON.parse(body) : body;
             if (parsed && parsed.code === 9 && retryBusy && Date.now() < deadline) {
+                if (busyMarker && seen.busyReplies.length === 0) {
+                    require("fs").writeFileSync(busyMarker, reply);
+                }
                 if (seen.busyReplies.length < 3) {
                     seen.busyReplies.push({ status: resp.statusCode, body: reply,
                         retryAfter: resp.headers["retry-after"] });

@@ -24,6 +24,8 @@ def main():
     parser.add_argument("--count", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--retry-busy", action="store_true")
+    # Written once when the first 503 is seen, for a test that waits on it.
+    parser.add_argument("--busy-marker")
     args = parser.parse_args()
 
     ids = [str(uuid.uuid4()) for _ in range(args.count)]
@@ -52,6 +54,9 @@ def main():
                     body = response.text
                     with lock:
                         if response.status_code == 503:
+                            if args.busy_marker and seen["busy"] == 0:
+                                with open(args.busy_marker, "w") as marker:
+                                    marker.write(body)
                             seen["busy"] += 1
                             if len(seen["busy_replies"]) < 3:
                                 seen["busy_replies"].append({

@@ -19,6 +19,7 @@ use serde_json::Value;
 use siemrelay_e2e::events::post_events;
 use siemrelay_e2e::{Siemrelay, free_port, python, read_ndjson_files, repo};
 use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -130,7 +131,7 @@ fn summary(child: Child, what: &str) -> (Vec<String>, Value) {
     (ids, line["seen"].clone())
 }
 
-fn node_splunk_logging(port: u16, count: usize, retry_busy: bool) -> Child {
+fn node_splunk_logging(port: u16, count: usize, busy_marker: Option<&Path>) -> Child {
     let dir = repo().join("tests/node-splunk");
     assert!(
         dir.join("node_modules/splunk-logging").exists(),
@@ -145,21 +146,33 @@ fn node_splunk_logging(port: u16, count: usize, retry_busy: bool) -> Child {
             TOKEN,
         ])
         .args(["--count", &count.to_string(), "--batch", "100"])
-        .args(["--retry-busy", if retry_busy { "true" } else { "false" }])
+        .args([
+            "--retry-busy",
+            if busy_marker.is_some() {
+                "true"
+            } else {
+                "false"
+            },
+        ])
+        .args(
+            busy_marker
+                .map(|m| vec!["--busy-marker".into(), m.display().to_string()])
+                .unwrap_or_default(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run node (install Node.js 20+)")
 }
 
-fn python_hec_handler(port: u16, count: usize, retry_busy: bool) -> Child {
+fn python_hec_handler(port: u16, count: usize, busy_marker: Option<&Path>) -> Child {
     let mut command = Command::new(python());
     command
         .arg(repo().join("tests/python/splunk_hec_handler_send.py"))
         .args(["--port", &port.to_string(), "--token", TOKEN])
         .args(["--count", &count.to_string()]);
-    if retry_busy {
-        command.arg("--retry-busy");
+    if let Some(marker) = busy_marker {
+        command.arg("--retry-busy").arg("--busy-marker").arg(marker);
     }
     command
         .stdout(Stdio::piped())
@@ -188,12 +201,12 @@ async fn splunk_logging_for_node_sends_10000_events_that_arrive_once_with_every_
         "{ type: memory, max_events: 20000 }",
         false,
     );
-    let (ids, seen) = summary(node_splunk_logging(port, 10_000, false), "send.js");
+    let (ids, seen) = summary(node_splunk_logging(port, 10_000, None), "send.js");
     assert_eq!(ids.len(), 10_000);
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     let out = wait_for(&relay, &ids, node_id, Duration::from_secs(60)).await;
     assert_once(&out, &ids, &relay);
-    for (id, events) in out.iter().take(50) {
+    for (id, events) in out.iter() {
         let event = &events[0];
         let message = &event["attributes"]["message"];
         let seq = message["seq"].as_u64().expect("seq");
@@ -247,14 +260,14 @@ async fn splunk_hec_handler_for_python_sends_10000_events_that_arrive_once_with_
         false,
     );
     let (ids, seen) = summary(
-        python_hec_handler(port, 10_000, false),
+        python_hec_handler(port, 10_000, None),
         "splunk_hec_handler_send.py",
     );
     assert_eq!(ids.len(), 10_000);
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     let out = wait_for(&relay, &ids, python_id, Duration::from_secs(60)).await;
     assert_once(&out, &ids, &relay);
-    for (id, events) in out.iter().take(50) {
+    for (id, events) in out.iter() {
         let event = &events[0];
         let attributes = &event["attributes"];
         let seq = attributes["seq"].as_u64().expect("seq");
@@ -332,11 +345,29 @@ fn assert_busy_seen(seen: &Value, key: &str, what: &str) {
 async fn under_backpressure_both_libraries_get_code_9_and_a_resend_brings_every_event_in() {
     let (port, admin) = (free_port(), free_port());
     let relay = start(port, admin, "", "{ type: memory, max_events: 300 }", true);
-    let node = node_splunk_logging(port, 1000, true);
-    let py = python_hec_handler(port, 600, true);
+    let markers = tempfile::tempdir().expect("tempdir");
+    let (node_busy, py_busy) = (markers.path().join("node"), markers.path().join("py"));
+    let node = node_splunk_logging(port, 1000, Some(&node_busy));
+    let py = python_hec_handler(port, 600, Some(&py_busy));
     wait_backpressure(admin, &relay).await;
-    // Both keep being refused while the queue stays full.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each sender has been told "Server is busy" at least once before the output comes back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(node_busy.exists() && py_busy.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "a sender was never refused; logs:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // While the queue is full (and the senders keep being refused), health says so: code 18.
+    let health = format!("http://127.0.0.1:{port}/services/collector/health");
+    let response = reqwest::get(&health).await.expect("health");
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.text().await.expect("health body"),
+        r#"{"text":"HEC is unhealthy, queues are full","code":18}"#
+    );
     unblock(&relay);
     let (node_ids, node_seen) = summary(node, "send.js");
     let (py_ids, py_seen) = summary(py, "splunk_hec_handler_send.py");
@@ -346,6 +377,20 @@ async fn under_backpressure_both_libraries_get_code_9_and_a_resend_brings_every_
     assert_once(&out, &node_ids, &relay);
     let out = wait_for(&relay, &py_ids, python_id, Duration::from_secs(60)).await;
     assert_once(&out, &py_ids, &relay);
+    // Room again: healthy (code 17) once the last refusal's Retry-After has passed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let response = reqwest::get(&health).await.expect("health");
+        if response.status() == 200 {
+            assert_eq!(
+                response.text().await.expect("health body"),
+                r#"{"text":"HEC is healthy","code":17}"#
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "health stayed unhealthy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +432,7 @@ service:
     let by_id = |event: &Value| event["event_id"].as_str().map(str::to_string);
     let out = wait_for(&aggregator, &ids, by_id, Duration::from_secs(120)).await;
     assert_once(&out, &ids, &aggregator);
-    for events in out.values().take(50) {
+    for events in out.values() {
         let event = &events[0];
         let summary = event["summary"].as_str().expect("summary");
         let i: usize = summary
@@ -399,7 +444,16 @@ service:
         assert_eq!(event["severity"], "high");
         assert_eq!(event["severity_number"], 17);
         assert_eq!(event["source"], "toktra");
-        assert_eq!(event["timestamp"], format!("2026-11-20T09:00:00.{i:06}Z"));
+        // Microseconds 0..100: six fraction digits, none for 0 (RFC 3339 as short as exact).
+        let fraction = if i == 0 {
+            String::new()
+        } else {
+            format!(".{i:06}")
+        };
+        assert_eq!(
+            event["timestamp"],
+            format!("2026-11-20T09:00:00{fraction}Z")
+        );
         assert_eq!(
             event["attributes"]["user_email"],
             format!("u{i}@acme.example")
