@@ -525,13 +525,13 @@ impl Metadata {
             keep(resource, HOST_KEY, host.clone());
         }
         for (key, value) in [
-            ("source", &self.source),
-            ("sourcetype", &self.sourcetype),
-            ("index", &self.index),
-            ("time", &self.time),
+            ("com.splunk.source", &self.source),
+            ("com.splunk.sourcetype", &self.sourcetype),
+            ("com.splunk.index", &self.index),
+            ("com.splunk.time", &self.time),
         ] {
             if let Some(value) = value {
-                keep(resource, &format!("{RESOURCE_PREFIX}{key}"), value.clone());
+                keep(resource, key, value.clone());
             }
         }
         for (key, value) in self.extras.iter().chain(&self.repeated) {
