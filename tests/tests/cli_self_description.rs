@@ -89,7 +89,7 @@ fn version_names_version_commit_build_components_and_features() {
     assert!(build.contains("rustc "), "{build}");
     assert_eq!(
         field(&text, "receivers"),
-        "webhook, otlp, file, kafka",
+        "webhook, otlp, file, kafka, splunk_hec",
         "{text}"
     );
     assert_eq!(
