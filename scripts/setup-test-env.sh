@@ -54,3 +54,13 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "browser test env ready: tests/browser/node_modules"
+# The splunk_hec receiver's tests (tests/node-splunk): Splunk's own HEC client for Node.js,
+# splunk-logging, from the lockfile.
+if [ ! -d tests/node-splunk/node_modules/splunk-logging ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm not found: install Node.js 20+ and npm (apt-get install nodejs npm) for tests/node-splunk" >&2
+    exit 1
+  fi
+  (cd tests/node-splunk && npm ci --no-audit --no-fund --loglevel=error)
+fi
+echo "splunk-logging test env ready: tests/node-splunk/node_modules"

@@ -11,6 +11,7 @@ pub mod file;
 pub mod kafka;
 pub mod listener;
 pub mod otlp;
+pub mod splunk_hec;
 pub mod webhook;
 
 use siemrelay_core::factory::ReceiverFactory;
@@ -24,5 +25,6 @@ pub fn receiver_factories() -> &'static [&'static dyn ReceiverFactory] {
         &kafka::factory::KafkaFactory,
         &datadog::factory::DatadogFactory,
         &elasticsearch::factory::ElasticsearchFactory,
+        &splunk_hec::factory::SplunkHecFactory,
     ]
 }

@@ -51,6 +51,8 @@ enum Ingress {
     /// answers item 429s (no `Retry-After`: Elasticsearch sends none), the memory budget a
     /// whole-request 429 with `Retry-After`.
     Elasticsearch,
+    /// `splunk_hec`: JSON envelopes back to back over HTTP (`/services/collector/event`).
+    SplunkHec,
 }
 
 /// One receiver's row.
@@ -126,10 +128,21 @@ const TABLE: &[Row] = &[
         max_events: Run,
         memory_budget: Run,
     },
+    Row {
+        ingress: Ingress::SplunkHec,
+        ack_after_durable_queue: Run,
+        backpressure: Run,
+        max_body: Run,
+        max_events: Run,
+        memory_budget: Run,
+    },
 ];
 
 /// The API key of the `datadog` row.
 const DD_KEY: &str = "contract-dd-key-7f3e";
+
+/// The token of the `splunk_hec` row (sent as `?token=`, which its config allows).
+const HEC_TOKEN: &str = "contract-hec-token-7c1e";
 
 /// How a receiver answered one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -209,6 +222,12 @@ impl Ingress {
                 ),
                 "file/app".into(),
             ),
+            Ingress::SplunkHec => (
+                format!(
+                    "  splunk_hec: {{ endpoint: \"127.0.0.1:{http}\", tokens: [{{ token: {HEC_TOKEN} }}], allow_query_token: true, max_body_size: {size}, max_events_per_request: {events} }}"
+                ),
+                "splunk_hec".into(),
+            ),
             Ingress::Kafka => (
                 format!(
                     "  kafka:\n    brokers: [\"{}\"]\n    topics: [{TOPIC}]\n    group_id: {GROUP}\n    commit: after_queue\n    max_batch_events: 50",
@@ -262,6 +281,23 @@ impl Ingress {
                 .await
             }
             Ingress::OtlpGrpc => grpc_export(relay, ids, &padding),
+            Ingress::SplunkHec => {
+                let body: String = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            "{{\"time\":1732000000.5,\"host\":\"h\",\"event\":{{\"event_id\":\"{id}\",\"event_type\":\"contract\",\"severity\":\"high\",\"summary\":\"{padding}\"}}}}"
+                        )
+                    })
+                    .collect();
+                post(
+                    relay.http,
+                    &format!("/services/collector/event?token={HEC_TOKEN}"),
+                    "application/json",
+                    body.into_bytes(),
+                )
+                .await
+            }
             Ingress::Datadog => {
                 let logs: Vec<String> = ids
                     .iter()
@@ -529,6 +565,7 @@ impl Relay {
                 | Ingress::OtlpGrpc
                 | Ingress::Datadog
                 | Ingress::Elasticsearch
+                | Ingress::SplunkHec
         ) {
             relay.wait_ready(([127, 0, 0, 1], ports.0).into());
         }
@@ -907,4 +944,9 @@ async fn datadog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elasticsearch() {
     run(row(Ingress::Elasticsearch)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splunk_hec() {
+    run(row(Ingress::SplunkHec)).await;
 }
