@@ -8,6 +8,7 @@ pub mod file;
 pub mod kafka;
 pub mod listener;
 pub mod otlp;
+pub mod syslog;
 pub mod webhook;
 
 use siemrelay_core::factory::ReceiverFactory;
@@ -19,5 +20,6 @@ pub fn receiver_factories() -> &'static [&'static dyn ReceiverFactory] {
         &otlp::factory::OtlpFactory,
         &file::factory::FileFactory,
         &kafka::factory::KafkaFactory,
+        &syslog::factory::SyslogFactory,
     ]
 }
