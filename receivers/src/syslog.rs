@@ -122,6 +122,7 @@ impl Receiver for SyslogReceiver {
             sink: ctx.sink.clone(),
             options: config.ingest_options(&ctx.id),
             telemetry: telemetry::Telemetry::new(&ctx.id),
+            paused: Default::default(),
         });
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(udp) = udp {

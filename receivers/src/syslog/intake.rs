@@ -12,6 +12,7 @@ use siemrelay_core::ingest::IngestOptions;
 use siemrelay_core::{EventSink, Refusal, Timestamp};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +86,8 @@ pub struct Intake {
     pub options: IngestOptions,
     /// Metrics.
     pub telemetry: Telemetry,
+    /// True while some listener holds a batch the pipeline refused (logged when it changes).
+    pub paused: AtomicBool,
 }
 
 impl Intake {
@@ -145,13 +148,18 @@ impl Intake {
             let wait = match self.sink.accept(batch).await {
                 Ok(_) => {
                     self.telemetry.received(events, mapping_errors);
+                    if refused_once && self.paused.swap(false, Ordering::Relaxed) {
+                        tracing::info!(receiver = %self.telemetry.receiver(), "pipeline accepting again: syslog reading resumed");
+                    }
                     break Ok(events);
                 }
                 Err(Refusal::ShuttingDown) => break Err(NotQueued(events)),
                 Err(Refusal::Full { retry_after }) => {
                     if !refused_once {
                         self.telemetry.refused(Reason::Backpressure, events);
-                        tracing::debug!(receiver = %self.telemetry.receiver(), events, "pipeline full: holding the batch and reading no more until it is queued");
+                        if !self.paused.swap(true, Ordering::Relaxed) {
+                            tracing::info!(receiver = %self.telemetry.receiver(), events, "pipeline full: syslog reading paused, batch held until it is queued");
+                        }
                     }
                     retry_after.min(MAX_RETRY_WAIT)
                 }

@@ -167,6 +167,45 @@ fn body(text: &str, attributes: &mut Map) -> Body {
     }
 }
 
+/// `<PRI>TAG[PID]: MSG` or `<PRI>MSG` with no timestamp nor host, as small senders write it
+/// (Python's `SysLogHandler`, many embedded devices), which the RFC parsers refuse.
+fn minimal(text: &str) -> Option<Message<&str>> {
+    let rest = text.strip_prefix('<')?;
+    let (pri, rest) = rest.split_once('>')?;
+    let pri: u8 = pri.parse().ok().filter(|pri| *pri <= 191)?;
+    let (facility, severity) = syslog_loose::decompose_pri(pri);
+    let mut message = Message {
+        protocol: Protocol::RFC3164,
+        facility,
+        severity,
+        timestamp: None,
+        hostname: None,
+        appname: None,
+        procid: None,
+        msgid: None,
+        structured_data: Vec::new(),
+        msg: rest,
+    };
+    // A tag: letters, digits and `_ - . /` up to `: ` (optionally `[pid]` before the colon).
+    if let Some((tag, msg)) = rest.split_once(": ") {
+        let (name, pid) = match tag.strip_suffix(']').and_then(|t| t.split_once('[')) {
+            Some((name, pid)) => (name, Some(pid)),
+            None => (tag, None),
+        };
+        let is_tag = !name.is_empty()
+            && name.len() <= 48
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'));
+        if is_tag {
+            message.appname = Some(name);
+            message.procid = pid.map(ProcId::from);
+            message.msg = msg;
+        }
+    }
+    Some(message)
+}
+
 /// Turns one received message (without its framing) into an event. `peer` is the sender's
 /// address, kept as `attributes.syslog.peer`.
 pub fn to_event(
@@ -184,6 +223,8 @@ pub fn to_event(
         Variant::Either,
     )
     .ok()
+    .filter(|parsed| parsed.facility.is_some() || parsed.severity.is_some())
+    .or_else(|| minimal(text))
     // A line with no PRI is no syslog header: keep all of it as the message.
     .filter(|parsed| parsed.facility.is_some() || parsed.severity.is_some());
     let mut attributes = Map::new();
@@ -326,6 +367,17 @@ mod tests {
         assert_eq!(e.attributes["_duplicate"]["usrName"], json!(["ann"]));
         assert_eq!(e.attributes["_duplicate"]["syslog"], json!(["mine"]));
         assert_eq!(e.attributes["syslog"]["severity"], 5);
+    }
+
+    #[test]
+    fn a_pri_and_tag_without_timestamp_is_read() {
+        // What Python's logging.handlers.SysLogHandler sends.
+        let e = event("<148>pyapp[4242]: msg-1 path=C:\\temp");
+        assert_eq!(e.summary.as_deref(), Some("msg-1 path=C:\\temp"));
+        assert_eq!(e.attributes["syslog"]["app_name"], "pyapp");
+        assert_eq!(e.attributes["syslog"]["procid"], 4242);
+        assert_eq!(e.attributes["syslog"]["facility_name"], "local2");
+        assert_eq!(e.severity.text, "warning");
     }
 
     #[test]

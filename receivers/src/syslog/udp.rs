@@ -104,16 +104,25 @@ async fn read_all(
             tracing::warn!(listener = %listen.name, datagrams = new, "the kernel dropped syslog datagrams: the socket's receive buffer was full (raise protocols.udp.receive_buffer_size and net.core.rmem_max)");
         }
     };
+    // Datagrams read but not yet passed on: they wait here while the channel is full, and are
+    // dropped (and counted) only when a whole batch waits and there is still no room.
+    let mut pending = Pending::default();
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => break,
+            permit = sender.reserve(), if !pending.is_empty() => {
+                match permit {
+                    Ok(permit) => permit.send(std::mem::take(&mut pending)),
+                    Err(_) => break,
+                }
+                continue;
+            }
             _ = poll.tick() => {
                 count_kernel_drops(&listen.socket);
                 continue;
             }
             received = listen.socket.recv_from(&mut buffer) => received,
         };
-        let mut pending = Pending::default();
         let mut next = Some(first);
         // Take every datagram already waiting, up to one batch.
         while let Some(received) = next.take() {
@@ -142,8 +151,9 @@ async fn read_all(
         if pending.is_empty() {
             continue;
         }
-        match sender.try_send(pending) {
+        match sender.try_send(std::mem::take(&mut pending)) {
             Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(batch)) if !batch.is_full() => pending = batch,
             Err(mpsc::error::TrySendError::Full(batch)) => {
                 telemetry.dropped(Reason::Backpressure, batch.len());
             }
@@ -153,6 +163,7 @@ async fn read_all(
             }
         }
     }
+    telemetry.dropped(Reason::ShuttingDown, pending.len());
     count_kernel_drops(&listen.socket);
 }
 
