@@ -16,10 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Messages one batch holds at most.
-pub const MAX_BATCH_MESSAGES: usize = 1000;
+/// Messages one batch holds at most. Small enough that a batch fits any sane exporter queue
+/// whole: the runtime splits a batch larger than a queue, and a split batch refused after its
+/// first half was queued would be offered (and delivered) twice.
+pub const MAX_BATCH_MESSAGES: usize = 100;
 /// Bytes of raw messages one batch holds at most.
-pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// Memory a message costs as an event, per byte received (the event's fields and JSON form).
 const BYTES_PER_RAW_BYTE: usize = 4;
 /// Wait before offering again a batch a queue could not store (`Refusal::Failed`).

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// Largest datagram read (the UDP maximum).
 const MAX_DATAGRAM: usize = 65_535;
 /// Batches waiting between the reading task and the pipeline.
-const CHANNEL_BATCHES: usize = 8;
+const CHANNEL_BATCHES: usize = 64;
 /// How often the kernel's drop counter is read.
 const DROP_POLL: Duration = Duration::from_millis(500);
 
