@@ -21,6 +21,19 @@ if [ -n "$missing" ]; then
     exit 1
   fi
 fi
+# syslog-ng, a real sender for the syslog receiver's tests (tests/tests/syslog_receiver.rs): Debian's
+# syslog-ng-core conflicts with rsyslog (both are the system logger), so its packages are unpacked
+# under target/syslog-ng and run from there instead of being installed.
+if [ ! -x target/syslog-ng/usr/sbin/syslog-ng ]; then
+  debs=$(mktemp -d)
+  chmod 755 "$debs"
+  (cd "$debs" && apt-get download -qq syslog-ng-core libivykis0 libnet1 libpcre3 libwrap0 2>/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get download -qq syslog-ng-core libivykis0 libnet1 libpcre3 libwrap0; })
+  mkdir -p target/syslog-ng
+  for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" target/syslog-ng; done
+  rm -rf "$debs"
+fi
+echo "syslog-ng ready: target/syslog-ng/usr/sbin/syslog-ng"
 venv=target/py-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod listener;
 pub mod otlp;
 pub mod splunk_hec;
+pub mod syslog;
 pub mod webhook;
 
 use siemrelay_core::factory::ReceiverFactory;
@@ -26,5 +27,6 @@ pub fn receiver_factories() -> &'static [&'static dyn ReceiverFactory] {
         &datadog::factory::DatadogFactory,
         &elasticsearch::factory::ElasticsearchFactory,
         &splunk_hec::factory::SplunkHecFactory,
+        &syslog::factory::SyslogFactory,
     ]
 }

@@ -92,7 +92,7 @@ fn version_names_version_commit_build_components_and_features() {
         receivers.starts_with("webhook, otlp, file, kafka"),
         "{text}"
     );
-    for receiver in ["datadog", "elasticsearch", "splunk_hec"] {
+    for receiver in ["datadog", "elasticsearch", "splunk_hec", "syslog"] {
         assert!(receivers.contains(receiver), "{receiver}: {text}");
     }
     assert_eq!(

@@ -53,6 +53,8 @@ enum Ingress {
     Elasticsearch,
     /// `splunk_hec`: JSON envelopes back to back over HTTP (`/services/collector/event`).
     SplunkHec,
+    /// `syslog` over TCP: octet-counted RFC 5424 messages with CEF bodies on one connection.
+    Syslog,
 }
 
 /// One receiver's row.
@@ -68,6 +70,10 @@ struct Row {
 const FILE_HAS_NO_REQUESTS: &str = "a tailed file has no requests: the receiver reads at most `max_batch` lines of at most `max_line_size` bytes at a time, so there is nothing a request limit could refuse";
 
 const KAFKA_HAS_NO_REQUESTS: &str = "a Kafka consumer fetches: there is no request to refuse; the receiver takes at most `max_batch_events` records per batch";
+
+const SYSLOG_HAS_NO_ACK: &str = "TCP syslog has no acknowledgement (RFC 6587): a sender never learns what was queued; the receiver hands each batch over before it reads more (backpressure row, tests/tests/syslog_receiver.rs)";
+
+const SYSLOG_HAS_NO_REQUESTS: &str = "a syslog stream has no requests and no answer: a message over max_message_size is skipped and counted (reason too_large), and a held memory budget makes the connection wait (read nothing) like a full queue";
 
 const TABLE: &[Row] = &[
     Row {
@@ -135,6 +141,15 @@ const TABLE: &[Row] = &[
         max_body: Run,
         max_events: Run,
         memory_budget: Run,
+    },
+    Row {
+        ingress: Ingress::Syslog,
+        ack_after_durable_queue: NotApplicable(SYSLOG_HAS_NO_ACK),
+        // A full queue: the receiver stops reading the connection, then everything arrives.
+        backpressure: Run,
+        max_body: NotApplicable(SYSLOG_HAS_NO_REQUESTS),
+        max_events: NotApplicable(SYSLOG_HAS_NO_REQUESTS),
+        memory_budget: NotApplicable(SYSLOG_HAS_NO_REQUESTS),
     },
 ];
 
@@ -234,6 +249,12 @@ impl Ingress {
                     broker.map(Tansu::bootstrap).unwrap_or_default()
                 ),
                 "kafka".into(),
+            ),
+            Ingress::Syslog => (
+                format!(
+                    "  syslog:\n    protocols:\n      tcp: {{ endpoint: \"127.0.0.1:{http}\" }}\n    mapping: {{ event_id: attributes.externalId }}"
+                ),
+                "syslog".into(),
             ),
         }
     }
@@ -368,6 +389,21 @@ impl Ingress {
                     &["produce", &bootstrap, TOPIC, "one-per-batch"],
                     lines.as_bytes(),
                 );
+                Answer::Accepted
+            }
+            Ingress::Syslog => {
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", relay.http))
+                    .await
+                    .expect("connect the syslog receiver");
+                let mut bytes = Vec::new();
+                for id in ids {
+                    let message = format!(
+                        "<134>1 2026-11-20T09:00:00.000Z fw-1 contract - contract - CEF:0|V|P|1|contract|{padding}|8|externalId={id}"
+                    );
+                    bytes.extend_from_slice(format!("{} {message}", message.len()).as_bytes());
+                }
+                stream.write_all(&bytes).await.expect("send syslog");
+                stream.shutdown().await.expect("close the syslog stream");
                 Answer::Accepted
             }
         }
@@ -566,6 +602,7 @@ impl Relay {
                 | Ingress::Datadog
                 | Ingress::Elasticsearch
                 | Ingress::SplunkHec
+                | Ingress::Syslog
         ) {
             relay.wait_ready(([127, 0, 0, 1], ports.0).into());
         }
@@ -726,7 +763,7 @@ async fn backpressure(ingress: Ingress) {
         Limits::default(),
         "",
     );
-    if matches!(ingress, Ingress::File | Ingress::Kafka) {
+    if matches!(ingress, Ingress::File | Ingress::Kafka | Ingress::Syslog) {
         // 300 events, 200 fit: the receiver pauses (the file receiver's checkpoint stops at
         // line 200; the Kafka receiver says so and its commit stays within the 200), and once
         // there is room the rest is read.
@@ -738,6 +775,7 @@ async fn backpressure(ingress: Ingress) {
                 let total = std::fs::metadata(&relay.tailed).map_or(0, |m| m.len());
                 relay.checkpoint() >= total / 300 * 200
             }
+            Ingress::Syslog => relay.relay.logs().contains("syslog reading paused"),
             _ => relay.relay.logs().contains("partitions paused"),
         };
         while !paused() {
@@ -749,6 +787,8 @@ async fn backpressure(ingress: Ingress) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let (acknowledged, at_most) = match ingress {
+            // TCP syslog acknowledges nothing: the pause above is what there is to see.
+            Ingress::Syslog => (0, 0),
             Ingress::File => (
                 relay.checkpoint(),
                 std::fs::metadata(&relay.tailed).map_or(0, |m| m.len()) / 300 * 200,
@@ -949,4 +989,9 @@ async fn elasticsearch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn splunk_hec() {
     run(row(Ingress::SplunkHec)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog() {
+    run(row(Ingress::Syslog)).await;
 }

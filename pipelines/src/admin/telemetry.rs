@@ -301,6 +301,10 @@ fn describe() {
         "Events a receiver refused, by reason"
     );
     describe_counter!(
+        "siemrelay_receiver_events_dropped_total",
+        "Events a receiver lost for good, by reason (syslog over UDP, which has no acknowledgement)"
+    );
+    describe_counter!(
         "siemrelay_pipeline_events_in_total",
         "Events that entered a pipeline"
     );
