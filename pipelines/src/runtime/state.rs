@@ -20,10 +20,10 @@ use super::Topology;
 use crate::config::expand::scrub;
 use serde::{Deserialize, Serialize};
 use siemrelay_core::Timestamp;
+use siemrelay_core::atomic_file::{Access, write_atomically};
 use siemrelay_exporters::delivery::status::HISTORY_LEN;
 use siemrelay_exporters::delivery::{DeliveryRecord, RequestOutcome, RestoredStatus};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -388,7 +388,7 @@ impl StateStore {
             return Ok(());
         }
         let bytes = encode(exporters.clone(), Timestamp::now());
-        match write_atomically(&self.path, &bytes) {
+        match write_atomically(&self.path, &bytes, Access::OwnerOnly) {
             Ok(()) => {
                 inner.written = Some(exporters);
                 if inner.last_error.take().is_some() {
@@ -434,24 +434,6 @@ fn read(path: &Path) -> Result<Option<BTreeMap<String, SavedExporter>>, String> 
     }
     let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
     decode(&bytes).map(Some)
-}
-
-/// Writes `bytes` to `path` through a temporary file: fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension("json.tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).write(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -646,7 +628,7 @@ mod tests {
         assert!(path.with_extension("json.corrupt").exists());
 
         let good = encode(vec![("webhook/soar".into(), exporter(2))], Timestamp::now());
-        write_atomically(&path, &good).unwrap();
+        write_atomically(&path, &good, Access::OwnerOnly).unwrap();
         let store = StateStore::open(&path);
         assert_eq!(store.saved(), vec!["webhook/soar".to_string()]);
         let restored = store.restored("webhook/soar");
