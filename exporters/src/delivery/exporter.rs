@@ -426,15 +426,7 @@ impl Shared {
             }
         }
         let dead = total - delivered - retry.len();
-        let overall = if retry.is_empty() && dead == 0 {
-            RequestOutcome::Delivered
-        } else if delivered > 0 {
-            RequestOutcome::Partial
-        } else if !retry.is_empty() {
-            RequestOutcome::Retry
-        } else {
-            RequestOutcome::Permanent
-        };
+        let overall = RequestOutcome::from_counts(delivered, retry.len(), dead);
         let first_error = if !retry_reason.is_empty() {
             Some(retry_reason.clone())
         } else {
