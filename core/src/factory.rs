@@ -43,15 +43,28 @@ impl<T: Any + fmt::Debug + Send + Sync> ComponentConfig for T {
 /// A parsed config, boxed.
 pub type BoxedConfig = Box<dyn ComponentConfig>;
 
-/// `config` as the `T` its factory made it; an error names the type when it is not (a config
-/// handed to another type's factory: a bug, never bad input).
-pub fn config_as<'a, T: Any>(config: &'a dyn ComponentConfig, kind: &str) -> Result<&'a T, String> {
-    config.as_any().downcast_ref::<T>().ok_or_else(|| {
-        format!(
-            "internal error: the config given to the `{kind}` factory is not a {}",
-            std::any::type_name::<T>()
-        )
-    })
+/// A config handed to another type's factory: a bug in the lists, never bad input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("internal error: the config given to the `{kind}` factory is not a {expected}")]
+pub struct ConfigMismatch {
+    /// The factory's type name.
+    pub kind: String,
+    /// The config type it expected.
+    pub expected: &'static str,
+}
+
+/// `config` as the `T` its factory made it; an error names the type when it is not.
+pub fn config_as<'a, T: Any>(
+    config: &'a dyn ComponentConfig,
+    kind: &str,
+) -> Result<&'a T, ConfigMismatch> {
+    config
+        .as_any()
+        .downcast_ref::<T>()
+        .ok_or_else(|| ConfigMismatch {
+            kind: kind.to_string(),
+            expected: std::any::type_name::<T>(),
+        })
 }
 
 /// What a receiver is given when it is built (its sockets are bound then).
@@ -176,8 +189,7 @@ macro_rules! receiver_factory {
             ) -> $crate::factory::macro_support::anyhow::Result<
                 ::std::boxed::Box<dyn $crate::component::Receiver>,
             > {
-                let $config = $crate::factory::config_as::<$config_ty>(config, $type_name)
-                    .map_err($crate::factory::macro_support::anyhow::Error::msg)?;
+                let $config = $crate::factory::config_as::<$config_ty>(config, $type_name)?;
                 let $ctx = ctx;
                 $build
             }
@@ -237,7 +249,7 @@ macro_rules! processor_factory {
                 ::std::vec::Vec<$crate::config_types::ConfigIssue>,
             > {
                 let $config = $crate::factory::config_as::<$config_ty>(config, $type_name)
-                    .map_err(|e| vec![$crate::config_types::ConfigIssue::new("", e)])?;
+                    .map_err(|e| vec![$crate::config_types::ConfigIssue::new("", e.to_string())])?;
                 let $ctx = ctx;
                 $build
             }

@@ -202,7 +202,7 @@ impl HttpEncoder for ElasticsearchEncoder {
                     Some(namer) => namer.name(event.timestamp),
                     None => stream,
                 };
-                bulk::write_create(event, index, out)
+                Ok(bulk::write_create(event, index, out)?)
             },
         )
     }

@@ -15,7 +15,7 @@ use siemrelay_exporters::delivery::factory::ExporterFactory;
 use siemrelay_exporters::delivery::http::{
     Classified, Compression, HttpEncoder, HttpSink, Reply, classify_by_status,
 };
-use siemrelay_exporters::delivery::pack::{EncodedRequest, Framing, LINES};
+use siemrelay_exporters::delivery::pack::{EncodeError, EncodedRequest, Framing, LINES};
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{Outcomes, RequestLimits};
 use siemrelay_pipelines::config::ComponentId;
@@ -60,7 +60,7 @@ impl HttpEncoder for LinePostEncoder {
         LINES
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         event.write_json(out);
         out.push(b'\n');
         Ok(())

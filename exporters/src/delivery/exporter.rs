@@ -6,8 +6,8 @@ use super::queue::{Chunk, DeliveryQueue, PopLimits, QueueError};
 use super::retry::Backoff;
 use super::status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus};
 use super::{
-    MissingOutcomes, Outcome, RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
-    default_hint,
+    MissingOutcomes, Outcome, ProbeError, RequestLimits, RequestOutcome, RequestRecord, SendReport,
+    Sink, default_hint,
 };
 use siemrelay_core::{Event, Severity, Timestamp};
 use std::sync::{Arc, Mutex};
@@ -276,9 +276,7 @@ impl Shared {
             match result {
                 Ok(Some(result)) => self.status.probed(result),
                 Ok(None) => {}
-                Err(_) => self
-                    .status
-                    .probed(Err(format!("no answer within {:?}", self.timeout))),
+                Err(_) => self.status.probed(Err(ProbeError::Timeout(self.timeout))),
             }
         }
     }

@@ -180,8 +180,7 @@ macro_rules! exporter_factory {
             > {
                 let $config = $crate::delivery::factory::macro_support::factory::config_as::<
                     $config_ty,
-                >(config, $type_name)
-                .map_err($crate::delivery::factory::macro_support::anyhow::Error::msg)?;
+                >(config, $type_name)?;
                 let $ctx = ctx;
                 $build
             }

@@ -368,6 +368,21 @@ impl SendReport {
     }
 }
 
+/// Why a probe of a `failed` exporter's SIEM (or output) failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The SIEM answered, with a status that means it is not serving yet (408, 429, 5xx).
+    #[error("the SIEM answered HTTP {0} to a probe")]
+    Status(u16),
+    /// No answer within the exporter's `sending.timeout`.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The probe could not be made or reached nothing: the transport's, the credentials' or
+    /// the output's own error.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What an exporter implements: encode events, send them, classify the replies.
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
@@ -393,7 +408,7 @@ pub trait Sink: Send + Sync + 'static {
     /// exporter whose queue is empty (with events queued, the next delivery is the probe).
     /// `None` when the sink has no such check; `Some(Err(reason))` while the SIEM is still
     /// unreachable or failing.
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), ProbeError>> {
         None
     }
 

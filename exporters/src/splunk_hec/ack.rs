@@ -182,7 +182,7 @@ impl Sink for AckingSink {
         self.inner.default_concurrency()
     }
 
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), crate::delivery::ProbeError>> {
         self.inner.probe().await
     }
 
