@@ -364,7 +364,7 @@ impl StateStore {
 
     /// Writes the state of the running exporters in `topology` and the saved state of the
     /// others, unless it did not change since the last write. Blocking (small file): call from a blocking task.
-    pub fn save(&self, topology: &Topology) -> Result<(), String> {
+    pub fn save(&self, topology: &Topology) -> Result<(), StateWriteError> {
         let mut inner = self.lock();
         let mut exporters: Vec<(String, SavedExporter)> = topology
             .exporters
@@ -396,28 +396,49 @@ impl StateStore {
                 }
                 Ok(())
             }
-            Err(e) => {
-                let message = format!(
-                    "cannot write the exporter state file {}: {e}",
-                    self.path.display()
-                );
+            Err(source) => {
+                let error = StateWriteError::Write {
+                    path: self.path.clone(),
+                    source: Arc::new(source),
+                };
+                let message = error.to_string();
                 metrics::counter!(STATE_WRITE_ERRORS).increment(1);
                 if inner.last_error.as_deref() != Some(message.as_str()) {
                     tracing::error!(file = %self.path.display(), "{message}; disabled exporters and delivery history will not survive a restart until it can be written");
-                    inner.last_error = Some(message.clone());
+                    inner.last_error = Some(message);
                 }
-                Err(message)
+                Err(error)
             }
         }
     }
 
     /// [`StateStore::save`] on a blocking thread.
-    pub async fn save_async(self: &Arc<Self>, topology: Arc<Topology>) -> Result<(), String> {
+    pub async fn save_async(
+        self: &Arc<Self>,
+        topology: Arc<Topology>,
+    ) -> Result<(), StateWriteError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.save(&topology))
             .await
-            .unwrap_or_else(|e| Err(format!("the state writer failed: {e}")))
+            .unwrap_or_else(|e| Err(StateWriteError::Task(e.to_string())))
     }
+}
+
+/// Why the exporter state file was not written (the running state is unchanged; only a
+/// restart would lose it).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StateWriteError {
+    /// Writing, syncing or renaming the file failed.
+    #[error("cannot write the exporter state file {}: {source}", path.display())]
+    Write {
+        /// The state file.
+        path: PathBuf,
+        /// The file system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// The blocking task that writes it panicked or was cancelled.
+    #[error("the state writer failed: {0}")]
+    Task(String),
 }
 
 /// The exporters of the file at `path`: `None` when there is no file, why when it is bad.
