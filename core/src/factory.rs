@@ -137,6 +137,25 @@ pub mod macro_support {
     pub use async_trait::async_trait;
 }
 
+/// The `read_config` method every factory macro writes: reads the block into `$config_ty`
+/// with [`read_config`] and the type's `validate`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! factory_read_config {
+    ($config_ty:ty) => {
+        fn read_config(
+            &self,
+            block: $crate::config_read::Value,
+            path: &str,
+        ) -> ::std::result::Result<
+            $crate::factory::BoxedConfig,
+            ::std::vec::Vec<$crate::config_read::ConfigError>,
+        > {
+            $crate::factory::read_config(block, path, <$config_ty>::validate)
+        }
+    };
+}
+
 /// Declares a receiver factory: a unit struct `$name` implementing [`ReceiverFactory`] for the
 /// config type `config` (read by [`read_config`] with the type's `validate`), built by the
 /// `build` body, in which `$config` is the `&Config` and `$ctx` the [`ReceiverBuildContext`]
@@ -171,16 +190,7 @@ macro_rules! receiver_factory {
                 $type_name
             }
 
-            fn read_config(
-                &self,
-                block: $crate::config_read::Value,
-                path: &str,
-            ) -> ::std::result::Result<
-                $crate::factory::BoxedConfig,
-                ::std::vec::Vec<$crate::config_read::ConfigError>,
-            > {
-                $crate::factory::read_config(block, path, <$config_ty>::validate)
-            }
+            $crate::factory_read_config!($config_ty);
 
             async fn build(
                 &self,
@@ -229,16 +239,7 @@ macro_rules! processor_factory {
                 $type_name
             }
 
-            fn read_config(
-                &self,
-                block: $crate::config_read::Value,
-                path: &str,
-            ) -> ::std::result::Result<
-                $crate::factory::BoxedConfig,
-                ::std::vec::Vec<$crate::config_read::ConfigError>,
-            > {
-                $crate::factory::read_config(block, path, <$config_ty>::validate)
-            }
+            $crate::factory_read_config!($config_ty);
 
             fn build(
                 &self,

@@ -110,7 +110,7 @@ pub trait ExporterFactory: Send + Sync {
 #[doc(hidden)]
 pub mod macro_support {
     pub use anyhow;
-    pub use siemrelay_core::{config_read, factory};
+    pub use siemrelay_core::{config_read, factory, factory_read_config};
 }
 
 /// Declares an exporter factory: a unit struct `$name` implementing [`ExporterFactory`] for the
@@ -156,20 +156,7 @@ macro_rules! exporter_factory {
                 }
             )?
 
-            fn read_config(
-                &self,
-                block: $crate::delivery::factory::macro_support::config_read::Value,
-                path: &str,
-            ) -> ::std::result::Result<
-                $crate::delivery::factory::macro_support::factory::BoxedConfig,
-                ::std::vec::Vec<$crate::delivery::factory::macro_support::config_read::ConfigError>,
-            > {
-                $crate::delivery::factory::macro_support::factory::read_config(
-                    block,
-                    path,
-                    <$config_ty>::validate,
-                )
-            }
+            $crate::delivery::factory::macro_support::factory_read_config!($config_ty);
 
             fn build(
                 &self,
