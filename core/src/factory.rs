@@ -53,6 +53,13 @@ pub struct ConfigMismatch {
     pub expected: &'static str,
 }
 
+/// Its message, for callers that collect plain messages (`ConfigIssue::new("", mismatch)`).
+impl From<ConfigMismatch> for String {
+    fn from(mismatch: ConfigMismatch) -> String {
+        mismatch.to_string()
+    }
+}
+
 /// `config` as the `T` its factory made it; an error names the type when it is not.
 pub fn config_as<'a, T: Any>(
     config: &'a dyn ComponentConfig,
