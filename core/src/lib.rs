@@ -2,6 +2,7 @@
 //! receivers, processors and the pipeline runtime, attribute paths, and config value types.
 
 pub mod admission;
+pub mod atomic_file;
 pub mod cidr;
 pub mod completion;
 pub mod component;

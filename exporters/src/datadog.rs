@@ -359,7 +359,11 @@ impl HttpEncoder for DatadogEncoder {
         JSON_ARRAY
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::delivery::pack::EncodeError> {
         let start = out.len();
         let log = DatadogLog {
             encoder: self,
@@ -372,7 +376,7 @@ impl HttpEncoder for DatadogEncoder {
         if len > MAX_LOG_BYTES {
             return Err(format!(
                 "the Datadog log is {len} bytes, more than the {MAX_LOG_BYTES} bytes Datadog keeps per log (it would be truncated)"
-            ));
+            ).into());
         }
         Ok(())
     }

@@ -356,7 +356,7 @@ impl HttpEncoder for ElasticsearchEncoder {
                     Some(namer) => namer.name(event.timestamp),
                     None => stream,
                 };
-                bulk::write_create(event, index, self.schema, out)
+                Ok(bulk::write_create(event, index, self.schema, out)?)
             },
         )
     }

@@ -7,7 +7,9 @@
 
 pub mod factory;
 
-use crate::delivery::{Outcome, RequestLimits, RequestRecord, Schema, SendReport, Sink};
+use crate::delivery::{
+    Outcome, ProbeError, RequestLimits, RequestRecord, Schema, SendReport, Sink,
+};
 use async_trait::async_trait;
 use chrono::format::{Item, StrftimeItems};
 use serde::Deserialize;
@@ -153,7 +155,7 @@ impl Sink for FileSink {
     }
 
     /// Opens (or creates) the current file the way a write does, writing nothing.
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), ProbeError>> {
         let path = PathBuf::from(chrono::Utc::now().format(&self.template).to_string());
         let shown = path.display().to_string();
         let (current, fsync) = (self.current.clone(), self.fsync);
@@ -161,8 +163,8 @@ impl Sink for FileSink {
             tokio::task::spawn_blocking(move || write_batch(&current, path, &[], fsync)).await;
         Some(match opened {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("cannot open {shown}: {e}")),
-            Err(e) => Err(format!("file writer task failed: {e}")),
+            Ok(Err(e)) => Err(ProbeError::Failed(format!("cannot open {shown}: {e}"))),
+            Err(e) => Err(ProbeError::Failed(format!("file writer task failed: {e}"))),
         })
     }
 

@@ -16,7 +16,9 @@ pub mod record;
 pub use config::{KafkaCompression, KafkaConfig, KafkaSasl, KafkaTls, SaslMechanism};
 pub use record::{EventField, PartitionKey, TopicTemplate};
 
-use crate::delivery::{Outcome, Outcomes, RequestLimits, RequestRecord, Schema, SendReport, Sink};
+use crate::delivery::{
+    Outcome, OutcomeSheet, RequestLimits, RequestOutcome, RequestRecord, Schema, SendReport, Sink,
+};
 use async_trait::async_trait;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -84,16 +86,6 @@ pub struct KafkaSink {
     replaced: std::sync::atomic::AtomicU64,
     /// The shape of each record's value (the shared `schema` key).
     schema: Schema,
-}
-
-/// Builds the sink for the runtime. `send_timeout` is the delivery layer's `sending.timeout`;
-/// librdkafka gives messages up 1s before it, so every outcome comes from the producer.
-pub fn build(
-    id: &str,
-    config: &KafkaConfig,
-    send_timeout: Duration,
-) -> anyhow::Result<Arc<dyn Sink>> {
-    Ok(Arc::new(KafkaSink::new(id, config, send_timeout)?))
 }
 
 impl KafkaSink {
@@ -191,7 +183,7 @@ impl KafkaSink {
         &self,
         producer: &Producer,
         events: &[Event],
-        outcomes: &mut [Option<Outcome>],
+        outcomes: &mut OutcomeSheet,
     ) -> (Vec<(usize, DeliveryFuture)>, usize, bool) {
         let mut pending = Vec::with_capacity(events.len());
         let mut payload = Vec::with_capacity(1024);
@@ -236,21 +228,17 @@ impl KafkaSink {
                 Err((error, _)) => {
                     let code = error.rdkafka_error_code();
                     let queue_full = code == Some(RDKafkaErrorCode::QueueFull);
-                    outcomes[index] = Some(classify(&error));
                     if needs_new_producer(code) {
                         // Every further event would meet the same dead producer.
-                        for slot in outcomes[index + 1..].iter_mut() {
-                            *slot = Some(classify(&error));
-                        }
+                        outcomes.set_from(index, &classify(&error));
                         return (pending, bytes, true);
                     }
                     if queue_full {
                         // The rest would meet the same full queue: retry them later.
-                        for slot in outcomes[index + 1..].iter_mut() {
-                            *slot = Some(classify(&error));
-                        }
+                        outcomes.set_from(index, &classify(&error));
                         break;
                     }
+                    outcomes.set(index, classify(&error));
                 }
             }
         }
@@ -298,7 +286,7 @@ impl KafkaSink {
     /// Counts sends in which every event timed out. After a few in a row the producer is
     /// replaced: an idempotent producer whose in-flight requests timed out must re-register with
     /// the brokers (epoch bump), and if a broker lost that state the old producer can stay stuck.
-    fn stalled(&self, outcomes: &[Outcome]) -> bool {
+    fn stalled(&self, outcomes: &OutcomeSheet) -> bool {
         use std::sync::atomic::Ordering;
         let all_timed_out = !outcomes.is_empty()
             && outcomes.iter().all(|o| match o {
@@ -375,11 +363,12 @@ impl Sink for KafkaSink {
     async fn send(&self, events: &[Event]) -> SendReport {
         let started = Instant::now();
         let producer = self.usable_producer();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; events.len()];
+        // An event the loop below never gets to is retried, never counted as delivered.
+        let mut outcomes = OutcomeSheet::filled(events.len(), Outcome::retry("kafka: not sent"));
         let (pending, bytes, mut fatal) = self.enqueue(&producer, events, &mut outcomes);
         let deadline = tokio::time::Instant::from_std(started + self.ack_deadline);
         for (index, delivery) in pending {
-            outcomes[index] = Some(match tokio::time::timeout_at(deadline, delivery).await {
+            let outcome = match tokio::time::timeout_at(deadline, delivery).await {
                 Ok(Ok(Ok(_))) => Outcome::Delivered,
                 Ok(Ok(Err((error, _)))) => {
                     fatal |= needs_new_producer(error.rdkafka_error_code());
@@ -392,12 +381,9 @@ impl Sink for KafkaSink {
                     "kafka: no acknowledgement from the brokers within {:?}",
                     self.ack_deadline
                 )),
-            });
+            };
+            outcomes.set(index, outcome);
         }
-        let outcomes: Vec<Outcome> = outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::retry("kafka: not sent")))
-            .collect();
         if let Some((code, reason)) = producer.client().fatal_error() {
             self.renew_producer(&producer, &format!("fatal error {code:?}: {reason}"));
         } else if fatal {
@@ -409,27 +395,17 @@ impl Sink for KafkaSink {
             );
         }
         retire(producer);
-        let reply = outcomes.iter().find_map(|o| match o {
-            Outcome::Delivered => None,
-            Outcome::Retry { reason, .. } | Outcome::Permanent { reason } => {
-                Some(reason.to_string())
-            }
-        });
         let record = RequestRecord {
             events: events.len(),
             bytes,
             http_status: None,
-            reply,
+            reply: outcomes.first_reason().map(str::to_string),
             latency: started.elapsed(),
+            outcome: Some(RequestOutcome::of(outcomes.iter())),
             ..Default::default()
         };
-        let outcomes = if outcomes.iter().all(|o| *o == Outcome::Delivered) {
-            Outcomes::Uniform(Outcome::Delivered)
-        } else {
-            Outcomes::PerEvent(outcomes)
-        };
         SendReport {
-            outcomes,
+            outcomes: outcomes.finish(),
             requests: vec![record],
         }
     }

@@ -113,7 +113,11 @@ impl HttpEncoder for HttpReceiverEncoder {
         LINES
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::delivery::pack::EncodeError> {
         let start = out.len();
         self.encoder.encode_body(event, out);
         let len = out.len() - start;
@@ -121,7 +125,8 @@ impl HttpEncoder for HttpReceiverEncoder {
             return Err(format!(
                 "the event line is {len} bytes, more than max_message_size ({} bytes)",
                 self.max_line
-            ));
+            )
+            .into());
         }
         out.push(b'\n');
         Ok(())

@@ -316,7 +316,11 @@ impl HttpEncoder for HecEncoder {
         self.limits
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::delivery::pack::EncodeError> {
         self.write_envelope(event, out);
         Ok(())
     }

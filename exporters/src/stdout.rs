@@ -14,6 +14,13 @@ use std::io::Write;
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {}
 
+impl StdoutConfig {
+    /// It has no keys, so nothing to check.
+    pub fn validate(&self) -> Vec<siemrelay_core::ConfigIssue> {
+        Vec::new()
+    }
+}
+
 /// Writes events to standard output.
 pub struct StdoutSink;
 

@@ -197,7 +197,11 @@ impl HttpEncoder for WebhookEncoder {
         }
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::delivery::pack::EncodeError> {
         self.schema.write_event(event, out);
         if self.format == WebhookFormat::Ndjson {
             out.push(b'\n');

@@ -67,6 +67,44 @@ async fn read_back(
     out
 }
 
+/// Sends `events` again and again, as the delivery layer does, until every one is
+/// acknowledged (waiting `pause` between sends); fails after 60 s. Returns the number of sends.
+async fn resend_until_acknowledged(sink: &KafkaSink, events: &[Event], pause: Duration) -> usize {
+    let started = Instant::now();
+    let mut pending = events.to_vec();
+    let mut attempts = 0;
+    while !pending.is_empty() {
+        attempts += 1;
+        let report = sink.send(&pending).await;
+        pending = pending
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| report.outcomes.get(*i) != Some(&Outcome::Delivered))
+            .map(|(_, e)| e)
+            .collect();
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} events still not acknowledged after {attempts} sends: {:?}",
+            pending.len(),
+            report.outcomes.get(0)
+        );
+        tokio::time::sleep(pause).await;
+    }
+    attempts
+}
+
+/// Asserts that each of `events` (all `topic` holds) was read back from the broker.
+async fn assert_on_broker(tansu: &Tansu, topic: &str, events: &[&Event]) {
+    let read = read_back(tansu, topic, events.len()).await;
+    for event in events {
+        assert!(
+            read.contains_key(&event.event_id.to_string()),
+            "event {} acknowledged but not on the broker",
+            event.event_id
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_carry_json_key_and_headers() {
     let tansu = Tansu::start();
@@ -193,32 +231,9 @@ async fn a_frozen_broker_is_ridden_out_and_a_replaced_producer_strands_nothing()
         "three sends without any acknowledgement replace the producer"
     );
     tansu.thaw();
-    let started = Instant::now();
-    let mut pending = stalled.clone();
-    while !pending.is_empty() {
-        let report = sink.send(&pending).await;
-        pending = pending
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| report.outcomes.get(*i) != Some(&Outcome::Delivered))
-            .map(|(_, e)| e)
-            .collect();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{} events still not acknowledged after the broker returned: {:?}",
-            pending.len(),
-            report.outcomes.get(0)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let read = read_back(&tansu, "events", first.len() + stalled.len()).await;
-    for event in first.iter().chain(&stalled) {
-        assert!(
-            read.contains_key(&event.event_id.to_string()),
-            "event {} acknowledged but not on the broker",
-            event.event_id
-        );
-    }
+    resend_until_acknowledged(&sink, &stalled, Duration::from_millis(200)).await;
+    let all: Vec<&Event> = first.iter().chain(&stalled).collect();
+    assert_on_broker(&tansu, "events", &all).await;
 }
 
 /// Issue 19: a send that timed out against a frozen broker leaves its events to the delivery
@@ -245,33 +260,9 @@ async fn events_of_a_send_that_timed_out_all_arrive_after_the_broker_returns() {
 
     // The delivery layer sends the same events again until they are acknowledged.
     let started = Instant::now();
-    let mut pending = stalled.clone();
-    let mut attempts = 0;
-    while !pending.is_empty() {
-        attempts += 1;
-        let report = sink.send(&pending).await;
-        pending = pending
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *report.outcomes.get(*i).unwrap() != Outcome::Delivered)
-            .map(|(_, e)| e)
-            .collect();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{} events still not acknowledged after {attempts} sends: {:?}",
-            pending.len(),
-            report.outcomes.get(0).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let read = read_back(&tansu, "fenced", first.len() + stalled.len()).await;
-    for event in stalled.iter().chain(&first) {
-        assert!(
-            read.contains_key(&event.event_id.to_string()),
-            "event {} acknowledged but not on the broker",
-            event.event_id
-        );
-    }
+    let attempts = resend_until_acknowledged(&sink, &stalled, Duration::from_millis(100)).await;
+    let all: Vec<&Event> = stalled.iter().chain(&first).collect();
+    assert_on_broker(&tansu, "fenced", &all).await;
     println!(
         "timed-out send: the stalled send's events acknowledged {:.1?} after the broker returned, in {attempts} sends",
         started.elapsed()
@@ -357,25 +348,7 @@ async fn a_producer_that_bumped_its_epoch_after_timeouts_keeps_delivering() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     tansu.thaw();
 
-    let started = Instant::now();
-    let mut pending = stalled.clone();
-    let mut attempts = 0;
-    while !pending.is_empty() {
-        attempts += 1;
-        let report = sink.send(&pending).await;
-        pending = pending
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| report.outcomes.get(*i) != Some(&Outcome::Delivered))
-            .map(|(_, e)| e)
-            .collect();
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{} events still not acknowledged after {attempts} sends: {:?}",
-            pending.len(),
-            report.outcomes.get(0)
-        );
-    }
+    resend_until_acknowledged(&sink, &stalled, Duration::ZERO).await;
     let more: Vec<Event> = (0..100).map(|_| Event::new("x")).collect();
     assert_eq!(
         sink.send(&more).await.outcomes.get(0),
@@ -386,14 +359,8 @@ async fn a_producer_that_bumped_its_epoch_after_timeouts_keeps_delivering() {
         0,
         "the producer was replaced after its own epoch bump (the broker fenced it)"
     );
-    let read = read_back(&tansu, "bumped", first.len() + stalled.len() + more.len()).await;
-    for event in first.iter().chain(&stalled).chain(&more) {
-        assert!(
-            read.contains_key(&event.event_id.to_string()),
-            "event {} acknowledged but not on the broker",
-            event.event_id
-        );
-    }
+    let all: Vec<&Event> = first.iter().chain(&stalled).chain(&more).collect();
+    assert_on_broker(&tansu, "bumped", &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

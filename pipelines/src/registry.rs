@@ -130,11 +130,25 @@ impl fmt::Debug for ExporterSpec {
     }
 }
 
-fn unknown(section: &str, kind: &str, path: &str, known: String) -> Vec<ConfigError> {
-    vec![ConfigError {
-        path: path.to_string(),
-        message: format!("unknown {section} type `{kind}`; known types: {known}"),
-    }]
+/// The factory in `factories` for `id`'s type; an error at `path` naming the known types of
+/// the `section` when there is none.
+fn find_factory<F: ?Sized>(
+    factories: &[&'static F],
+    type_name: impl Fn(&F) -> &'static str,
+    section: &str,
+    id: &ComponentId,
+    path: &str,
+) -> Result<&'static F, Vec<ConfigError>> {
+    match factories.iter().find(|f| type_name(f) == id.kind) {
+        Some(factory) => Ok(*factory),
+        None => {
+            let known = type_names(factories, &type_name);
+            Err(vec![ConfigError {
+                path: path.to_string(),
+                message: format!("unknown {section} type `{}`; known types: {known}", id.kind),
+            }])
+        }
+    }
 }
 
 /// Parses a `receivers:` entry.
@@ -143,17 +157,15 @@ pub fn receiver_from_yaml(
     value: Value,
     path: &str,
 ) -> Result<ReceiverSpec, Vec<ConfigError>> {
-    let Some(factory) = receiver_factories()
-        .iter()
-        .find(|f| f.type_name() == id.kind)
-    else {
-        return Err(unknown("receiver", &id.kind, path, receiver_types()));
-    };
+    let factory = find_factory(
+        receiver_factories(),
+        |f| f.type_name(),
+        "receiver",
+        id,
+        path,
+    )?;
     let config = factory.read_config(value, path)?;
-    Ok(ReceiverSpec {
-        factory: *factory,
-        config,
-    })
+    Ok(ReceiverSpec { factory, config })
 }
 
 /// Parses a `processors:` entry.
@@ -162,17 +174,15 @@ pub fn processor_from_yaml(
     value: Value,
     path: &str,
 ) -> Result<ProcessorSpec, Vec<ConfigError>> {
-    let Some(factory) = processor_factories()
-        .iter()
-        .find(|f| f.type_name() == id.kind)
-    else {
-        return Err(unknown("processor", &id.kind, path, processor_types()));
-    };
+    let factory = find_factory(
+        processor_factories(),
+        |f| f.type_name(),
+        "processor",
+        id,
+        path,
+    )?;
     let config = factory.read_config(value, path)?;
-    Ok(ProcessorSpec {
-        factory: *factory,
-        config,
-    })
+    Ok(ProcessorSpec { factory, config })
 }
 
 /// Parses an `exporters:` entry: splits off the shared keys, then the exporter's own.
@@ -192,10 +202,7 @@ pub fn exporter_from_yaml_in(
     value: Value,
     path: &str,
 ) -> Result<ExporterSpec, Vec<ConfigError>> {
-    let Some(factory) = factories.iter().find(|f| f.type_name() == id.kind) else {
-        let known = type_names(factories, |f| f.type_name());
-        return Err(unknown("exporter", &id.kind, path, known));
-    };
+    let factory = find_factory(factories, |f| f.type_name(), "exporter", id, path)?;
     let Value::Mapping(mut own) = value else {
         return Err(vec![ConfigError {
             path: path.to_string(),
@@ -204,13 +211,13 @@ pub fn exporter_from_yaml_in(
     };
     let mut errors = Vec::new();
     let delivery_part = take_keys(&mut own, DELIVERY_KEYS);
-    let http_part = take_http_keys(*factory, &mut own);
+    let http_part = take_http_keys(factory, &mut own);
     let delivery = read_block(
         Value::Mapping(delivery_part),
         path,
         |delivery: &DeliveryConfig| {
             let mut issues = delivery.validate();
-            issues.extend(refused_schema(*factory, delivery));
+            issues.extend(refused_schema(factory, delivery));
             issues
         },
     )
@@ -232,7 +239,7 @@ pub fn exporter_from_yaml_in(
         (Some(config), Some(delivery), Some(mut http)) if errors.is_empty() => {
             http.schema = delivery.schema;
             Ok(ExporterSpec {
-                factory: *factory,
+                factory,
                 config,
                 delivery,
                 http,

@@ -586,7 +586,7 @@ impl Runtime {
         &self,
         exporter: &ExporterHandle,
         enabled: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), state::StateWriteError> {
         exporter.set_enabled(enabled);
         self.state.set_disabled(exporter.id(), !enabled);
         self.state.save_async(self.topology()).await

@@ -6,19 +6,18 @@
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{BoxedConfig, ComponentConfig, config_as};
+use siemrelay_core::config_read::Value;
 use siemrelay_core::ingest::{IngestOptions, event_from_object};
 use siemrelay_core::{ConfigIssue, Event, Timestamp};
+use siemrelay_exporters::delivery::RestoredStatus;
 use siemrelay_exporters::delivery::assemble::{ExporterStorage, assemble};
-use siemrelay_exporters::delivery::factory::{ExporterBuildContext, ExporterFactory, SharedKeys};
+use siemrelay_exporters::delivery::factory::ExporterFactory;
 use siemrelay_exporters::delivery::http::{
     Classified, Compression, HttpEncoder, HttpSink, Reply, classify_by_status,
 };
-use siemrelay_exporters::delivery::pack::{EncodedRequest, Framing, LINES};
+use siemrelay_exporters::delivery::pack::{EncodeError, EncodedRequest, Framing, LINES};
 use siemrelay_exporters::delivery::queue::SizedBatch;
 use siemrelay_exporters::delivery::{Outcomes, RequestLimits};
-use siemrelay_exporters::delivery::{RestoredStatus, Sink};
 use siemrelay_pipelines::config::ComponentId;
 use siemrelay_pipelines::registry;
 use std::sync::{Arc, Mutex};
@@ -61,7 +60,7 @@ impl HttpEncoder for LinePostEncoder {
         LINES
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         event.write_json(out);
         out.push(b'\n');
         Ok(())
@@ -86,40 +85,26 @@ impl HttpEncoder for LinePostEncoder {
     }
 }
 
-/// The module's factory: its type name, the shared keys its encoder honours, its config, its
-/// sink.
-struct LinePostFactory;
-
-impl ExporterFactory for LinePostFactory {
-    fn type_name(&self) -> &'static str {
-        "line_post"
-    }
-
-    fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::of::<LinePostEncoder>()
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(block, path, LinePostConfig::validate)?))
-    }
-
-    fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: &ExporterBuildContext<'_>,
-    ) -> anyhow::Result<Arc<dyn Sink>> {
-        let config =
-            config_as::<LinePostConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        let encoder = LinePostEncoder {
-            url: reqwest::Url::parse(&config.endpoint)?,
-        };
-        Ok(Arc::new(HttpSink::new(
-            ctx.id,
-            encoder,
-            ctx.http,
-            ctx.timeout(),
-            Compression::None,
-        )?))
+// The module's factory, one declaration: its type name, its config, the encoder whose shared
+// keys it takes, and how its sink is built.
+siemrelay_exporters::exporter_factory! {
+    /// Builds `line_post` exporters.
+    struct LinePostFactory {
+        type_name: "line_post",
+        config: LinePostConfig,
+        http: LinePostEncoder,
+        build: |config, ctx| {
+            let encoder = LinePostEncoder {
+                url: reqwest::Url::parse(&config.endpoint)?,
+            };
+            Ok(Arc::new(HttpSink::new(
+                ctx.id,
+                encoder,
+                ctx.http,
+                ctx.timeout(),
+                Compression::None,
+            )?))
+        },
     }
 }
 

@@ -174,6 +174,48 @@ fn row(exporter: &str) -> &'static Row {
         .unwrap_or_else(|| panic!("no contract row for {exporter}"))
 }
 
+/// One contract test per exporter: `name: "type" => peer;` runs the type's row of [`TABLE`]
+/// against the peer the expression starts.
+macro_rules! contract_tests {
+    ($($name:ident: $exporter:literal => $peer:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            contract::run(row($exporter), &$peer).await;
+        }
+    )*};
+}
+
+contract_tests! {
+    splunk_hec: "splunk_hec" => HecPeer(FakeHec::start_default());
+    datadog: "datadog" => DatadogPeer(FakeDatadog::start());
+    elasticsearch: "elasticsearch" => ElasticsearchPeer(FakeElasticsearch::start());
+    sentinel: "sentinel" => SentinelPeer(FakeAzure::start());
+    webhook: "webhook" => WebhookPeer::start();
+    cloudwatch_logs: "cloudwatch_logs" => CloudWatchPeer::start();
+    syslog: "syslog" => SyslogPeer::start("syslog");
+    qradar: "qradar" => SyslogPeer::start("qradar");
+    file: "file" => FilePeer(tempfile::tempdir().expect("tempdir"));
+    stdout: "stdout" => StdoutPeer(Mutex::new(None));
+    plugin_gelf: "plugin" => GelfPeer::start();
+    kafka: "kafka" => KafkaPeer::start();
+}
+
+/// What every peer in front of one of the fake SIEM servers has alike: its component id, and
+/// the fake (field `$fake`) for the counts and the server.
+macro_rules! fake_peer {
+    ($id:literal, $fake:tt) => {
+        fn id(&self) -> String {
+            $id.into()
+        }
+        fn counts(&self) -> HashMap<String, u32> {
+            self.$fake.counts()
+        }
+        fn server(&self) -> Option<&FakeServer> {
+            Some(self.$fake.server())
+        }
+    };
+}
+
 #[test]
 fn the_table_has_a_row_for_every_exporter_type() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,21 +247,13 @@ fn the_table_has_a_row_for_every_exporter_type() {
 struct HecPeer(FakeHec);
 
 impl Peer for HecPeer {
-    fn id(&self) -> String {
-        "splunk_hec".into()
-    }
+    fake_peer!("splunk_hec", 0);
     fn settings(&self) -> String {
         format!(
             "    endpoint: \"{}\"\n    token: \"{}\"\n    index: security",
             self.0.url(),
             hec::TOKEN
         )
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.0.reject_event_ids(ids.iter().cloned());
@@ -240,29 +274,16 @@ impl Peer for HecPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn splunk_hec() {
-    contract::run(row("splunk_hec"), &HecPeer(FakeHec::start_default())).await;
-}
-
 struct DatadogPeer(FakeDatadog);
 
 impl Peer for DatadogPeer {
-    fn id(&self) -> String {
-        "datadog".into()
-    }
+    fake_peer!("datadog", 0);
     fn settings(&self) -> String {
         format!(
             "    site: datadoghq.eu\n    endpoint: \"{}\"\n    api_key: \"{}\"",
             self.0.url(),
             datadog::API_KEY
         )
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         let defaults = datadog::DatadogOptions::default();
@@ -283,28 +304,15 @@ impl Peer for DatadogPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn datadog() {
-    contract::run(row("datadog"), &DatadogPeer(FakeDatadog::start())).await;
-}
-
 struct ElasticsearchPeer(FakeElasticsearch);
 
 impl Peer for ElasticsearchPeer {
-    fn id(&self) -> String {
-        "elasticsearch".into()
-    }
+    fake_peer!("elasticsearch", 0);
     fn settings(&self) -> String {
         format!(
             "    endpoint: \"{}\"\n    index: siemrelay-events",
             self.0.url()
         )
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.0
@@ -328,21 +336,10 @@ impl Peer for ElasticsearchPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn elasticsearch() {
-    contract::run(
-        row("elasticsearch"),
-        &ElasticsearchPeer(FakeElasticsearch::start()),
-    )
-    .await;
-}
-
 struct SentinelPeer(FakeAzure);
 
 impl Peer for SentinelPeer {
-    fn id(&self) -> String {
-        "sentinel".into()
-    }
+    fake_peer!("sentinel", 0);
     fn settings(&self) -> String {
         let url = self.0.url();
         format!(
@@ -353,12 +350,6 @@ impl Peer for SentinelPeer {
             azure::CLIENT_ID,
             azure::CLIENT_SECRET
         )
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         self.0
@@ -376,25 +367,21 @@ impl Peer for SentinelPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sentinel() {
-    contract::run(row("sentinel"), &SentinelPeer(FakeAzure::start())).await;
-}
-
 struct WebhookPeer(FakeHttpSink);
 
-impl Peer for WebhookPeer {
-    fn id(&self) -> String {
-        "webhook".into()
+impl WebhookPeer {
+    fn start() -> WebhookPeer {
+        WebhookPeer(FakeHttpSink::start(HttpSinkOptions {
+            path: Some("/hooks/siem".into()),
+            ..Default::default()
+        }))
     }
+}
+
+impl Peer for WebhookPeer {
+    fake_peer!("webhook", 0);
     fn settings(&self) -> String {
         format!("    endpoint: \"{}/hooks/siem\"", self.0.url())
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     fn limit_body(&self, bytes: Option<usize>) {
         self.0.set_max_body(bytes);
@@ -411,23 +398,20 @@ impl Peer for WebhookPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook() {
-    let sink = FakeHttpSink::start(HttpSinkOptions {
-        path: Some("/hooks/siem".into()),
-        ..Default::default()
-    });
-    contract::run(row("webhook"), &WebhookPeer(sink)).await;
-}
-
 const LOG_GROUP: &str = "/security/contract";
 
 struct CloudWatchPeer(FakeCloudWatch);
 
-impl Peer for CloudWatchPeer {
-    fn id(&self) -> String {
-        "cloudwatch_logs".into()
+impl CloudWatchPeer {
+    fn start() -> CloudWatchPeer {
+        let fake = FakeCloudWatch::start();
+        fake.create(LOG_GROUP, None);
+        CloudWatchPeer(fake)
     }
+}
+
+impl Peer for CloudWatchPeer {
+    fake_peer!("cloudwatch_logs", 0);
     fn settings(&self) -> String {
         format!(
             "    region: {}\n    log_group: {LOG_GROUP}\n    log_stream: contract\n    endpoint: \"{}\"",
@@ -450,12 +434,6 @@ impl Peer for CloudWatchPeer {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-    }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.0.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.0.server())
     }
     /// CloudWatch keeps events of the last 14 days only: timestamps are now (an event of the
     /// partial-failure case: 20 days ago, which CloudWatch refuses through
@@ -482,13 +460,6 @@ impl Peer for CloudWatchPeer {
     fn refusal_reason(&self) -> &'static str {
         "AccessDeniedException"
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cloudwatch_logs() {
-    let fake = FakeCloudWatch::start();
-    fake.create(LOG_GROUP, None);
-    contract::run(row("cloudwatch_logs"), &CloudWatchPeer(fake)).await;
 }
 
 /// A real rsyslogd behind the `syslog` or `qradar` exporter.
@@ -572,16 +543,6 @@ impl Peer for SyslogPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog() {
-    contract::run(row("syslog"), &SyslogPeer::start("syslog")).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn qradar() {
-    contract::run(row("qradar"), &SyslogPeer::start("qradar")).await;
-}
-
 /// The `file` exporter's output, read back.
 struct FilePeer(tempfile::TempDir);
 
@@ -608,12 +569,6 @@ fn ids_in(lines: Vec<serde_json::Value>) -> HashMap<String, u32> {
         }
     }
     counts
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    contract::run(row("file"), &FilePeer(dir)).await;
 }
 
 /// The `stdout` exporter's output: the relay's standard output, which the harness writes to a
@@ -651,21 +606,23 @@ impl Peer for StdoutPeer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stdout() {
-    contract::run(row("stdout"), &StdoutPeer(Mutex::new(None))).await;
-}
-
 /// The GELF plugin in front of the fake Graylog GELF HTTP input.
 struct GelfPeer {
     fake: FakeGelf,
     library: PathBuf,
 }
 
-impl Peer for GelfPeer {
-    fn id(&self) -> String {
-        "plugin/graylog".into()
+impl GelfPeer {
+    fn start() -> GelfPeer {
+        GelfPeer {
+            fake: FakeGelf::start(),
+            library: plugin_support::gelf_plugin(),
+        }
     }
+}
+
+impl Peer for GelfPeer {
+    fake_peer!("plugin/graylog", fake);
     fn settings(&self) -> String {
         format!(
             "    library: \"{}\"\n    config: {{ endpoint: \"{}\", default_host: relay-contract, timeout_ms: 5000 }}",
@@ -682,12 +639,6 @@ impl Peer for GelfPeer {
                 .display()
         )
     }
-    fn counts(&self) -> HashMap<String, u32> {
-        self.fake.counts()
-    }
-    fn server(&self) -> Option<&FakeServer> {
-        Some(self.fake.server())
-    }
     fn fail_some(&self, ids: &[String]) -> PartialFailure {
         self.fake.fail_once(ids);
         PartialFailure::Retryable
@@ -699,15 +650,6 @@ impl Peer for GelfPeer {
     fn refusal_reason(&self) -> &'static str {
         "400"
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_gelf() {
-    let peer = GelfPeer {
-        fake: FakeGelf::start(),
-        library: plugin_support::gelf_plugin(),
-    };
-    contract::run(row("plugin"), &peer).await;
 }
 
 const TOPIC: &str = "contract-events";
@@ -777,9 +719,4 @@ impl Peer for KafkaPeer {
     fn come_up(&self) {
         self.broker.thaw();
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kafka() {
-    contract::run(row("kafka"), &KafkaPeer::start()).await;
 }

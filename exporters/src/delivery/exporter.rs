@@ -6,8 +6,8 @@ use super::queue::{Chunk, DeliveryQueue, PopLimits, QueueError};
 use super::retry::Backoff;
 use super::status::{DeliveryRecord, ExporterState, ExporterStatus, RestoredStatus};
 use super::{
-    MissingOutcomes, Outcome, RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
-    default_hint,
+    MissingOutcomes, Outcome, ProbeError, RequestLimits, RequestOutcome, RequestRecord, SendReport,
+    Sink, default_hint,
 };
 use siemrelay_core::{Event, Severity, Timestamp};
 use std::sync::{Arc, Mutex};
@@ -276,9 +276,7 @@ impl Shared {
             match result {
                 Ok(Some(result)) => self.status.probed(result),
                 Ok(None) => {}
-                Err(_) => self
-                    .status
-                    .probed(Err(format!("no answer within {:?}", self.timeout))),
+                Err(_) => self.status.probed(Err(ProbeError::Timeout(self.timeout))),
             }
         }
     }
@@ -427,15 +425,7 @@ impl Shared {
             }
         }
         let dead = total - delivered - retry.len();
-        let overall = if retry.is_empty() && dead == 0 {
-            RequestOutcome::Delivered
-        } else if delivered > 0 {
-            RequestOutcome::Partial
-        } else if !retry.is_empty() {
-            RequestOutcome::Retry
-        } else {
-            RequestOutcome::Permanent
-        };
+        let overall = RequestOutcome::from_counts(delivered, retry.len(), dead);
         let first_error = if !retry_reason.is_empty() {
             Some(retry_reason.clone())
         } else {

@@ -8,6 +8,11 @@
 //! takes `tls`, `compression` and `signing`. A `compression` or `signing` setting that its
 //! encoder does not honour ([`HttpEncoder::HONOURS`]) is refused when the config is validated
 //! (never ignored), and again by [`super::http::HttpSink::new`].
+//!
+//! An exporter declares its factory with one [`exporter_factory!`](crate::exporter_factory)
+//! call: type name, config type, the encoder whose shared keys it takes (HTTP exporters only)
+//! and one expression that builds its sink. A hand-written `impl ExporterFactory` still works
+//! the same.
 
 use super::Sink;
 use super::config::DeliveryConfig;
@@ -130,4 +135,81 @@ pub trait ExporterFactory: Send + Sync {
         config: &dyn ComponentConfig,
         ctx: &ExporterBuildContext<'_>,
     ) -> anyhow::Result<Arc<dyn Sink>>;
+}
+
+/// What [`exporter_factory!`](crate::exporter_factory) expands to, reachable from any crate.
+#[doc(hidden)]
+pub mod macro_support {
+    pub use anyhow;
+    pub use siemrelay_core::{config_read, factory, factory_read_config};
+}
+
+/// Declares an exporter factory: a unit struct `$name` implementing [`ExporterFactory`] for the
+/// config type `config` (read by `siemrelay_core::factory::read_config` with the type's
+/// `validate`). `http: Encoder` (HTTP exporters only) takes the shared HTTP keys that
+/// `Encoder` honours ([`SharedKeys::of`]); without it the exporter takes none. `takes_schema:
+/// true` says the exporter writes the shared `schema` key's shapes (default: it refuses them). The `build`
+/// body returns the sink; in it `$config` is the `&Config` and `$ctx` the
+/// [`ExporterBuildContext`].
+///
+/// ```ignore
+/// siemrelay_exporters::exporter_factory! {
+///     /// Builds `datadog` exporters (Datadog Logs intake).
+///     pub struct DatadogFactory {
+///         type_name: "datadog",
+///         config: DatadogConfig,
+///         http: DatadogEncoder,
+///         build: |config, ctx| build(ctx.id, config.clone(), ctx.http, ctx.timeout()),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! exporter_factory {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            type_name: $type_name:literal,
+            config: $config_ty:ty,
+            $(http: $encoder:ty,)?
+            $(takes_schema: $takes_schema:literal,)?
+            build: |$config:ident, $ctx:ident| $build:expr $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name;
+
+        impl $crate::delivery::factory::ExporterFactory for $name {
+            fn type_name(&self) -> &'static str {
+                $type_name
+            }
+
+            $(
+                fn shared_keys(&self) -> $crate::delivery::factory::SharedKeys {
+                    $crate::delivery::factory::SharedKeys::of::<$encoder>()
+                }
+            )?
+
+            $(
+                fn takes_schema(&self) -> bool {
+                    $takes_schema
+                }
+            )?
+
+            $crate::delivery::factory::macro_support::factory_read_config!($config_ty);
+
+            fn build(
+                &self,
+                config: &dyn $crate::delivery::factory::macro_support::factory::ComponentConfig,
+                ctx: &$crate::delivery::factory::ExporterBuildContext<'_>,
+            ) -> $crate::delivery::factory::macro_support::anyhow::Result<
+                ::std::sync::Arc<dyn $crate::delivery::Sink>,
+            > {
+                let $config = $crate::delivery::factory::macro_support::factory::config_as::<
+                    $config_ty,
+                >(config, $type_name)?;
+                let $ctx = ctx;
+                $build
+            }
+        }
+    };
 }

@@ -3,11 +3,11 @@
 //! implements [`HttpEncoder`] (encode + classify) and is wrapped in [`HttpSink`].
 
 use super::auth::{AuthError, Authenticator, Generation, NoAuth};
-use super::pack::{CONCATENATED, Encoded, EncodedRequest, Framing, pack};
+use super::pack::{CONCATENATED, EncodeError, Encoded, EncodedRequest, Framing, pack};
 use super::retry::parse_retry_after;
 use super::{
-    Outcome, OutcomeSheet, Outcomes, RequestLimits, RequestOutcome, RequestRecord, SendReport,
-    Sink, default_hint,
+    Outcome, OutcomeSheet, Outcomes, ProbeError, RequestLimits, RequestOutcome, RequestRecord,
+    SendReport, Sink, default_hint,
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -296,7 +296,7 @@ pub trait HttpEncoder: Send + Sync + 'static {
     }
     /// Appends the wire form of one event (for the default [`HttpEncoder::encode`]); an `Err`
     /// says why the event cannot be sent (it is dead-lettered with that reason).
-    fn write_event(&self, _event: &Event, _out: &mut Vec<u8>) -> Result<(), String> {
+    fn write_event(&self, _event: &Event, _out: &mut Vec<u8>) -> Result<(), EncodeError> {
         Err("this exporter encodes whole batches".into())
     }
     /// Encodes events (indices refer to `events`) into bodies within the limits: by default
@@ -670,29 +670,30 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
 
     /// A `HEAD` request to the URL events go to, with the exporter's headers and credentials:
     /// any reply but 408, 429 or 5xx means the SIEM is reachable and serving again.
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), ProbeError>> {
         if !E::PROBE {
             return None;
         }
         let request = match self.encoder.request(&self.client).build() {
             Ok(request) => request,
-            Err(e) => return Some(Err(format!("cannot build the probe request: {e}"))),
+            Err(e) => {
+                return Some(Err(ProbeError::Failed(format!(
+                    "cannot build the probe request: {e}"
+                ))));
+            }
         };
         let mut head = reqwest::Request::new(reqwest::Method::HEAD, request.url().clone());
         *head.headers_mut() = request.headers().clone();
         *head.timeout_mut() = request.timeout().copied();
         if let Err(error) = self.auth.authorize(&mut head).await {
-            return Some(Err(error.message));
+            return Some(Err(ProbeError::Failed(error.message)));
         }
         Some(match self.client.execute(head).await {
             Ok(response) => match response.status().as_u16() {
-                408 | 429 | 500..=599 => Err(format!(
-                    "the SIEM answered HTTP {} to a probe",
-                    response.status().as_u16()
-                )),
+                status @ (408 | 429 | 500..=599) => Err(ProbeError::Status(status)),
                 _ => Ok(()),
             },
-            Err(e) => Err(error_chain(&e)),
+            Err(e) => Err(ProbeError::Failed(error_chain(&e))),
         })
     }
 

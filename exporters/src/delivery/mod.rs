@@ -110,6 +110,32 @@ impl Outcomes {
         }
     }
 
+    /// One outcome per event, collapsed to `Uniform(Delivered)` when every event was delivered.
+    pub fn from_list(list: Vec<Outcome>) -> Outcomes {
+        if list.iter().all(|o| *o == Outcome::Delivered) {
+            Outcomes::Uniform(Outcome::Delivered)
+        } else {
+            Outcomes::PerEvent(list)
+        }
+    }
+
+    /// Gives every delivered event `outcome` instead (a delivery that was taken back); the
+    /// others keep theirs.
+    pub fn replace_delivered(&mut self, outcome: &Outcome) {
+        match self {
+            Outcomes::Uniform(current) => {
+                if *current == Outcome::Delivered {
+                    *current = outcome.clone();
+                }
+            }
+            Outcomes::PerEvent(list) => {
+                for slot in list.iter_mut().filter(|o| **o == Outcome::Delivered) {
+                    *slot = outcome.clone();
+                }
+            }
+        }
+    }
+
     /// Checks that there is an outcome for each of `events` events.
     pub fn check(&self, events: usize) -> Result<(), MissingOutcomes> {
         match self {
@@ -151,6 +177,18 @@ impl OutcomeSheet {
         }
     }
 
+    /// A sheet for `len` events that all start out as `outcome` (an exporter whose events are
+    /// only delivered once each is confirmed starts them as a retry, so that an event it never
+    /// gets to is never counted as delivered).
+    pub fn filled(len: usize, outcome: Outcome) -> OutcomeSheet {
+        let list = if outcome == Outcome::Delivered || len == 0 {
+            Vec::new()
+        } else {
+            vec![outcome; len]
+        };
+        OutcomeSheet { len, list }
+    }
+
     /// Sets the outcome of event `index`.
     pub fn set(&mut self, index: usize, outcome: Outcome) {
         if self.list.is_empty() {
@@ -171,18 +209,41 @@ impl OutcomeSheet {
         }
     }
 
+    /// Sets `outcome` for every event from `start` on.
+    pub fn set_from(&mut self, start: usize, outcome: &Outcome) {
+        for index in start..self.len {
+            self.set(index, outcome.clone());
+        }
+    }
+
     /// The outcome of event `index` so far.
     pub fn get(&self, index: usize) -> &Outcome {
         self.list.get(index).unwrap_or(&Outcome::Delivered)
     }
 
-    /// The outcomes: uniform while every event is delivered.
+    /// The number of events on the sheet.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a sheet of no events.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every event's outcome so far, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Outcome> {
+        (0..self.len).map(|index| self.get(index))
+    }
+
+    /// The reason of the first event that failed, if any did.
+    pub fn first_reason(&self) -> Option<&str> {
+        self.list.iter().find_map(Outcome::reason)
+    }
+
+    /// The outcomes: uniform when every event is delivered.
     pub fn finish(self) -> Outcomes {
-        if self.list.is_empty() {
-            Outcomes::Uniform(Outcome::Delivered)
-        } else {
-            Outcomes::PerEvent(self.list)
-        }
+        Outcomes::from_list(self.list)
     }
 }
 
@@ -228,19 +289,27 @@ impl RequestOutcome {
     /// The outcome of a request from the outcomes of its events: delivered when all were,
     /// partial when some were, else retry when any is to be retried, else permanent.
     pub fn of<'a>(outcomes: impl IntoIterator<Item = &'a Outcome>) -> RequestOutcome {
-        let (mut delivered, mut retry, mut failed) = (false, false, false);
+        let (mut delivered, mut retried, mut dead) = (0, 0, 0);
         for outcome in outcomes {
             match outcome {
-                Outcome::Delivered => delivered = true,
-                Outcome::Retry { .. } => (retry, failed) = (true, true),
-                Outcome::Permanent { .. } => failed = true,
+                Outcome::Delivered => delivered += 1,
+                Outcome::Retry { .. } => retried += 1,
+                Outcome::Permanent { .. } => dead += 1,
             }
         }
-        match (delivered, failed) {
-            (_, false) => RequestOutcome::Delivered,
-            (true, true) => RequestOutcome::Partial,
-            (false, true) if retry => RequestOutcome::Retry,
-            (false, true) => RequestOutcome::Permanent,
+        RequestOutcome::from_counts(delivered, retried, dead)
+    }
+
+    /// The same judgement from counts: `delivered`, `retried` and `dead` (permanent) events.
+    pub fn from_counts(delivered: usize, retried: usize, dead: usize) -> RequestOutcome {
+        if retried == 0 && dead == 0 {
+            RequestOutcome::Delivered
+        } else if delivered > 0 {
+            RequestOutcome::Partial
+        } else if retried > 0 {
+            RequestOutcome::Retry
+        } else {
+            RequestOutcome::Permanent
         }
     }
 }
@@ -283,6 +352,39 @@ impl SendReport {
     }
 }
 
+impl SendReport {
+    /// Takes back the send's deliveries (a confirmation that never came): its delivered events
+    /// get `outcome`, and each request `affected` picks is judged by `outcome`, with its reason
+    /// as the request's reply.
+    pub fn revoke_delivered(
+        &mut self,
+        outcome: Outcome,
+        affected: impl Fn(&RequestRecord) -> bool,
+    ) {
+        self.outcomes.replace_delivered(&outcome);
+        let judged = RequestOutcome::of([&outcome]);
+        for record in self.requests.iter_mut().filter(|r| affected(r)) {
+            record.outcome = Some(judged);
+            record.reply = outcome.reason().map(str::to_string);
+        }
+    }
+}
+
+/// Why a probe of a `failed` exporter's SIEM (or output) failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The SIEM answered, with a status that means it is not serving yet (408, 429, 5xx).
+    #[error("the SIEM answered HTTP {0} to a probe")]
+    Status(u16),
+    /// No answer within the exporter's `sending.timeout`.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The probe could not be made or reached nothing: the transport's, the credentials' or
+    /// the output's own error.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// What an exporter implements: encode events, send them, classify the replies.
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
@@ -308,7 +410,7 @@ pub trait Sink: Send + Sync + 'static {
     /// exporter whose queue is empty (with events queued, the next delivery is the probe).
     /// `None` when the sink has no such check; `Some(Err(reason))` while the SIEM is still
     /// unreachable or failing.
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), ProbeError>> {
         None
     }
 
@@ -340,5 +442,87 @@ pub fn default_hint(record: &RequestRecord) -> Option<String> {
             Some("the SIEM reported a server error: it may be down or overloaded".into())
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filled_sheet_never_counts_an_untouched_event_as_delivered() {
+        let mut sheet = OutcomeSheet::filled(3, Outcome::retry("not sent"));
+        sheet.set(0, Outcome::Delivered);
+        sheet.set(2, Outcome::Delivered);
+        assert_eq!(sheet.first_reason(), Some("not sent"));
+        assert_eq!(RequestOutcome::of(sheet.iter()), RequestOutcome::Partial);
+        assert_eq!(sheet.finish().get(1), Some(&Outcome::retry("not sent")));
+
+        let mut all = OutcomeSheet::filled(2, Outcome::retry("not sent"));
+        all.set_from(0, &Outcome::Delivered);
+        assert_eq!(all.finish(), Outcomes::Uniform(Outcome::Delivered));
+    }
+
+    #[test]
+    fn counts_and_outcomes_are_judged_alike() {
+        let d = Outcome::Delivered;
+        let r = Outcome::retry("r");
+        let p = Outcome::permanent("p");
+        for case in [
+            vec![],
+            vec![&d],
+            vec![&d, &r],
+            vec![&d, &p],
+            vec![&r, &p],
+            vec![&p],
+            vec![&r],
+        ] {
+            let count = |want: fn(&Outcome) -> bool| case.iter().filter(|o| want(o)).count();
+            let by_counts = RequestOutcome::from_counts(
+                count(|o| matches!(o, Outcome::Delivered)),
+                count(|o| matches!(o, Outcome::Retry { .. })),
+                count(|o| matches!(o, Outcome::Permanent { .. })),
+            );
+            assert_eq!(
+                RequestOutcome::of(case.iter().copied()),
+                by_counts,
+                "{case:?}"
+            );
+        }
+        assert_eq!(RequestOutcome::of([&r, &p]), RequestOutcome::Retry);
+        assert_eq!(RequestOutcome::of([&d, &p]), RequestOutcome::Partial);
+    }
+
+    #[test]
+    fn revoking_turns_only_delivered_events_and_the_picked_requests() {
+        let mut report = SendReport {
+            outcomes: Outcomes::Uniform(Outcome::Delivered),
+            requests: vec![
+                RequestRecord {
+                    http_status: Some(200),
+                    ..Default::default()
+                },
+                RequestRecord {
+                    http_status: Some(503),
+                    outcome: Some(RequestOutcome::Retry),
+                    reply: Some("busy".into()),
+                    ..Default::default()
+                },
+            ],
+        };
+        report.revoke_delivered(Outcome::retry("unconfirmed"), |r| {
+            r.http_status == Some(200)
+        });
+        assert_eq!(
+            report.outcomes,
+            Outcomes::Uniform(Outcome::retry("unconfirmed"))
+        );
+        assert_eq!(report.requests[0].outcome, Some(RequestOutcome::Retry));
+        assert_eq!(report.requests[0].reply.as_deref(), Some("unconfirmed"));
+        assert_eq!(report.requests[1].reply.as_deref(), Some("busy"));
+
+        let mut failed = Outcomes::Uniform(Outcome::permanent("bad"));
+        failed.replace_delivered(&Outcome::retry("x"));
+        assert_eq!(failed, Outcomes::Uniform(Outcome::permanent("bad")));
     }
 }

@@ -55,13 +55,42 @@ pub struct Encoded {
     pub rejected: Vec<(usize, String)>,
 }
 
+/// Why one event cannot go into a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    /// Encoded, it is larger than a whole request may be.
+    #[error("event is {size} bytes encoded, more than the {limit} bytes one request may carry")]
+    TooLarge {
+        /// Its encoded size.
+        size: usize,
+        /// `RequestLimits::max_bytes`.
+        limit: usize,
+    },
+    /// The exporter cannot encode it, or refuses it (over a per-event limit of the SIEM); the
+    /// reason goes to the dead-letter file.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<String> for EncodeError {
+    fn from(reason: String) -> EncodeError {
+        EncodeError::Refused(reason)
+    }
+}
+
+impl From<&str> for EncodeError {
+    fn from(reason: &str) -> EncodeError {
+        EncodeError::Refused(reason.to_string())
+    }
+}
+
 /// Encodes `events` with `encode` and packs them into bodies of at most `limits.max_bytes` bytes
 /// and `limits.max_events` events.
 pub fn pack<'a>(
     events: impl IntoIterator<Item = (usize, &'a Event)>,
     limits: RequestLimits,
     framing: Framing,
-    mut encode: impl FnMut(&Event, &mut Vec<u8>) -> Result<(), String>,
+    mut encode: impl FnMut(&Event, &mut Vec<u8>) -> Result<(), EncodeError>,
 ) -> Encoded {
     let overhead = framing.start.len() + framing.end.len();
     let mut out = Encoded::default();
@@ -78,16 +107,17 @@ pub fn pack<'a>(
         let item_start = current.body.len();
         if let Err(reason) = encode(event, &mut current.body) {
             current.body.truncate(mark);
-            out.rejected.push((index, reason));
+            out.rejected.push((index, reason.to_string()));
             continue;
         }
         let item_len = current.body.len() - item_start;
         if item_len + overhead > limits.max_bytes {
             current.body.truncate(mark);
-            out.rejected.push((
-                index,
-                format!("event is {item_len} bytes encoded, more than the {} bytes one request may carry", limits.max_bytes),
-            ));
+            let too_large = EncodeError::TooLarge {
+                size: item_len,
+                limit: limits.max_bytes,
+            };
+            out.rejected.push((index, too_large.to_string()));
             continue;
         }
         let too_big = current.body.len() + framing.end.len() > limits.max_bytes;
@@ -122,8 +152,8 @@ mod tests {
         (0..n).map(|i| Event::new(format!("type-{i}"))).collect()
     }
 
-    fn encode_type(event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
-        serde_json::to_writer(out, &event.event_type).map_err(|e| e.to_string())
+    fn encode_type(event: &Event, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        serde_json::to_writer(out, &event.event_type).map_err(|e| e.to_string().into())
     }
 
     #[test]

@@ -394,7 +394,7 @@ impl ExporterStatus {
     }
 
     /// A probe of a `failed` exporter with nothing queued: success makes it `active` again.
-    pub fn probed(&self, result: Result<(), String>) {
+    pub fn probed(&self, result: Result<(), super::ProbeError>) {
         let mut inner = self.lock();
         match result {
             Ok(()) => {
@@ -586,7 +586,9 @@ mod tests {
         status.exhausted("retries exhausted: connection refused");
         assert_eq!(status.state(), ExporterState::Failed);
         assert!(status.snapshot().last_error_current);
-        status.probed(Err("connection refused".into()));
+        status.probed(Err(super::super::ProbeError::Failed(
+            "connection refused".into(),
+        )));
         assert_eq!(status.state(), ExporterState::Failed);
         status.probed(Ok(()));
         let snapshot = status.snapshot();

@@ -1,44 +1,15 @@
 //! The `elasticsearch` exporter's factory: its entry in [`crate::exporter_factories`].
 
 use super::ElasticsearchConfig;
-use crate::delivery::Sink;
-use crate::delivery::factory::{ExporterBuildContext, ExporterFactory, SharedKeys};
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{BoxedConfig, ComponentConfig, config_as};
-use std::sync::Arc;
+use super::ElasticsearchEncoder;
 
-/// Builds `elasticsearch` exporters (Elasticsearch/OpenSearch `_bulk`).
-pub struct ElasticsearchFactory;
-
-impl ExporterFactory for ElasticsearchFactory {
-    fn type_name(&self) -> &'static str {
-        "elasticsearch"
-    }
-
-    /// What its encoder declares ([`super::ElasticsearchEncoder`]'s `HONOURS`).
-    fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::of::<super::ElasticsearchEncoder>()
-    }
-
-    fn takes_schema(&self) -> bool {
-        true
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(
-            block,
-            path,
-            ElasticsearchConfig::validate,
-        )?))
-    }
-
-    fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: &ExporterBuildContext<'_>,
-    ) -> anyhow::Result<Arc<dyn Sink>> {
-        let config = config_as::<ElasticsearchConfig>(config, self.type_name())
-            .map_err(anyhow::Error::msg)?;
-        super::build(ctx.id, config.clone(), ctx.http, ctx.timeout())
+crate::exporter_factory! {
+    /// Builds `elasticsearch` exporters (Elasticsearch/OpenSearch `_bulk`).
+    pub struct ElasticsearchFactory {
+        type_name: "elasticsearch",
+        config: ElasticsearchConfig,
+        http: ElasticsearchEncoder,
+        takes_schema: true,
+        build: |config, ctx| super::build(ctx.id, config.clone(), ctx.http, ctx.timeout()),
     }
 }

@@ -56,8 +56,12 @@ impl HttpEncoder for SentinelEncoder {
         JSON_ARRAY
     }
 
-    fn write_event(&self, event: &Event, out: &mut Vec<u8>) -> Result<(), String> {
-        self.columns.write_record(event, out)
+    fn write_event(
+        &self,
+        event: &Event,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::delivery::pack::EncodeError> {
+        Ok(self.columns.write_record(event, out)?)
     }
 
     fn content_type(&self) -> &'static str {

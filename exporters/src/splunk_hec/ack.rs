@@ -16,9 +16,7 @@
 use super::HecEncoder;
 use super::reply::HecReply;
 use crate::delivery::http::{HttpSink, error_chain};
-use crate::delivery::{
-    Outcome, Outcomes, RequestLimits, RequestOutcome, RequestRecord, SendReport, Sink,
-};
+use crate::delivery::{Outcome, RequestLimits, RequestRecord, SendReport, Sink};
 use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use siemrelay_core::Event;
@@ -184,7 +182,7 @@ impl Sink for AckingSink {
         self.inner.default_concurrency()
     }
 
-    async fn probe(&self) -> Option<Result<(), String>> {
+    async fn probe(&self) -> Option<Result<(), crate::delivery::ProbeError>> {
         self.inner.probe().await
     }
 
@@ -231,35 +229,13 @@ impl Sink for AckingSink {
 
 /// Turns the send's delivered events into retries and its accepted requests into `retry` records.
 fn unconfirm(report: &mut SendReport, reason: Arc<str>) {
-    let retry = Outcome::Retry {
-        reason: reason.clone(),
-        after: None,
-    };
-    let outcomes = std::mem::replace(&mut report.outcomes, Outcomes::PerEvent(Vec::new()));
-    report.outcomes = match outcomes {
-        Outcomes::Uniform(Outcome::Delivered) => Outcomes::Uniform(retry),
-        Outcomes::Uniform(other) => Outcomes::Uniform(other),
-        Outcomes::PerEvent(list) => Outcomes::PerEvent(
-            list.into_iter()
-                .map(|o| {
-                    if o == Outcome::Delivered {
-                        retry.clone()
-                    } else {
-                        o
-                    }
-                })
-                .collect(),
-        ),
-    };
-    for record in report.requests.iter_mut().filter(|r| accepted(r)) {
-        record.outcome = Some(RequestOutcome::Retry);
-        record.reply = Some(reason.to_string());
-    }
+    report.revoke_delivered(Outcome::retry(reason), accepted);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::{Outcomes, RequestOutcome};
 
     #[test]
     fn unconfirmed_sends_become_retries() {

@@ -1,40 +1,15 @@
 //! The `webhook` exporter's factory: its entry in [`crate::exporter_factories`].
 
 use super::WebhookConfig;
-use crate::delivery::Sink;
-use crate::delivery::factory::{ExporterBuildContext, ExporterFactory, SharedKeys};
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{BoxedConfig, ComponentConfig, config_as};
-use std::sync::Arc;
+use super::WebhookEncoder;
 
-/// Builds `webhook` exporters (generic HTTP webhook).
-pub struct WebhookFactory;
-
-impl ExporterFactory for WebhookFactory {
-    fn type_name(&self) -> &'static str {
-        "webhook"
-    }
-
-    /// What its encoder declares ([`super::WebhookEncoder`]'s `HONOURS`).
-    fn shared_keys(&self) -> SharedKeys {
-        SharedKeys::of::<super::WebhookEncoder>()
-    }
-
-    fn takes_schema(&self) -> bool {
-        true
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(block, path, WebhookConfig::validate)?))
-    }
-
-    fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: &ExporterBuildContext<'_>,
-    ) -> anyhow::Result<Arc<dyn Sink>> {
-        let config =
-            config_as::<WebhookConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        super::build(ctx.id, config.clone(), ctx.http, ctx.timeout())
+crate::exporter_factory! {
+    /// Builds `webhook` exporters (generic HTTP webhook).
+    pub struct WebhookFactory {
+        type_name: "webhook",
+        config: WebhookConfig,
+        http: WebhookEncoder,
+        takes_schema: true,
+        build: |config, ctx| super::build(ctx.id, config.clone(), ctx.http, ctx.timeout()),
     }
 }

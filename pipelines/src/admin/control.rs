@@ -319,7 +319,7 @@ impl Control {
         if !self.allows_changes() {
             return Err(ApiFailure::forbidden());
         }
-        ComponentId::parse(id).map_err(|message| ApiFailure::new(400, message, "id"))?;
+        ComponentId::parse(id).map_err(|error| ApiFailure::new(400, error.to_string(), "id"))?;
         if let Some((_, last)) = id.rsplit_once('/')
             && (RESERVED_SUFFIXES.contains(&last) || id.ends_with("/dead_letters/replay"))
         {

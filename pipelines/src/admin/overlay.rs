@@ -11,6 +11,7 @@ use crate::runtime::StorageLayout;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
+use siemrelay_core::atomic_file::{Access, write_atomically};
 use std::path::{Path, PathBuf};
 
 /// The overlay file.
@@ -56,28 +57,13 @@ impl Overlay {
             .map_err(|e| format!("not a valid overlay: {e}"))
     }
 
-    /// Writes the overlay atomically (temporary file, fsync, rename), readable by the owner only.
+    /// Writes the overlay atomically (temporary file, fsync, rename, fsync of the directory),
+    /// readable by the owner only.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
         let text = serde_yaml::to_string(self).map_err(std::io::Error::other)?;
-        let temp = path.with_extension("yaml.tmp");
-        {
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).write(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&temp)?;
-            file.write_all(b"# Exporter changes made through the siemrelay admin API; applied on top of the config file.\n")?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&temp, path)?;
-        if let Ok(dir) = std::fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        let mut bytes = b"# Exporter changes made through the siemrelay admin API; applied on top of the config file.\n".to_vec();
+        bytes.extend_from_slice(text.as_bytes());
+        write_atomically(path, &bytes, Access::OwnerOnly)
     }
 
     /// True when it changes nothing.

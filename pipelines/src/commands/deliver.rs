@@ -114,12 +114,6 @@ impl Deliverer {
             .shutdown(Instant::now() + Duration::from_secs(365 * 24 * 3600))
             .await;
         let _ = report;
-        let snapshot = self.handle.status().snapshot();
-        DeliverySummary {
-            submitted: self.submitted,
-            sent: snapshot.events_sent,
-            dead_lettered: snapshot.events_dead_lettered,
-            elapsed: self.started.elapsed(),
-        }
+        self.progress()
     }
 }

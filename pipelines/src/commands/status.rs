@@ -25,6 +25,25 @@ pub struct AdminTarget {
     pub token: Option<String>,
 }
 
+/// The start of every command that talks to a running relay's admin API (`status`, `tap`):
+/// the target ([`resolve_target`]) and an async runtime; an error is printed and is the exit
+/// code.
+pub fn admin_session(
+    admin: Option<&str>,
+    token: Option<&str>,
+    config_path: Option<&Path>,
+) -> Result<(AdminTarget, tokio::runtime::Runtime), ExitCode> {
+    let target = resolve_target(admin, token, config_path).map_err(|message| {
+        eprintln!("error: {message}");
+        ExitCode::from(1)
+    })?;
+    let runtime = super::tokio_runtime().map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        ExitCode::from(1)
+    })?;
+    Ok((target, runtime))
+}
+
 /// The admin API to ask: flags first, then the config file's `service.admin`, then the default.
 pub fn resolve_target(
     admin: Option<&str>,
@@ -106,19 +125,9 @@ fn admin_of_config(path: &Path, want_token: bool) -> Result<(AdminConfig, Option
 /// Prints the exporters' status table (coloured by status on a terminal, the word always shown).
 /// Exit 0 when the table was read, 1 otherwise.
 pub fn status(admin: Option<&str>, token: Option<&str>, config_path: Option<&Path>) -> ExitCode {
-    let target = match resolve_target(admin, token, config_path) {
-        Ok(target) => target,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match super::tokio_runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (target, runtime) = match admin_session(admin, token, config_path) {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     match runtime.block_on(fetch(&target.base, target.token.as_deref())) {
         Ok(list) => {

@@ -2,7 +2,7 @@
 //! live, from its admin API (`GET /api/v1/tap/{id}`), one JSON line per event on stdout; what
 //! the stream reports (what is tapped, dropped copies, the end) goes to stderr.
 
-use super::status::resolve_target;
+use super::status::admin_session;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,19 +40,9 @@ fn encode(id: &str) -> String {
 /// Streams the tap until `limit` events, the end of the stream, or Ctrl-C. Exit 0 when the
 /// limit was reached or the stream ended normally, 1 on an error.
 pub fn tap(options: &TapOptions<'_>) -> ExitCode {
-    let target = match resolve_target(options.admin, options.token, options.config) {
-        Ok(target) => target,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match super::tokio_runtime() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let (target, runtime) = match admin_session(options.admin, options.token, options.config) {
+        Ok(session) => session,
+        Err(code) => return code,
     };
     let url = format!("{}/api/v1/tap/{}", target.base, encode(options.component));
     match runtime.block_on(stream(&url, target.token.as_deref(), options)) {

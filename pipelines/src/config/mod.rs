@@ -157,17 +157,26 @@ pub struct ComponentId {
     pub kind: String,
 }
 
+/// A component id that is not `type` or `type/name` of the allowed characters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ComponentIdError {
+    /// The type part is empty or has other characters than letters, digits and `_`.
+    #[error("invalid component id {0:?}: the type must be letters, digits and _")]
+    Type(String),
+    /// The name part is empty or has other characters than letters, digits and `_-./`.
+    #[error("invalid component id {0:?}: the name after / must be letters, digits, _ - . /")]
+    Name(String),
+}
+
 impl ComponentId {
     /// Parses `type` or `type/name`.
-    pub fn parse(id: &str) -> Result<ComponentId, String> {
+    pub fn parse(id: &str) -> Result<ComponentId, ComponentIdError> {
         let (kind, name) = match id.split_once('/') {
             Some((kind, name)) => (kind, Some(name)),
             None => (id, None),
         };
         if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "invalid component id {id:?}: the type must be letters, digits and _"
-            ));
+            return Err(ComponentIdError::Type(id.to_string()));
         }
         if let Some(name) = name
             && (name.is_empty()
@@ -175,9 +184,7 @@ impl ComponentId {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)))
         {
-            return Err(format!(
-                "invalid component id {id:?}: the name after / must be letters, digits, _ - . /"
-            ));
+            return Err(ComponentIdError::Name(id.to_string()));
         }
         Ok(ComponentId {
             id: id.to_string(),
@@ -325,8 +332,11 @@ fn components<S>(
         defined.push((name, key.clone()));
         let id = match ComponentId::parse(&key) {
             Ok(id) => id,
-            Err(message) => {
-                errors.push(ConfigError { path, message });
+            Err(error) => {
+                errors.push(ConfigError {
+                    path,
+                    message: error.to_string(),
+                });
                 continue;
             }
         };

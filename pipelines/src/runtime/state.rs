@@ -20,10 +20,10 @@ use super::Topology;
 use crate::config::expand::scrub;
 use serde::{Deserialize, Serialize};
 use siemrelay_core::Timestamp;
+use siemrelay_core::atomic_file::{Access, write_atomically};
 use siemrelay_exporters::delivery::status::HISTORY_LEN;
 use siemrelay_exporters::delivery::{DeliveryRecord, RequestOutcome, RestoredStatus};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -364,7 +364,7 @@ impl StateStore {
 
     /// Writes the state of the running exporters in `topology` and the saved state of the
     /// others, unless it did not change since the last write. Blocking (small file): call from a blocking task.
-    pub fn save(&self, topology: &Topology) -> Result<(), String> {
+    pub fn save(&self, topology: &Topology) -> Result<(), StateWriteError> {
         let mut inner = self.lock();
         let mut exporters: Vec<(String, SavedExporter)> = topology
             .exporters
@@ -388,7 +388,7 @@ impl StateStore {
             return Ok(());
         }
         let bytes = encode(exporters.clone(), Timestamp::now());
-        match write_atomically(&self.path, &bytes) {
+        match write_atomically(&self.path, &bytes, Access::OwnerOnly) {
             Ok(()) => {
                 inner.written = Some(exporters);
                 if inner.last_error.take().is_some() {
@@ -396,28 +396,49 @@ impl StateStore {
                 }
                 Ok(())
             }
-            Err(e) => {
-                let message = format!(
-                    "cannot write the exporter state file {}: {e}",
-                    self.path.display()
-                );
+            Err(source) => {
+                let error = StateWriteError::Write {
+                    path: self.path.clone(),
+                    source: Arc::new(source),
+                };
+                let message = error.to_string();
                 metrics::counter!(STATE_WRITE_ERRORS).increment(1);
                 if inner.last_error.as_deref() != Some(message.as_str()) {
                     tracing::error!(file = %self.path.display(), "{message}; disabled exporters and delivery history will not survive a restart until it can be written");
-                    inner.last_error = Some(message.clone());
+                    inner.last_error = Some(message);
                 }
-                Err(message)
+                Err(error)
             }
         }
     }
 
     /// [`StateStore::save`] on a blocking thread.
-    pub async fn save_async(self: &Arc<Self>, topology: Arc<Topology>) -> Result<(), String> {
+    pub async fn save_async(
+        self: &Arc<Self>,
+        topology: Arc<Topology>,
+    ) -> Result<(), StateWriteError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.save(&topology))
             .await
-            .unwrap_or_else(|e| Err(format!("the state writer failed: {e}")))
+            .unwrap_or_else(|e| Err(StateWriteError::Task(e.to_string())))
     }
+}
+
+/// Why the exporter state file was not written (the running state is unchanged; only a
+/// restart would lose it).
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StateWriteError {
+    /// Writing, syncing or renaming the file failed.
+    #[error("cannot write the exporter state file {}: {source}", path.display())]
+    Write {
+        /// The state file.
+        path: PathBuf,
+        /// The file system's error.
+        source: Arc<std::io::Error>,
+    },
+    /// The blocking task that writes it panicked or was cancelled.
+    #[error("the state writer failed: {0}")]
+    Task(String),
 }
 
 /// The exporters of the file at `path`: `None` when there is no file, why when it is bad.
@@ -434,24 +455,6 @@ fn read(path: &Path) -> Result<Option<BTreeMap<String, SavedExporter>>, String> 
     }
     let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
     decode(&bytes).map(Some)
-}
-
-/// Writes `bytes` to `path` through a temporary file: fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let temp = path.with_extension("json.tmp");
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).write(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -646,7 +649,7 @@ mod tests {
         assert!(path.with_extension("json.corrupt").exists());
 
         let good = encode(vec![("webhook/soar".into(), exporter(2))], Timestamp::now());
-        write_atomically(&path, &good).unwrap();
+        write_atomically(&path, &good, Access::OwnerOnly).unwrap();
         let store = StateStore::open(&path);
         assert_eq!(store.saved(), vec!["webhook/soar".to_string()]);
         let restored = store.restored("webhook/soar");

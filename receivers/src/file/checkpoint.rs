@@ -12,8 +12,9 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use siemrelay_core::atomic_file::{Access, write_atomically};
 use std::fs::{self, File, Metadata};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the checkpoint file inside the receiver's storage directory.
@@ -22,7 +23,6 @@ pub const CHECKPOINT_FILE: &str = "checkpoints.json";
 pub const CORRUPT_CHECKPOINT_FILE: &str = "checkpoints.json.corrupt";
 /// How many leading bytes of a file its fingerprint covers at most.
 pub const FINGERPRINT_MAX: usize = 1024;
-const TEMP_FILE: &str = "checkpoints.json.tmp";
 const VERSION: u32 = 1;
 
 /// A file's identity on its filesystem: device and inode number.
@@ -259,24 +259,8 @@ impl CheckpointStore {
         };
         serde_json::to_writer_pretty(&mut self.scratch, &document).map_err(io::Error::other)?;
         self.scratch.push(b'\n');
-        let temp = self.dir.join(TEMP_FILE);
-        let mut file = File::create(&temp)?;
-        file.write_all(&self.scratch)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, &self.path)?;
-        sync_dir(&self.dir)
+        write_atomically(&self.path, &self.scratch, Access::Default)
     }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]
@@ -314,7 +298,7 @@ mod tests {
         store.save(&[entry(6)]).unwrap();
         store.save(&[entry(12)]).unwrap();
         assert_eq!(store.load().unwrap(), Some(vec![entry(12)]));
-        assert!(!dir.path().join(TEMP_FILE).exists());
+        assert!(!siemrelay_core::atomic_file::temp_path(store.path()).exists());
     }
 
     #[test]

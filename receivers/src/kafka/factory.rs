@@ -1,37 +1,13 @@
 //! The `kafka` receiver's factory: its entry in [`crate::receiver_factories`].
 
-use super::{KafkaReceiverConfig, build};
-use async_trait::async_trait;
-use siemrelay_core::component::Receiver;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{
-    BoxedConfig, ComponentConfig, ReceiverBuildContext, ReceiverFactory, config_as,
-};
+use super::KafkaReceiverConfig;
+use super::build;
 
-/// Builds `kafka` receivers (the Kafka receiver).
-pub struct KafkaFactory;
-
-#[async_trait]
-impl ReceiverFactory for KafkaFactory {
-    fn type_name(&self) -> &'static str {
-        "kafka"
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(
-            block,
-            path,
-            KafkaReceiverConfig::validate,
-        )?))
-    }
-
-    async fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: ReceiverBuildContext<'_>,
-    ) -> anyhow::Result<Box<dyn Receiver>> {
-        let config = config_as::<KafkaReceiverConfig>(config, self.type_name())
-            .map_err(anyhow::Error::msg)?;
-        build(ctx.id, config.clone()).await
+siemrelay_core::receiver_factory! {
+    /// Builds `kafka` receivers (the Kafka receiver).
+    pub struct KafkaFactory {
+        type_name: "kafka",
+        config: KafkaReceiverConfig,
+        build: |config, ctx| build(ctx.id, config.clone()).await,
     }
 }

@@ -1,33 +1,13 @@
 //! The `otlp` receiver's factory: its entry in [`crate::receiver_factories`].
 
-use super::{OtlpConfig, build};
-use async_trait::async_trait;
-use siemrelay_core::component::Receiver;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{
-    BoxedConfig, ComponentConfig, ReceiverBuildContext, ReceiverFactory, config_as,
-};
+use super::OtlpConfig;
+use super::build;
 
-/// Builds `otlp` receivers (the OTLP gRPC/HTTP receiver).
-pub struct OtlpFactory;
-
-#[async_trait]
-impl ReceiverFactory for OtlpFactory {
-    fn type_name(&self) -> &'static str {
-        "otlp"
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(block, path, OtlpConfig::validate)?))
-    }
-
-    async fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: ReceiverBuildContext<'_>,
-    ) -> anyhow::Result<Box<dyn Receiver>> {
-        let config =
-            config_as::<OtlpConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        build(ctx.id, config.clone()).await
+siemrelay_core::receiver_factory! {
+    /// Builds `otlp` receivers (the OTLP gRPC/HTTP receiver).
+    pub struct OtlpFactory {
+        type_name: "otlp",
+        config: OtlpConfig,
+        build: |config, ctx| build(ctx.id, config.clone()).await,
     }
 }

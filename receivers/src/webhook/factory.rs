@@ -1,33 +1,13 @@
 //! The `webhook` receiver's factory: its entry in [`crate::receiver_factories`].
 
-use super::{WebhookConfig, build};
-use async_trait::async_trait;
-use siemrelay_core::component::Receiver;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{
-    BoxedConfig, ComponentConfig, ReceiverBuildContext, ReceiverFactory, config_as,
-};
+use super::WebhookConfig;
+use super::build;
 
-/// Builds `webhook` receivers (the HTTP webhook receiver).
-pub struct WebhookFactory;
-
-#[async_trait]
-impl ReceiverFactory for WebhookFactory {
-    fn type_name(&self) -> &'static str {
-        "webhook"
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(block, path, WebhookConfig::validate)?))
-    }
-
-    async fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: ReceiverBuildContext<'_>,
-    ) -> anyhow::Result<Box<dyn Receiver>> {
-        let config =
-            config_as::<WebhookConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        build(ctx.id, config.clone()).await
+siemrelay_core::receiver_factory! {
+    /// Builds `webhook` receivers (the HTTP webhook receiver).
+    pub struct WebhookFactory {
+        type_name: "webhook",
+        config: WebhookConfig,
+        build: |config, ctx| build(ctx.id, config.clone()).await,
     }
 }

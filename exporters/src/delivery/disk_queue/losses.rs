@@ -9,7 +9,8 @@
 use super::recovery::Loss;
 use serde::{Deserialize, Serialize};
 use siemrelay_core::Timestamp;
-use std::io::{self, Write};
+use siemrelay_core::atomic_file::{Access, sync_dir, write_atomically};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// File name of the loss record in a queue directory.
@@ -113,21 +114,16 @@ impl LossLog {
     /// Writes the record durably (write a temporary file, fsync, rename, fsync the directory);
     /// removes it when empty.
     pub fn save(&self) -> io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        if self.is_empty() {
-            match std::fs::remove_file(&self.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(e),
-            }
-        } else {
-            let tmp = self.path.with_extension("json.tmp");
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&serde_json::to_vec_pretty(&self.entries).map_err(io::Error::other)?)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
+        if !self.is_empty() {
+            let bytes = serde_json::to_vec_pretty(&self.entries).map_err(io::Error::other)?;
+            return write_atomically(&self.path, &bytes, Access::Default);
         }
-        std::fs::File::open(dir)?.sync_all()
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
     }
 }
 

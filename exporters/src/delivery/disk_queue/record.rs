@@ -273,9 +273,34 @@ pub fn summarize_data(payload: &[u8], counted: bool) -> Option<DataSummary> {
     })
 }
 
+/// Why a data record's payload cannot be decoded (its checksum passed: a bug or a record
+/// written by another version, never a torn write).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// The counts, sizes and lines do not add up.
+    #[error("malformed data record")]
+    Malformed,
+    /// A line is not a JSON object.
+    #[error("event {line} of the record is not a JSON object: {reason}")]
+    NotAnObject {
+        /// The line's index in the record.
+        line: usize,
+        /// The JSON parser's message.
+        reason: String,
+    },
+    /// A line is an object that is not a valid event.
+    #[error("event {line} of the record: {source}")]
+    Event {
+        /// The line's index in the record.
+        line: usize,
+        /// What ingest refused.
+        source: siemrelay_core::ingest::IngestError,
+    },
+}
+
 /// Decodes a data payload into its events and their estimated sizes.
-pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32>), String> {
-    let summary = summarize_data(payload, counted).ok_or("malformed data record")?;
+pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32>), DecodeError> {
+    let summary = summarize_data(payload, counted).ok_or(DecodeError::Malformed)?;
     let count = summary.events as usize;
     let sizes: Vec<u32> = payload[12..12 + 4 * count]
         .chunks_exact(4)
@@ -288,8 +313,11 @@ pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32
         .take(count)
         .enumerate()
     {
-        let Members(mut members) = serde_json::from_slice(line)
-            .map_err(|e| format!("event {line_no} of the record is not a JSON object: {e}"))?;
+        let Members(mut members) =
+            serde_json::from_slice(line).map_err(|e| DecodeError::NotAnObject {
+                line: line_no,
+                reason: e.to_string(),
+            })?;
         // The severity is restored exactly as written (ingest would reject `unspecified`).
         let mut take = |name: &str| {
             let at = members.iter().position(|(key, _)| key == name)?;
@@ -298,7 +326,10 @@ pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32
         let text = take("severity");
         let number = take("severity_number");
         let mut event = event_from_object(Members(members), &options, Timestamp(0))
-            .map_err(|e| format!("event {line_no} of the record: {e}"))?
+            .map_err(|source| DecodeError::Event {
+                line: line_no,
+                source,
+            })?
             .event;
         if let (Some(Value::String(text)), Some(number)) = (text, number.and_then(|n| n.as_u64())) {
             event.severity = Severity {
