@@ -23,6 +23,7 @@ pub mod memory_queue;
 pub mod pack;
 pub mod queue;
 pub mod retry;
+pub mod signing;
 pub mod status;
 
 pub use config::{BatchPolicy, DeliveryConfig, QueueConfig, RetryConfig, SendingConfig};
