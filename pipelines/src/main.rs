@@ -76,9 +76,16 @@ enum Command {
         /// Exporter id (instead of the first positional argument).
         #[arg(long = "exporter")]
         exporter_flag: Option<String>,
-        /// The exporter id (unless --exporter is given), then NDJSON files or `-`.
+        /// The exporter id (unless --exporter is given), then files (NDJSON or a JSON array,
+        /// plain or gzip) or `-`.
         #[arg(required = true)]
         args: Vec<String>,
+        /// Send only events at or after this time (RFC 3339, e.g. 2026-11-20T00:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<siemrelay_core::Timestamp>,
+        /// Send only events before this time (RFC 3339; exclusive).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<siemrelay_core::Timestamp>,
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
@@ -297,6 +304,8 @@ fn main() -> ExitCode {
             config,
             exporter_flag,
             args,
+            since,
+            until,
         } => {
             let (exporter, files) = match exporter_flag {
                 Some(id) => (id, args),
@@ -312,7 +321,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
-            commands::send::send(&exporter, &config, &files)
+            let options = commands::send::SendOptions { since, until };
+            commands::send::send(&exporter, &config, &files, &options)
         }
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => print_man(dir.as_deref()),
@@ -349,4 +359,10 @@ fn main() -> ExitCode {
             } => commands::dlq::purge(&exporter, &config, yes),
         },
     }
+}
+
+/// Parses an RFC 3339 time for `--since` / `--until`.
+fn parse_time(text: &str) -> Result<siemrelay_core::Timestamp, String> {
+    siemrelay_core::Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time such as 2026-11-20T09:00:00Z"))
 }

@@ -135,3 +135,108 @@ fn send_reads_stdin_accepts_exporter_flag_and_fails_on_dead_letters() {
         "the refused events are in the dead-letter file"
     );
 }
+
+/// One archived event at `2026-11-<day>T09:00:00Z` as a JSON object.
+fn archived(id: &str, day: u32) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": id,
+        "timestamp": format!("2026-11-{day:02}T09:00:00Z"),
+        "event_type": "policy_violation",
+        "severity": "high",
+        "summary": format!("archived on day {day}"),
+    })
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Issue 25: `send` reads JSON arrays and gzip files (NDJSON or array) and keeps only the
+/// events inside `--since` (inclusive) / `--until` (exclusive).
+#[test]
+fn send_reads_json_arrays_and_gzip_and_filters_by_time() {
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relay.yaml"), config(&hec.url())).unwrap();
+    let mut inside = Vec::new();
+    let mut outside = Vec::new();
+    let mut make = |n: usize| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| {
+                let id = uuid::Uuid::new_v4().to_string();
+                // Days 19..=23; the window keeps 20, 21 and 22.
+                let day = 19 + (i % 5) as u32;
+                if (20..23).contains(&day) {
+                    inside.push(id.clone());
+                } else {
+                    outside.push(id.clone());
+                }
+                archived(&id, day)
+            })
+            .collect()
+    };
+    let array = serde_json::Value::Array(make(2_500));
+    std::fs::write(dir.path().join("array.json"), array.to_string()).unwrap();
+    let array_gz = serde_json::Value::Array(make(1_500));
+    std::fs::write(
+        dir.path().join("array.json.gz"),
+        gzip(format!("  \n{array_gz}").as_bytes()),
+    )
+    .unwrap();
+    let lines: String = make(2_000).iter().map(|v| format!("{v}\n")).collect();
+    std::fs::write(dir.path().join("lines.ndjson.gz"), gzip(lines.as_bytes())).unwrap();
+    let out = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "array.json",
+            "array.json.gz",
+            "lines.ndjson.gz",
+            "--since",
+            "2026-11-20T00:00:00Z",
+            "--until",
+            "2026-11-23T09:00:00Z",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!((inside.len(), outside.len()), (3_600, 2_400));
+    assert!(
+        stdout.contains(
+            "sent 3600 event(s) to splunk_hec/archive, 0 dead-lettered, 0 unreadable, 2400 outside --since/--until"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(hec.total_events(), 3_600);
+    for id in &inside {
+        assert_eq!(hec.count_of(id), 1, "{id}");
+    }
+    for id in outside.iter().step_by(37) {
+        assert_eq!(hec.count_of(id), 0, "{id} is outside the window");
+    }
+
+    let bad = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "array.json",
+            "--since",
+            "yesterday",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("--since") && stderr.contains("RFC 3339"),
+        "{stderr}"
+    );
+}
