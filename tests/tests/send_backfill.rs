@@ -240,3 +240,59 @@ fn send_reads_json_arrays_and_gzip_and_filters_by_time() {
         "{stderr}"
     );
 }
+
+/// Issue 25: on a terminal (a pseudo-terminal made by util-linux `script`) `send` draws an
+/// `indicatif` progress bar with the rate and ETA; piped, it prints plain progress lines only.
+#[test]
+fn send_shows_a_progress_bar_with_rate_and_eta_on_a_terminal_only() {
+    let script = std::path::Path::new("/usr/bin/script");
+    assert!(
+        script.exists(),
+        "util-linux `script` is needed to give the test a terminal (Debian package bsdutils)"
+    );
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("relay.yaml"), config(&hec.url())).unwrap();
+    archive(dir.path(), "big.ndjson", 30_000, 0);
+    let command = format!(
+        "{} send splunk_hec/archive big.ndjson --config relay.yaml",
+        siemrelay_e2e::siemrelay_bin().display()
+    );
+    let out = std::process::Command::new(script)
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("TERM", "xterm")
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ETA"), "a bar with an ETA: {text}");
+    assert!(text.contains("events/s)"), "the bar shows the rate: {text}");
+    assert!(text.contains('%'), "{text}");
+    assert!(
+        text.contains("sent 30000 event(s) to splunk_hec/archive"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("queued "),
+        "no plain progress lines on a terminal: {text}"
+    );
+
+    let piped = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "big.ndjson",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(piped.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("ETA"),
+        "no bar when not on a terminal: {stderr}"
+    );
+    assert!(stderr.contains("queued"), "{stderr}");
+}

@@ -8,6 +8,8 @@ use siemrelay_core::{Event, Timestamp};
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What `send` reads and which events it keeps.
@@ -42,23 +44,37 @@ pub fn send(
     };
     let loaded = &command.loaded;
     let terminal = std::io::stderr().is_terminal();
+    // The bar only when a person watches both streams; otherwise plain progress lines.
+    let bar = (terminal && std::io::stdout().is_terminal()).then(|| progress_bar(inputs));
+    let bytes_read = Arc::new(AtomicU64::new(0));
     let result = runtime.block_on(async {
         let mut deliverer = Deliverer::start(loaded, id, spec, None)?;
         let mut counts = ReadCounts::default();
         let mut last_report = Instant::now();
+        // The bar is drawn at the first batch already, then at most five times a second.
+        let mut drawn = false;
         for input in inputs {
             // Parsing runs on its own thread and hands over batches through a bounded channel,
             // so memory stays bounded whatever the file's shape.
             let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<Event>>(4);
             let input_path = input.clone();
             let window = options.clone();
-            let reader = std::thread::spawn(move || read_input(&input_path, &window, &batches));
+            let counter = bytes_read.clone();
+            let reader =
+                std::thread::spawn(move || read_input(&input_path, &window, &batches, counter));
             while let Some(batch) = received.recv().await {
                 deliverer.submit(batch).await?;
-                if last_report.elapsed()
-                    >= Duration::from_millis(if terminal { 200 } else { 2_000 })
+                if (bar.is_some() && !drawn)
+                    || last_report.elapsed()
+                        >= Duration::from_millis(if terminal { 200 } else { 2_000 })
                 {
-                    report(&deliverer.progress(), terminal, false);
+                    match &bar {
+                        Some(bar) => {
+                            show(bar, &deliverer.progress(), &bytes_read);
+                            drawn = true;
+                        }
+                        None => report(&deliverer.progress(), terminal, false),
+                    }
                     last_report = Instant::now();
                 }
             }
@@ -71,9 +87,14 @@ pub fn send(
         let summary = deliverer.finish().await;
         anyhow::Ok((summary, counts))
     });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     match result {
         Ok((summary, counts)) => {
-            report(&summary, terminal, true);
+            if bar.is_none() {
+                report(&summary, terminal, true);
+            }
             let rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(0.001);
             println!(
                 "sent {} event(s) to {exporter}, {} dead-lettered, {} unreadable, {} outside --since/--until, in {:.1}s ({rate:.0} events/s)",
@@ -100,15 +121,71 @@ struct ReadCounts {
     outside_window: u64,
 }
 
+/// The progress bar: over the inputs' bytes (rate, ETA) when every input is a file, else a
+/// spinner with the rate.
+fn progress_bar(inputs: &[PathBuf]) -> indicatif::ProgressBar {
+    let sizes: Option<u64> = inputs
+        .iter()
+        .map(|input| {
+            (input.as_os_str() != "-")
+                .then(|| std::fs::metadata(input).ok().map(|m| m.len()))
+                .flatten()
+        })
+        .sum();
+    let (bar, template) = match sizes {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{bar:30.cyan/blue} {percent:>3}% {bytes}/{total_bytes} {msg} ETA {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {bytes} read {msg} {elapsed}",
+        ),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(5));
+    bar
+}
+
+/// Updates the bar from the bytes read and the delivery progress.
+fn show(bar: &indicatif::ProgressBar, progress: &DeliverySummary, bytes_read: &AtomicU64) {
+    bar.set_position(bytes_read.load(Ordering::Relaxed));
+    let rate = progress.sent as f64 / progress.elapsed.as_secs_f64().max(0.001);
+    bar.set_message(format!(
+        "sent {} ({rate:.0} events/s) dead-lettered {}",
+        progress.sent, progress.dead_lettered
+    ));
+}
+
+/// Counts the bytes read from an input (before gzip decoding) for the progress bar.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Opens `input` (`-` is standard input), undoing gzip when the data starts with its magic
-/// bytes.
-fn open_input(input: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
-    let raw: Box<dyn Read + Send> = if input.as_os_str() == "-" {
+/// bytes; bytes read are added to `counter`.
+fn open_input(input: &Path, counter: Arc<AtomicU64>) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    let file: Box<dyn Read + Send> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin())
     } else {
         Box::new(
             std::fs::File::open(input).map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?,
         )
+    };
+    let raw = Counting {
+        inner: file,
+        read: counter,
     };
     let mut buffered = std::io::BufReader::with_capacity(1 << 16, raw);
     let head = buffered
@@ -130,8 +207,9 @@ fn read_input(
     input: &Path,
     window: &SendOptions,
     out: &tokio::sync::mpsc::Sender<Vec<Event>>,
+    counter: Arc<AtomicU64>,
 ) -> anyhow::Result<ReadCounts> {
-    let mut reader = open_input(input)?;
+    let mut reader = open_input(input, counter)?;
     let mut collector = Collector {
         input,
         window,
