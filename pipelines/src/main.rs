@@ -86,6 +86,9 @@ enum Command {
         /// Send only events before this time (RFC 3339; exclusive).
         #[arg(long, value_parser = parse_time)]
         until: Option<siemrelay_core::Timestamp>,
+        /// Read the objects the way this receiver does (its `mapping` and `strict`).
+        #[arg(long)]
+        receiver: Option<String>,
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
@@ -306,6 +309,7 @@ fn main() -> ExitCode {
             args,
             since,
             until,
+            receiver,
         } => {
             let (exporter, files) = match exporter_flag {
                 Some(id) => (id, args),
@@ -321,7 +325,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
-            let options = commands::send::SendOptions { since, until };
+            let options = commands::send::SendOptions {
+                since,
+                until,
+                receiver,
+            };
             commands::send::send(&exporter, &config, &files, &options)
         }
         Command::Completions { shell } => print_completions(shell),

@@ -296,3 +296,72 @@ fn send_shows_a_progress_bar_with_rate_and_eta_on_a_terminal_only() {
     );
     assert!(stderr.contains("queued"), "{stderr}");
 }
+
+/// Issue 25: `--receiver NAME` reads the objects with that receiver's `mapping`.
+#[test]
+fn send_applies_a_receivers_mapping() {
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&hec.url()).replace(
+        "  webhook: { endpoint: \"127.0.0.1:1\" }",
+        "  webhook: { endpoint: \"127.0.0.1:1\", mapping: { event_id: id, event_type: kind, timestamp: ts, severity: level } }",
+    );
+    assert!(config.contains("mapping"), "{config}");
+    std::fs::write(dir.path().join("relay.yaml"), config).unwrap();
+    let ids: Vec<String> = (0..20).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let lines: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "{{\"id\":\"{id}\",\"kind\":\"login_failed\",\"ts\":\"2026-11-21T09:00:00Z\",\"level\":\"critical\",\"user\":\"u\"}}\n"
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("vendor.ndjson"), lines).unwrap();
+    let out = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "vendor.ndjson",
+            "--receiver",
+            "webhook",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(hec.total_events(), 20);
+    hec.read(|state| {
+        for envelope in &state.events.items {
+            let event = &envelope["event"];
+            assert!(
+                ids.iter().any(|id| event["event_id"] == id.as_str()),
+                "{event}"
+            );
+            assert_eq!(event["event_type"], "login_failed");
+            assert_eq!(event["severity"], "critical");
+            assert_eq!(event["timestamp"], "2026-11-21T09:00:00Z");
+        }
+    });
+    let missing = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "vendor.ndjson",
+            "--receiver",
+            "nope",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("--receiver nope"), "{stderr}");
+}

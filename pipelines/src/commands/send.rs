@@ -19,6 +19,30 @@ pub struct SendOptions {
     pub since: Option<Timestamp>,
     /// Keep events before this time (`--until`, RFC 3339; exclusive).
     pub until: Option<Timestamp>,
+    /// Read objects the way this receiver does: its `mapping` and `strict` (`--receiver`).
+    pub receiver: Option<String>,
+}
+
+/// The ingest options of receiver `id` in the loaded config: its `mapping` and `strict` keys
+/// (any receiver type that has them), or an error naming what is wrong.
+fn receiver_ingest(
+    loaded: &crate::config::LoadedConfig,
+    id: &str,
+) -> anyhow::Result<IngestOptions> {
+    let raw =
+        loaded.raw.receivers.get(id).ok_or_else(|| {
+            anyhow::anyhow!("--receiver {id}: no such receiver in {}", loaded.file)
+        })?;
+    let mapping = match raw.get("mapping") {
+        Some(value) => serde_yaml::from_value(value.clone())
+            .map_err(|e| anyhow::anyhow!("receivers.{id}.mapping: {e}"))?,
+        None => siemrelay_core::ingest::FieldMapping::default(),
+    };
+    let strict = raw
+        .get("strict")
+        .and_then(serde_yaml::Value::as_bool)
+        .unwrap_or(false);
+    Ok(IngestOptions::for_receiver(id, mapping, strict))
 }
 
 /// Reads events — NDJSON or a JSON array of objects, either possibly gzip-compressed (our file
@@ -48,6 +72,10 @@ pub fn send(
     let bar = (terminal && std::io::stdout().is_terminal()).then(|| progress_bar(inputs));
     let bytes_read = Arc::new(AtomicU64::new(0));
     let result = runtime.block_on(async {
+        let ingest = match &options.receiver {
+            Some(receiver) => receiver_ingest(loaded, receiver)?,
+            None => IngestOptions::default(),
+        };
         let mut deliverer = Deliverer::start(loaded, id, spec, None)?;
         let mut counts = ReadCounts::default();
         let mut last_report = Instant::now();
@@ -59,9 +87,11 @@ pub fn send(
             let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<Event>>(4);
             let input_path = input.clone();
             let window = options.clone();
+            let ingest = ingest.clone();
             let counter = bytes_read.clone();
-            let reader =
-                std::thread::spawn(move || read_input(&input_path, &window, &batches, counter));
+            let reader = std::thread::spawn(move || {
+                read_input(&input_path, &window, &ingest, &batches, counter)
+            });
             while let Some(batch) = received.recv().await {
                 deliverer.submit(batch).await?;
                 if (bar.is_some() && !drawn)
@@ -206,6 +236,7 @@ fn open_input(input: &Path, counter: Arc<AtomicU64>) -> anyhow::Result<Box<dyn B
 fn read_input(
     input: &Path,
     window: &SendOptions,
+    ingest: &IngestOptions,
     out: &tokio::sync::mpsc::Sender<Vec<Event>>,
     counter: Arc<AtomicU64>,
 ) -> anyhow::Result<ReadCounts> {
@@ -213,6 +244,7 @@ fn read_input(
     let mut collector = Collector {
         input,
         window,
+        ingest,
         out,
         batch: Vec::with_capacity(BATCH),
         counts: ReadCounts::default(),
@@ -267,6 +299,7 @@ const BATCH: usize = 1_000;
 struct Collector<'a> {
     input: &'a Path,
     window: &'a SendOptions,
+    ingest: &'a IngestOptions,
     out: &'a tokio::sync::mpsc::Sender<Vec<Event>>,
     batch: Vec<Event>,
     counts: ReadCounts,
@@ -280,7 +313,7 @@ impl Collector<'_> {
             eprintln!("{}:{position}: not a JSON object", self.input.display());
             return Ok(());
         };
-        match event_from_object(object, &IngestOptions::default(), Timestamp::now()) {
+        match event_from_object(object, self.ingest, Timestamp::now()) {
             Ok(ingested) => {
                 let time = ingested.event.timestamp;
                 let inside = self.window.since.is_none_or(|since| time >= since)
