@@ -89,6 +89,9 @@ enum Command {
         /// Read the objects the way this receiver does (its `mapping` and `strict`).
         #[arg(long)]
         receiver: Option<String>,
+        /// Run this pipeline's processors (filter, enrich, sign…) on the events first.
+        #[arg(long)]
+        pipeline: Option<String>,
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
@@ -310,6 +313,7 @@ fn main() -> ExitCode {
             since,
             until,
             receiver,
+            pipeline,
         } => {
             let (exporter, files) = match exporter_flag {
                 Some(id) => (id, args),
@@ -329,6 +333,7 @@ fn main() -> ExitCode {
                 since,
                 until,
                 receiver,
+                pipeline,
             };
             commands::send::send(&exporter, &config, &files, &options)
         }

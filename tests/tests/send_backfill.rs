@@ -365,3 +365,78 @@ fn send_applies_a_receivers_mapping() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("--receiver nope"), "{stderr}");
 }
+
+/// Issue 25: `--pipeline NAME` runs that pipeline's processors on the events before sending.
+#[test]
+fn send_runs_a_pipelines_processors_when_asked() {
+    let hec = FakeHec::start_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&hec.url())
+        .replace(
+            "exporters:\n",
+            "processors:\n  filter/no-test:\n    exclude: { event_types: [\"test_*\"] }\nexporters:\n",
+        )
+        .replace(
+            "backfill: { receivers: [webhook], exporters: [splunk_hec/archive] }",
+            "backfill: { receivers: [webhook], processors: [filter/no-test], exporters: [splunk_hec/archive] }",
+        );
+    assert!(config.contains("processors: [filter/no-test]"), "{config}");
+    std::fs::write(dir.path().join("relay.yaml"), config).unwrap();
+    let lines: String = (0..30)
+        .map(|i| {
+            let kind = if i % 3 == 0 { "test_ping" } else { "lockout" };
+            format!(
+                "{{\"event_id\":\"{}\",\"event_type\":\"{kind}\",\"timestamp\":\"2026-11-21T09:00:00Z\"}}\n",
+                uuid::Uuid::new_v4()
+            )
+        })
+        .collect();
+    std::fs::write(dir.path().join("mixed.ndjson"), lines).unwrap();
+    let out = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "mixed.ndjson",
+            "--pipeline",
+            "backfill",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sent 20 event(s)")
+            && stdout.contains("10 dropped by --pipeline processors"),
+        "{stdout}"
+    );
+    assert_eq!(hec.total_events(), 20);
+    hec.read(|state| {
+        assert!(
+            state
+                .events
+                .items
+                .iter()
+                .all(|e| e["event"]["event_type"] == "lockout")
+        );
+    });
+    let missing = run_cli(
+        &[
+            "send",
+            "splunk_hec/archive",
+            "mixed.ndjson",
+            "--pipeline",
+            "nope",
+            "--config",
+            "relay.yaml",
+        ],
+        dir.path(),
+    );
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--pipeline nope"));
+}

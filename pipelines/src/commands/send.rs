@@ -21,6 +21,8 @@ pub struct SendOptions {
     pub until: Option<Timestamp>,
     /// Read objects the way this receiver does: its `mapping` and `strict` (`--receiver`).
     pub receiver: Option<String>,
+    /// Run this pipeline's processors on the events before sending (`--pipeline`).
+    pub pipeline: Option<String>,
 }
 
 /// The ingest options of receiver `id` in the loaded config: its `mapping` and `strict` keys
@@ -76,6 +78,16 @@ pub fn send(
             Some(receiver) => receiver_ingest(loaded, receiver)?,
             None => IngestOptions::default(),
         };
+        let processors = match &options.pipeline {
+            Some(pipeline) => {
+                if !loaded.service.pipelines.contains_key(pipeline) {
+                    anyhow::bail!("--pipeline {pipeline}: no such pipeline in {}", loaded.file);
+                }
+                let layout = crate::runtime::StorageLayout::new(&loaded.service.storage.directory);
+                crate::runtime::build_processors(loaded, pipeline, &layout)?
+            }
+            None => Vec::new(),
+        };
         let mut deliverer = Deliverer::start(loaded, id, spec, None)?;
         let mut counts = ReadCounts::default();
         let mut last_report = Instant::now();
@@ -92,7 +104,12 @@ pub fn send(
             let reader = std::thread::spawn(move || {
                 read_input(&input_path, &window, &ingest, &batches, counter)
             });
-            while let Some(batch) = received.recv().await {
+            while let Some(mut batch) = received.recv().await {
+                let before = batch.len();
+                for processor in &processors {
+                    processor.process(&mut batch);
+                }
+                counts.dropped_by_processors += before.saturating_sub(batch.len()) as u64;
                 deliverer.submit(batch).await?;
                 if (bar.is_some() && !drawn)
                     || last_report.elapsed()
@@ -127,11 +144,12 @@ pub fn send(
             }
             let rate = summary.sent as f64 / summary.elapsed.as_secs_f64().max(0.001);
             println!(
-                "sent {} event(s) to {exporter}, {} dead-lettered, {} unreadable, {} outside --since/--until, in {:.1}s ({rate:.0} events/s)",
+                "sent {} event(s) to {exporter}, {} dead-lettered, {} unreadable, {} outside --since/--until, {} dropped by --pipeline processors, in {:.1}s ({rate:.0} events/s)",
                 summary.sent,
                 summary.dead_lettered,
                 counts.unreadable,
                 counts.outside_window,
+                counts.dropped_by_processors,
                 summary.elapsed.as_secs_f64()
             );
             if summary.dead_lettered > 0 || counts.unreadable > 0 {
@@ -149,6 +167,7 @@ pub fn send(
 struct ReadCounts {
     unreadable: u64,
     outside_window: u64,
+    dropped_by_processors: u64,
 }
 
 /// The progress bar: over the inputs' bytes (rate, ETA) when every input is a file, else a
