@@ -171,15 +171,15 @@ impl SplunkHecConfig {
                 }
             }
         }
-        if let Some(index) = &self.index {
-            if !is_index_name(index) {
-                issues.push(ConfigIssue::new(
-                    "index",
-                    format!(
-                        "{index:?} is not a Splunk index name (lowercase letters, digits, _ and -)"
-                    ),
-                ));
-            }
+        if let Some(index) = &self.index
+            && !is_index_name(index)
+        {
+            issues.push(ConfigIssue::new(
+                "index",
+                format!(
+                    "{index:?} is not a Splunk index name (lowercase letters, digits, _ and -)"
+                ),
+            ));
         }
         for (key, value) in [
             ("sourcetype", Some(&self.sourcetype)),
