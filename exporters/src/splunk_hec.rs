@@ -3,7 +3,14 @@
 //! `POST <endpoint>/services/collector/event` with `Authorization: Splunk <token>` and a body of
 //! JSON envelopes back to back, one per event:
 //! `{"time":1718000000.123456,"host":"…","source":"…","sourcetype":"siemrelay:security","index":"…","event":{…}}`.
-//! Only those keys are sent (an unknown top-level key can make Splunk drop the rest of a batch).
+//! Only those keys (and `fields`, with `indexed_fields`) are sent (an unknown top-level key can
+//! make Splunk drop the rest of a batch). `index_from` / `sourcetype_from` take an envelope's
+//! `index` / `sourcetype` from an attribute of its event, the static `index` / `sourcetype`
+//! being the fallback.
+//!
+//! With `endpoint_kind: raw` the exporter posts to `<endpoint>/services/collector/raw` instead:
+//! one line per event (its `summary`, else its JSON form), the metadata as query parameters
+//! (`sourcetype`, `index`, `source`, `host`) and the `X-Splunk-Request-Channel` header.
 //! Replies are judged in [`reply`]; with `acknowledgements: true` a request counts as delivered
 //! only once its ack id reads `true` ([`ack`]).
 
@@ -22,12 +29,15 @@ use async_trait::async_trait;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 use siemrelay_core::config_types::{ConfigDuration, ConfigSize, Secret};
+use siemrelay_core::path::AttrPath;
 use siemrelay_core::{ConfigIssue, Event, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The API path appended to `endpoint`.
 pub const EVENT_PATH: &str = "/services/collector/event";
+/// The raw-endpoint path appended to `endpoint` (`endpoint_kind: raw`).
+pub const RAW_PATH: &str = "/services/collector/raw";
 /// The acknowledgement poll path appended to `endpoint`.
 pub const ACK_PATH: &str = "/services/collector/ack";
 /// Default `sourcetype`.
@@ -77,6 +87,38 @@ pub struct SplunkHecConfig {
     /// Most events per request (default 10,000).
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+    /// Attribute paths sent as index-time fields in the envelope's `fields` (default none).
+    #[serde(default)]
+    pub indexed_fields: Vec<AttrPath>,
+    /// Attribute path whose value is the event's `index` (fallback: `index`).
+    #[serde(default)]
+    pub index_from: Option<AttrPath>,
+    /// Attribute path whose value is the event's `sourcetype` (fallback: `sourcetype`).
+    #[serde(default)]
+    pub sourcetype_from: Option<AttrPath>,
+    /// `event` (default: JSON envelopes to `/services/collector/event`) or `raw` (lines to
+    /// `/services/collector/raw`, for line-oriented sources).
+    #[serde(default)]
+    pub endpoint_kind: EndpointKind,
+}
+
+/// Which HEC endpoint the exporter posts to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointKind {
+    /// `/services/collector/event`: JSON envelopes.
+    #[default]
+    Event,
+    /// `/services/collector/raw`: one line per event, metadata as query parameters.
+    Raw,
+}
+
+/// Whether `index` is a Splunk index name (lowercase letters, digits, `_` and `-`).
+pub fn is_index_name(index: &str) -> bool {
+    !index.is_empty()
+        && index
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn default_sourcetype() -> String {
@@ -114,19 +156,30 @@ impl SplunkHecConfig {
                 "contains characters not allowed in an HTTP header",
             ));
         }
-        if let Some(index) = &self.index {
-            let valid = !index.is_empty()
-                && index.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-                });
-            if !valid {
-                issues.push(ConfigIssue::new(
-                    "index",
-                    format!(
-                        "{index:?} is not a Splunk index name (lowercase letters, digits, _ and -)"
-                    ),
-                ));
+        if self.endpoint_kind == EndpointKind::Raw {
+            for (key, set) in [
+                ("indexed_fields", !self.indexed_fields.is_empty()),
+                ("index_from", self.index_from.is_some()),
+                ("sourcetype_from", self.sourcetype_from.is_some()),
+            ] {
+                if set {
+                    issues.push(ConfigIssue::new(
+                        key,
+                        "not available with endpoint_kind: raw (its metadata is one set of query \
+                         parameters per request)",
+                    ));
+                }
             }
+        }
+        if let Some(index) = &self.index
+            && !is_index_name(index)
+        {
+            issues.push(ConfigIssue::new(
+                "index",
+                format!(
+                    "{index:?} is not a Splunk index name (lowercase letters, digits, _ and -)"
+                ),
+            ));
         }
         for (key, value) in [
             ("sourcetype", Some(&self.sourcetype)),
@@ -192,14 +245,13 @@ pub fn build(
     timeout: Duration,
 ) -> anyhow::Result<Arc<dyn Sink>> {
     let base = base_url(&config.endpoint).map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
-    let channel = config
-        .acknowledgements
+    let channel = (config.acknowledgements || config.endpoint_kind == EndpointKind::Raw)
         .then(|| uuid::Uuid::now_v7().hyphenated().to_string());
     let encoder = HecEncoder::new(&base, &config, channel.clone())?.with_schema(http.schema);
     let token = StaticHeader::authorization("Splunk", &config.token)
         .map_err(|_| anyhow::anyhow!("token: contains characters not allowed in an HTTP header"))?;
     let sink = HttpSink::new(id, encoder, http, timeout, Compression::None)?.with_auth(token);
-    let Some(channel) = channel else {
+    let Some(channel) = channel.filter(|_| config.acknowledgements) else {
         return Ok(Arc::new(sink));
     };
     let limit = timeout.mul_f64(0.75);
@@ -236,8 +288,13 @@ pub struct HecEncoder {
     /// `,"sourcetype":"…"` and `,"index":"…"`.
     tail: Vec<u8>,
     index: Option<String>,
+    sourcetype: String,
     limits: RequestLimits,
     schema: Schema,
+    indexed_fields: Vec<(String, AttrPath)>,
+    index_from: Option<AttrPath>,
+    sourcetype_from: Option<AttrPath>,
+    kind: EndpointKind,
 }
 
 impl HecEncoder {
@@ -261,17 +318,47 @@ impl HecEncoder {
         if let Some(index) = &config.index {
             tail.extend(field("index", index));
         }
+        let url = match config.endpoint_kind {
+            EndpointKind::Event => format!("{base}{EVENT_PATH}"),
+            EndpointKind::Raw => {
+                let mut url = reqwest::Url::parse(&format!("{base}{RAW_PATH}"))
+                    .map_err(|e| anyhow::anyhow!("endpoint: {e}"))?;
+                {
+                    let mut query = url.query_pairs_mut();
+                    query.append_pair("sourcetype", &config.sourcetype);
+                    for (key, value) in [
+                        ("index", &config.index),
+                        ("source", &config.source),
+                        ("host", &config.host),
+                    ] {
+                        if let Some(value) = value {
+                            query.append_pair(key, value);
+                        }
+                    }
+                }
+                url.to_string()
+            }
+        };
         Ok(HecEncoder {
-            url: format!("{base}{EVENT_PATH}"),
+            url,
             channel,
             host: config.host.as_deref().map(|h| field("host", h)),
             source: config.source.as_deref().map(|s| field("source", s)),
             tail,
             index: config.index.clone(),
+            sourcetype: config.sourcetype.clone(),
             limits: RequestLimits {
                 max_events: config.max_events.max(1),
                 max_bytes: config.max_request_size.as_usize(),
             },
+            indexed_fields: config
+                .indexed_fields
+                .iter()
+                .map(|path| (path.segments().join("."), path.clone()))
+                .collect(),
+            index_from: config.index_from.clone(),
+            sourcetype_from: config.sourcetype_from.clone(),
+            kind: config.endpoint_kind,
             schema: Schema::Native,
         })
     }
@@ -279,6 +366,96 @@ impl HecEncoder {
     /// Writes each `event` in `schema` (the shared `schema` key).
     pub fn with_schema(self, schema: Schema) -> HecEncoder {
         HecEncoder { schema, ..self }
+    }
+
+    /// Whether events carry their own index (then a code 7 names one event).
+    fn routes_index(&self) -> bool {
+        self.index_from.is_some()
+    }
+
+    /// Writes `,"sourcetype":…` and `,"index":…` for `event`: its routed values, else the
+    /// static ones.
+    fn write_routing(&self, event: &Event, out: &mut Vec<u8>) {
+        if self.index_from.is_none() && self.sourcetype_from.is_none() {
+            out.extend_from_slice(&self.tail);
+            return;
+        }
+        let routed = |path: &Option<AttrPath>| {
+            path.as_ref()
+                .and_then(|p| p.get(&event.attributes))
+                .and_then(Value::as_str)
+                .filter(|text| !text.trim().is_empty())
+        };
+        let sourcetype = routed(&self.sourcetype_from).unwrap_or(&self.sourcetype);
+        out.extend_from_slice(b",\"sourcetype\":");
+        json_string(sourcetype, out);
+        let index = routed(&self.index_from)
+            .filter(|index| is_index_name(index))
+            .or(self.index.as_deref());
+        if let Some(index) = index {
+            out.extend_from_slice(b",\"index\":");
+            json_string(index, out);
+        }
+    }
+
+    /// Writes `,"fields":{…}` with the configured attributes present in `event`: strings as
+    /// they are, numbers and booleans as their JSON text, arrays as arrays of those; maps and
+    /// null are left out (HEC takes flat string values only).
+    fn write_fields(&self, event: &Event, out: &mut Vec<u8>) {
+        let mut first = true;
+        for (name, path) in &self.indexed_fields {
+            let Some(value) = path.get(&event.attributes) else {
+                continue;
+            };
+            let start = out.len();
+            out.extend_from_slice(if first { b",\"fields\":{" } else { b"," });
+            json_string(name, out);
+            out.push(b':');
+            let written = match value {
+                Value::Array(items) => {
+                    out.push(b'[');
+                    let mut any = false;
+                    for item in items {
+                        if let Some(text) = scalar_text(item) {
+                            if any {
+                                out.push(b',');
+                            }
+                            json_string(&text, out);
+                            any = true;
+                        }
+                    }
+                    out.push(b']');
+                    true
+                }
+                other => match scalar_text(other) {
+                    Some(text) => {
+                        json_string(&text, out);
+                        true
+                    }
+                    None => false,
+                },
+            };
+            if written {
+                first = false;
+            } else {
+                out.truncate(start);
+            }
+        }
+        if !first {
+            out.push(b'}');
+        }
+    }
+
+    /// Appends one `/raw` line for `event`: its summary (CR and LF → space), else its JSON form.
+    pub fn write_raw_line(&self, event: &Event, out: &mut Vec<u8>) {
+        match &event.summary {
+            Some(summary) => out.extend(summary.bytes().map(|b| match b {
+                b'\r' | b'\n' => b' ',
+                other => other,
+            })),
+            None => event.write_json(out),
+        }
+        out.push(b'\n');
     }
 
     /// Appends one envelope for `event`.
@@ -303,9 +480,10 @@ impl HecEncoder {
                 }
             }
         }
-        out.extend_from_slice(&self.tail);
+        self.write_routing(event, out);
         out.extend_from_slice(b",\"event\":");
         self.schema.write_event(event, out);
+        self.write_fields(event, out);
         out.push(b'}');
     }
 }
@@ -321,12 +499,18 @@ impl HttpEncoder for HecEncoder {
         event: &Event,
         out: &mut Vec<u8>,
     ) -> Result<(), crate::delivery::pack::EncodeError> {
-        self.write_envelope(event, out);
+        match self.kind {
+            EndpointKind::Event => self.write_envelope(event, out),
+            EndpointKind::Raw => self.write_raw_line(event, out),
+        }
         Ok(())
     }
 
     fn content_type(&self) -> &'static str {
-        "application/json"
+        match self.kind {
+            EndpointKind::Event => "application/json",
+            EndpointKind::Raw => "text/plain; charset=utf-8",
+        }
     }
 
     fn request(&self, client: &reqwest::Client) -> reqwest::RequestBuilder {
@@ -339,7 +523,7 @@ impl HttpEncoder for HecEncoder {
 
     fn classify(&self, reply: &Reply<'_>, request: &EncodedRequest) -> Classified {
         let events = request.indices.len();
-        reply::classify(reply, events, self.index.as_deref())
+        reply::classify(reply, events, self.index.as_deref(), self.routes_index())
     }
 
     fn hint(&self, record: &RequestRecord) -> Option<String> {
@@ -370,6 +554,20 @@ pub fn write_epoch_seconds(nanos: i64, out: &mut Vec<u8>) {
     let abs = micros.unsigned_abs();
     // Writing into a Vec cannot fail.
     let _ = write!(out, "{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000);
+}
+
+/// A scalar's text for an indexed field; `None` for maps and null.
+fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        Value::String(text) => Some(std::borrow::Cow::Borrowed(text)),
+        Value::Number(number) => Some(std::borrow::Cow::Owned(number.to_string())),
+        Value::Bool(flag) => Some(std::borrow::Cow::Borrowed(if *flag {
+            "true"
+        } else {
+            "false"
+        })),
+        _ => None,
+    }
 }
 
 fn json_string(value: &str, out: &mut Vec<u8>) {
@@ -491,6 +689,25 @@ mod tests {
         assert!(
             !format!("{:?}", minimal()).contains("abc"),
             "the token never prints"
+        );
+    }
+
+    #[test]
+    fn raw_refuses_per_event_metadata_and_posts_to_the_raw_path() {
+        let cfg = config(serde_json::json!({
+            "endpoint": "https://s:8088", "token": "abc", "endpoint_kind": "raw",
+            "indexed_fields": ["a"], "index_from": "b", "sourcetype_from": "c"
+        }));
+        let keys: Vec<String> = cfg.validate().into_iter().map(|i| i.key).collect();
+        assert_eq!(keys, ["indexed_fields", "index_from", "sourcetype_from"]);
+        let cfg = config(serde_json::json!({
+            "endpoint": "https://s:8088", "token": "abc", "endpoint_kind": "raw",
+            "index": "security", "host": "a b"
+        }));
+        let encoder = HecEncoder::new("https://s:8088", &cfg, None).unwrap();
+        assert_eq!(
+            encoder.url,
+            "https://s:8088/services/collector/raw?sourcetype=siemrelay%3Asecurity&index=security&host=a+b"
         );
     }
 

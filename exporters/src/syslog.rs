@@ -22,6 +22,7 @@
 pub mod cef;
 pub mod factory;
 pub mod fields;
+pub mod keys;
 pub mod leef;
 pub mod message;
 pub mod rfc5424;

@@ -59,6 +59,7 @@ fn http(secret: Option<&str>) -> HttpOptions {
             secret: Secret::new(s),
             header: "X-Siemrelay-Signature".into(),
             timestamp_header: "X-Siemrelay-Timestamp".into(),
+            scheme: Default::default(),
         }),
         ..Default::default()
     }

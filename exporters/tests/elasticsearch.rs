@@ -56,6 +56,7 @@ fn http(secret: Option<&str>, compression: Option<Compression>) -> HttpOptions {
             secret: Secret::new(s),
             header: "X-Siemrelay-Signature".into(),
             timestamp_header: "X-Siemrelay-Timestamp".into(),
+            scheme: Default::default(),
         }),
         ..Default::default()
     }

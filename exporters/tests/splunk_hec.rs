@@ -553,3 +553,169 @@ async fn a_busy_hec_for_every_request_keeps_events_queued_and_retried() {
     rig.drain().await;
     assert_eq!(hec.total_events(), 20);
 }
+
+/// The indexed envelope of event `id`.
+fn envelope_of<'a>(items: &'a [Value], id: &str) -> &'a Value {
+    items
+        .iter()
+        .find(|envelope| envelope["event"]["event_id"] == id)
+        .unwrap_or_else(|| panic!("event {id} was not indexed"))
+}
+
+/// Issue 25: `indexed_fields` land in the envelope's `fields`, flat, as HEC documents them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_fields_are_sent_flat_in_the_envelope_fields() {
+    let hec = FakeHec::start_default();
+    let rig = start_rig(
+        sink(
+            &hec.url(),
+            json!({ "indexed_fields": ["tags.env", "user_email", "n", "list", "nested", "absent"] }),
+            json!({}),
+        ),
+        &fast_retry(),
+    );
+    let mut sent = events(50);
+    for (i, event) in sent.iter_mut().enumerate() {
+        event
+            .attributes
+            .insert("tags".into(), json!({ "env": format!("env{}", i % 3) }));
+        event
+            .attributes
+            .insert("user_email".into(), format!("u{i}@x.example").into());
+        event.attributes.insert("n".into(), i.into());
+        event
+            .attributes
+            .insert("list".into(), json!(["a", 1, true, null, {"x": 1}]));
+        event.attributes.insert("nested".into(), json!({ "x": 1 }));
+    }
+    rig.push(&sent).await;
+    rig.drain().await;
+    assert_eq!(hec.distinct_events(), 50);
+    assert!(hec.violations().is_empty(), "{:?}", hec.violations());
+    assert!(rig.dead_letters().is_empty());
+    hec.read(|state| {
+        for (i, event) in sent.iter().enumerate() {
+            let id = event.event_id.to_string();
+            let envelope = envelope_of(&state.events.items, &id);
+            assert_eq!(
+                envelope["fields"],
+                json!({
+                    "tags.env": format!("env{}", i % 3),
+                    "user_email": format!("u{i}@x.example"),
+                    "n": i.to_string(),
+                    "list": ["a", "1", "true"],
+                }),
+                "{envelope}"
+            );
+        }
+    });
+}
+
+/// Issue 25: `index_from` / `sourcetype_from` route each event, the static settings are the
+/// fallback, and an index the token may not write to dead-letters that event only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_and_sourcetype_follow_the_event_with_the_static_fallback() {
+    let hec = FakeHec::start_default();
+    let rig = start_rig(
+        sink(
+            &hec.url(),
+            json!({
+                "index": "main", "sourcetype": "siemrelay:security",
+                "index_from": "route.index", "sourcetype_from": "route.sourcetype"
+            }),
+            json!({}),
+        ),
+        &fast_retry(),
+    );
+    let mut sent = events(40);
+    let forbidden = sent[17].event_id.to_string();
+    for (i, event) in sent.iter_mut().enumerate() {
+        let route = match i % 4 {
+            0 => json!({ "index": "security", "sourcetype": "acme:alert" }),
+            1 => json!({ "sourcetype": "acme:audit" }),
+            2 => json!({ "index": "Not An Index" }),
+            _ => json!({}),
+        };
+        event.attributes.insert("route".into(), route);
+    }
+    sent[17]
+        .attributes
+        .insert("route".into(), json!({ "index": "forbidden" }));
+    rig.push(&sent).await;
+    rig.drain().await;
+    assert!(hec.violations().is_empty(), "{:?}", hec.violations());
+    assert_eq!(hec.distinct_events(), 39);
+    assert_eq!(hec.total_events(), 39, "each event indexed once");
+    let dead = rig.dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].event["event_id"], forbidden.as_str());
+    assert!(dead[0].error.contains("code 7"), "{}", dead[0].error);
+    hec.read(|state| {
+        for (i, event) in sent.iter().enumerate() {
+            if i == 17 {
+                continue;
+            }
+            let envelope = envelope_of(&state.events.items, &event.event_id.to_string());
+            let (index, sourcetype) = match i % 4 {
+                0 => ("security", "acme:alert"),
+                1 => ("main", "acme:audit"),
+                _ => ("main", "siemrelay:security"),
+            };
+            assert_eq!(envelope["index"], index, "{envelope}");
+            assert_eq!(envelope["sourcetype"], sourcetype, "{envelope}");
+        }
+    });
+}
+
+/// Issue 25: `endpoint_kind: raw` posts lines to `/services/collector/raw` with the channel
+/// header and the metadata as query parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_endpoint_gets_lines_with_a_channel_and_query_metadata() {
+    let hec = FakeHec::start_default();
+    let rig = start_rig(
+        sink(
+            &hec.url(),
+            json!({
+                "endpoint_kind": "raw", "index": "security", "sourcetype": "acme:log",
+                "source": "/var/log/app.log", "host": "relay-1"
+            }),
+            json!({ "compression": "gzip" }),
+        ),
+        &fast_retry(),
+    );
+    let mut sent = events(30);
+    sent[3].summary = Some("two\nlines".into());
+    sent[4].summary = None;
+    rig.push(&sent).await;
+    rig.drain().await;
+    assert!(rig.dead_letters().is_empty());
+    hec.read(|state| {
+        assert!(
+            state.raw_statuses.iter().all(|s| *s == 200),
+            "{:?}",
+            state.raw_statuses
+        );
+        assert_eq!(state.requests, 0, "nothing went to /event");
+        assert_eq!(state.raw_channels.len(), 1, "one channel per exporter");
+        assert_eq!(state.raw.len(), 30, "{:?}", state.raw);
+        let lines: Vec<&str> = state
+            .raw
+            .iter()
+            .map(|r| r["raw"].as_str().unwrap())
+            .collect();
+        for (i, event) in sent.iter().enumerate() {
+            let expected = match i {
+                3 => "two lines".to_string(),
+                4 => String::from_utf8(event.to_json_bytes()).unwrap(),
+                _ => event.summary.clone().unwrap(),
+            };
+            assert!(lines.contains(&expected.as_str()), "{expected:?} missing");
+        }
+        for item in &state.raw {
+            assert_eq!(item["index"], "security");
+            assert_eq!(item["sourcetype"], "acme:log");
+            assert_eq!(item["source"], "/var/log/app.log");
+            assert_eq!(item["host"], "relay-1");
+        }
+    });
+}

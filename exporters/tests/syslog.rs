@@ -157,7 +157,7 @@ fn check_leef_lines(lines: &[String], sent: &[Event]) -> HashMap<String, usize> 
         );
         assert_eq!(leef.get("src"), event.attributes["src"].as_str());
         assert_eq!(leef.get("msg"), event.summary.as_deref());
-        assert_eq!(leef.get("tags.env"), Some("prod"));
+        assert_eq!(leef.get("tags_env"), Some("prod"));
         let sev = ["3", "5", "8", "10"][seq as usize % 4];
         assert_eq!(leef.get("sev"), Some(sev));
         let millis = event
@@ -376,7 +376,7 @@ async fn cef_over_syslog_parses_back() {
         );
         assert_eq!(cef.get("cs1"), Some("prod"));
         assert_eq!(cef.get("cs1Label"), Some("Environment"));
-        assert_eq!(cef.get("tags.note"), Some("tab\there^caret"));
+        assert_eq!(cef.get("tags_note"), Some("tab\there^caret"));
         assert_eq!(cef.get("suser"), event.attributes["user_email"].as_str());
     }
 }

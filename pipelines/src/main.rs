@@ -76,9 +76,22 @@ enum Command {
         /// Exporter id (instead of the first positional argument).
         #[arg(long = "exporter")]
         exporter_flag: Option<String>,
-        /// The exporter id (unless --exporter is given), then NDJSON files or `-`.
+        /// The exporter id (unless --exporter is given), then files (NDJSON or a JSON array,
+        /// plain or gzip) or `-`.
         #[arg(required = true)]
         args: Vec<String>,
+        /// Send only events at or after this time (RFC 3339, e.g. 2026-11-20T00:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<siemrelay_core::Timestamp>,
+        /// Send only events before this time (RFC 3339; exclusive).
+        #[arg(long, value_parser = parse_time)]
+        until: Option<siemrelay_core::Timestamp>,
+        /// Read the objects the way this receiver does (its `mapping` and `strict`).
+        #[arg(long)]
+        receiver: Option<String>,
+        /// Run this pipeline's processors (filter, enrich, sign…) on the events first.
+        #[arg(long)]
+        pipeline: Option<String>,
     },
     /// Show the exporters' status of a running siemrelay (from its admin API).
     Status {
@@ -303,6 +316,10 @@ fn main() -> ExitCode {
             config,
             exporter_flag,
             args,
+            since,
+            until,
+            receiver,
+            pipeline,
         } => {
             let (exporter, files) = match exporter_flag {
                 Some(id) => (id, args),
@@ -318,7 +335,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let files: Vec<PathBuf> = files.into_iter().map(PathBuf::from).collect();
-            commands::send::send(&exporter, &config, &files)
+            let options = commands::send::SendOptions {
+                since,
+                until,
+                receiver,
+                pipeline,
+            };
+            commands::send::send(&exporter, &config, &files, &options)
         }
         Command::Completions { shell } => print_completions(shell),
         Command::Man { dir } => print_man(dir.as_deref()),
@@ -355,4 +378,10 @@ fn main() -> ExitCode {
             } => commands::dlq::purge(&exporter, &config, yes),
         },
     }
+}
+
+/// Parses an RFC 3339 time for `--since` / `--until`.
+fn parse_time(text: &str) -> Result<siemrelay_core::Timestamp, String> {
+    siemrelay_core::Timestamp::parse_rfc3339(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time such as 2026-11-20T09:00:00Z"))
 }

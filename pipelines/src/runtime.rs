@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 mod apply;
+pub(crate) use apply::build_processors;
 mod plan;
 pub mod samples;
 pub mod state;

@@ -80,7 +80,7 @@ fn arrivals(lines: &[String], sent: &[(String, String)]) -> HashMap<String, usiz
         assert_eq!(leef.get("usrName"), Some(*user));
         assert_eq!(leef.get("src"), Some("10.1.2.3"));
         assert_eq!(leef.get("sev"), Some("8"));
-        assert_eq!(leef.get("tags.env"), Some("prod"));
+        assert_eq!(leef.get("tags_env"), Some("prod"));
         assert!(
             leef.get("msg")
                 .is_some_and(|m| m.starts_with("locked | out = "))

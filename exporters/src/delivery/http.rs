@@ -5,14 +5,13 @@
 use super::auth::{AuthError, Authenticator, Generation, NoAuth};
 use super::pack::{CONCATENATED, EncodeError, Encoded, EncodedRequest, Framing, pack};
 use super::retry::parse_retry_after;
+use super::signing::SigningScheme;
 use super::{
     Outcome, OutcomeSheet, Outcomes, ProbeError, RequestLimits, RequestOutcome, RequestRecord,
     SendReport, Sink, default_hint,
 };
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use siemrelay_core::config_types::Secret;
 use siemrelay_core::{ConfigIssue, Event};
 use std::path::PathBuf;
@@ -45,12 +44,17 @@ pub enum Compression {
     None,
 }
 
-/// `signing:` — HMAC-SHA256 of the exact body bytes sent, for the receiving side to verify.
+/// `signing:` — HMAC-SHA256 of the exact body bytes sent (and, by `scheme`, a timestamp and
+/// message id), for the receiving side to verify. See [`super::signing`].
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
-    /// The shared secret.
+    /// The shared secret (`standard_webhooks`: `whsec_<base64>`).
     pub secret: Secret,
+    /// What the HMAC covers and which headers carry it: `body` (default), `timestamped`,
+    /// `standard_webhooks`.
+    #[serde(default)]
+    pub scheme: SigningScheme,
     /// Header carrying `sha256=<hex>` (default `X-Siemrelay-Signature`).
     #[serde(default = "default_signature_header")]
     pub header: String,
@@ -108,12 +112,19 @@ impl HttpOptions {
                 ));
             }
         }
-        if let Some(signing) = &self.signing
-            && reqwest::header::HeaderName::from_bytes(signing.header.as_bytes()).is_err()
-        {
-            issues.push(ConfigIssue::new(
-                "signing.header",
-                format!("{:?} is not a valid header name", signing.header),
+        if let Some(signing) = &self.signing {
+            if reqwest::header::HeaderName::from_bytes(signing.header.as_bytes()).is_err() {
+                issues.push(ConfigIssue::new(
+                    "signing.header",
+                    format!("{:?} is not a valid header name", signing.header),
+                ));
+            }
+            issues.extend(super::signing::validate(
+                signing.scheme,
+                signing.secret.expose(),
+                &signing.header,
+                &signing.timestamp_header,
+                (&default_signature_header(), &default_timestamp_header()),
             ));
         }
         issues
@@ -400,25 +411,25 @@ impl HttpCalls<'_> {
             status: None,
             message,
         };
-        let signature = self
-            .signing
-            .map(|signing| sign_body(signing.secret.expose(), &body));
+        let signature = match self.signing {
+            Some(signing) => super::signing::signature_headers(
+                signing.scheme,
+                signing.secret.expose(),
+                &signing.header,
+                &signing.timestamp_header,
+                &body,
+                unix_now(),
+            )
+            .map_err(transport)?,
+            None => Vec::new(),
+        };
         let mut request = request
             .body(body)
             .build()
             .map_err(|e| transport(format!("cannot build the request: {e}")))?;
-        if let (Some(signing), Some(signature)) = (self.signing, signature) {
-            let headers = request.headers_mut();
-            for (name, value) in [
-                (signing.header.as_str(), signature),
-                (signing.timestamp_header.as_str(), unix_now().to_string()),
-            ] {
-                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| transport(format!("{name:?} is not a valid header name")))?;
-                let value = reqwest::header::HeaderValue::from_str(&value)
-                    .map_err(|_| transport(format!("the {name} value is not a header value")))?;
-                headers.insert(name, value);
-            }
+        let headers = request.headers_mut();
+        for (name, value) in signature {
+            headers.insert(name, value);
         }
         let generation = self.auth.authorize(&mut request).await?;
         let response = self
@@ -797,15 +808,6 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
     }
 }
 
-/// `sha256=<hex of HMAC-SHA256(secret, body)>`.
-pub fn sign_body(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
@@ -839,18 +841,3 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// A shared reference to an exporter's sink, as the runtime holds it.
 pub type SharedSink = Arc<dyn Sink>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn body_signature_is_hmac_sha256_hex() {
-        // RFC 4231 test case 2.
-        let sig = sign_body("Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            sig,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
-}

@@ -24,6 +24,7 @@ pub mod pack;
 pub mod queue;
 pub mod retry;
 pub mod schema;
+pub mod signing;
 pub mod status;
 
 pub use config::{BatchPolicy, DeliveryConfig, QueueConfig, RetryConfig, SendingConfig};

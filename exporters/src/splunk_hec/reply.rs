@@ -7,8 +7,8 @@
 //!   whole request, with a loud reason.
 //! - 400 with `invalid-event-number: N` (codes 6, 12, 13, 15): objects `0..N-1` were indexed,
 //!   object N is dead-lettered, `N+1..` are resent. Code 7 (reported one position late by Splunk)
-//!   is not split this way: every envelope carries the same configured index, so the whole
-//!   request fails.
+//!   is not split this way when every envelope carries the same configured index (the whole
+//!   request fails); with `index_from` (per-event indexes) object N-1 is the one refused.
 
 use crate::delivery::http::{Classified, Reply};
 use crate::delivery::{Outcome, Outcomes, RequestRecord, default_hint};
@@ -49,8 +49,9 @@ impl HecReply {
     }
 }
 
-/// Judges a reply for a request carrying `events` envelopes; `index` is the configured index.
-pub fn classify(reply: &Reply<'_>, events: usize, index: Option<&str>) -> Classified {
+/// Judges a reply for a request carrying `events` envelopes; `index` is the configured index,
+/// `routed` says whether envelopes carry per-event indexes (`index_from`).
+pub fn classify(reply: &Reply<'_>, events: usize, index: Option<&str>, routed: bool) -> Classified {
     let status = reply.status;
     if (200..300).contains(&status) {
         return Classified::Outcomes(Outcomes::Uniform(Outcome::Delivered));
@@ -70,6 +71,16 @@ pub fn classify(reply: &Reply<'_>, events: usize, index: Option<&str>) -> Classi
         Some(8 | 9 | 18..=20) => {}
         _ if matches!(status, 408 | 429 | 500..=599) => {}
         Some(1..=4 | 21 | 22) => return permanent(format!("HEC rejected the token ({detail})")),
+        Some(7) if routed => {
+            // Splunk reports code 7 one position late: object N-1 named the index.
+            let late = parsed.as_ref().and_then(|p| p.invalid_event_number);
+            if let Some(bad) = late.and_then(|n| n.checked_sub(1)).filter(|b| *b < events) {
+                return per_event(bad, events, &detail);
+            }
+            return permanent(format!(
+                "HEC rejected an event's index ({detail}): the token may not write to it"
+            ));
+        }
         Some(7) => {
             return permanent(format!(
                 "HEC rejected the index {} ({detail}): the token may not write to it",
@@ -167,7 +178,7 @@ mod tests {
             headers: &headers,
             body: body.as_bytes(),
         };
-        classify(&reply, events, Some("security"))
+        classify(&reply, events, Some("security"), false)
     }
 
     fn uniform(classified: Classified) -> Outcome {

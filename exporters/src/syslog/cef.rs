@@ -1,16 +1,18 @@
 //! ArcSight CEF: `CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|Extension`.
 //!
-//! Escaping (reversible): header values `\` → `\\`, `|` → `\|`, CR/LF → space; extension values
-//! `\` → `\\`, `=` → `\=`, CR → `\r`, LF → `\n`; extension keys keep `A-Z a-z 0-9 . _ -`, anything
-//! else becomes `_`.
+//! Escaping as the ArcSight *CEF Implementation Standard* defines it (reversible): header values
+//! `\` → `\\`, `|` → `\|`, CR/LF → space; extension values `\` → `\\`, `=` → `\=`, CR → `\r`,
+//! LF → `\n`. Extension keys of attributes are single words (`A-Z a-z 0-9 _`), unique per event and
+//! never a typed dictionary key holding a value of another type (rules in [`super::keys`]).
 
-use super::fields::{FieldMapping, first_value, flatten, severity_0_10, value_text, write_key};
+use super::fields::{FieldMapping, first_value, flatten, severity_0_10, value_text};
+use super::keys::{CEF_PREDEFINED, CustomKeys, is_ip};
 use serde::Deserialize;
 use siemrelay_core::path::AttrPath;
 use siemrelay_core::{ConfigIssue, Event, Value};
 use std::io::Write as _;
 
-/// Keys the encoder writes itself; attributes with these names are written as `attributes.<key>`.
+/// Keys the encoder writes itself; attributes with these names are written as `attributes_<key>`.
 const RESERVED: &[&str] = &[
     "rt",
     "externalId",
@@ -108,9 +110,16 @@ impl CefOptions {
     }
 }
 
-/// Writes a header value: `\` → `\\`, `|` → `\|`, CR/LF → space.
+/// Writes a CEF header value: `\` → `\\`, `|` → `\|`, CR/LF → space.
 pub fn write_header_value(value: &str, out: &mut Vec<u8>) {
-    super::leef::write_header_value(value, out);
+    for &byte in value.as_bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'|' => out.extend_from_slice(b"\\|"),
+            b'\r' | b'\n' => out.push(b' '),
+            other => out.push(other),
+        }
+    }
 }
 
 /// Writes an extension value: `\` → `\\`, `=` → `\=`, CR → `\r`, LF → `\n`.
@@ -139,7 +148,7 @@ pub struct CefEncoder {
 fn pair(key: &str, value: &str, out: &mut Vec<u8>) {
     // `rt` always comes first, so every other pair follows a space.
     out.push(b' ');
-    write_key(key, out);
+    out.extend_from_slice(key.as_bytes());
     out.push(b'=');
     write_extension_value(value, out);
 }
@@ -148,6 +157,15 @@ fn leaf_pair(key: &str, value: &Value, out: &mut Vec<u8>) {
     let mut scratch = String::new();
     if let Some(text) = value_text(value, &mut scratch) {
         pair(key, text, out);
+    }
+}
+
+/// Writes an attribute (or resource) leaf under its custom key.
+fn custom_pair(keys: &mut CustomKeys, path: &str, value: &Value, out: &mut Vec<u8>) {
+    let mut scratch = String::new();
+    if let Some(text) = value_text(value, &mut scratch) {
+        let key = keys.name(path, text);
+        pair(&key, text, out);
     }
 }
 
@@ -170,8 +188,8 @@ impl CefEncoder {
     /// Appends the CEF form of `event`: SignatureID = event type, Name = summary (or the event
     /// type), Severity 0–10; extension `rt` (epoch ms), `externalId` (event id), `cat`, `suser`,
     /// `src`/`shost`, `dst`/`dhost` (IP or name), `msg` (summary), `source`, `cs1`…`cs6` with
-    /// labels, then (with `flatten_attributes`) the attributes as `tags.env=prod` keys (a name
-    /// clashing with a key above becomes `attributes.<name>`) and the resource as `resource.<name>`.
+    /// labels, then (with `flatten_attributes`) the attributes as custom keys (`tags_env=prod`, see
+    /// [`super::keys`]) and the resource as `resource_<name>`.
     pub fn encode(&self, event: &Event, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.prefix);
         write_header_value(&event.event_type, out);
@@ -202,10 +220,7 @@ impl CefEncoder {
             ("dst", "dhost", &self.fields.dst),
         ] {
             if let Some(value) = first_value(attributes, paths) {
-                let is_ip = value
-                    .as_str()
-                    .is_some_and(|text| text.parse::<std::net::IpAddr>().is_ok());
-                leaf_pair(if is_ip { ip_key } else { host_key }, value, out);
+                leaf_pair(if is_ip(value) { ip_key } else { host_key }, value, out);
             }
         }
         if let Some(summary) = &event.summary {
@@ -225,18 +240,15 @@ impl CefEncoder {
             }
         }
         if self.flatten_attributes {
+            let mut keys = CustomKeys::new(RESERVED, CEF_PREDEFINED);
             let mut key = String::new();
-            flatten(attributes, &mut key, &mut |name, value| {
-                if RESERVED.contains(&name) {
-                    leaf_pair(&format!("attributes.{name}"), value, out);
-                } else {
-                    leaf_pair(name, value, out);
-                }
+            flatten(attributes, &mut key, &mut |path, value| {
+                custom_pair(&mut keys, path, value, out);
             });
             if !event.resource.is_empty() {
                 let mut key = String::from("resource");
-                flatten(&event.resource, &mut key, &mut |name, value| {
-                    leaf_pair(name, value, out)
+                flatten(&event.resource, &mut key, &mut |path, value| {
+                    custom_pair(&mut keys, path, value, out);
                 });
             }
         }
@@ -320,10 +332,10 @@ mod tests {
         assert_eq!(ext["src"], "2001:db8::1");
         assert_eq!(ext["dhost"], "db.internal");
         assert_eq!(ext["msg"], "name | with \\ and\nnewline");
-        assert_eq!(ext["attributes.msg"], "clash");
+        assert_eq!(ext["attributes_msg"], "clash");
         assert_eq!(ext["cs1"], "prod");
         assert_eq!(ext["cs1Label"], "Environment = tag");
-        assert_eq!(ext["tags.env"], "prod");
+        assert_eq!(ext["tags_env"], "prod");
     }
 
     #[test]

@@ -15,10 +15,10 @@ pub struct FieldMapping {
     /// User name: LEEF `usrName`, CEF `suser`
     /// (default `user`, `user_name`, `username`, `user_email`, `actor.email`, `actor.name`).
     pub user: Vec<AttrPath>,
-    /// Source address: LEEF `src`, CEF `src` (an IP) or `shost` (a name)
+    /// Source address: `src` (an IP) or LEEF `srcHostName` / CEF `shost` (anything else)
     /// (default `src`, `src_ip`, `source_ip`, `client_ip`, `source.ip`).
     pub src: Vec<AttrPath>,
-    /// Destination address: LEEF `dst`, CEF `dst` (an IP) or `dhost` (a name)
+    /// Destination address: `dst` (an IP) or LEEF `dstHostName` / CEF `dhost` (anything else)
     /// (default `dst`, `dst_ip`, `destination_ip`, `server_ip`, `destination.ip`).
     pub dst: Vec<AttrPath>,
     /// Category: LEEF and CEF `cat` (default `category`; otherwise the event's `source`).
@@ -100,22 +100,6 @@ pub fn flatten(map: &Map, key: &mut String, visit: &mut dyn FnMut(&str, &Value))
         }
     }
     key.truncate(base);
-}
-
-/// Writes `key` keeping `A-Z a-z 0-9 . _ -` and turning anything else into `_` (LEEF and CEF keys
-/// are single words without `=`, spaces or delimiters). An empty key becomes `_`.
-pub fn write_key(key: &str, out: &mut Vec<u8>) {
-    if key.is_empty() {
-        out.push(b'_');
-        return;
-    }
-    for c in key.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-            out.push(c as u8);
-        } else {
-            out.push(b'_');
-        }
-    }
 }
 
 /// Severity on the 0–10 scale of CEF from an OpenTelemetry number: the words `low`, `medium`,

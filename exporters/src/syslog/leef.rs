@@ -1,16 +1,21 @@
 //! LEEF 2.0 (IBM QRadar's Log Event Extended Format):
 //! `LEEF:2.0|Vendor|Product|Version|EventID|Delim|key=value<Delim>key=value…`.
 //!
-//! Escaping (LEEF defines no escape inside values, so some characters are replaced):
-//! - header values (vendor, product, version, EventID): `\` → `\\`, `|` → `\|`, CR/LF → space;
-//! - keys: anything but `A-Z a-z 0-9 . _ -` → `_`;
-//! - values: the delimiter → space, CR → `\r`, LF → `\n` (two characters each), other control
-//!   characters except tab → space (tab is kept unless it is the delimiter); `=` and `\` are
-//!   kept (a value runs from the first `=` of its pair to the next delimiter).
+//! IBM's guide (*Log Event Extended Format (LEEF) Version 2*) defines no escaping at all, so
+//! characters that would break the structure are replaced, never escaped:
+//! - header values (vendor, product, version, EventID): `|` and `\` → `_` (a `\|` would be read
+//!   as an escaped pipe by parsers that assume CEF-style escaping), control characters → space;
+//! - keys: single words `A-Z a-z 0-9 _`, unique per event, never a predefined key with a value
+//!   of the wrong type (rules in [`super::keys`]);
+//! - `src`/`dst` only for IP addresses; a host name goes to `srcHostName`/`dstHostName`;
+//! - values: the delimiter and tab → space, CR → `\r`, LF → `\n` (two characters each), other
+//!   control characters → space; `=` and `\` are kept (a value runs from the first `=` of its
+//!   pair to the next delimiter).
 
 use super::fields::{
-    FieldMapping, first_value, flatten, severity_1_10, value_text, write_datetime_millis, write_key,
+    FieldMapping, first_value, flatten, severity_1_10, value_text, write_datetime_millis,
 };
+use super::keys::{CustomKeys, LEEF_PREDEFINED, is_ip};
 use serde::Deserialize;
 use siemrelay_core::{ConfigIssue, Event, Value};
 use std::io::Write as _;
@@ -18,7 +23,7 @@ use std::io::Write as _;
 /// The `devTimeFormat` written with every event (Java `SimpleDateFormat`).
 pub const DEV_TIME_FORMAT: &str = "yyyy-MM-dd'T'HH:mm:ss.SSSZ";
 
-/// Keys the encoder writes itself; attributes with these names are written as `attributes.<key>`.
+/// Keys the encoder writes itself; attributes with these names are written as `attributes_<key>`.
 const RESERVED: &[&str] = &[
     "devTime",
     "devTimeFormat",
@@ -27,6 +32,8 @@ const RESERVED: &[&str] = &[
     "usrName",
     "src",
     "dst",
+    "srcHostName",
+    "dstHostName",
     "event_id",
     "source",
     "msg",
@@ -113,13 +120,13 @@ impl LeefOptions {
     }
 }
 
-/// Writes a header value: `\` → `\\`, `|` → `\|`, CR/LF → space.
+/// Writes a LEEF header value: `|` and `\` → `_`, control characters → space (LEEF defines no
+/// header escaping).
 pub fn write_header_value(value: &str, out: &mut Vec<u8>) {
     for &byte in value.as_bytes() {
         match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'|' => out.extend_from_slice(b"\\|"),
-            b'\r' | b'\n' => out.push(b' '),
+            b'|' | b'\\' => out.push(b'_'),
+            b if b < 0x20 || b == 0x7f => out.push(b' '),
             other => out.push(other),
         }
     }
@@ -168,34 +175,39 @@ impl LeefEncoder {
             match byte {
                 b'\n' => out.extend_from_slice(b"\\n"),
                 b'\r' => out.extend_from_slice(b"\\r"),
-                b if b == self.delimiter => out.push(b' '),
-                b'\t' => out.push(b'\t'),
-                b if b < 0x20 || b == 0x7f => out.push(b' '),
+                b if b == self.delimiter || b < 0x20 || b == 0x7f => out.push(b' '),
                 other => out.push(other),
             }
         }
     }
 
+    /// Writes `<delim>key=value`; `key` is a valid key already.
     fn pair(&self, key: &str, value: &str, out: &mut Vec<u8>) {
         out.push(self.delimiter);
-        write_key(key, out);
+        out.extend_from_slice(key.as_bytes());
         out.push(b'=');
         self.write_value(value, out);
     }
 
     fn leaf_pair(&self, key: &str, value: &Value, scratch: &mut String, out: &mut Vec<u8>) {
         if let Some(text) = value_text(value, scratch) {
-            out.push(self.delimiter);
-            write_key(key, out);
-            out.push(b'=');
-            self.write_value(text, out);
+            self.pair(key, text, out);
+        }
+    }
+
+    /// Writes an attribute (or resource) leaf under its custom key.
+    fn custom_pair(&self, keys: &mut CustomKeys, path: &str, value: &Value, out: &mut Vec<u8>) {
+        let mut scratch = String::new();
+        if let Some(text) = value_text(value, &mut scratch) {
+            let key = keys.name(path, text);
+            self.pair(&key, text, out);
         }
     }
 
     /// Appends the LEEF form of `event` to `out`: header, then `devTime`, `devTimeFormat`, `sev`,
-    /// `cat`, `usrName`, `src`, `dst` (when found), `event_id`, `source`, `msg` (the summary),
-    /// the attributes flattened (`tags.env=prod`; a name clashing with a key above becomes
-    /// `attributes.<name>`) and the resource as `resource.<name>`.
+    /// `cat`, `usrName`, `src`/`dst` (IP addresses) or `srcHostName`/`dstHostName` (anything
+    /// else), `event_id`, `source`, `msg` (the summary), the attributes flattened into custom
+    /// keys (`tags_env=prod`, see [`super::keys`]) and the resource as `resource_<name>`.
     pub fn encode(&self, event: &Event, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.prefix);
         write_header_value(&event.event_type, out);
@@ -219,12 +231,15 @@ impl LeefEncoder {
                 }
             }
         }
-        for (key, paths) in [
-            ("usrName", &self.fields.user),
-            ("src", &self.fields.src),
-            ("dst", &self.fields.dst),
+        if let Some(value) = first_value(attributes, &self.fields.user) {
+            self.leaf_pair("usrName", value, &mut scratch, out);
+        }
+        for (ip_key, host_key, paths) in [
+            ("src", "srcHostName", &self.fields.src),
+            ("dst", "dstHostName", &self.fields.dst),
         ] {
             if let Some(value) = first_value(attributes, paths) {
+                let key = if is_ip(value) { ip_key } else { host_key };
                 self.leaf_pair(key, value, &mut scratch, out);
             }
         }
@@ -240,21 +255,15 @@ impl LeefEncoder {
         if let Some(summary) = &event.summary {
             self.pair("msg", summary, out);
         }
+        let mut keys = CustomKeys::new(RESERVED, LEEF_PREDEFINED);
         let mut key = String::new();
-        flatten(attributes, &mut key, &mut |name, value| {
-            let mut local = String::new();
-            if RESERVED.contains(&name) {
-                let prefixed = format!("attributes.{name}");
-                self.leaf_pair(&prefixed, value, &mut local, out);
-            } else {
-                self.leaf_pair(name, value, &mut local, out);
-            }
+        flatten(attributes, &mut key, &mut |path, value| {
+            self.custom_pair(&mut keys, path, value, out);
         });
         if !event.resource.is_empty() {
             let mut key = String::from("resource");
-            flatten(&event.resource, &mut key, &mut |name, value| {
-                let mut local = String::new();
-                self.leaf_pair(name, value, &mut local, out);
+            flatten(&event.resource, &mut key, &mut |path, value| {
+                self.custom_pair(&mut keys, path, value, out);
             });
         }
     }
@@ -283,9 +292,7 @@ mod tests {
             .map(|c| match c {
                 '\n' => "\\n".to_string(),
                 '\r' => "\\r".to_string(),
-                c if c == delimiter => " ".to_string(),
-                '\t' => "\t".to_string(),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => " ".to_string(),
+                c if c == delimiter || (c as u32) < 0x20 || c == '\u{7f}' => " ".to_string(),
                 c => c.to_string(),
             })
             .collect()
@@ -334,9 +341,9 @@ mod tests {
         assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
         let parsed = parse_leef(&line).unwrap();
         assert_eq!(parsed.version, "2.0");
-        assert_eq!(parsed.vendor, "Ac|me\\");
+        assert_eq!(parsed.vendor, "Ac_me_");
         assert_eq!(parsed.product, "siemrelay");
-        assert_eq!(parsed.event_id, "lock|out\\  x");
+        assert_eq!(parsed.event_id, "lock_out_  x");
         assert_eq!(parsed.delimiter, delimiter);
         let attrs: HashMap<&str, &str> = parsed
             .attributes
@@ -357,16 +364,16 @@ mod tests {
         assert_eq!(attrs["cat"], "toktra");
         assert_eq!(attrs["usrName"], expected_value("alice^admin", delimiter));
         assert_eq!(attrs["src"], "10.0.0.5");
-        assert_eq!(attrs["attributes.src"], "10.0.0.5");
+        assert_eq!(attrs["attributes_src"], "10.0.0.5");
         assert_eq!(attrs["event_id"], event.event_id.to_string());
         assert_eq!(
             attrs["msg"],
             expected_value("summary with = and ^ and |", delimiter)
         );
         assert_eq!(attrs["bad_key__"], "k");
-        assert_eq!(attrs["tags.env"], "prod");
-        assert_eq!(attrs["tags.n"], "3");
-        assert_eq!(attrs["tags.list"], r#"["a","b"]"#);
+        assert_eq!(attrs["tags_env"], "prod");
+        assert_eq!(attrs["tags_n"], "3");
+        assert_eq!(attrs["tags_list"], r#"["a","b"]"#);
     }
 
     #[test]

@@ -736,7 +736,8 @@ fn restart_previous(
     }
 }
 
-fn build_processors(
+/// The running processors of `pipeline`, in order (also used by `siemrelay send --pipeline`).
+pub(crate) fn build_processors(
     config: &LoadedConfig,
     pipeline: &str,
     layout: &StorageLayout,

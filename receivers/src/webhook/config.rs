@@ -76,15 +76,21 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
-    /// Signature scheme: `hmac_sha256`, `github`, `stripe`, `slack` or `standard_webhooks`.
+    /// Signature scheme: `hmac_sha256`, `github`, `stripe`, `slack`, `standard_webhooks` or
+    /// `timestamped`.
     pub scheme: Scheme,
-    /// Header carrying the signature; only for `hmac_sha256` (required there) and `github`
-    /// (default `X-Hub-Signature-256`). The other schemes use their fixed headers.
+    /// Header carrying the signature; only for `hmac_sha256` (required there), `github`
+    /// (default `X-Hub-Signature-256`) and `timestamped` (default `X-Siemrelay-Signature`). The
+    /// other schemes use their fixed headers.
     #[serde(default)]
     pub header: Option<String>,
+    /// Header carrying the signed Unix timestamp; only for `timestamped` (default
+    /// `X-Siemrelay-Timestamp`).
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
     /// Shared secrets, tried in order (several while rotating: new first, then old).
     pub secrets: Vec<Secret>,
-    /// Accepted clock skew for `stripe`, `slack` and `standard_webhooks`; requests signed
+    /// Accepted clock skew for `stripe`, `slack`, `standard_webhooks` and `timestamped`; requests signed
     /// earlier or later than this are replays. Default `5m`.
     #[serde(default)]
     pub tolerance: Option<ConfigDuration>,

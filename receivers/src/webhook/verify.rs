@@ -24,6 +24,10 @@ const SLACK_SIGNATURE_HEADER: &str = "x-slack-signature";
 const STANDARD_ID_HEADER: &str = "webhook-id";
 const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
 const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
+/// Default signature header of the `timestamped` scheme (siemrelay's webhook exporter).
+pub const TIMESTAMPED_HEADER: &str = "x-siemrelay-signature";
+/// Default timestamp header of the `timestamped` scheme.
+pub const TIMESTAMPED_TIMESTAMP_HEADER: &str = "x-siemrelay-timestamp";
 
 /// A supported signature scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -40,6 +44,10 @@ pub enum Scheme {
     /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64> …` over
     /// `"<id>.<ts>.<body>"`, with a base64 (`whsec_…`) secret.
     StandardWebhooks,
+    /// `X-Siemrelay-Signature: sha256=<hex>` over `"<ts>.<body>"` with the timestamp in
+    /// `X-Siemrelay-Timestamp` (both headers configurable): siemrelay's webhook exporter with
+    /// `signing.scheme: timestamped`.
+    Timestamped,
 }
 
 impl Scheme {
@@ -51,6 +59,7 @@ impl Scheme {
             Scheme::Stripe => "stripe",
             Scheme::Slack => "slack",
             Scheme::StandardWebhooks => "standard_webhooks",
+            Scheme::Timestamped => "timestamped",
         }
     }
 
@@ -58,7 +67,7 @@ impl Scheme {
     pub fn is_timestamped(self) -> bool {
         matches!(
             self,
-            Scheme::Stripe | Scheme::Slack | Scheme::StandardWebhooks
+            Scheme::Stripe | Scheme::Slack | Scheme::StandardWebhooks | Scheme::Timestamped
         )
     }
 }
@@ -118,8 +127,11 @@ pub struct Verified {
 /// A ready-to-use verifier: header name parsed and secrets decoded once, at build time.
 pub struct Verifier {
     scheme: Scheme,
-    /// The header carrying the signature (configurable for `hmac_sha256` and `github` only).
+    /// The header carrying the signature (configurable for `hmac_sha256`, `github` and
+    /// `timestamped` only).
     header: HeaderName,
+    /// The header carrying the signed timestamp (`timestamped` only; configurable).
+    timestamp_header: HeaderName,
     keys: Vec<Vec<u8>>,
     tolerance: Duration,
     /// Signed requests accepted within the tolerance window (timestamped schemes only).
@@ -171,7 +183,7 @@ impl Verifier {
         let mut issues = Vec::new();
         let scheme = config.scheme;
         let header = match (scheme, config.header.as_deref()) {
-            (Scheme::HmacSha256 | Scheme::Github, Some(text)) => {
+            (Scheme::HmacSha256 | Scheme::Github | Scheme::Timestamped, Some(text)) => {
                 HeaderName::from_bytes(text.trim().as_bytes()).map_err(|_| {
                     ConfigIssue::new(
                         "verify.header",
@@ -184,10 +196,11 @@ impl Verifier {
                 "scheme hmac_sha256 needs the header that carries the signature",
             )),
             (Scheme::Github, None) => Ok(HeaderName::from_static(GITHUB_HEADER)),
+            (Scheme::Timestamped, None) => Ok(HeaderName::from_static(TIMESTAMPED_HEADER)),
             (_, Some(_)) => Err(ConfigIssue::new(
                 "verify.header",
                 format!(
-                    "scheme {} uses fixed headers; header applies only to hmac_sha256 and github",
+                    "scheme {} uses fixed headers; header applies only to hmac_sha256, github and timestamped",
                     scheme.name()
                 ),
             )),
@@ -200,6 +213,27 @@ impl Verifier {
         .unwrap_or_else(|issue| {
             issues.push(issue);
             HeaderName::from_static(GITHUB_HEADER)
+        });
+        let timestamp_header = match (scheme, config.timestamp_header.as_deref()) {
+            (Scheme::Timestamped, Some(text)) => HeaderName::from_bytes(text.trim().as_bytes())
+                .map_err(|_| {
+                    ConfigIssue::new(
+                        "verify.timestamp_header",
+                        format!("{text:?} is not a valid HTTP header name"),
+                    )
+                }),
+            (_, Some(_)) => Err(ConfigIssue::new(
+                "verify.timestamp_header",
+                format!(
+                    "scheme {} uses fixed headers; timestamp_header applies only to timestamped",
+                    scheme.name()
+                ),
+            )),
+            (_, None) => Ok(HeaderName::from_static(TIMESTAMPED_TIMESTAMP_HEADER)),
+        }
+        .unwrap_or_else(|issue| {
+            issues.push(issue);
+            HeaderName::from_static(TIMESTAMPED_TIMESTAMP_HEADER)
         });
         if config.secrets.is_empty() {
             issues.push(ConfigIssue::new(
@@ -221,7 +255,7 @@ impl Verifier {
             Some(_) if !scheme.is_timestamped() => issues.push(ConfigIssue::new(
                 "verify.tolerance",
                 format!(
-                    "scheme {} signs no timestamp; tolerance applies only to stripe, slack and standard_webhooks",
+                    "scheme {} signs no timestamp; tolerance applies only to stripe, slack, standard_webhooks and timestamped",
                     scheme.name()
                 ),
             )),
@@ -237,6 +271,7 @@ impl Verifier {
         Ok(Verifier {
             scheme,
             header,
+            timestamp_header,
             keys,
             tolerance: config.tolerance_or_default(),
             seen: Mutex::new(Seen::default()),
@@ -292,6 +327,18 @@ impl Verifier {
                 let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
                 let index = self.matching_key(&signed, &signatures);
                 self.check_time(index, timestamp, STANDARD_TIMESTAMP_HEADER, now_unix)?
+            }
+            Scheme::Timestamped => {
+                let ts_header = self.timestamp_header.as_str();
+                let timestamp = header_text(headers, ts_header)?;
+                let value = header_text(headers, self.header.as_str())?;
+                let hex_part = value
+                    .strip_prefix("sha256=")
+                    .ok_or_else(|| malformed(self.header.as_str(), "expected sha256=<hex>"))?;
+                let signature = decode_hex(self.header.as_str(), hex_part)?;
+                let signed = [timestamp.as_bytes(), b".", body];
+                let index = self.matching_key(&signed, &[signature]);
+                self.check_time(index, timestamp, ts_header, now_unix)?
             }
         };
         secret_index
@@ -445,6 +492,7 @@ mod tests {
         let config = VerifyConfig {
             scheme,
             header: header.map(str::to_string),
+            timestamp_header: None,
             secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
             tolerance: None,
         };
@@ -583,6 +631,43 @@ mod tests {
     }
 
     #[test]
+    fn timestamped_signs_timestamp_and_body_and_refuses_replays() {
+        let v = verifier(Scheme::Timestamped, None, &["s"]);
+        let t = NOW.to_string();
+        let sig = mac_hex(b"s", &[t.as_bytes(), b".", b"b"]);
+        let h = headers(&[
+            (TIMESTAMPED_TIMESTAMP_HEADER, t.clone()),
+            (TIMESTAMPED_HEADER, format!("sha256={sig}")),
+        ]);
+        assert_eq!(
+            v.verify(&h, b"b", NOW - 301).unwrap_err().reason(),
+            "outside_tolerance"
+        );
+        assert!(v.verify(&h, b"b", NOW + 299).is_ok());
+        assert_eq!(
+            v.verify(&h, b"b", NOW + 299).unwrap_err(),
+            VerifyFailure::Replayed
+        );
+        // The body-only MAC of the `body` scheme does not pass.
+        let body_only = headers(&[
+            (TIMESTAMPED_TIMESTAMP_HEADER, t),
+            (
+                TIMESTAMPED_HEADER,
+                format!("sha256={}", mac_hex(b"s", &[b"b"])),
+            ),
+        ]);
+        assert_eq!(
+            v.verify(&body_only, b"b", NOW).unwrap_err(),
+            VerifyFailure::NoMatch
+        );
+        let h = headers(&[(TIMESTAMPED_HEADER, format!("sha256={sig}"))]);
+        assert_eq!(
+            v.verify(&h, b"b", NOW).unwrap_err(),
+            VerifyFailure::MissingHeader(TIMESTAMPED_TIMESTAMP_HEADER.into())
+        );
+    }
+
+    #[test]
     fn a_replay_within_the_window_is_refused_and_memory_holds_the_window_only() {
         let v = verifier(Scheme::Stripe, None, &["whsec_abc"]);
         let signed = |t: i64, body: &[u8]| {
@@ -654,17 +739,19 @@ mod tests {
                 (Scheme::Stripe, None),
                 (Scheme::Slack, None),
                 (Scheme::StandardWebhooks, None),
+                (Scheme::Timestamped, None),
             ];
             let mut map = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&value) {
                 for name in ["x-sig", GITHUB_HEADER, STRIPE_HEADER, SLACK_SIGNATURE_HEADER,
-                             STANDARD_SIGNATURE_HEADER, STANDARD_ID_HEADER] {
+                             STANDARD_SIGNATURE_HEADER, STANDARD_ID_HEADER, TIMESTAMPED_HEADER] {
                     map.insert(name, v.clone());
                 }
             }
             if let Ok(t) = HeaderValue::from_str(&timestamp) {
                 map.insert(SLACK_TIMESTAMP_HEADER, t.clone());
-                map.insert(STANDARD_TIMESTAMP_HEADER, t);
+                map.insert(STANDARD_TIMESTAMP_HEADER, t.clone());
+                map.insert(TIMESTAMPED_TIMESTAMP_HEADER, t);
             }
             for (scheme, header) in schemes {
                 let v = verifier(scheme, header, &["c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"]);

@@ -6,6 +6,14 @@
 //!   no `event` → code 12, blank `event` → code 13, index not allowed → code 7 reported one
 //!   position late like real Splunk, each with `invalid-event-number`; objects before it are
 //!   indexed), empty body → code 5, bodies over the limit → 413.
+//! - `POST /services/collector/raw` (alias `/services/collector/raw/1.0`): the same
+//!   authorization and gzip; a channel (`X-Splunk-Request-Channel` or `?channel=`) is required
+//!   (missing → 400 code 10, not a GUID → code 11); metadata from the query parameters `host`,
+//!   `source`, `sourcetype`, `index` (index not allowed → 400 code 7, nothing indexed); the body
+//!   is broken into events at line breaks (Splunk's default `LINE_BREAKER = ([\r\n]+)`), empty
+//!   lines skipped; an empty body → code 5. Each line is recorded as
+//!   `{"raw", "host", "source", "sourcetype", "index"}` in [`HecState::raw`] (and, when the line
+//!   is a JSON object with an `event_id`, counted under it).
 //! - `POST /services/collector/ack?channel=<guid>`: `{"acks":[ids]}` → `{"acks":{"id":bool}}`
 //!   (an id is forgotten once it read `true`).
 //! - `GET /services/collector/health`: 200 code 17, or 503 code 9 while busy.
@@ -181,6 +189,12 @@ pub struct HecState {
     pub acks_confirmed: usize,
     /// Channels seen on `/event`.
     pub channels: HashSet<String>,
+    /// Events indexed through `/raw`, in order: `{"raw", "host", "source", "sourcetype", "index"}`.
+    pub raw: Vec<Value>,
+    /// Status of every `/raw` request, in order.
+    pub raw_statuses: Vec<u16>,
+    /// Channels seen on `/raw`.
+    pub raw_channels: HashSet<String>,
 }
 
 struct Control {
@@ -226,6 +240,8 @@ impl FakeHec {
             .route("/services/collector", post(event_endpoint))
             .route("/services/collector/event", post(event_endpoint))
             .route("/services/collector/event/1.0", post(event_endpoint))
+            .route("/services/collector/raw", post(raw_endpoint))
+            .route("/services/collector/raw/1.0", post(raw_endpoint))
             .route("/services/collector/ack", post(ack_endpoint))
             .route("/services/collector/health", get(health_endpoint))
             .route("/services/collector/health/1.0", get(health_endpoint))
@@ -424,6 +440,95 @@ async fn event_endpoint(
         state.statuses.push(outcome.response.status().as_u16());
     });
     outcome.response
+}
+
+async fn raw_endpoint(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (response, lines, channel) = raw_request(&shared, &query, &headers, &body);
+    shared.recorder.update(|state| {
+        state.raw_statuses.push(response.status().as_u16());
+        if let Some(channel) = channel {
+            state.raw_channels.insert(channel);
+        }
+        for line in lines {
+            let id = serde_json::from_str::<Value>(&line).ok().and_then(|v| {
+                v.get("event_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            let item = json!({
+                "raw": line,
+                "host": query.get("host"),
+                "source": query.get("source"),
+                "sourcetype": query.get("sourcetype"),
+                "index": query.get("index"),
+            });
+            if let Some(id) = id {
+                state.events.add(Some(&id), item.clone());
+            }
+            state.raw.push(item);
+        }
+    });
+    response
+}
+
+/// Judges a `/raw` request: the reply, the lines indexed and the channel.
+fn raw_request(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> (Response, Vec<String>, Option<String>) {
+    if let Some(refusal) = check_auth(shared, headers, query) {
+        return (refusal, Vec::new(), None);
+    }
+    let channel = match channel_of(headers, query) {
+        Ok(channel) => channel,
+        Err(refusal) => return (*refusal, Vec::new(), None),
+    };
+    let decoded = match decode_body(headers, body) {
+        Ok(decoded) => decoded,
+        Err(e) if e.starts_with("unsupported") => {
+            return (reply(415, 6, &e, None), Vec::new(), Some(channel));
+        }
+        Err(_) => {
+            return (
+                reply(400, 6, "Invalid data format", None),
+                Vec::new(),
+                Some(channel),
+            );
+        }
+    };
+    if let Some(index) = query.get("index")
+        && !shared.options.indexes.is_empty()
+        && !shared.options.indexes.iter().any(|i| i == index)
+    {
+        return (
+            reply(400, 7, "Incorrect index", None),
+            Vec::new(),
+            Some(channel),
+        );
+    }
+    let text = String::from_utf8_lossy(&decoded);
+    let lines: Vec<String> = text
+        .split(['\r', '\n'])
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect();
+    if lines.is_empty() {
+        return (reply(400, 5, "No data", None), Vec::new(), Some(channel));
+    }
+    let response = if shared.options.ack {
+        let id = new_ack_id(shared, &channel);
+        reply(200, 0, "Success", Some(("ackId", json!(id))))
+    } else {
+        reply(200, 0, "Success", None)
+    };
+    (response, lines, Some(channel))
 }
 
 struct Indexing {

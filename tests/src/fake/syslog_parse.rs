@@ -128,11 +128,17 @@ pub fn parse_leef(text: &str) -> Result<Leef, String> {
         .strip_prefix("LEEF:")
         .ok_or_else(|| format!("no LEEF: prefix in {text:.80?}"))?;
     let version = body.split('|').next().unwrap_or_default().to_string();
-    let (fields, rest) = match version.as_str() {
-        "1.0" => header_fields(body, 5)?,
-        "2.0" => header_fields(body, 6)?,
+    // IBM's LEEF guide defines no header escaping: a field is everything between two pipes.
+    let count = match version.as_str() {
+        "1.0" => 5,
+        "2.0" => 6,
         other => return Err(format!("unknown LEEF version {other:?}")),
     };
+    let mut split = body.splitn(count + 1, '|');
+    let fields: Vec<String> = split.by_ref().take(count).map(str::to_string).collect();
+    let rest = split
+        .next()
+        .ok_or_else(|| format!("expected {count} header fields separated by | in {text:.120?}"))?;
     let delimiter = if version == "1.0" {
         '\t'
     } else {
