@@ -599,8 +599,9 @@ impl<E: HttpEncoder> HttpSink<E> {
 
     /// Sends one body until it has a classification: once more with fresh credentials after
     /// [`Classified::Reauthenticate`], once more after the encoder's setup after
-    /// [`Classified::Setup`]. The record is the last attempt's.
-    async fn send_body(&self, request: &EncodedRequest) -> (Classified, RequestRecord) {
+    /// [`Classified::Setup`]. The record is the last attempt's. The body is moved out of
+    /// `request` (not copied): only its indices and target are read after sending.
+    async fn send_body(&self, request: &mut EncodedRequest) -> (Classified, RequestRecord) {
         let events = request.indices.len();
         let started = Instant::now();
         let mut record = RequestRecord {
@@ -617,7 +618,7 @@ impl<E: HttpEncoder> HttpSink<E> {
                     );
                 }
             },
-            Compression::None => request.body.clone(),
+            Compression::None => std::mem::take(&mut request.body),
         };
         let wire = bytes::Bytes::from(wire);
         record.bytes = wire.len();
@@ -725,14 +726,14 @@ impl<E: HttpEncoder> Sink for HttpSink<E> {
         }
         let mut records = Vec::with_capacity(encoded.requests.len());
         let mut work: Vec<EncodedRequest> = encoded.requests.into_iter().rev().collect();
-        while let Some(request) = work.pop() {
+        while let Some(mut request) = work.pop() {
             let size = request.body.len();
             let known = self.known_too_large().is_some_and(|limit| size >= limit);
             let (classified, mut record) = if known {
                 // Known to be refused: split (or give up on a single event) without sending.
                 (Classified::Split, RequestRecord::default())
             } else {
-                self.send_body(&request).await
+                self.send_body(&mut request).await
             };
             if matches!(classified, Classified::Split) && !known {
                 self.learn_too_large(size);
