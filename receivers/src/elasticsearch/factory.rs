@@ -1,37 +1,12 @@
 //! The `elasticsearch` receiver's factory: its entry in [`crate::receiver_factories`].
 
 use super::{ElasticsearchConfig, bind};
-use async_trait::async_trait;
-use siemrelay_core::component::Receiver;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{
-    BoxedConfig, ComponentConfig, ReceiverBuildContext, ReceiverFactory, config_as,
-};
 
-/// Builds `elasticsearch` receivers (Elasticsearch's Bulk API).
-pub struct ElasticsearchFactory;
-
-#[async_trait]
-impl ReceiverFactory for ElasticsearchFactory {
-    fn type_name(&self) -> &'static str {
-        "elasticsearch"
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(
-            block,
-            path,
-            ElasticsearchConfig::validate,
-        )?))
-    }
-
-    async fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: ReceiverBuildContext<'_>,
-    ) -> anyhow::Result<Box<dyn Receiver>> {
-        let config = config_as::<ElasticsearchConfig>(config, self.type_name())
-            .map_err(anyhow::Error::msg)?;
-        Ok(Box::new(bind(ctx.id, config.clone()).await?))
+siemrelay_core::receiver_factory! {
+    /// Builds `elasticsearch` receivers (Elasticsearch's Bulk API).
+    pub struct ElasticsearchFactory {
+        type_name: "elasticsearch",
+        config: ElasticsearchConfig,
+        build: |config, ctx| Ok(Box::new(bind(ctx.id, config.clone()).await?)),
     }
 }

@@ -1,37 +1,12 @@
 //! The `splunk_hec` receiver's factory: its entry in [`crate::receiver_factories`].
 
 use super::{SplunkHecConfig, build};
-use async_trait::async_trait;
-use siemrelay_core::component::Receiver;
-use siemrelay_core::config_read::{ConfigError, Value, read_block};
-use siemrelay_core::factory::{
-    BoxedConfig, ComponentConfig, ReceiverBuildContext, ReceiverFactory, config_as,
-};
 
-/// Builds `splunk_hec` receivers (a Splunk HTTP Event Collector endpoint).
-pub struct SplunkHecFactory;
-
-#[async_trait]
-impl ReceiverFactory for SplunkHecFactory {
-    fn type_name(&self) -> &'static str {
-        "splunk_hec"
-    }
-
-    fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>> {
-        Ok(Box::new(read_block(
-            block,
-            path,
-            SplunkHecConfig::validate,
-        )?))
-    }
-
-    async fn build(
-        &self,
-        config: &dyn ComponentConfig,
-        ctx: ReceiverBuildContext<'_>,
-    ) -> anyhow::Result<Box<dyn Receiver>> {
-        let config =
-            config_as::<SplunkHecConfig>(config, self.type_name()).map_err(anyhow::Error::msg)?;
-        build(ctx.id, config.clone()).await
+siemrelay_core::receiver_factory! {
+    /// Builds `splunk_hec` receivers (a Splunk HTTP Event Collector endpoint).
+    pub struct SplunkHecFactory {
+        type_name: "splunk_hec",
+        config: SplunkHecConfig,
+        build: |config, ctx| build(ctx.id, config.clone()).await,
     }
 }

@@ -288,8 +288,9 @@ mod tests {
         assert_eq!(leef.get("src"), Some("10.0.0.5"));
         let tab = parse_leef("LEEF:1.0|V|P|1|E|a=1\tb=x=y").unwrap();
         assert_eq!(tab.get("b"), Some("x=y"));
-        let hex = parse_leef("LEEF:2.0|V\\|x|P|1|E|x09|a=1\tb=2").unwrap();
-        assert_eq!(hex.vendor, "V|x");
+        // IBM defines no escaping in the LEEF header: a backslash is an ordinary character.
+        let hex = parse_leef("LEEF:2.0|V\\x|P|1|E|x09|a=1\tb=2").unwrap();
+        assert_eq!(hex.vendor, "V\\x");
         assert_eq!(hex.delimiter, '\t');
         let cef = parse_cef(
             r"CEF:0|Ven\|dor|P|1.0|100|worm stopped|10|src=10.0.0.1 msg=a b\=c\\ d\n act=blocked",
