@@ -5,8 +5,8 @@
 
 use super::config::TokenConfig;
 use super::reply::{self, HecStatus};
+use crate::credentials;
 use axum::http::{HeaderMap, header};
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -103,29 +103,19 @@ impl Tokens {
 /// The token in an `Authorization` header value: `Splunk <token>` or `Basic base64(user:token)`.
 fn presented_in_header(value: &[u8]) -> Result<String, HecStatus> {
     let text = std::str::from_utf8(value).map_err(|_| reply::INVALID_AUTHORIZATION)?;
-    let (scheme, credentials) = text
-        .trim()
-        .split_once(' ')
-        .ok_or(reply::INVALID_AUTHORIZATION)?;
-    let credentials = credentials.trim();
-    if scheme.eq_ignore_ascii_case("splunk") {
-        return Ok(credentials.to_string());
+    if let Some(token) = credentials::scheme_credential(text, "splunk") {
+        return Ok(token.to_string());
     }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(credentials)
-            .map_err(|_| reply::INVALID_AUTHORIZATION)?;
-        let pair = String::from_utf8(decoded).map_err(|_| reply::INVALID_AUTHORIZATION)?;
-        let (_, password) = pair.split_once(':').ok_or(reply::INVALID_AUTHORIZATION)?;
-        return Ok(password.to_string());
-    }
-    Err(reply::INVALID_AUTHORIZATION)
+    credentials::basic_credentials(text)
+        .map(|(_, password)| password)
+        .ok_or(reply::INVALID_AUTHORIZATION)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use base64::Engine;
     use siemrelay_core::config_types::Secret;
 
     fn tokens(allow_query: bool) -> Tokens {
