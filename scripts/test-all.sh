@@ -28,10 +28,11 @@ run_phase() { # NAME COMMAND...
   finish_phase "$name" "$at" "$status"
 }
 
-banner "siemrelay test-all: about 11 minutes on a quiet 2-core machine with the Kafka broker \
-cached (measured in CI: 643 s from a fresh clone); the first run also builds the patched broker \
-(~18 CPU-minutes, beside the workspace build, then cached in ~/.cache/siemrelay-tools): about \
-20 minutes, up to an hour while other builds share the machine; about 5 minutes once built"
+banner "siemrelay test-all: about 12 minutes on a quiet 2-core machine with the Kafka broker \
+cached (measured from a fresh clone: setup 1, workspace build 7, tests 4.5 minutes); the first run \
+also builds the patched broker (~18 CPU-minutes, beside the workspace build, then cached in \
+~/.cache/siemrelay-tools): about 20 minutes, up to an hour while other builds share the machine; \
+about 5 minutes once built"
 
 setup() {
   bash scripts/setup-test-env.sh
