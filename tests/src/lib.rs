@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod events;
 pub mod fake;
+pub mod intake;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};

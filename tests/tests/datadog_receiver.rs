@@ -10,6 +10,9 @@
 //!   `tests/fixtures/datadog/`.
 
 use serde_json::{Value, json};
+use siemrelay_e2e::intake::{
+    admin_metric, client_report, json_fixture, receiver_status_row, wait_run_output,
+};
 use siemrelay_e2e::{Siemrelay, free_port, python, read_ndjson_files, repo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -62,40 +65,6 @@ fn client(port: u16, args: &[&str]) -> std::process::Command {
     command
 }
 
-fn report(output: &std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "datadog_logs_client.py printed no report ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// Waits (on progress: the output growing) until `want` events of `run` are in the output.
-fn wait_output(relay: &Siemrelay, run: &str, want: usize) -> Vec<Value> {
-    let mut last = (0, Instant::now());
-    loop {
-        let events: Vec<Value> = read_ndjson_files(&relay.dir().join("out"), "events")
-            .into_iter()
-            .filter(|e| e["attributes"]["run"] == json!(run))
-            .collect();
-        if events.len() >= want {
-            return events;
-        }
-        if events.len() > last.0 {
-            last = (events.len(), Instant::now());
-        }
-        assert!(
-            last.1.elapsed() < Duration::from_secs(60),
-            "{} of {want} events arrived and none more for 60 s; logs:\n{}",
-            events.len(),
-            relay.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn assert_each_once(events: &[Value], count: usize) -> HashMap<u64, &Value> {
     let mut by_seq = HashMap::new();
     for event in events {
@@ -108,35 +77,6 @@ fn assert_each_once(events: &[Value], count: usize) -> HashMap<u64, &Value> {
     assert_eq!(by_seq.len(), count);
     assert!((0..count as u64).all(|seq| by_seq.contains_key(&seq)));
     by_seq
-}
-
-/// The receiver's row in the admin API's pipelines (what the status page shows).
-async fn status_row(admin: u16) -> Value {
-    let pipelines: Value = reqwest::get(format!("http://127.0.0.1:{admin}/api/v1/pipelines"))
-        .await
-        .expect("pipelines")
-        .json()
-        .await
-        .expect("pipelines JSON");
-    pipelines["pipelines"][0]["receivers"][0].clone()
-}
-
-async fn metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| {
-            line.starts_with(name)
-                && labels
-                    .iter()
-                    .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,10 +97,10 @@ async fn datadog_api_client_sends_10000_logs_each_arriving_once_with_every_field
     )
     .output()
     .expect("run datadog_logs_client.py");
-    let answer = report(&output);
+    let answer = client_report("datadog_logs_client.py", &output);
     assert!(output.status.success(), "{answer}\nlogs:\n{}", relay.logs());
     assert_eq!(answer["sent"], 10_000);
-    let events = wait_output(&relay, "full", 10_000);
+    let events = wait_run_output(&relay, "full", 10_000);
     let by_seq = assert_each_once(&events, 10_000);
     for (seq, event) in by_seq {
         let status = ["info", "warning", "error", "critical"][seq as usize % 4];
@@ -187,7 +127,7 @@ async fn datadog_api_client_sends_10000_logs_each_arriving_once_with_every_field
             "{event}"
         );
     }
-    let received = metric(
+    let received = admin_metric(
         admin,
         "siemrelay_receiver_events_received_total",
         &[("receiver", "datadog/nt")],
@@ -219,7 +159,7 @@ async fn a_full_queue_answers_503_and_the_clients_retry_brings_every_log_in() {
     .expect("run datadog_logs_client.py");
     // Wait until the receiver has answered "busy" (the queue holds 300 of the 2000).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(
+    while admin_metric(
         admin,
         "siemrelay_receiver_events_refused_total",
         &[("receiver", "datadog/nt"), ("reason", "backpressure")],
@@ -241,7 +181,7 @@ async fn a_full_queue_answers_503_and_the_clients_retry_brings_every_log_in() {
         .await
         .expect("join")
         .expect("client output");
-    let answer = report(&output);
+    let answer = client_report("datadog_logs_client.py", &output);
     assert!(output.status.success(), "{answer}\nlogs:\n{}", relay.logs());
     let retried: Vec<u64> = answer["retried_statuses"]
         .as_array()
@@ -253,10 +193,10 @@ async fn a_full_queue_answers_503_and_the_clients_retry_brings_every_log_in() {
         !retried.is_empty() && retried.iter().all(|s| *s == 503),
         "the client retried {retried:?}"
     );
-    let events = wait_output(&relay, "busy", 2000);
+    let events = wait_run_output(&relay, "busy", 2000);
     assert_each_once(&events, 2000);
     // The status page shows the receiver like the others: events in, refused by reason.
-    let row = status_row(admin).await;
+    let row = receiver_status_row(admin).await;
     assert_eq!(row["id"], "datadog/nt");
     assert_eq!(row["events_received"], 2000, "{row}");
     assert!(
@@ -295,12 +235,6 @@ async fn post(
     )
 }
 
-fn fixture(name: &str) -> Value {
-    let text =
-        std::fs::read_to_string(repo().join("tests/fixtures/datadog").join(name)).expect("fixture");
-    serde_json::from_str(&text).expect("fixture JSON")
-}
-
 /// Same keys and value types as the documented example, recursively.
 fn same_shape(got: &Value, documented: &Value) -> bool {
     match (got, documented) {
@@ -331,8 +265,8 @@ async fn replies_match_the_documented_send_logs_examples() {
     );
     let json = ("content-type", "application/json");
     let key = ("dd-api-key", KEY);
-    let v2_error = fixture("v2_error.json");
-    let v1_error = fixture("v1_error.json");
+    let v2_error = json_fixture("datadog", "v2_error.json");
+    let v1_error = json_fixture("datadog", "v1_error.json");
     let check_v2 = |(status, _, body): &(u16, Option<String>, Value), want: u16, title: &str| {
         assert_eq!(*status, want, "{body}");
         assert!(
@@ -351,7 +285,10 @@ async fn replies_match_the_documented_send_logs_examples() {
         br#"[{"message":"one","run":"r"}]"#.to_vec(),
     )
     .await;
-    assert_eq!((ok.0, &ok.2), (202, &fixture("v2_202.json")));
+    assert_eq!(
+        (ok.0, &ok.2),
+        (202, &json_fixture("datadog", "v2_202.json"))
+    );
     let ok = post(
         port,
         "/v1/input",
@@ -359,7 +296,10 @@ async fn replies_match_the_documented_send_logs_examples() {
         br#"{"message":"two","run":"r"}"#.to_vec(),
     )
     .await;
-    assert_eq!((ok.0, &ok.2), (200, &fixture("v1_200.json")));
+    assert_eq!(
+        (ok.0, &ok.2),
+        (200, &json_fixture("datadog", "v1_200.json"))
+    );
     let ok = post(
         port,
         &format!("/v1/input/{KEY}?ddsource=nginx&ddtags=env:prod"),
@@ -367,7 +307,10 @@ async fn replies_match_the_documented_send_logs_examples() {
         b"three\nfour\n".to_vec(),
     )
     .await;
-    assert_eq!((ok.0, &ok.2), (200, &fixture("v1_200.json")));
+    assert_eq!(
+        (ok.0, &ok.2),
+        (200, &json_fixture("datadog", "v1_200.json"))
+    );
 
     check_v2(
         &post(port, "/api/v2/logs", &[json], b"[]".to_vec()).await,
@@ -452,7 +395,7 @@ async fn replies_match_the_documented_send_logs_examples() {
     let out = relay.dir().join("out");
     std::fs::remove_file(&out).expect("unblock");
     std::fs::create_dir(&out).expect("unblock");
-    let events = wait_output(&relay, "r", 2);
+    let events = wait_run_output(&relay, "r", 2);
     let three = read_ndjson_files(&out, "events")
         .into_iter()
         .find(|e| e["summary"] == "three")

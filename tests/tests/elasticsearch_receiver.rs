@@ -12,7 +12,10 @@
 //!   in `tests/fixtures/elasticsearch/`.
 
 use serde_json::{Value, json};
-use siemrelay_e2e::{Siemrelay, free_port, python, read_ndjson_files, repo};
+use siemrelay_e2e::intake::{
+    admin_metric, client_report, json_fixture, receiver_status_row, wait_run_output,
+};
+use siemrelay_e2e::{Siemrelay, free_port, python, repo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -66,40 +69,6 @@ fn client(port: u16, args: &[&str]) -> std::process::Command {
         .args(["--url", &format!("http://127.0.0.1:{port}")])
         .args(args);
     command
-}
-
-fn report(output: &std::process::Output) -> Value {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "es_bulk_client.py printed no report ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
-
-/// Waits (on progress: the output growing) until `want` events of `run` are in the output.
-fn wait_output(relay: &Siemrelay, run: &str, want: usize) -> Vec<Value> {
-    let mut last = (0, Instant::now());
-    loop {
-        let events: Vec<Value> = read_ndjson_files(&relay.dir().join("out"), "events")
-            .into_iter()
-            .filter(|e| e["attributes"]["run"] == json!(run))
-            .collect();
-        if events.len() >= want {
-            return events;
-        }
-        if events.len() > last.0 {
-            last = (events.len(), Instant::now());
-        }
-        assert!(
-            last.1.elapsed() < Duration::from_secs(60),
-            "{} of {want} events arrived and none more for 60 s; logs:\n{}",
-            events.len(),
-            relay.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every document of `run` once, with every field, its `_id` as the event id (a UUID as is, a
@@ -168,35 +137,6 @@ fn assert_each_once_with_every_field(events: &[Value], run: &str, count: usize) 
     }
 }
 
-/// The receiver's row in the admin API's pipelines (what the status page shows).
-async fn status_row(admin: u16) -> Value {
-    let pipelines: Value = reqwest::get(format!("http://127.0.0.1:{admin}/api/v1/pipelines"))
-        .await
-        .expect("pipelines")
-        .json()
-        .await
-        .expect("pipelines JSON");
-    pipelines["pipelines"][0]["receivers"][0].clone()
-}
-
-async fn metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let text = reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|line| {
-            line.starts_with(name)
-                && labels
-                    .iter()
-                    .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_clients_send_10000_documents_each_arriving_once_with_every_field() {
     let (relay, port, admin) = start("{ type: memory, max_events: 40000 }", "", false);
@@ -244,7 +184,7 @@ async fn official_clients_send_10000_documents_each_arriving_once_with_every_fie
             .args(["--count", "10000", "--chunk", "500", "--run", run])
             .output()
             .expect("run es_bulk_client.py");
-        let answer = report(&output);
+        let answer = client_report("es_bulk_client.py", &output);
         assert!(
             output.status.success(),
             "{run}: {answer}\nlogs:\n{}",
@@ -252,10 +192,10 @@ async fn official_clients_send_10000_documents_each_arriving_once_with_every_fie
         );
         assert_eq!(answer["ok"], 10_000, "{run}");
         assert_eq!(answer["info"]["tagline"], "You Know, for Search");
-        let events = wait_output(&relay, run, 10_000);
+        let events = wait_run_output(&relay, run, 10_000);
         assert_each_once_with_every_field(&events, run, 10_000);
     }
-    let received = metric(
+    let received = admin_metric(
         admin,
         "siemrelay_receiver_events_received_total",
         &[("receiver", "elasticsearch/nt")],
@@ -291,7 +231,7 @@ async fn a_full_queue_answers_item_429s_and_streaming_bulk_retries_bring_every_d
     .spawn()
     .expect("run es_bulk_client.py");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while metric(
+    while admin_metric(
         admin,
         "siemrelay_receiver_events_refused_total",
         &[("receiver", "elasticsearch/nt"), ("reason", "backpressure")],
@@ -313,13 +253,13 @@ async fn a_full_queue_answers_item_429s_and_streaming_bulk_retries_bring_every_d
         .await
         .expect("join")
         .expect("client output");
-    let answer = report(&output);
+    let answer = client_report("es_bulk_client.py", &output);
     assert!(output.status.success(), "{answer}\nlogs:\n{}", relay.logs());
     assert_eq!(answer["ok"], 2000);
-    let events = wait_output(&relay, "busy", 2000);
+    let events = wait_run_output(&relay, "busy", 2000);
     assert_each_once_with_every_field(&events, "busy", 2000);
     // The status page shows the receiver like the others: events in, refused by reason.
-    let row = status_row(admin).await;
+    let row = receiver_status_row(admin).await;
     assert_eq!(row["id"], "elasticsearch/nt");
     assert!(
         row["events_received"].as_u64().is_some_and(|n| n >= 2000),
@@ -331,12 +271,6 @@ async fn a_full_queue_answers_item_429s_and_streaming_bulk_retries_bring_every_d
             .is_some_and(|n| n >= 1),
         "{row}"
     );
-}
-
-fn fixture(name: &str) -> Value {
-    let text = std::fs::read_to_string(repo().join("tests/fixtures/elasticsearch").join(name))
-        .expect("fixture");
-    serde_json::from_str(&text).expect("fixture JSON")
 }
 
 /// Every key of the documented example is in `got`, with a value of the same JSON type
@@ -401,7 +335,10 @@ async fn answers_match_the_documented_examples() {
     let (status, headers, root) = send(reqwest::Method::GET, port, "/", true, "").await;
     assert_eq!(status, 200);
     assert!(product(&headers));
-    assert!(has_shape(&root, &fixture("root.json")), "{root}");
+    assert!(
+        has_shape(&root, &json_fixture("elasticsearch", "root.json")),
+        "{root}"
+    );
     assert_eq!(root["version"]["number"], "8.17.0");
     let (status, headers, _) = send(reqwest::Method::HEAD, port, "/", true, "").await;
     assert!(status == 200 && product(&headers));
@@ -409,7 +346,10 @@ async fn answers_match_the_documented_examples() {
     let (status, headers, body) = send(reqwest::Method::POST, port, "/_bulk", false, "").await;
     assert_eq!(status, 401);
     assert!(product(&headers));
-    assert!(has_shape(&body, &fixture("security_401.json")), "{body}");
+    assert!(
+        has_shape(&body, &json_fixture("elasticsearch", "security_401.json")),
+        "{body}"
+    );
     assert!(
         headers
             .get_all("www-authenticate")
@@ -440,7 +380,7 @@ async fn answers_match_the_documented_examples() {
         .collect();
     assert_eq!(actions, ["index", "delete", "create", "update"]);
     assert_eq!(body["errors"], true);
-    let documented = fixture("bulk_response.json");
+    let documented = json_fixture("elasticsearch", "bulk_response.json");
     assert!(
         has_shape(&items[0], &documented["items"][0]),
         "{}",
@@ -452,7 +392,7 @@ async fn answers_match_the_documented_examples() {
         items[2]
     );
     assert_eq!(items[0]["index"]["status"], 201);
-    let errors = fixture("bulk_errors.json");
+    let errors = json_fixture("elasticsearch", "bulk_errors.json");
     for (item, action) in [(&items[1], "delete"), (&items[3], "update")] {
         assert_eq!(item[action]["status"], 400, "{item}");
         let error = &item[action]["error"];
@@ -509,7 +449,7 @@ async fn answers_match_the_documented_examples() {
     let out = relay.dir().join("out");
     std::fs::remove_file(&out).expect("unblock");
     std::fs::create_dir(&out).expect("unblock");
-    let events = wait_output(&relay, "r", 2);
+    let events = wait_run_output(&relay, "r", 2);
     assert!(
         events
             .iter()
