@@ -151,6 +151,26 @@ pub struct Listener {
     pub name: String,
 }
 
+/// `response` with `Connection: close`: an answer to a request whose body was not read (a
+/// refused client or request), so the connection cannot be reused.
+pub fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// A busy refusal: `response` with `Retry-After` ([`siemrelay_core::admission::RETRY_AFTER`])
+/// and `Connection: close`.
+pub fn busy_closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(siemrelay_core::admission::RETRY_AFTER.as_secs()),
+    );
+    closing(response)
+}
+
 /// The protocol's answers to requests a listener refuses on its own.
 #[derive(Clone)]
 pub struct Refusals {

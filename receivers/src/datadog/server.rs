@@ -171,33 +171,22 @@ pub fn error(api: Api, status: StatusCode, detail: &str) -> Response {
 /// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
 pub fn forbidden() -> Router {
     Router::new().fallback(|| async {
-        let mut response = error(
+        crate::listener::closing(error(
             Api::V2,
             StatusCode::FORBIDDEN,
             "the client's address is not in this receiver's allowed_cidrs",
-        );
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
+        ))
     })
 }
 
 /// The answer to a request over the listener's `max_concurrent_requests`: 503, which
 /// Datadog's clients retry.
 pub fn busy() -> Response {
-    let mut response = error(
+    crate::listener::busy_closing(error(
         Api::V2,
         StatusCode::SERVICE_UNAVAILABLE,
         "too many requests in flight on this receiver; retry later",
-    );
-    let headers = response.headers_mut();
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER.as_secs()),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ))
 }
 
 /// A pipeline refusal: 503 + `Retry-After` for a full queue or a shutdown (Datadog's clients

@@ -571,32 +571,21 @@ fn failed_item_reasons(items: &[super::bulk::Item]) -> Vec<(&'static str, u64)> 
 /// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
 pub fn forbidden() -> Router {
     Router::new().fallback(|| async {
-        let mut response = product(error_body(
+        crate::listener::closing(product(error_body(
             StatusCode::FORBIDDEN,
             "security_exception",
             "the client's address is not in this receiver's allowed_cidrs",
-        ));
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
+        )))
     })
 }
 
 /// The answer to a request over `max_concurrent_requests`: 429, which Elastic's clients retry.
 pub fn busy() -> Response {
-    let mut response = product(error_body(
+    crate::listener::busy_closing(product(error_body(
         StatusCode::TOO_MANY_REQUESTS,
         "es_rejected_execution_exception",
         "too many requests in flight on this receiver; retry later",
-    ));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER.as_secs()),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    )))
 }
 
 #[cfg(test)]

@@ -390,34 +390,23 @@ fn body_error(encoding: Encoding, failure: BodyError) -> Response {
 /// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
 pub fn forbidden() -> Router {
     Router::new().fallback(|headers: HeaderMap| async move {
-        let mut response = error(
+        crate::listener::closing(error(
             request_encoding(&headers),
             StatusCode::FORBIDDEN,
             code::PERMISSION_DENIED,
             "the client's address is not in this listener's allowed_cidrs",
-        );
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
+        ))
     })
 }
 
 /// The answer to a request over `max_concurrent_requests`: 503 + `Retry-After`.
 pub fn busy() -> Response {
-    let mut response = error(
+    crate::listener::busy_closing(error(
         Encoding::Json,
         StatusCode::SERVICE_UNAVAILABLE,
         code::UNAVAILABLE,
         "too many requests in flight on this listener; retry later",
-    );
-    let headers = response.headers_mut();
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER.as_secs()),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ))
 }
 
 fn content_type(headers: &HeaderMap) -> Option<Encoding> {

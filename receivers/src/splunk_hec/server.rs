@@ -8,6 +8,7 @@ use super::envelope::{self, Parsed, QueryMetadata, RequestContext, WholeRequest}
 use super::reply::{self, HecStatus};
 use super::telemetry::Telemetry;
 use crate::body::{self, BodyError, SizeLimit};
+use crate::listener::closing;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query, Request, State};
@@ -77,14 +78,6 @@ fn route(path: &str) -> Option<Route> {
 /// that every answer has HEC's shape.
 pub fn router(endpoint: Arc<Endpoint>) -> Router {
     Router::new().fallback(serve_request).with_state(endpoint)
-}
-
-/// An answer to a request whose body was not read: the connection cannot be reused.
-fn closing(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 async fn serve_request(

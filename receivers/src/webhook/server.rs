@@ -148,30 +148,19 @@ fn rejection_response(rejection: &Rejection) -> Response {
 /// The router serving clients outside `allowed_cidrs`: 403 to every request, body unread.
 pub fn forbidden() -> Router {
     Router::new().fallback(|| async {
-        let mut response = error(
+        crate::listener::closing(error(
             StatusCode::FORBIDDEN,
             "the client's address is not in this receiver's allowed_cidrs",
-        );
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
+        ))
     })
 }
 
 /// The answer to a request over the listener's `max_concurrent_requests`.
 pub fn busy() -> Response {
-    let mut response = error(
+    crate::listener::busy_closing(error(
         StatusCode::SERVICE_UNAVAILABLE,
         "too many requests in flight on this receiver; retry later",
-    );
-    let headers = response.headers_mut();
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(RETRY_AFTER.as_secs()),
-    );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    ))
 }
 
 fn refusal_response(refusal: &Refusal) -> Response {
