@@ -93,21 +93,60 @@ pub struct EventFields {
 /// One security event: its fields (read and changed through `Deref`/`DerefMut` to
 /// [`EventFields`]), its kept JSON form (private: dropped by any change to the fields) and its
 /// batch's completion token.
+///
+/// Once processed, an event is made *compact* ([`Event::compact`]) before it waits in an
+/// exporter's queue: its JSON form is kept and its attribute tree, summary and signature are
+/// freed on the thread that built them, so a queue holds encoded bytes (one allocation per
+/// event), not trees of dozens of heap objects. The scalar fields stay readable without cost
+/// ([`Event::head`], [`Event::host`]); reading any other field of a compact event parses the
+/// kept form once (exporters that reshape events), and changing a field makes it whole again.
 #[derive(Clone, Debug)]
 pub struct Event {
+    /// All fields; in a compact event only the scalar ones (see [`Event::head`]) and `resource`.
     fields: EventFields,
     /// This event's JSON form, when already written (see [`WrittenJson`]).
     written_json: WrittenJson,
+    /// Set while the event is compact: the host name read before the tree was freed.
+    compact: Option<CompactState>,
     /// The token of the batch this event came in, when its receiver waits for delivery
     /// (see [`crate::completion`]); `None` otherwise. Not part of the JSON form.
     pub completion: Option<crate::completion::Completion>,
+}
+
+/// What a compact event keeps besides its scalar fields and JSON form.
+#[derive(Clone, Debug, Default)]
+struct CompactState {
+    /// [`Event::host`], computed before the attributes were freed.
+    host: Option<Box<str>>,
+    /// The whole fields, parsed back from the JSON form on first read of a freed field.
+    restored: std::sync::OnceLock<Box<EventFields>>,
+}
+
+/// The scalar fields of an event, readable without parsing a compact event back: what routing,
+/// batching, status and most envelopes need.
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a> {
+    /// See [`EventFields::event_id`].
+    pub event_id: &'a Uuid,
+    /// See [`EventFields::timestamp`].
+    pub timestamp: &'a Timestamp,
+    /// See [`EventFields::observed_timestamp`].
+    pub observed_timestamp: &'a Timestamp,
+    /// See [`EventFields::event_type`].
+    pub event_type: &'a str,
+    /// See [`EventFields::severity`].
+    pub severity: &'a Severity,
+    /// See [`EventFields::source`].
+    pub source: Option<&'a str>,
+    /// See [`EventFields::resource`] (kept in compact events: usually empty or shared-small).
+    pub resource: &'a Map,
 }
 
 /// Events are equal when their fields and completion tokens are; the kept JSON form is derived
 /// from the fields and is left out.
 impl PartialEq for Event {
     fn eq(&self, other: &Event) -> bool {
-        self.fields == other.fields && self.completion == other.completion
+        **self == **other && self.completion == other.completion
     }
 }
 
@@ -115,14 +154,20 @@ impl std::ops::Deref for Event {
     type Target = EventFields;
 
     fn deref(&self) -> &EventFields {
-        &self.fields
+        match &self.compact {
+            None => &self.fields,
+            Some(state) => state
+                .restored
+                .get_or_init(|| Box::new(self.restore_fields())),
+        }
     }
 }
 
 /// Mutable access to the fields drops the kept JSON form: the next [`Event::write_json`]
-/// serializes the changed fields.
+/// serializes the changed fields. A compact event is made whole first.
 impl std::ops::DerefMut for Event {
     fn deref_mut(&mut self) -> &mut EventFields {
+        self.make_whole();
         self.written_json.0 = None;
         &mut self.fields
     }
@@ -133,6 +178,7 @@ impl From<EventFields> for Event {
         Event {
             fields,
             written_json: WrittenJson::default(),
+            compact: None,
             completion: None,
         }
     }
@@ -163,8 +209,91 @@ impl Event {
     }
 
     /// The fields, taken out of the event.
-    pub fn into_fields(self) -> EventFields {
+    pub fn into_fields(mut self) -> EventFields {
+        self.make_whole();
         self.fields
+    }
+
+    /// The scalar fields, read without parsing a compact event back.
+    pub fn head(&self) -> Head<'_> {
+        let f = &self.fields;
+        Head {
+            event_id: &f.event_id,
+            timestamp: &f.timestamp,
+            observed_timestamp: &f.observed_timestamp,
+            event_type: &f.event_type,
+            severity: &f.severity,
+            source: f.source.as_deref(),
+            resource: &f.resource,
+        }
+    }
+
+    /// The name of the host the event is about, for envelopes that carry one (Splunk's `host`,
+    /// syslog's HOSTNAME): the resource's `host.name` (or `host: {name}`), else the attribute
+    /// `host` (a string, or an object's `name`). Read without parsing a compact event back.
+    pub fn host(&self) -> Option<&str> {
+        match &self.compact {
+            Some(state) => state.host.as_deref(),
+            None => host_of(&self.fields),
+        }
+    }
+
+    /// True while the event is compact (see [`Event::compact`]).
+    pub fn is_compact(&self) -> bool {
+        self.compact.is_some()
+    }
+
+    /// Makes the event compact: writes its JSON form if it has none, then frees its attribute
+    /// tree, summary and signature, keeping the scalar fields, the resource and the host name.
+    /// What it holds afterwards is its encoded form; reading a freed field parses it back.
+    pub fn compact(&mut self) {
+        if self.compact.is_some() {
+            return;
+        }
+        if self.written_json.0.is_none() {
+            let mut json = Vec::with_capacity(self.estimated_size());
+            self.write_json(&mut json);
+            self.written_json = WrittenJson(Some(json));
+        }
+        let host = host_of(&self.fields).map(Box::from);
+        let f = &mut self.fields;
+        f.attributes = Map::new();
+        f.summary = None;
+        f.signature = None;
+        self.compact = Some(CompactState {
+            host,
+            restored: std::sync::OnceLock::new(),
+        });
+    }
+
+    /// Turns a compact event back into a whole one (parsing its JSON form unless a read already
+    /// did); the kept form stays valid.
+    fn make_whole(&mut self) {
+        if let Some(state) = self.compact.take() {
+            self.fields = match state.restored.into_inner() {
+                Some(fields) => *fields,
+                None => self.restore_fields(),
+            };
+        }
+    }
+
+    /// The whole fields of a compact event, parsed from its kept JSON form. The form was
+    /// written by siemrelay from these very fields, so it parses; should it not, the scalar
+    /// fields are kept and the failure is logged, never a panic.
+    fn restore_fields(&self) -> EventFields {
+        let parsed = self
+            .written_json
+            .bytes()
+            .ok_or_else(|| "no kept JSON form".to_string())
+            .and_then(|json| crate::ingest::event_from_json_form(json).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(fields) => fields,
+            Err(reason) => {
+                tracing::error!(event_id = %self.fields.event_id, %reason,
+                    "a compact event's JSON form did not parse back; its attributes are lost");
+                self.fields.clone()
+            }
+        }
     }
 
     /// The kept JSON form, when there is one (see [`WrittenJson`]).
@@ -195,8 +324,12 @@ impl Event {
         serde_json::to_value(JsonForm(self)).unwrap_or(Value::Null)
     }
 
-    /// Rough size of the event's JSON form in bytes, for queue accounting.
+    /// Size of the event's JSON form in bytes, for queue accounting: exact when the form is
+    /// kept (compact events), else estimated from the fields.
     pub fn estimated_size(&self) -> usize {
+        if let Some(json) = self.written_json.bytes() {
+            return json.len();
+        }
         fn value_size(value: &Value) -> usize {
             match value {
                 Value::Null | Value::Bool(_) => 5,
@@ -220,6 +353,20 @@ impl Event {
             + map_size(&self.resource)
             + self.signature.as_ref().map_or(0, |s| 160 + s.value.len())
     }
+}
+
+/// See [`Event::host`].
+fn host_of(fields: &EventFields) -> Option<&str> {
+    fn text(value: Option<&Value>) -> Option<&str> {
+        value.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    fn name(value: Option<&Value>) -> Option<&str> {
+        text(value.and_then(|v| v.get("name")))
+    }
+    text(fields.resource.get("host.name"))
+        .or_else(|| name(fields.resource.get("host")))
+        .or_else(|| text(fields.attributes.get("host")))
+        .or_else(|| name(fields.attributes.get("host")))
 }
 
 /// Serializes an event in its JSON form.
@@ -281,5 +428,70 @@ mod tests {
         let value: Value = serde_json::from_slice(&event.to_json_bytes()).unwrap();
         assert_eq!(value["attributes"]["user"], "alice");
         assert_ne!(event, plain, "a changed field makes events unequal");
+    }
+
+    fn sample() -> Event {
+        let mut event = Event::new("policy_violation");
+        event.source = Some("toktra".into());
+        event.summary = Some("blocked a prompt".into());
+        event.attributes.insert("host".into(), "gw-1".into());
+        event
+            .attributes
+            .insert("user".into(), serde_json::json!({"email": "a@example.com"}));
+        event
+            .attributes
+            .insert("score".into(), serde_json::json!(0.5));
+        event
+    }
+
+    #[test]
+    fn a_compact_event_keeps_its_encoded_form_and_scalars_and_frees_its_tree() {
+        let whole = sample();
+        let mut event = whole.clone();
+        event.compact();
+        assert!(event.is_compact());
+        // The tree is gone from the held fields; what is held is the JSON form.
+        assert!(event.fields.attributes.is_empty() && event.fields.summary.is_none());
+        assert_eq!(event.written_json(), Some(&whole.to_json_bytes()[..]));
+        assert_eq!(event.estimated_size(), whole.to_json_bytes().len());
+        // Scalars and the host are read without parsing anything back.
+        let head = event.head();
+        assert_eq!(head.event_type, "policy_violation");
+        assert_eq!(head.source, Some("toktra"));
+        assert_eq!(head.event_id, &whole.event_id);
+        assert_eq!(event.host(), Some("gw-1"));
+        let restored = match &event.compact {
+            Some(state) => state.restored.get().is_some(),
+            None => true,
+        };
+        assert!(!restored, "reading the head parses nothing back");
+        // Reading a freed field parses the form back: the event equals the whole one.
+        assert_eq!(event.attributes, whole.attributes);
+        assert_eq!(event, whole);
+        assert!(event.is_compact(), "reading keeps it compact");
+    }
+
+    #[test]
+    fn changing_a_compact_event_makes_it_whole_and_drops_its_form() {
+        let mut event = sample();
+        event.compact();
+        event.attributes.insert("extra".into(), true.into());
+        assert!(!event.is_compact());
+        assert!(event.written_json().is_none());
+        assert_eq!(event.attributes["user"]["email"], "a@example.com");
+        assert_eq!(event.attributes["extra"], true);
+        let fields = event.clone().into_fields();
+        assert_eq!(fields.summary.as_deref(), Some("blocked a prompt"));
+    }
+
+    #[test]
+    fn a_signed_events_kept_form_is_what_its_compact_form_holds() {
+        let mut event = sample();
+        let whole = event.clone();
+        event.keep_written_json(event.to_json_bytes());
+        let kept = event.written_json().map(<[u8]>::to_vec);
+        event.compact();
+        assert_eq!(event.written_json().map(<[u8]>::to_vec), kept);
+        assert_eq!(event.into_fields(), whole.into_fields());
     }
 }

@@ -257,6 +257,41 @@ impl WellKnown {
     }
 }
 
+/// Why an event's JSON form (written by siemrelay: a disk queue record, a compact event) did
+/// not parse back into its fields.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum JsonFormError {
+    /// The bytes are not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotAnObject(String),
+    /// The object is not a valid event.
+    #[error(transparent)]
+    Event(#[from] IngestError),
+}
+
+/// The fields of an event from its JSON form (see [`crate::event`]), exactly as written: the
+/// severity's text and number are taken as they are (ingest would refuse `unspecified`).
+pub fn event_from_json_form(json: &[u8]) -> Result<EventFields, JsonFormError> {
+    let Members(mut members) =
+        serde_json::from_slice(json).map_err(|e| JsonFormError::NotAnObject(e.to_string()))?;
+    let mut take = |name: &str| {
+        let at = members.iter().position(|(key, _)| key == name)?;
+        Some(members.remove(at).1)
+    };
+    let text = take("severity");
+    let number = take("severity_number");
+    let mut fields = event_from_object(Members(members), &IngestOptions::default(), Timestamp(0))?
+        .event
+        .into_fields();
+    if let (Some(Value::String(text)), Some(number)) = (text, number.and_then(|n| n.as_u64())) {
+        fields.severity = Severity {
+            number: u8::try_from(number).unwrap_or(0),
+            text,
+        };
+    }
+    Ok(fields)
+}
+
 /// Builds an event from one JSON object of a request.
 pub fn event_from_object<'a>(
     object: impl Into<Members<'a>>,

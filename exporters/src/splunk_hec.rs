@@ -460,8 +460,9 @@ impl HecEncoder {
 
     /// Appends one envelope for `event`.
     pub fn write_envelope(&self, event: &Event, out: &mut Vec<u8>) {
+        let head = event.head();
         out.extend_from_slice(b"{\"time\":");
-        write_epoch_seconds(event.timestamp.0, out);
+        write_epoch_seconds(head.timestamp.0, out);
         match &self.host {
             Some(host) => out.extend_from_slice(host),
             None => {
@@ -474,7 +475,7 @@ impl HecEncoder {
         match &self.source {
             Some(source) => out.extend_from_slice(source),
             None => {
-                if let Some(source) = &event.source {
+                if let Some(source) = head.source {
                     out.extend_from_slice(b",\"source\":");
                     json_string(source, out);
                 }
@@ -534,16 +535,7 @@ impl HttpEncoder for HecEncoder {
 /// The event's host: resource `host.name` (flat or nested), else attribute `host` (a string, or an
 /// object's `name`).
 pub fn event_host(event: &Event) -> Option<&str> {
-    fn text(value: Option<&Value>) -> Option<&str> {
-        value.and_then(Value::as_str).filter(|s| !s.is_empty())
-    }
-    fn name(value: Option<&Value>) -> Option<&str> {
-        text(value.and_then(|v| v.get("name")))
-    }
-    text(event.resource.get("host.name"))
-        .or_else(|| name(event.resource.get("host")))
-        .or_else(|| text(event.attributes.get("host")))
-        .or_else(|| name(event.attributes.get("host")))
+    event.host()
 }
 
 /// Writes epoch seconds with a 6-digit microsecond fraction (`1718000000.123456`), exactly.

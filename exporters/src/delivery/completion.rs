@@ -67,11 +67,11 @@ impl KeepCompletions {
     fn reattach(&self, events: &mut [Event]) {
         let mut held = self.held();
         for event in events {
-            if let Some(tokens) = held.get_mut(&event.event_id) {
+            if let Some(tokens) = held.get_mut(event.head().event_id) {
                 event.completion = Some(tokens.remove(0));
                 self.count.fetch_sub(1, Ordering::AcqRel);
                 if tokens.is_empty() {
-                    held.remove(&event.event_id);
+                    held.remove(event.head().event_id);
                 }
             }
         }
@@ -96,7 +96,7 @@ impl DeliveryQueue for KeepCompletions {
         let mut kept: Vec<(Uuid, Completion)> = Vec::new();
         for event in batch.events.iter_mut() {
             if let Some(token) = event.completion.take() {
-                kept.push((event.event_id, token));
+                kept.push((*event.head().event_id, token));
             }
         }
         let mut ids: Vec<Uuid> = Vec::new();

@@ -23,13 +23,20 @@ pub struct SizedBatch {
 }
 
 impl SizedBatch {
-    /// Measures a batch.
-    pub fn new(events: Batch) -> SizedBatch {
+    /// Makes every event of a batch compact (see [`Event::compact`]: what waits in a queue is
+    /// each event's encoded form, its tree freed here on the thread that built it) and
+    /// measures it.
+    pub fn new(mut events: Batch) -> SizedBatch {
+        let mut total_bytes = 0;
         let sizes: Vec<u32> = events
-            .iter()
-            .map(|e| u32::try_from(e.estimated_size()).unwrap_or(u32::MAX))
+            .iter_mut()
+            .map(|event| {
+                event.compact();
+                let size = event.estimated_size();
+                total_bytes += size;
+                u32::try_from(size).unwrap_or(u32::MAX)
+            })
             .collect();
-        let total_bytes = sizes.iter().map(|s| *s as usize).sum();
         SizedBatch {
             events,
             sizes,

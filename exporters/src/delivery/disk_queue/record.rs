@@ -20,8 +20,8 @@
 //!   5..    m × u64 sequence numbers of data records that are fully handled
 //! ```
 
-use siemrelay_core::ingest::{IngestOptions, Members, event_from_object};
-use siemrelay_core::{Event, Severity, Timestamp, Value};
+use siemrelay_core::ingest::{JsonFormError, event_from_json_form};
+use siemrelay_core::{Event, Timestamp};
 
 /// First bytes of every record.
 pub const MAGIC: [u8; 4] = *b"SRQ1";
@@ -306,37 +306,23 @@ pub fn decode_data(payload: &[u8], counted: bool) -> Result<(Vec<Event>, Vec<u32
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let options = IngestOptions::default();
     let mut events = Vec::with_capacity(count);
     for (line_no, line) in payload[12 + 4 * count..]
         .split(|b| *b == b'\n')
         .take(count)
         .enumerate()
     {
-        let Members(mut members) =
-            serde_json::from_slice(line).map_err(|e| DecodeError::NotAnObject {
+        let fields = event_from_json_form(line).map_err(|e| match e {
+            JsonFormError::NotAnObject(reason) => DecodeError::NotAnObject {
                 line: line_no,
-                reason: e.to_string(),
-            })?;
-        // The severity is restored exactly as written (ingest would reject `unspecified`).
-        let mut take = |name: &str| {
-            let at = members.iter().position(|(key, _)| key == name)?;
-            Some(members.remove(at).1)
-        };
-        let text = take("severity");
-        let number = take("severity_number");
-        let mut event = event_from_object(Members(members), &options, Timestamp(0))
-            .map_err(|source| DecodeError::Event {
+                reason,
+            },
+            JsonFormError::Event(source) => DecodeError::Event {
                 line: line_no,
                 source,
-            })?
-            .event;
-        if let (Some(Value::String(text)), Some(number)) = (text, number.and_then(|n| n.as_u64())) {
-            event.severity = Severity {
-                number: u8::try_from(number).unwrap_or(0),
-                text,
-            };
-        }
+            },
+        })?;
+        let mut event = Event::from(fields);
         // The queued bytes are the event's JSON form: exporters send them as they are.
         event.keep_written_json(line.to_vec());
         events.push(event);
@@ -366,6 +352,7 @@ pub fn decode_ack(payload: &[u8]) -> Option<(AckReason, Vec<u64>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use siemrelay_core::Severity;
 
     #[test]
     fn data_record_round_trips_with_event_ids() {
