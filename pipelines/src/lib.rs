@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_page;
+pub mod allocator;
 pub mod build_info;
 pub mod commands;
 pub mod config;

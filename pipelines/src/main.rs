@@ -290,6 +290,7 @@ fn exporter_flag_as_positional(args: Vec<OsString>) -> Vec<OsString> {
 }
 
 fn main() -> ExitCode {
+    siemrelay_pipelines::allocator::tune();
     let args = exporter_flag_as_positional(std::env::args_os().collect());
     let cli =
         Cli::from_arg_matches(&cli_command().get_matches_from(args)).unwrap_or_else(|e| e.exit());
