@@ -1,9 +1,11 @@
 //! The `sentinel` exporter: Microsoft Sentinel / Azure Monitor through the Logs Ingestion API
 //! (`POST {endpoint}/dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01`).
 //!
-//! Each event becomes a flat record (the default columns of [`columns::DEFAULT_COLUMNS`], or the
-//! configured `columns`) in a JSON array body of at most 1,000,000 bytes, gzip-compressed by
-//! default, with the event time in both `TimeGenerated` and `EventTime` (Log Analytics replaces
+//! Each event becomes a record of its shape's columns (`schema: native`: the default columns of
+//! [`columns::DEFAULT_COLUMNS`] or the configured `columns`; `flat`, `ecs`, `ocsf`: the columns
+//! of that shape's own table and stream, [`shapes`]) in a JSON array body of at most 1,000,000
+//! bytes, gzip-compressed by default, with the event time in both `TimeGenerated` and
+//! `EventTime` (Log Analytics replaces
 //! a `TimeGenerated` more than 2 days old with the time it received the record; `EventTime`
 //! keeps it). Authentication is an Entra ID token for scope `https://monitor.azure.com//.default`
 //! (or `.us` / `.cn`; the double slash is what Microsoft documents for the Logs Ingestion API),
