@@ -35,8 +35,8 @@ pub struct ShapeTable {
     pub table: &'static str,
     /// The DCR input stream (`Custom-` and the table name), the default `stream_name`.
     pub stream: &'static str,
-    /// Its columns, in the template's order (`native`: see [`ShapeTable::columns`]).
-    columns: &'static [(&'static str, ColumnType)],
+    /// Its columns, in the template's order, in parts (`native`: see [`ShapeTable::columns`]).
+    columns: &'static [&'static [(&'static str, ColumnType)]],
 }
 
 impl ShapeTable {
@@ -47,7 +47,7 @@ impl ShapeTable {
                 .iter()
                 .map(|(name, _, kind)| (*name, *kind))
                 .collect(),
-            _ => self.columns.to_vec(),
+            _ => self.columns.concat(),
         }
     }
 }
@@ -69,7 +69,8 @@ pub const FLAT_ATTRIBUTE_COLUMNS: &[(&str, ColumnType)] = &[
     ("actor", Dynamic),
 ];
 
-const FLAT_COLUMNS: &[(&str, ColumnType)] = &[
+/// `flat`: the well-known fields before the attribute columns.
+const FLAT_FIELDS: &[(&str, ColumnType)] = &[
     ("TimeGenerated", DateTime),
     ("EventTime", DateTime),
     ("event_id", Text),
@@ -80,16 +81,10 @@ const FLAT_COLUMNS: &[(&str, ColumnType)] = &[
     ("severity_number", Int),
     ("source", Text),
     ("summary", Text),
-    ("action", Text),
-    ("policy_name", Text),
-    ("user_email", Text),
-    ("user_id", Text),
-    ("org_id", Text),
-    ("gateway_id", Text),
-    ("model", Text),
-    ("client_ip", Text),
-    ("tags", Dynamic),
-    ("actor", Dynamic),
+];
+
+/// `flat`: the columns after the attribute columns.
+const FLAT_REST: &[(&str, ColumnType)] = &[
     ("attributes", Dynamic),
     ("resource", Dynamic),
     ("signature", Dynamic),
@@ -152,19 +147,19 @@ pub const SHAPE_TABLES: [ShapeTable; 4] = [
         schema: Schema::Flat,
         table: "SiemrelayFlat_CL",
         stream: "Custom-SiemrelayFlat_CL",
-        columns: FLAT_COLUMNS,
+        columns: &[FLAT_FIELDS, FLAT_ATTRIBUTE_COLUMNS, FLAT_REST],
     },
     ShapeTable {
         schema: Schema::Ecs,
         table: "SiemrelayEcs_CL",
         stream: "Custom-SiemrelayEcs_CL",
-        columns: ECS_COLUMNS,
+        columns: &[ECS_COLUMNS],
     },
     ShapeTable {
         schema: Schema::Ocsf,
         table: "SiemrelayOcsf_CL",
         stream: "Custom-SiemrelayOcsf_CL",
-        columns: OCSF_COLUMNS,
+        columns: &[OCSF_COLUMNS],
     },
 ];
 
