@@ -1,9 +1,11 @@
 //! The `sentinel` exporter: Microsoft Sentinel / Azure Monitor through the Logs Ingestion API
 //! (`POST {endpoint}/dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01`).
 //!
-//! Each event becomes a flat record (the default columns of [`columns::DEFAULT_COLUMNS`], or the
-//! configured `columns`) in a JSON array body of at most 1,000,000 bytes, gzip-compressed by
-//! default, with the event time in both `TimeGenerated` and `EventTime` (Log Analytics replaces
+//! Each event becomes a record of its shape's columns (`schema: native`: the default columns of
+//! [`columns::DEFAULT_COLUMNS`] or the configured `columns`; `flat`, `ecs`, `ocsf`: the columns
+//! of that shape's own table and stream, [`shapes`]) in a JSON array body of at most 1,000,000
+//! bytes, gzip-compressed by default, with the event time in both `TimeGenerated` and
+//! `EventTime` (Log Analytics replaces
 //! a `TimeGenerated` more than 2 days old with the time it received the record; `EventTime`
 //! keeps it). Authentication is an Entra ID token for scope `https://monitor.azure.com//.default`
 //! (or `.us` / `.cn`; the double slash is what Microsoft documents for the Logs Ingestion API),
@@ -18,11 +20,14 @@
 
 pub mod columns;
 pub mod factory;
+pub mod shapes;
 mod sink;
 
 pub use columns::{ColumnType, Columns, DEFAULT_COLUMNS};
+pub use shapes::{RecordShape, SHAPE_TABLES, ShapeTable, shape_table};
 pub use sink::{SentinelEncoder, SentinelSink, sentinel_sink};
 
+use crate::delivery::Schema;
 use crate::delivery::Sink;
 use crate::delivery::auth::entra_id;
 use crate::delivery::endpoint::HttpEndpoint;
@@ -101,8 +106,11 @@ pub struct SentinelConfig {
     pub endpoint: String,
     /// The DCR's immutable id, `dcr-` and 32 hex digits. Required.
     pub dcr_immutable_id: String,
-    /// The DCR input stream, e.g. `Custom-SiemrelayEvents_CL`. Required.
-    pub stream_name: String,
+    /// The DCR input stream. Default: the shipped template's stream of the exporter's `schema`
+    /// (`Custom-SiemrelayEvents_CL`, `Custom-SiemrelayFlat_CL`, `Custom-SiemrelayEcs_CL`,
+    /// `Custom-SiemrelayOcsf_CL`: see [`shapes::SHAPE_TABLES`]); another shape's shipped stream
+    /// is refused.
+    pub stream_name: Option<String>,
     /// How the token is had: `client_secret` (default), `managed_identity` or
     /// `workload_identity`.
     #[serde(default)]
@@ -159,19 +167,20 @@ impl SentinelConfig {
                 ),
             ));
         }
-        let stream_ok = ["Custom-", "Microsoft-"].iter().any(|prefix| {
-            self.stream_name.strip_prefix(prefix).is_some_and(|rest| {
-                !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            })
-        });
-        if !stream_ok {
-            issues.push(ConfigIssue::new(
-                "stream_name",
-                format!(
-                    "{:?} is not a DCR stream name (Custom-<Table>_CL or Microsoft-<Table>)",
-                    self.stream_name
-                ),
-            ));
+        if let Some(stream) = &self.stream_name {
+            let stream_ok = ["Custom-", "Microsoft-"].iter().any(|prefix| {
+                stream.strip_prefix(prefix).is_some_and(|rest| {
+                    !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+            });
+            if !stream_ok {
+                issues.push(ConfigIssue::new(
+                    "stream_name",
+                    format!(
+                        "{stream:?} is not a DCR stream name (Custom-<Table>_CL or Microsoft-<Table>)"
+                    ),
+                ));
+            }
         }
         issues.extend(self.identity_issues());
         if let Some(columns) = &self.columns {
@@ -181,6 +190,42 @@ impl SentinelConfig {
             if let Err((column, message)) = Columns::from_config(columns.iter()) {
                 issues.push(ConfigIssue::new(format!("columns.{column}"), message));
             }
+        }
+        issues
+    }
+
+    /// Checks against the exporter's `schema` (keys relative to the exporter block): a
+    /// `stream_name` that is another shape's stream in the shipped template, and `columns`
+    /// (a mapping of the native fields) with a reshaped schema.
+    pub fn schema_issues(&self, schema: Schema) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let wanted = shapes::shape_table(schema);
+        if let Some(stream) = &self.stream_name
+            && let Some(other) = shapes::SHAPE_TABLES
+                .iter()
+                .find(|t| t.stream == stream && t.schema != schema)
+        {
+            issues.push(ConfigIssue::new(
+                "stream_name",
+                format!(
+                    "{stream} is the shipped DCR's stream for schema: {}, whose columns differ from schema: {}'s; use {} (the default for schema: {}) or leave stream_name out",
+                    other.schema.name(),
+                    schema.name(),
+                    wanted.stream,
+                    schema.name()
+                ),
+            ));
+        }
+        if self.columns.is_some() && schema != Schema::Native {
+            issues.push(ConfigIssue::new(
+                "columns",
+                format!(
+                    "columns maps the native fields; with schema: {} every record has the columns of {} ({}): remove columns, or use schema: native",
+                    schema.name(),
+                    wanted.stream,
+                    wanted.table
+                ),
+            ));
         }
         issues
     }
@@ -331,13 +376,20 @@ impl SentinelConfig {
         })
     }
 
-    /// The upload URL with its `api-version`.
-    pub fn upload_url(&self) -> String {
+    /// The DCR stream of `schema`: `stream_name`, else the shipped template's stream.
+    pub fn stream(&self, schema: Schema) -> &str {
+        self.stream_name
+            .as_deref()
+            .unwrap_or(shapes::shape_table(schema).stream)
+    }
+
+    /// The upload URL with its `api-version`, for events in `schema`.
+    pub fn upload_url(&self, schema: Schema) -> String {
         format!(
             "{}/dataCollectionRules/{}/streams/{}?api-version={API_VERSION}",
             self.endpoint.trim_end_matches('/'),
             self.dcr_immutable_id,
-            self.stream_name
+            self.stream(schema)
         )
     }
 
@@ -398,7 +450,7 @@ mod tests {
         let c = config(serde_json::json!({}));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(
-            c.upload_url(),
+            c.upload_url(Schema::Native),
             "https://my-dce.westeurope-1.ingest.monitor.azure.com/dataCollectionRules/dcr-0123456789abcdef0123456789abcdef/streams/Custom-SiemrelayEvents_CL?api-version=2023-01-01"
         );
         assert_eq!(
@@ -528,20 +580,17 @@ mod tests {
         );
     }
 
-    /// The ARM template's table schema and DCR stream declaration list exactly the default
-    /// columns, with the same types, so the exporter and the template cannot drift.
+    /// The ARM template declares, for each shape, a table and a DCR stream (`Custom-<table>`)
+    /// with exactly the shape's columns and types, and a data flow from that stream to that
+    /// table, so the exporter and the template cannot drift.
     #[test]
-    fn arm_template_declares_the_default_columns() {
+    fn arm_template_declares_each_shapes_table_stream_and_flow() {
         let text = include_str!("../../examples/sentinel/azuredeploy.json");
         let template: serde_json::Value = serde_json::from_str(text).expect("valid JSON");
         assert_eq!(
             template["$schema"],
             "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#"
         );
-        let expected: Vec<(String, String)> = DEFAULT_COLUMNS
-            .iter()
-            .map(|(name, _, kind)| (name.to_string(), kind.name().to_string()))
-            .collect();
         let listed = |columns: &serde_json::Value| -> Vec<(String, String)> {
             columns
                 .as_array()
@@ -555,25 +604,114 @@ mod tests {
                 })
                 .collect()
         };
-        let resources = template["resources"].as_array().unwrap();
-        let of_type = |kind: &str| {
-            resources
-                .iter()
-                .find(|r| r["type"] == kind)
-                .unwrap_or_else(|| panic!("no {kind} resource"))
+        // `[variables('x')]` → the variable's value.
+        let resolve = |text: &str| -> String {
+            match text
+                .strip_prefix("[variables('")
+                .and_then(|t| t.strip_suffix("')]"))
+            {
+                Some(name) => template["variables"][name].as_str().unwrap().to_string(),
+                None => text.to_string(),
+            }
         };
-        let table = of_type("Microsoft.OperationalInsights/workspaces/tables");
-        assert_eq!(listed(&table["properties"]["schema"]["columns"]), expected);
-        let dcr = of_type("Microsoft.Insights/dataCollectionRules");
-        let streams = dcr["properties"]["streamDeclarations"].as_object().unwrap();
-        assert_eq!(streams.len(), 1);
-        let (stream, declaration) = streams.iter().next().unwrap();
-        assert_eq!(stream, "Custom-SiemrelayEvents_CL");
-        assert_eq!(listed(&declaration["columns"]), expected);
-        of_type("Microsoft.Insights/dataCollectionEndpoints");
+        let resources = template["resources"].as_array().unwrap();
+        let of_type = |kind: &'static str| resources.iter().filter(move |r| r["type"] == kind);
+        let dcr = of_type("Microsoft.Insights/dataCollectionRules")
+            .next()
+            .expect("a DCR");
         assert_eq!(
-            dcr["properties"]["dataFlows"][0]["outputStream"],
-            "Custom-SiemrelayEvents_CL"
+            of_type("Microsoft.Insights/dataCollectionEndpoints").count(),
+            1
         );
+        let streams = dcr["properties"]["streamDeclarations"].as_object().unwrap();
+        assert_eq!(streams.len(), SHAPE_TABLES.len());
+        let flows = dcr["properties"]["dataFlows"].as_array().unwrap();
+        assert_eq!(flows.len(), SHAPE_TABLES.len());
+        assert_eq!(
+            of_type("Microsoft.OperationalInsights/workspaces/tables").count(),
+            SHAPE_TABLES.len()
+        );
+        for shape in SHAPE_TABLES {
+            let expected: Vec<(String, String)> = shape
+                .columns()
+                .iter()
+                .map(|(name, kind)| (name.to_string(), kind.name().to_string()))
+                .collect();
+            assert_eq!(shape.stream, format!("Custom-{}", shape.table));
+            let table = of_type("Microsoft.OperationalInsights/workspaces/tables")
+                .find(|t| {
+                    resolve(t["properties"]["schema"]["name"].as_str().unwrap()) == shape.table
+                })
+                .unwrap_or_else(|| panic!("no table {}", shape.table));
+            assert_eq!(
+                listed(&table["properties"]["schema"]["columns"]),
+                expected,
+                "{}",
+                shape.table
+            );
+            assert_eq!(
+                listed(&streams[shape.stream]["columns"]),
+                expected,
+                "{}",
+                shape.stream
+            );
+            let flow = flows
+                .iter()
+                .find(|f| f["outputStream"] == shape.stream)
+                .unwrap_or_else(|| panic!("no data flow into {}", shape.stream));
+            let inputs: Vec<String> = flow["streams"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| resolve(s.as_str().unwrap()))
+                .collect();
+            assert_eq!(inputs, [shape.stream]);
+            assert_eq!(flow["transformKql"], "source");
+            assert_eq!(
+                template["outputs"]["streamNames"]["value"][shape.schema.name()],
+                shape.stream
+            );
+        }
+    }
+
+    #[test]
+    fn the_stream_follows_the_schema_and_a_mismatch_is_named() {
+        let c = config(serde_json::json!({}));
+        for shape in SHAPE_TABLES {
+            let mut default = config(serde_json::json!({}));
+            default.stream_name = None;
+            assert_eq!(default.stream(shape.schema), shape.stream);
+            assert!(
+                default
+                    .upload_url(shape.schema)
+                    .contains(&format!("/streams/{}?", shape.stream))
+            );
+            assert!(default.schema_issues(shape.schema).is_empty());
+        }
+        // The configured native stream with schema: ecs is another shape's stream.
+        let issues = c.schema_issues(Schema::Ecs);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].key, "stream_name");
+        assert!(
+            issues[0].message.contains("schema: native")
+                && issues[0].message.contains("Custom-SiemrelayEcs_CL"),
+            "{}",
+            issues[0].message
+        );
+        assert!(c.schema_issues(Schema::Native).is_empty());
+        // A stream of the user's own DCR is theirs to declare.
+        let own = config(serde_json::json!({"stream_name": "Custom-SecOpsEcs_CL"}));
+        assert!(own.schema_issues(Schema::Ecs).is_empty());
+        assert_eq!(own.stream(Schema::Ecs), "Custom-SecOpsEcs_CL");
+        // columns maps native fields only.
+        let mapped =
+            config(serde_json::json!({"stream_name": null, "columns": {"Who": "attributes.user"}}));
+        let keys: Vec<String> = mapped
+            .schema_issues(Schema::Flat)
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        assert_eq!(keys, ["columns"]);
+        assert!(mapped.schema_issues(Schema::Native).is_empty());
     }
 }

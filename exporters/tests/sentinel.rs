@@ -8,9 +8,12 @@ mod support;
 use siemrelay_core::{Event, Severity, Timestamp};
 use siemrelay_e2e::fake::azure::{
     AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FakeAzure, SCOPE, STREAM, Scripted, TENANT_ID,
+    record_id,
 };
+use siemrelay_exporters::delivery::Schema;
 use siemrelay_exporters::delivery::dead_letter::read_entries;
 use siemrelay_exporters::delivery::http::HttpOptions;
+use siemrelay_exporters::delivery::schema::carried_native_json;
 use siemrelay_exporters::delivery::{ExporterState, Sink, test_delivery};
 use siemrelay_exporters::sentinel::{self, SentinelConfig};
 use std::sync::Arc;
@@ -321,4 +324,181 @@ async fn test_delivery_reports_good_bad_secret_and_unreachable_with_hints() {
     assert!(!unreachable.ok);
     assert_eq!(unreachable.outcome, "retry");
     assert!(unreachable.hint.unwrap().contains("cannot reach"));
+}
+
+/// A sink writing `schema`, to the stream of that schema (no `stream_name`: the default).
+fn shaped_sink(fake: &FakeAzure, schema: Schema, extra: serde_json::Value) -> Arc<dyn Sink> {
+    let mut config = serde_json::json!({
+        "endpoint": fake.url(), "authority_host": fake.url(), "dcr_immutable_id": DCR_ID,
+        "tenant_id": TENANT_ID, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+    });
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let http = HttpOptions {
+        schema,
+        ..HttpOptions::default()
+    };
+    sentinel::build(
+        &format!("sentinel/{}", schema.name()),
+        serde_json::from_value(config).unwrap(),
+        &http,
+        Duration::from_secs(5),
+    )
+    .unwrap()
+}
+
+/// Issue 25: every shape reaches its own stream of the DCR the shipped template deploys (the
+/// fake, like the DCR, keeps only declared columns with values of their declared types, and
+/// lists what it would drop: nothing here), once per event, with signed events carrying their
+/// native form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_schema_reaches_its_own_stream_with_only_declared_columns() {
+    let fake = FakeAzure::start();
+    let mut sent = events(400);
+    for (i, event) in sent.iter_mut().enumerate().filter(|(i, _)| i % 4 == 0) {
+        event.signature = Some(siemrelay_core::Signature {
+            alg: "HMAC-SHA256".into(),
+            kid: "k1".into(),
+            value: format!("{i:064x}"),
+            prev: None,
+        });
+        event.attributes.insert("action".into(), "block".into());
+    }
+    let rigs: Vec<Rig> = Schema::ALL
+        .into_iter()
+        .map(|schema| {
+            start(
+                shaped_sink(&fake, schema, serde_json::json!({})),
+                fast_retry(),
+            )
+        })
+        .collect();
+    for rig in &rigs {
+        rig.push(sent.clone()).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fake.read(|s| s.records.total()) < 4 * sent.len() {
+        assert!(Instant::now() < deadline, "too few records arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for rig in &rigs {
+        assert!(rig.settled(sent.len() as u64, Duration::from_secs(5)).await);
+    }
+    fake.read(|state| {
+        assert!(
+            state.dropped.is_empty(),
+            "{:?}",
+            &state.dropped[..state.dropped.len().min(5)]
+        );
+        assert_eq!(
+            state.records.total(),
+            4 * sent.len(),
+            "{:?}",
+            state.records.duplicates()
+        );
+        assert!(state.uploads.iter().all(|u| u.status == 204));
+        for schema in Schema::ALL {
+            let stream = sentinel::shape_table(schema).stream;
+            let rows = state.records_of(stream);
+            assert_eq!(rows.len(), sent.len(), "{stream}");
+            let ids: std::collections::HashSet<&str> =
+                rows.iter().filter_map(|r| record_id(r)).collect();
+            assert_eq!(ids.len(), sent.len(), "{stream}: each event once");
+            for row in &rows {
+                assert!(
+                    row["EventTime"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("2026-06-10T")
+                );
+            }
+            let signed = rows
+                .iter()
+                .filter_map(|row| match schema {
+                    Schema::Native => row.get("Signature").map(|_| ()),
+                    _ => carried_native_json(schema, row).map(|json| {
+                        let native: serde_json::Value = serde_json::from_str(json).unwrap();
+                        assert_eq!(native["attributes"]["action"], "block");
+                        assert!(native["signature"]["value"].is_string());
+                    }),
+                })
+                .count();
+            assert_eq!(signed, 100, "{stream}: the signed events keep their form");
+        }
+        let blocked = state
+            .records_of("Custom-SiemrelayFlat_CL")
+            .iter()
+            .filter(|r| r["action"] == "block")
+            .count();
+        assert_eq!(blocked, 100, "flat: the action column");
+        let ecs_blocked = state
+            .records_of("Custom-SiemrelayEcs_CL")
+            .iter()
+            .filter(|r| r["event"]["action"] == "block")
+            .count();
+        assert_eq!(ecs_blocked, 100, "ecs: event.action in the event column");
+    });
+}
+
+/// The fake judges columns the way the DCR does: a configured column the stream does not
+/// declare is not stored (and listed), and a stream the DCR does not declare is 404; a shipped
+/// stream of another shape is refused when the sink is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_columns_and_streams_are_caught() {
+    let fake = FakeAzure::start();
+    let custom = start(
+        shaped_sink(
+            &fake,
+            Schema::Native,
+            serde_json::json!({"columns": {"Who": "attributes.user"}}),
+        ),
+        fast_retry(),
+    );
+    custom.push(events(3)).await;
+    // The records have no event id column: count them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.read(|s| s.records.total()) < 3 {
+        assert!(Instant::now() < deadline, "the records did not arrive");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.read(|state| {
+        assert_eq!(state.dropped.len(), 3, "{:?}", state.dropped);
+        assert!(
+            state.dropped[0].contains("Custom-SiemrelayEvents_CL: column Who is not declared"),
+            "{:?}",
+            state.dropped
+        );
+        assert!(state.records.items.iter().all(|r| r.get("Who").is_none()));
+    });
+    let own = shaped_sink(
+        &fake,
+        Schema::Ecs,
+        serde_json::json!({"stream_name": "Custom-NotDeployed_CL"}),
+    );
+    let rig = start(own, fast_retry());
+    rig.push(events(1)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.read(|s| s.uploads_with(404)) == 0 {
+        assert!(Instant::now() < deadline, "no 404 for an undeclared stream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = HttpOptions {
+        schema: Schema::Ocsf,
+        ..HttpOptions::default()
+    };
+    let refused = sentinel::build(
+        "sentinel/ocsf",
+        config(&fake.url(), CLIENT_SECRET),
+        &http,
+        Duration::from_secs(5),
+    )
+    .err()
+    .expect("the native stream with schema: ocsf is refused")
+    .to_string();
+    assert!(
+        refused.contains("stream_name") && refused.contains("Custom-SiemrelayOcsf_CL"),
+        "{refused}"
+    );
 }

@@ -235,6 +235,14 @@ pub fn exporter_from_yaml_in(
         .read_config(Value::Mapping(own), path)
         .map_err(|e| errors.extend(e))
         .ok();
+    if let (Some(config), Some(delivery)) = (&config, &delivery) {
+        errors.extend(
+            factory
+                .schema_issues(config.as_ref(), delivery.schema)
+                .into_iter()
+                .map(|issue| siemrelay_core::config_read::issue_at(path, issue)),
+        );
+    }
     match (config, delivery, http) {
         (Some(config), Some(delivery), Some(mut http)) if errors.is_empty() => {
             http.schema = delivery.schema;

@@ -5,9 +5,9 @@
 use siemrelay_e2e::events::{post_events, start_listening};
 use siemrelay_e2e::fake::azure::{
     AzureOptions, CLIENT_ID, CLIENT_SECRET, DCR_ID, FEDERATED_TOKEN, FakeAzure, IDENTITY_HEADER,
-    RESOURCE, SCOPE, STREAM, Scripted, TENANT_ID, USER_ASSIGNED_CLIENT_ID,
+    RESOURCE, SCOPE, STREAM, Scripted, TENANT_ID, USER_ASSIGNED_CLIENT_ID, record_id,
 };
-use siemrelay_e2e::{free_port, run_test_command};
+use siemrelay_e2e::{free_port, repo, run_cli, run_test_command};
 use std::time::Duration;
 
 fn config(receiver_port: u16, url: &str, secret: &str) -> String {
@@ -309,4 +309,235 @@ exporters:
         !relay.logs().contains(FEDERATED_TOKEN) && !relay.logs().contains(IDENTITY_HEADER),
         "no credential in the logs"
     );
+}
+
+const SIGN_KEY: &str = "sentinel-schema-secret-7a8b9c";
+
+/// Issue 25: `schema:` on Sentinel, with the real binary. The four product samples, signed, go
+/// to four `sentinel` exporters (`native`, `flat`, `ecs`, `ocsf`, no `stream_name`: each
+/// shape's default stream) against the fake DCR deployed from the shipped template: every
+/// event reaches each shape's stream once, the DCR would store every column (nothing dropped),
+/// Keeptrusts' `action == "block"` matches the flat table's column, and the native form each
+/// reshaped row carries verifies with `siemrelay verify`.
+#[tokio::test]
+async fn every_schema_reaches_its_own_table_and_signed_rows_verify() {
+    let fake = FakeAzure::start();
+    let url = fake.url();
+    let port = free_port();
+    let mut exporters = String::new();
+    for schema in ["native", "flat", "ecs", "ocsf"] {
+        exporters.push_str(&format!(
+            "  sentinel/{schema}:\n    endpoint: \"{url}\"\n    authority_host: \"{url}\"\n    dcr_immutable_id: {DCR_ID}\n    tenant_id: {TENANT_ID}\n    client_id: {CLIENT_ID}\n    client_secret: \"{CLIENT_SECRET}\"\n    schema: {schema}\n"
+        ));
+    }
+    let config = format!(
+        r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:{port}" }}
+processors:
+  sign:
+    keys: [{{ id: k1, secret: "${{env:SIGN_KEY}}" }}]
+    active: k1
+exporters:
+{exporters}service:
+  shutdown_timeout: 20s
+  pipelines:
+    security:
+      receivers: [webhook]
+      processors: [sign]
+      exporters: [sentinel/native, sentinel/flat, sentinel/ecs, sentinel/ocsf]
+"#
+    );
+    let mut relay = start_listening(&config, &[("SIGN_KEY", SIGN_KEY)], port);
+    let client = reqwest::Client::new();
+    let mut total = 0;
+    let mut blocked = 0;
+    for name in [
+        "keeptrusts.ndjson",
+        "toktra.ndjson",
+        "truthlocks.json",
+        "neuraltrust.json",
+    ] {
+        let body = std::fs::read_to_string(repo().join("tests/fixtures/samples").join(name))
+            .expect("sample");
+        if name == "keeptrusts.ndjson" {
+            blocked = body
+                .lines()
+                .filter(|l| l.contains("\"action\": \"block\""))
+                .count();
+        }
+        let reply: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{port}/v1/events"))
+            .header(
+                "content-type",
+                if name.ends_with(".ndjson") {
+                    "application/x-ndjson"
+                } else {
+                    "application/json"
+                },
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("post sample")
+            .json()
+            .await
+            .expect("reply");
+        total += reply["accepted"].as_u64().expect("accepted") as usize;
+    }
+    assert_eq!(total, 135, "the four samples hold 135 events");
+    assert!(blocked > 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fake.read(|s| s.records.total()) < 4 * total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "too few records; logs:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = relay.terminate(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{}", relay.logs());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys.yaml");
+    std::fs::write(
+        &keys,
+        format!("keys:\n  - {{ id: k1, secret: \"{SIGN_KEY}\" }}\n"),
+    )
+    .expect("keys");
+    fake.read(|state| {
+        assert!(
+            state.dropped.is_empty(),
+            "the DCR would drop: {:?}",
+            state.dropped
+        );
+        assert_eq!(state.records.total(), 4 * total);
+        for (schema, stream) in [
+            ("native", "Custom-SiemrelayEvents_CL"),
+            ("flat", "Custom-SiemrelayFlat_CL"),
+            ("ecs", "Custom-SiemrelayEcs_CL"),
+            ("ocsf", "Custom-SiemrelayOcsf_CL"),
+        ] {
+            let rows = state.records_of(stream);
+            let ids: std::collections::HashSet<&str> =
+                rows.iter().filter_map(|r| record_id(r)).collect();
+            assert_eq!(
+                (rows.len(), ids.len()),
+                (total, total),
+                "{schema}: once each"
+            );
+            if schema == "native" {
+                continue;
+            }
+            // What a user exports from the table: each row's carried native form.
+            let carried: String = rows
+                .iter()
+                .map(|row| {
+                    let carrier = match schema {
+                        "flat" => &row["signed_json"],
+                        "ecs" => &row["siemrelay"]["signed_json"],
+                        _ => &row["unmapped"]["signed_json"],
+                    };
+                    format!(
+                        "{}\n",
+                        carrier.as_str().expect("a signed row carries its form")
+                    )
+                })
+                .collect();
+            let file = dir.path().join(format!("{schema}.ndjson"));
+            std::fs::write(&file, carried).expect("carried forms");
+            let output = run_cli(
+                &[
+                    "verify",
+                    "--keys",
+                    &keys.to_string_lossy(),
+                    &file.to_string_lossy(),
+                ],
+                dir.path(),
+            );
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "{schema}: {text}");
+            assert!(
+                text.contains(&format!("OK: {total} events verified")),
+                "{text}"
+            );
+        }
+        let flat_blocked = state
+            .records_of("Custom-SiemrelayFlat_CL")
+            .iter()
+            .filter(|r| r["action"] == "block")
+            .count();
+        assert_eq!(
+            flat_blocked, blocked,
+            "flat: SiemrelayFlat_CL | where action == \"block\""
+        );
+        let ecs_blocked = state
+            .records_of("Custom-SiemrelayEcs_CL")
+            .iter()
+            .filter(|r| r["event"]["action"] == "block")
+            .count();
+        assert_eq!(
+            ecs_blocked, blocked,
+            "ecs: where tostring(event.action) == \"block\""
+        );
+        let classes: std::collections::BTreeSet<i64> = state
+            .records_of("Custom-SiemrelayOcsf_CL")
+            .iter()
+            .filter_map(|r| r["class_uid"].as_i64())
+            .collect();
+        assert_eq!(classes, [0, 2004, 3002].into());
+    });
+}
+
+/// Issue 25: `siemrelay validate` accepts `schema:` on Sentinel, and names a `stream_name`
+/// that is another shape's stream in the shipped template, and `columns` with a reshaped
+/// schema.
+#[test]
+fn validate_takes_a_schema_and_names_a_stream_of_another_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("pipeline.yaml");
+    let write = |exporter: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+receivers:
+  webhook: {{ endpoint: "127.0.0.1:18998" }}
+exporters:
+  sentinel:
+    endpoint: "https://my-dce.westeurope-1.ingest.monitor.azure.com"
+    dcr_immutable_id: {DCR_ID}
+    identity: managed_identity
+{exporter}
+service:
+  pipelines:
+    p: {{ receivers: [webhook], processors: [], exporters: [sentinel] }}
+"#
+            ),
+        )
+        .expect("config");
+        let output = run_cli(
+            &["validate", "--config", &config.to_string_lossy()],
+            dir.path(),
+        );
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    for schema in ["flat", "ecs", "ocsf"] {
+        let (ok, text) = write(&format!("    schema: {schema}"));
+        assert!(ok, "{schema}: {text}");
+    }
+    let (ok, text) = write("    schema: ecs\n    stream_name: Custom-SiemrelayEvents_CL");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("exporters.sentinel.stream_name") && text.contains("Custom-SiemrelayEcs_CL"),
+        "{text}"
+    );
+    let (ok, text) = write("    schema: flat\n    columns: { Who: attributes.user }");
+    assert!(!ok, "{text}");
+    assert!(text.contains("exporters.sentinel.columns"), "{text}");
 }

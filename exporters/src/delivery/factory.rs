@@ -17,6 +17,7 @@
 use super::Sink;
 use super::config::DeliveryConfig;
 use super::http::{HttpEncoder, HttpOptions, SharedHttpKeys};
+use super::schema::Schema;
 use siemrelay_core::config_read::{ConfigError, Value};
 use siemrelay_core::config_types::ConfigIssue;
 use siemrelay_core::factory::{BoxedConfig, ComponentConfig};
@@ -126,6 +127,13 @@ pub trait ExporterFactory: Send + Sync {
         false
     }
 
+    /// Issues between the exporter's own keys and the `schema` it was given (keys relative to
+    /// the exporter block), for an exporter whose settings depend on the shape (Sentinel: the
+    /// DCR stream of that shape). Default: none.
+    fn schema_issues(&self, _config: &dyn ComponentConfig, _schema: Schema) -> Vec<ConfigIssue> {
+        Vec::new()
+    }
+
     /// Reads and checks the exporter's own keys (the shared keys are already taken out).
     fn read_config(&self, block: Value, path: &str) -> Result<BoxedConfig, Vec<ConfigError>>;
 
@@ -141,6 +149,7 @@ pub trait ExporterFactory: Send + Sync {
 #[doc(hidden)]
 pub mod macro_support {
     pub use anyhow;
+    pub use siemrelay_core::config_types::ConfigIssue;
     pub use siemrelay_core::{config_read, factory, factory_read_config};
 }
 
@@ -148,7 +157,9 @@ pub mod macro_support {
 /// config type `config` (read by `siemrelay_core::factory::read_config` with the type's
 /// `validate`). `http: Encoder` (HTTP exporters only) takes the shared HTTP keys that
 /// `Encoder` honours ([`SharedKeys::of`]); without it the exporter takes none. `takes_schema:
-/// true` says the exporter writes the shared `schema` key's shapes (default: it refuses them). The `build`
+/// true` says the exporter writes the shared `schema` key's shapes (default: it refuses them);
+/// `schema_issues: path` names a `fn(&Config, Schema) -> Vec<ConfigIssue>` checking the
+/// exporter's keys against that shape ([`ExporterFactory::schema_issues`]). The `build`
 /// body returns the sink; in it `$config` is the `&Config` and `$ctx` the
 /// [`ExporterBuildContext`].
 ///
@@ -172,6 +183,7 @@ macro_rules! exporter_factory {
             config: $config_ty:ty,
             $(http: $encoder:ty,)?
             $(takes_schema: $takes_schema:literal,)?
+            $(schema_issues: $schema_issues:path,)?
             build: |$config:ident, $ctx:ident| $build:expr $(,)?
         }
     ) => {
@@ -192,6 +204,21 @@ macro_rules! exporter_factory {
             $(
                 fn takes_schema(&self) -> bool {
                     $takes_schema
+                }
+            )?
+
+            $(
+                fn schema_issues(
+                    &self,
+                    config: &dyn $crate::delivery::factory::macro_support::factory::ComponentConfig,
+                    schema: $crate::delivery::schema::Schema,
+                ) -> ::std::vec::Vec<$crate::delivery::factory::macro_support::ConfigIssue> {
+                    match $crate::delivery::factory::macro_support::factory::config_as::<$config_ty>(
+                        config, $type_name,
+                    ) {
+                        Ok(config) => $schema_issues(config, schema),
+                        Err(_) => ::std::vec::Vec::new(),
+                    }
                 }
             )?
 

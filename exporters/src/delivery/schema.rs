@@ -163,7 +163,7 @@ fn native_members<M: SerializeMap>(e: &Event, mut m: Members<'_, M>) -> Result<(
 
 /// A signed event's native JSON form, as the string a reshaped event carries; `None` when the
 /// event is not signed.
-fn signed_json(event: &Event) -> Option<String> {
+pub(crate) fn signed_json(event: &Event) -> Option<String> {
     event.signature.as_ref()?;
     let mut bytes = Vec::with_capacity(512);
     event.write_json(&mut bytes);

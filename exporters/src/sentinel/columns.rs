@@ -12,8 +12,10 @@ pub enum ColumnType {
     DateTime,
     /// `string`.
     String,
-    /// `int`.
+    /// `int` (32 bits).
     Int,
+    /// `long` (64 bits).
+    Long,
     /// `dynamic` (a JSON object or array).
     Dynamic,
 }
@@ -25,6 +27,7 @@ impl ColumnType {
             ColumnType::DateTime => "datetime",
             ColumnType::String => "string",
             ColumnType::Int => "int",
+            ColumnType::Long => "long",
             ColumnType::Dynamic => "dynamic",
         }
     }

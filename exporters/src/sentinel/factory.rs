@@ -9,6 +9,8 @@ crate::exporter_factory! {
         type_name: "sentinel",
         config: SentinelConfig,
         http: SentinelEncoder,
+        takes_schema: true,
+        schema_issues: SentinelConfig::schema_issues,
         build: |config, ctx| super::build(ctx.id, config.clone(), ctx.http, ctx.timeout()),
     }
 }

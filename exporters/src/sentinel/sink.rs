@@ -2,7 +2,7 @@
 //! [`HttpSink`] with the Entra ID token as its authenticator (a 401 drops the token and the
 //! request is resent once with a fresh one).
 
-use super::{Columns, MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, SentinelConfig};
+use super::{MAX_RECORDS_PER_REQUEST, MAX_REQUEST_BYTES, RecordShape, SentinelConfig};
 use crate::delivery::auth::entra_id::TokenCache;
 use crate::delivery::http::{Classified, Compression, HttpEncoder, HttpOptions, HttpSink, Reply};
 use crate::delivery::pack::{EncodedRequest, Framing, JSON_ARRAY};
@@ -15,7 +15,7 @@ use std::time::Duration;
 pub struct SentinelEncoder {
     exporter: String,
     url: String,
-    columns: Columns,
+    records: RecordShape,
     token_url: String,
 }
 
@@ -61,7 +61,7 @@ impl HttpEncoder for SentinelEncoder {
         event: &Event,
         out: &mut Vec<u8>,
     ) -> Result<(), crate::delivery::pack::EncodeError> {
-        Ok(self.columns.write_record(event, out)?)
+        Ok(self.records.write_record(event, out)?)
     }
 
     fn content_type(&self) -> &'static str {
@@ -137,7 +137,7 @@ impl SentinelEncoder {
             401 => "the access token was refused: check tenant_id and cloud (the token's audience must be Azure Monitor)".to_string(),
             403 => "the app lacks the \"Monitoring Metrics Publisher\" role on the data collection rule (role assignments can take up to 30 minutes to apply)".to_string(),
             404 => format!("not found: check endpoint, dcr_immutable_id and stream_name ({})", self.url),
-            400 => "Azure Monitor rejected the records: check that the DCR stream declaration matches the columns".to_string(),
+            400 => "Azure Monitor rejected the records: check that the DCR stream declaration matches the columns of the exporter's schema (examples/sentinel/azuredeploy.json declares each shape's stream)".to_string(),
             _ => return None,
         })
     }
@@ -156,6 +156,9 @@ pub fn sentinel_sink(
     if let Some(issue) = config.validate().first() {
         anyhow::bail!("exporter {exporter}: {issue}");
     }
+    if let Some(issue) = config.schema_issues(http.schema).first() {
+        anyhow::bail!("exporter {exporter}: {issue}");
+    }
     let columns = config
         .columns()
         .map_err(|e| anyhow::anyhow!("exporter {exporter}: {e}"))?;
@@ -163,8 +166,8 @@ pub fn sentinel_sink(
         exporter,
         SentinelEncoder {
             exporter: exporter.to_string(),
-            url: config.upload_url(),
-            columns,
+            url: config.upload_url(http.schema),
+            records: RecordShape::new(http.schema, columns),
             token_url: config
                 .token_source(|name| std::env::var(name).ok())
                 .map(|source| source.url().to_string())

@@ -25,8 +25,18 @@
 //!   api-version (400), the bearer token (missing, unknown, expired or revoked → 401), the DCR and
 //!   stream (404), the role (403 `OperationFailed` when forbidden), gzip, the 1 MB limit on the
 //!   decoded body (413 `ContentLengthLimitExceeded`), and that the body is a JSON array of
-//!   objects (400). Accepted bodies answer 204 and their records are kept by `EventId`.
+//!   objects (400). Accepted bodies answer 204 and their records are kept by event id.
 //!   Errors use `{"error":{"code":..,"message":..}}`.
+//! - The DCR it serves is a deployed one: its `streamDeclarations` (default: those of the shipped
+//!   `examples/sentinel/azuredeploy.json`, as if that template were deployed; or
+//!   [`FakeAzure::set_streams`]). A stream it does not declare is 404 `InvalidStream`. Each
+//!   record is then taken as the DCR takes it: the upload is accepted (204, the API validates
+//!   asynchronously), a column the stream does not declare is not ingested, and a value that is
+//!   not of its column's declared type is not stored (learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview:
+//!   "the data … must match the structure expected by the DCR"; the stream declaration types are
+//!   `string`, `int`, `long`, `real`, `boolean`, `datetime`, `dynamic`). Whatever the DCR would
+//!   have dropped is listed in [`AzureState::dropped`], so a test sees what Log Analytics would
+//!   silently lose.
 //!
 //! Controls: a script of replies for the next uploads (429 with `Retry-After`, 503, …), token
 //! lifetime, revoking every issued token (the next upload gets 401), forbidding the app (403),
@@ -130,8 +140,13 @@ pub struct SeenUpload {
 /// What the fake recorded.
 #[derive(Debug, Default)]
 pub struct AzureState {
-    /// Accepted records, counted by `EventId`.
+    /// Accepted records as stored (only declared columns with values of their type), counted
+    /// by event id ([`record_id`]).
     pub records: EventLog,
+    /// The stream each record of `records` came in by, in the same order.
+    pub record_streams: Vec<String>,
+    /// What the DCR would not have stored: `stream: column …` lines.
+    pub dropped: Vec<String>,
     /// Every upload, in arrival order.
     pub uploads: Vec<SeenUpload>,
     /// Token requests answered with success.
@@ -161,6 +176,17 @@ impl AzureState {
         index
     }
 
+    /// The records that came in by `stream`, as stored.
+    pub fn records_of(&self, stream: &str) -> Vec<&Value> {
+        self.records
+            .items
+            .iter()
+            .zip(&self.record_streams)
+            .filter(|(_, s)| s.as_str() == stream)
+            .map(|(record, _)| record)
+            .collect()
+    }
+
     /// The accepted record of an event id.
     pub fn record(&self, event_id: &str) -> Option<&Value> {
         self.records
@@ -170,8 +196,100 @@ impl AzureState {
     }
 }
 
+/// A DCR's stream declarations: stream name → (column name, type), in order.
+pub type StreamDeclarations = HashMap<String, Vec<(String, String)>>;
+
+/// The `streamDeclarations` of the data collection rule in an ARM template.
+pub fn template_streams(template: &Value) -> StreamDeclarations {
+    let mut streams = StreamDeclarations::new();
+    for resource in template["resources"].as_array().into_iter().flatten() {
+        if resource["type"] != "Microsoft.Insights/dataCollectionRules" {
+            continue;
+        }
+        for (name, declaration) in resource["properties"]["streamDeclarations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            let columns = declaration["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap_or_default().to_string(),
+                        c["type"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            streams.insert(name.clone(), columns);
+        }
+    }
+    streams
+}
+
+/// The shipped template `examples/sentinel/azuredeploy.json`, parsed.
+pub fn shipped_template() -> Value {
+    let path = crate::repo().join("examples/sentinel/azuredeploy.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An accepted record's event id, whatever its columns: `EventId` (the native columns),
+/// `event_id` (flat), `event.id` (ECS) or `metadata.uid` (OCSF).
+pub fn record_id(record: &Value) -> Option<&str> {
+    record
+        .get("EventId")
+        .or_else(|| record.get("event_id"))
+        .or_else(|| record.get("event").and_then(|e| e.get("id")))
+        .or_else(|| record.get("metadata").and_then(|m| m.get("uid")))
+        .and_then(Value::as_str)
+}
+
+/// True when a JSON value is of a stream declaration column type.
+fn of_type(value: &Value, kind: &str) -> bool {
+    match kind {
+        "string" => value.is_string(),
+        "int" => value.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+        "long" => value.is_i64(),
+        "real" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        "datetime" => value.as_str().is_some_and(|t| unix_seconds(t).is_some()),
+        "dynamic" => true,
+        _ => false,
+    }
+}
+
+/// The record as the DCR stores it (declared columns with values of their type), and what it
+/// drops.
+fn take_declared(
+    stream: &str,
+    columns: &[(String, String)],
+    record: Value,
+) -> (Value, Vec<String>) {
+    let mut dropped = Vec::new();
+    let Value::Object(members) = record else {
+        return (record, dropped);
+    };
+    let mut kept = serde_json::Map::new();
+    for (name, value) in members {
+        match columns.iter().find(|(column, _)| *column == name) {
+            None => dropped.push(format!("{stream}: column {name} is not declared")),
+            Some((_, kind)) if value.is_null() || of_type(&value, kind) => {
+                kept.insert(name, value);
+            }
+            Some((_, kind)) => {
+                dropped.push(format!("{stream}: column {name} ({kind}) got {value}"))
+            }
+        }
+    }
+    (Value::Object(kept), dropped)
+}
+
 struct Shared {
     options: Mutex<AzureOptions>,
+    streams: Mutex<StreamDeclarations>,
     tokens: Mutex<HashMap<String, Instant>>,
     script: Mutex<VecDeque<Scripted>>,
     forbidden: Mutex<bool>,
@@ -196,6 +314,7 @@ impl FakeAzure {
     pub fn start_with(options: AzureOptions) -> FakeAzure {
         let shared = Arc::new(Shared {
             options: Mutex::new(options),
+            streams: Mutex::new(template_streams(&shipped_template())),
             tokens: Mutex::new(HashMap::new()),
             script: Mutex::new(VecDeque::new()),
             forbidden: Mutex::new(false),
@@ -227,6 +346,11 @@ impl FakeAzure {
     /// Sets the largest decoded body accepted.
     pub fn set_max_body(&self, bytes: usize) {
         lock(&self.shared.options).max_body = bytes;
+    }
+
+    /// Replaces the DCR's stream declarations.
+    pub fn set_streams(&self, streams: StreamDeclarations) {
+        *lock(&self.shared.streams) = streams;
     }
 
     /// Revokes every token issued so far (uploads with them get 401).
@@ -542,6 +666,10 @@ async fn upload(
 ) -> Response {
     let (response, status, body_bytes, records) =
         judge_upload(&shared, &dcr, &stream, query.as_deref(), &headers, &body);
+    let columns = lock(&shared.streams)
+        .get(&stream)
+        .cloned()
+        .unwrap_or_default();
     let uri = format!(
         "/dataCollectionRules/{dcr}/streams/{stream}?{}",
         query.unwrap_or_default()
@@ -550,11 +678,11 @@ async fn upload(
         let count = records.as_ref().map_or(0, Vec::len);
         if let Some(records) = records {
             for record in records {
-                let id = record
-                    .get("EventId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let (record, dropped) = take_declared(&stream, &columns, record);
+                s.dropped.extend(dropped);
+                let id = record_id(&record).map(str::to_string);
                 s.records.add(id.as_deref(), log_analytics_time(record));
+                s.record_streams.push(stream.clone());
             }
         }
         s.uploads.push(SeenUpload {
@@ -674,7 +802,7 @@ fn judge_upload(
             &format!("Data collection rule with immutable Id '{dcr}' not found."),
         );
     }
-    if stream != STREAM {
+    if !lock(&shared.streams).contains_key(stream) {
         return fail(
             404,
             "InvalidStream",
