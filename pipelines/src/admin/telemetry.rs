@@ -96,6 +96,9 @@ impl Metrics {
                 .set(exporter.handle.status().state().gauge());
         }
         self.process.collect();
+        if let Some(figures) = super::allocator::AllocatorFigures::read() {
+            figures.record();
+        }
         stable_order(&self.handle.render())
     }
 
@@ -377,6 +380,17 @@ fn describe() {
         "siemrelay_exporter_status",
         "0 active, 1 degraded, 2 failed, 3 disabled"
     );
+    describe_gauge!(
+        siemrelay_core::admission::LIMIT_GAUGE,
+        metrics::Unit::Bytes,
+        "service.memory_limit: memory receivers may hold for requests not yet queued"
+    );
+    describe_gauge!(
+        siemrelay_core::admission::RESERVED_GAUGE,
+        metrics::Unit::Bytes,
+        "Memory receivers hold now for requests not yet queued (under service.memory_limit)"
+    );
+    super::allocator::describe();
     describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result");
     describe_counter!(
         crate::runtime::state::STATE_WRITE_ERRORS,
