@@ -22,7 +22,9 @@ pub const ADMISSION_WAIT: Duration = Duration::from_secs(2);
 /// The `Retry-After` a sender refused for lack of memory is given.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Gauge of the bytes reserved right now.
-const RESERVED_GAUGE: &str = "siemrelay_admission_reserved_bytes";
+pub const RESERVED_GAUGE: &str = "siemrelay_admission_reserved_bytes";
+/// Gauge of the limit (`service.memory_limit`) in bytes.
+pub const LIMIT_GAUGE: &str = "siemrelay_admission_limit_bytes";
 /// Counter of reservations refused, by reason (`busy`, `too_large`).
 const REFUSED_TOTAL: &str = "siemrelay_admission_refused_total";
 
@@ -57,31 +59,62 @@ impl OverBudget {
 }
 
 /// The process-wide admission budget. Shared by every receiver; its limit can change on reload.
-#[derive(Debug)]
+///
+/// Its two gauges (`siemrelay_admission_limit_bytes`, `siemrelay_admission_reserved_bytes`) are
+/// registered once, when the budget is made: a reservation moves the reserved gauge by what it
+/// takes or gives back, one atomic add on the gauge, with no look-up in the metrics registry.
 pub struct MemoryBudget {
     limit: AtomicUsize,
     used: AtomicUsize,
     released: Notify,
+    limit_gauge: metrics::Gauge,
+    reserved_gauge: metrics::Gauge,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("limit", &self.limit())
+            .field("used", &self.used())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MemoryBudget {
-    /// A budget of `limit` bytes.
+    /// A budget of `limit` bytes. Its gauges go to the metrics recorder installed now (none:
+    /// they record nothing).
     pub fn new(limit: usize) -> Arc<MemoryBudget> {
+        let limit_gauge = metrics::gauge!(LIMIT_GAUGE);
+        limit_gauge.set(limit as f64);
+        let reserved_gauge = metrics::gauge!(RESERVED_GAUGE);
+        reserved_gauge.set(0.0);
+        MemoryBudget::with_gauges(limit, limit_gauge, reserved_gauge)
+    }
+
+    /// A budget that never refuses (tools and tests that run a receiver without a runtime).
+    /// It is not the process's budget, so it reports to no gauge.
+    pub fn unlimited() -> Arc<MemoryBudget> {
+        MemoryBudget::with_gauges(usize::MAX, metrics::Gauge::noop(), metrics::Gauge::noop())
+    }
+
+    fn with_gauges(
+        limit: usize,
+        limit_gauge: metrics::Gauge,
+        reserved_gauge: metrics::Gauge,
+    ) -> Arc<MemoryBudget> {
         Arc::new(MemoryBudget {
             limit: AtomicUsize::new(limit),
             used: AtomicUsize::new(0),
             released: Notify::new(),
+            limit_gauge,
+            reserved_gauge,
         })
-    }
-
-    /// A budget that never refuses (tools and tests that run a receiver without a runtime).
-    pub fn unlimited() -> Arc<MemoryBudget> {
-        MemoryBudget::new(usize::MAX)
     }
 
     /// Changes the limit (a reload); reservations already granted stay.
     pub fn set_limit(&self, limit: usize) {
         self.limit.store(limit, Ordering::Relaxed);
+        self.limit_gauge.set(limit as f64);
         self.released.notify_waiters();
     }
 
@@ -175,7 +208,9 @@ impl MemoryBudget {
                 .compare_exchange_weak(used, next, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
-                    metrics::gauge!(RESERVED_GAUGE).set(next as f64);
+                    // An add, not a set: adds commute, so concurrent reservations leave the
+                    // gauge at the exact total, not at whichever thread wrote last.
+                    self.reserved_gauge.increment(bytes as f64);
                     return Ok(());
                 }
                 Err(actual) => used = actual,
@@ -187,8 +222,8 @@ impl MemoryBudget {
         if bytes == 0 {
             return;
         }
-        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        metrics::gauge!(RESERVED_GAUGE).set(before.saturating_sub(bytes) as f64);
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+        self.reserved_gauge.decrement(bytes as f64);
         self.released.notify_waiters();
     }
 }
@@ -257,6 +292,7 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
 
     #[test]
     fn reservations_are_bounded_and_given_back() {
@@ -276,6 +312,110 @@ mod tests {
         assert_eq!(budget.used(), 100);
         drop(b);
         assert_eq!(budget.used(), 0);
+    }
+
+    /// A recorder that keeps each gauge in an atomic, read back with [`Gauges::get`].
+    #[derive(Default)]
+    struct Gauges(std::sync::Mutex<std::collections::HashMap<String, Arc<AtomicU64>>>);
+
+    impl Gauges {
+        fn cell(&self, name: &str) -> Arc<AtomicU64> {
+            let mut map = self.0.lock().unwrap();
+            map.entry(name.to_string()).or_default().clone()
+        }
+
+        fn get(&self, name: &str) -> f64 {
+            f64::from_bits(self.cell(name).load(Ordering::SeqCst))
+        }
+    }
+
+    impl metrics::Recorder for Gauges {
+        fn describe_counter(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: metrics::KeyName,
+            _: Option<metrics::Unit>,
+            _: metrics::SharedString,
+        ) {
+        }
+        fn register_counter(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Counter {
+            metrics::Counter::noop()
+        }
+        fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+            metrics::Gauge::from_arc(self.cell(key.name()))
+        }
+        fn register_histogram(
+            &self,
+            _: &metrics::Key,
+            _: &metrics::Metadata<'_>,
+        ) -> metrics::Histogram {
+            metrics::Histogram::noop()
+        }
+    }
+
+    #[test]
+    fn the_gauges_show_the_limit_and_exactly_what_is_reserved() {
+        let recorder = Gauges::default();
+        let budget = metrics::with_local_recorder(&recorder, || MemoryBudget::new(1 << 30));
+        assert_eq!(recorder.get(LIMIT_GAUGE), (1 << 30) as f64);
+        assert_eq!(recorder.get(RESERVED_GAUGE), 0.0);
+        // Four threads reserve and give back concurrently; whenever they pause, holding what
+        // they hold, the gauge is the exact total (adds commute; a last-writer-wins set would
+        // leave whichever total one thread saw).
+        let round = std::sync::Barrier::new(5);
+        std::thread::scope(|scope| {
+            for t in 0..4usize {
+                let (budget, round) = (budget.clone(), &round);
+                scope.spawn(move || {
+                    let held = budget.empty_reservation();
+                    for i in 0..2000usize {
+                        let r = budget.try_reserve(100 + t + i % 7).unwrap();
+                        held.try_grow(1 + t).unwrap();
+                        drop(r);
+                        if i % 500 == 499 {
+                            round.wait();
+                            round.wait();
+                        }
+                    }
+                    round.wait();
+                    drop(held);
+                    round.wait();
+                });
+            }
+            for _ in 0..5 {
+                round.wait();
+                let used = budget.used();
+                assert!(used > 0);
+                assert_eq!(recorder.get(RESERVED_GAUGE), used as f64);
+                round.wait();
+            }
+        });
+        assert_eq!(budget.used(), 0);
+        assert_eq!(recorder.get(RESERVED_GAUGE), 0.0);
+        budget.set_limit(4096);
+        assert_eq!(recorder.get(LIMIT_GAUGE), 4096.0);
+        // A budget without a limit is not the process's: it leaves the gauges alone.
+        let tool = metrics::with_local_recorder(&recorder, MemoryBudget::unlimited);
+        let _held = tool.try_reserve(1000).unwrap();
+        assert_eq!(recorder.get(LIMIT_GAUGE), 4096.0);
+        assert_eq!(recorder.get(RESERVED_GAUGE), 0.0);
     }
 
     #[test]

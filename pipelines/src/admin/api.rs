@@ -90,14 +90,14 @@ async fn require_token(State(control): Shared, request: Request, next: Next) -> 
     }
 }
 
-/// Every answer of the API and `/metrics` passes through the secret scrubber (buffered answers
-/// whole, streamed ones chunk by chunk). Static documents (the OpenAPI document, the status page
-/// and its assets) hold no secret and are served as they are.
+/// Every answer of the API passes through the secret scrubber (buffered answers whole, streamed
+/// ones chunk by chunk). Static documents (the OpenAPI document, the status page and its assets)
+/// hold no secret and are served as they are; `/metrics` scrubs its label values itself (see
+/// [`telemetry::scrub_label_values`](super::telemetry::scrub_label_values)).
 async fn scrub_response(request: Request, next: Next) -> Response {
     use futures::StreamExt;
     let path = request.uri().path();
-    let dynamic =
-        (path.starts_with("/api/") && path != "/api/v1/openapi.json") || path == "/metrics";
+    let dynamic = path.starts_with("/api/") && path != "/api/v1/openapi.json";
     if !dynamic {
         return next.run(request).await;
     }
@@ -158,6 +158,7 @@ async fn metrics(State(control): Shared) -> Response {
     match control.metrics() {
         Some(metrics) => {
             let text = metrics.render(&control.runtime().topology());
+            let text = super::telemetry::scrub_label_values(&text);
             (
                 [(
                     header::CONTENT_TYPE,

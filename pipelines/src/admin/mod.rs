@@ -5,6 +5,7 @@
 //! The API reads the runtime's published [`Topology`](crate::runtime::Topology) and the
 //! exporters' own status; it never takes a lock the data path needs.
 
+pub mod allocator;
 mod api;
 mod auth;
 pub mod control;

@@ -96,6 +96,9 @@ impl Metrics {
                 .set(exporter.handle.status().state().gauge());
         }
         self.process.collect();
+        if let Some(figures) = super::allocator::AllocatorFigures::read() {
+            figures.record();
+        }
         stable_order(&self.handle.render())
     }
 
@@ -182,6 +185,31 @@ pub fn stable_order(text: &str) -> String {
         text.push_str("\n\n");
     }
     text
+}
+
+/// An exposition with every secret masked where one can appear: in label values (component
+/// ids, reasons). Metric names, help texts and sample values are siemrelay's own words and
+/// numbers; scrubbing them too would mask any word or number that happens to be the value of an
+/// environment variable the config reads (`${env:QUEUE}` = `memory` turned
+/// `process_resident_memory_bytes` into `process_resident_***_bytes`).
+pub fn scrub_label_values(text: &str) -> String {
+    scrub_label_values_with(&siemrelay_core::scrub::current(), text)
+}
+
+/// [`scrub_label_values`] with a given scrubber.
+fn scrub_label_values_with(scrubber: &siemrelay_core::scrub::Scrubber, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        match (line.starts_with('#'), line.find('{'), line.rfind('}')) {
+            (false, Some(open), Some(close)) if open < close => {
+                out.push_str(&line[..open]);
+                out.push_str(&scrubber.scrub(&line[open..=close]));
+                out.push_str(&line[close + 1..]);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The label set of a sample line (`{…}` without any `le`), for sorting.
@@ -377,6 +405,17 @@ fn describe() {
         "siemrelay_exporter_status",
         "0 active, 1 degraded, 2 failed, 3 disabled"
     );
+    describe_gauge!(
+        siemrelay_core::admission::LIMIT_GAUGE,
+        metrics::Unit::Bytes,
+        "service.memory_limit: memory receivers may hold for requests not yet queued"
+    );
+    describe_gauge!(
+        siemrelay_core::admission::RESERVED_GAUGE,
+        metrics::Unit::Bytes,
+        "Memory receivers hold now for requests not yet queued (under service.memory_limit)"
+    );
+    super::allocator::describe();
     describe_counter!(CONFIG_RELOADS, "Configuration reloads, by result");
     describe_counter!(
         crate::runtime::state::STATE_WRITE_ERRORS,
@@ -396,6 +435,25 @@ mod tests {
         # TYPE h histogram\nh_bucket{e=\"z\",le=\"0.5\"} 1\nh_bucket{e=\"z\",le=\"10\"} 2\nh_bucket{e=\"z\",le=\"+Inf\"} 2\nh_sum{e=\"z\"} 3\nh_count{e=\"z\"} 2\n\
         h_bucket{e=\"a\",le=\"0.5\"} 0\nh_bucket{e=\"a\",le=\"10\"} 1\nh_bucket{e=\"a\",le=\"+Inf\"} 1\nh_sum{e=\"a\"} 4\nh_count{e=\"a\"} 1\n\n\
         # TYPE a gauge\na 1\n\n";
+
+    #[test]
+    fn only_label_values_are_scrubbed_so_a_word_or_number_from_the_environment_stays() {
+        let scrubber = siemrelay_core::scrub::Scrubber::new(["memory", "18088", "tok-3f9a2c"]);
+        let text = "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+            # TYPE process_resident_memory_bytes gauge\n\
+            process_resident_memory_bytes 18088\n\
+            siemrelay_exporter_events_sent_total{exporter=\"webhook/tok-3f9a2c\"} 180880\n\
+            siemrelay_build_info{version=\"0.1.0\",commit=\"memory\"} 1\n";
+        let scrubbed = scrub_label_values_with(&scrubber, text);
+        assert_eq!(
+            scrubbed,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+            # TYPE process_resident_memory_bytes gauge\n\
+            process_resident_memory_bytes 18088\n\
+            siemrelay_exporter_events_sent_total{exporter=\"webhook/***\"} 180880\n\
+            siemrelay_build_info{version=\"0.1.0\",commit=\"***\"} 1\n"
+        );
+    }
 
     #[test]
     fn families_and_series_come_out_in_one_order() {
