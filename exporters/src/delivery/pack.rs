@@ -84,6 +84,9 @@ impl From<&str> for EncodeError {
     }
 }
 
+/// Bytes a body's buffer holds beyond its limit, for the item that overflows it.
+const BODY_SLACK: usize = 64 * 1024;
+
 /// Encodes `events` with `encode` and packs them into bodies of at most `limits.max_bytes` bytes
 /// and `limits.max_events` events.
 pub fn pack<'a>(
@@ -94,8 +97,12 @@ pub fn pack<'a>(
 ) -> Encoded {
     let overhead = framing.start.len() + framing.end.len();
     let mut out = Encoded::default();
+    // Room for a full body plus the item that overflows it (encoded before it is moved to the
+    // next body): without the slack that item doubles the body's buffer, and every body after
+    // it starts at twice the size it needs.
+    let capacity = limits.max_bytes.min(1 << 20) + BODY_SLACK;
     let mut current = EncodedRequest {
-        body: Vec::with_capacity(limits.max_bytes.min(1 << 20)),
+        body: Vec::with_capacity(capacity),
         ..Default::default()
     };
     current.body.extend_from_slice(framing.start);
@@ -128,7 +135,7 @@ pub fn pack<'a>(
             current.body.truncate(mark);
             current.body.extend_from_slice(framing.end);
             let mut next = EncodedRequest {
-                body: Vec::with_capacity(current.body.capacity()),
+                body: Vec::with_capacity(capacity),
                 ..Default::default()
             };
             next.body.extend_from_slice(framing.start);
@@ -203,5 +210,35 @@ mod tests {
         );
         assert_eq!(encoded.requests.len(), 1);
         assert_eq!(encoded.requests[0].body, br#""type-0""#);
+    }
+
+    #[test]
+    fn an_overflowing_item_does_not_double_the_bodies_buffers() {
+        let limits = RequestLimits {
+            max_bytes: 1 << 20,
+            max_events: usize::MAX,
+        };
+        let all = events(3_000);
+        let framing = Framing {
+            start: b"[",
+            separator: b",",
+            end: b"]",
+        };
+        let padded = |event: &Event, out: &mut Vec<u8>| {
+            encode_type(event, out)?;
+            out.extend_from_slice(&[b' '; 1000]);
+            Ok(())
+        };
+        let encoded = pack(all.iter().enumerate(), limits, framing, padded);
+        assert!(encoded.requests.len() > 2);
+        for request in &encoded.requests {
+            assert!(request.body.len() <= limits.max_bytes);
+            assert!(
+                request.body.capacity() <= limits.max_bytes + BODY_SLACK,
+                "capacity {} for a body of at most {}",
+                request.body.capacity(),
+                limits.max_bytes
+            );
+        }
     }
 }
