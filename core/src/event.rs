@@ -86,8 +86,9 @@ pub struct EventFields {
     pub attributes: Map,
     /// Attributes of the sender (OpenTelemetry resource).
     pub resource: Map,
-    /// Signature added by the `sign` processor.
-    pub signature: Option<Signature>,
+    /// Signature added by the `sign` processor (boxed: most events have none, and a queued
+    /// event's size should not pay for one).
+    pub signature: Option<Box<Signature>>,
 }
 
 /// One security event: its fields (read and changed through `Deref`/`DerefMut` to
@@ -107,7 +108,7 @@ pub struct Event {
     /// This event's JSON form, when already written (see [`WrittenJson`]).
     written_json: WrittenJson,
     /// Set while the event is compact: the host name read before the tree was freed.
-    compact: Option<CompactState>,
+    compact: Option<Box<CompactState>>,
     /// The token of the batch this event came in, when its receiver waits for delivery
     /// (see [`crate::completion`]); `None` otherwise. Not part of the JSON form.
     pub completion: Option<crate::completion::Completion>,
@@ -260,10 +261,10 @@ impl Event {
         f.attributes = Map::new();
         f.summary = None;
         f.signature = None;
-        self.compact = Some(CompactState {
+        self.compact = Some(Box::new(CompactState {
             host,
             restored: std::sync::OnceLock::new(),
-        });
+        }));
     }
 
     /// Turns a compact event back into a whole one (parsing its JSON form unless a read already

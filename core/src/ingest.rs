@@ -436,7 +436,7 @@ impl Sorted {
                 .misfits
                 .push(misfit("resource must be a JSON object".into(), other)),
             (WellKnown::Signature, value) => match Signature::deserialize(&value) {
-                Ok(signature) => fields.signature = Some(signature),
+                Ok(signature) => fields.signature = Some(Box::new(signature)),
                 Err(e) => self.misfits.push(misfit(format!("signature: {e}"), value)),
             },
             (WellKnown::SeverityNumber, value) => self.severity_number = Some(value),

@@ -358,12 +358,12 @@ async fn every_schema_reaches_its_own_stream_with_only_declared_columns() {
     let fake = FakeAzure::start();
     let mut sent = events(400);
     for (i, event) in sent.iter_mut().enumerate().filter(|(i, _)| i % 4 == 0) {
-        event.signature = Some(siemrelay_core::Signature {
+        event.signature = Some(Box::new(siemrelay_core::Signature {
             alg: "HMAC-SHA256".into(),
             kid: "k1".into(),
             value: format!("{i:064x}"),
             prev: None,
-        });
+        }));
         event.attributes.insert("action".into(), "block".into());
     }
     let rigs: Vec<Rig> = Schema::ALL

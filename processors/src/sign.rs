@@ -256,12 +256,12 @@ impl Sign {
             [0; 32]
         };
         // Set before the form is kept: a change to the fields drops a kept form.
-        event.signature = Some(Signature {
+        event.signature = Some(Box::new(Signature {
             alg: ALGORITHM.to_string(),
             kid: self.kid.clone(),
             value,
             prev: prev.map(str::to_string),
-        });
+        }));
         if input.sendable {
             // Sign the bytes you send: the full canonical form is the event's JSON form.
             insert_signature_value(&mut form, input.value_at, &hex_digits);

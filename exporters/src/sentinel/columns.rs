@@ -290,12 +290,12 @@ mod tests {
             .unwrap()
             .clone();
         e.resource.insert("host.name".into(), "sensor-1".into());
-        e.signature = Some(Signature {
+        e.signature = Some(Box::new(Signature {
             alg: "HMAC-SHA256".into(),
             kid: "k1".into(),
             value: "ab".into(),
             prev: None,
-        });
+        }));
         e
     }
 

@@ -559,12 +559,12 @@ fn direct_event_writer_matches_the_generic_canonical_form() {
     let mut only_source = Event::new("x");
     only_source.source = Some("s".into());
     let mut signed_before = full_event(2);
-    signed_before.signature = Some(Signature {
+    signed_before.signature = Some(Box::new(Signature {
         alg: "old".into(),
         kid: "old".into(),
         value: "00".into(),
         prev: None,
-    });
+    }));
     for mut event in [
         full_event(1),
         Event::new("minimal"),

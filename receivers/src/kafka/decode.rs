@@ -151,12 +151,12 @@ mod tests {
     fn our_json_form_round_trips_with_its_signature() {
         let mut event = Event::new("policy_violation");
         event.summary = Some("s".into());
-        event.signature = Some(siemrelay_core::Signature {
+        event.signature = Some(Box::new(siemrelay_core::Signature {
             alg: "HMAC-SHA256".into(),
             kid: "k1".into(),
             value: "ab".repeat(32),
             prev: None,
-        });
+        }));
         event.attributes.insert("user".into(), Value::from("u@x"));
         let decoded = run(&event.to_json_bytes());
         assert!(!decoded.malformed);

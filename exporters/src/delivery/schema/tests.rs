@@ -130,12 +130,12 @@ fn ocsf_chooses_the_class_per_event_type() {
 #[test]
 fn a_signed_event_carries_its_native_form_in_every_shape() {
     let mut event = keeptrusts_blocked();
-    event.signature = Some(Signature {
+    event.signature = Some(Box::new(Signature {
         alg: "HMAC-SHA256".into(),
         kid: "k1".into(),
         value: "00".repeat(32),
         prev: None,
-    });
+    }));
     let native = String::from_utf8(event.to_json_bytes()).unwrap();
     for schema in [Schema::Flat, Schema::Ecs, Schema::Ocsf] {
         let value = shaped(&event, schema);

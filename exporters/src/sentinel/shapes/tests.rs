@@ -62,12 +62,12 @@ fn events() -> Vec<Event> {
     blocked
         .resource
         .insert("host.name".into(), "sensor-1".into());
-    blocked.signature = Some(Signature {
+    blocked.signature = Some(Box::new(Signature {
         alg: "HMAC-SHA256".into(),
         kid: "k1".into(),
         value: "ab".repeat(32),
         prev: Some("cd".repeat(32)),
-    });
+    }));
     let mut lockout = with_attributes(
         "lockout",
         serde_json::json!({"user_email": "b@example.com", "client_ip": "192.0.2.4", "action": 7}),
