@@ -151,55 +151,114 @@ fn refusal_of(error: QueueError) -> Refusal {
     }
 }
 
-/// How long the later parts of a split batch wait for room (the earlier parts are queued, so
-/// refusing now would send them twice).
-const PART_WAIT: Duration = Duration::from_secs(5);
+/// How often a later part of a split batch retries while its queues have no room.
+const PART_RETRY: Duration = Duration::from_millis(20);
+
+/// Where a part of a split batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// Nothing of the request is queued yet: a full queue refuses the part (and so the
+    /// request) without side effects, and the sender retries it whole.
+    First,
+    /// An earlier part of the request is queued: refusing the request now would make the
+    /// sender's retry deliver that part twice, so the part waits for room (see
+    /// [`ReceiverEntry::queue_in_parts`]).
+    Later,
+}
 
 impl ReceiverEntry {
     /// Queues a batch; one larger than a target queue can ever hold (`max_events`,
-    /// `max_size`) is split in halves, queued one after the other, the later halves waiting
-    /// (up to [`PART_WAIT`]) for the exporters to make room. An event that alone is larger
-    /// than a queue is refused with the reason.
-    fn queue_in_parts<'a>(
-        &'a self,
+    /// `max_size`) is split in halves, queued one after the other. An event that alone is
+    /// larger than a queue is refused with the reason.
+    ///
+    /// Once a part is queued the request is never refused for lack of room: a later part that
+    /// finds a queue full waits for the exporters to make room (halving itself so that it
+    /// takes room as it frees, not only once its whole size is free), for as long as the
+    /// exporters need. The sender's request stays open meanwhile (backpressure). The wait
+    /// ends only at a shutdown that reached its deadline or with the receiver's removal; the
+    /// request is then refused, logged as possibly duplicating its queued parts (a retried
+    /// event may arrive twice; none is lost).
+    fn queue_in_parts(
+        &self,
         mut batch: Batch,
-        route: &'a Route,
-        wait_until: Option<Instant>,
-    ) -> futures::future::BoxFuture<'a, Result<Accepted, Refusal>> {
+        mut route: Arc<Route>,
+        part: Part,
+    ) -> futures::future::BoxFuture<'_, Result<Accepted, Refusal>> {
         Box::pin(async move {
             loop {
-                let (back, error, exporter) = match self.queue_whole(batch, route).await {
+                let (back, error, exporter) = match self.queue_whole(batch, &route).await {
                     Ok(accepted) => return Ok(accepted),
-                    Err(NotQueued::Refused(refusal)) => return Err(refusal),
+                    Err(NotQueued::Refused(refusal)) => {
+                        if part == Part::Later {
+                            self.partly_queued(&refusal);
+                        }
+                        return Err(refusal);
+                    }
                     Err(NotQueued::Unprocessed(back, error, exporter)) => (back, error, exporter),
                 };
-                match error {
-                    QueueError::TooLarge(_) if back.len() > 1 => {
-                        let mut first = back;
-                        let second = first.split_off(first.len() / 2);
-                        let a = self.queue_in_parts(first, route, wait_until).await?;
-                        let deadline = Some(Instant::now() + PART_WAIT);
-                        let b = self.queue_in_parts(second, route, deadline).await?;
-                        return Ok(Accepted {
-                            received: a.received + b.received,
-                            queued: a.queued + b.queued,
-                        });
+                let halves = back.len() > 1;
+                match (error, part) {
+                    (QueueError::TooLarge(_), _) if halves => {
+                        return self.queue_halves(back, route, part).await;
                     }
-                    QueueError::Full if wait_until.is_some_and(|at| Instant::now() < at) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Take what room there is: the first half goes in as soon as it fits.
+                    (QueueError::Full, Part::Later) if halves => {
+                        return self.queue_halves(back, route, Part::Later).await;
+                    }
+                    (QueueError::Full | QueueError::Storage(_), Part::Later)
+                        if !self.closing.load(Ordering::Acquire) =>
+                    {
+                        tokio::time::sleep(PART_RETRY).await;
                         batch = back;
                     }
-                    error => {
-                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
-                            .increment(back.len() as u64);
-                        if let QueueError::TooLarge(reason) = &error {
-                            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+                    // A reload replaced the exporter: the part follows the new route.
+                    (QueueError::Closed, Part::Later) => match self.current_route().await {
+                        Ok(current) if !Arc::ptr_eq(&current, &route) => {
+                            route = current;
+                            batch = back;
                         }
-                        return Err(refusal_of(error));
-                    }
+                        _ => return Err(self.refuse(back, QueueError::Closed, exporter, part)),
+                    },
+                    (error, part) => return Err(self.refuse(back, error, exporter, part)),
                 }
             }
         })
+    }
+
+    /// Queues `batch` as two halves in order; the second is a later part.
+    async fn queue_halves(
+        &self,
+        mut first: Batch,
+        route: Arc<Route>,
+        part: Part,
+    ) -> Result<Accepted, Refusal> {
+        let second = first.split_off(first.len() / 2);
+        let a = self.queue_in_parts(first, route.clone(), part).await?;
+        let b = self.queue_in_parts(second, route, Part::Later).await?;
+        Ok(Accepted {
+            received: a.received + b.received,
+            queued: a.queued + b.queued,
+        })
+    }
+
+    /// Counts and logs a part that is not queued, and says why to the sender.
+    fn refuse(&self, back: Batch, error: QueueError, exporter: String, part: Part) -> Refusal {
+        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
+            .increment(back.len() as u64);
+        if let QueueError::TooLarge(reason) = &error {
+            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+        }
+        let refusal = refusal_of(error);
+        if part == Part::Later {
+            self.partly_queued(&refusal);
+        }
+        refusal
+    }
+
+    /// Logs a request refused after some of its parts were queued.
+    fn partly_queued(&self, refusal: &Refusal) {
+        tracing::error!(receiver = %self.receiver, reason = %refusal,
+            "a request was refused after part of it was queued; the sender's retry delivers that part twice");
     }
 
     /// Queues a batch as one: room in every target queue first (or nothing happens), then the
@@ -376,7 +435,7 @@ impl EventSink for ReceiverEntry {
             return Ok(Accepted::default());
         }
         let route = self.current_route().await?;
-        self.queue_in_parts(batch, &route, None).await
+        self.queue_in_parts(batch, route, Part::First).await
     }
 }
 
