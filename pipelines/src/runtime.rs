@@ -186,7 +186,7 @@ impl ReceiverEntry {
     ) -> futures::future::BoxFuture<'_, Result<Accepted, Refusal>> {
         Box::pin(async move {
             loop {
-                let (back, error, exporter) = match self.queue_whole(batch, &route).await {
+                let (back, error, exporter) = match self.queue_whole(batch, &route, part).await {
                     Ok(accepted) => return Ok(accepted),
                     Err(NotQueued::Refused(refusal)) => {
                         if part == Part::Later {
@@ -262,8 +262,14 @@ impl ReceiverEntry {
     }
 
     /// Queues a batch as one: room in every target queue first (or nothing happens), then the
-    /// processors, then the pushes.
-    async fn queue_whole(&self, batch: Batch, route: &Route) -> Result<Accepted, NotQueued> {
+    /// processors, then the pushes. A later part of a split request whose push is refused
+    /// (its real size needs more room than was reserved) is pushed again until it is taken.
+    async fn queue_whole(
+        &self,
+        batch: Batch,
+        route: &Route,
+        part: Part,
+    ) -> Result<Accepted, NotQueued> {
         let received = batch.len();
         let pipelines = route.pipelines.as_slice();
         // The one tap check per batch; copies are sent only once the batch is accepted.
@@ -271,25 +277,27 @@ impl ReceiverEntry {
         if let Some(copies) = &mut taps {
             self.taps.copy(&self.receiver, &batch, copies);
         }
-        // 1. Room for the whole batch in every target queue, or refuse without side effects.
-        //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
-        let reservations = match reserve_all(pipelines, received) {
-            Ok(reservations) => reservations,
-            Err((error, exporter)) => return Err(NotQueued::Unprocessed(batch, error, exporter)),
-        };
         // Pipelines whose processors need ordering are serialized from here until queued.
+        // Taken before the room, so no batch holds room while it waits for the order (a later
+        // part pushed again under the order would otherwise wait for that room forever).
         let mut order_guards = Vec::new();
         for pipeline in pipelines {
             if let Some(order) = &pipeline.order {
                 order_guards.push(order.lock().await);
             }
         }
+        // 1. Room for the whole batch in every target queue, or refuse without side effects.
+        //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
+        let reservations = match reserve_all(pipelines, received) {
+            Ok(reservations) => reservations,
+            Err((error, exporter)) => return Err(NotQueued::Unprocessed(batch, error, exporter)),
+        };
         // 2. Run each pipeline's processors on its own copy.
         let processed = self.process(pipelines, batch, &mut taps);
         let queued = processed.iter().map(SizedBatch::len).max().unwrap_or(0);
         // 3. Push into every queue (concurrently: disk queues wait for fsync).
         let results = self
-            .push_all(pipelines, reservations, processed, &mut taps)
+            .push_all(pipelines, reservations, processed, &mut taps, part)
             .await;
         drop(order_guards);
         if let Some(error) = results.into_iter().find_map(Result::err) {
@@ -352,13 +360,15 @@ impl ReceiverEntry {
     }
 
     /// Pushes each pipeline's processed batch into its exporters' queues, on the room reserved
-    /// (an empty batch gives its room back).
+    /// (an empty batch gives its room back). For a later part, a push refused for room is
+    /// retried on a copy (see [`ReceiverEntry::push_until_taken`]).
     async fn push_all(
         &self,
         pipelines: &[Arc<Pipeline>],
         reservations: Vec<Reserved>,
         processed: Vec<SizedBatch>,
         taps: &mut Option<tap::TapCopies>,
+        part: Part,
     ) -> Vec<Result<(), QueueError>> {
         let mut pushes = Vec::with_capacity(reservations.len());
         let mut remaining_per_pipeline: Vec<usize> =
@@ -383,7 +393,10 @@ impl ReceiverEntry {
             }
             pushes.push(async move {
                 let events = batch.len() as u64;
-                let pushed = queue.push(reservation, batch).await;
+                let pushed = match part {
+                    Part::First => queue.push(reservation, batch).await,
+                    Part::Later => self.push_until_taken(&*queue, reservation, batch).await,
+                };
                 if let (Ok(()), Some(queued)) = (&pushed, queued) {
                     queued.fetch_add(events, Ordering::Relaxed);
                 }
@@ -391,6 +404,29 @@ impl ReceiverEntry {
             });
         }
         futures::future::join_all(pushes).await
+    }
+
+    /// Pushes a later part's processed batch, and pushes it again (on new room, sized to the
+    /// batch) while the queue refuses it for room or storage: it was processed (signed,
+    /// counted) and earlier parts are queued, so it must not be dropped. Gives up, like the
+    /// waits of [`ReceiverEntry::queue_in_parts`], only at a shutdown past its deadline.
+    async fn push_until_taken(
+        &self,
+        queue: &dyn siemrelay_exporters::delivery::DeliveryQueue,
+        reservation: Reservation,
+        batch: SizedBatch,
+    ) -> Result<(), QueueError> {
+        let mut pushed = queue.push(reservation, batch.clone()).await;
+        while matches!(pushed, Err(QueueError::Full | QueueError::Storage(_)))
+            && !self.closing.load(Ordering::Acquire)
+        {
+            tokio::time::sleep(PART_RETRY).await;
+            pushed = match queue.try_reserve(batch.len(), batch.total_bytes) {
+                Ok(reservation) => queue.push(reservation, batch.clone()).await,
+                Err(error) => Err(error),
+            };
+        }
+        pushed
     }
 }
 

@@ -1,9 +1,10 @@
 //! Requests larger than an exporter's queue, with the real binary: the runtime queues them in
 //! parts, and once a part is queued the request is not refused for lack of room (its sender
 //! would resend the queued part). Senders with a real retry loop post 50-event requests to a
-//! webhook receiver whose Splunk HEC exporter holds 20 events, while the fake HEC answers
-//! "server is busy" for longer than the old per-part wait: every event must reach the SIEM
-//! exactly once.
+//! webhook receiver whose Splunk HEC exporter holds 20 events (or 5 KiB of events of varied
+//! sizes, so a part's real size can exceed the room reserved for it), while the fake HEC
+//! answers "server is busy" for longer than the old per-part wait: every event must reach the
+//! SIEM exactly once.
 
 use siemrelay_e2e::Siemrelay;
 use siemrelay_e2e::fake::hec::{Behaviour, FakeHec, TOKEN as HEC_TOKEN};
@@ -17,7 +18,7 @@ const EVENTS_PER_REQUEST: usize = 50;
 /// How long the SIEM is busy: longer than the 5 s the runtime used to give a later part.
 const BUSY_FOR: Duration = Duration::from_secs(8);
 
-fn config(webhook: u16, hec: &str) -> String {
+fn config(webhook: u16, hec: &str, queue: &str) -> String {
     format!(
         r#"
 receivers:
@@ -27,7 +28,7 @@ exporters:
     endpoint: "{hec}"
     token: "{HEC_TOKEN}"
     index: security
-    queue: {{ type: memory, max_events: 20 }}
+    queue: {queue}
     sending: {{ batch_size: 5, batch_timeout: 20ms }}
     retry: {{ initial_interval: 50ms, max_interval: 200ms }}
 service:
@@ -48,7 +49,7 @@ struct Sent {
 /// A sender as a real client is written: each request is resent (after `Retry-After`) until it
 /// is answered 200. The client timeout is far above the SIEM's outage, as a sender's should be
 /// above its receiver's backpressure.
-async fn sender(port: u16, tag: &str, requests: usize) -> Sent {
+async fn sender(port: u16, tag: &str, requests: usize, varied: bool) -> Sent {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()
@@ -59,8 +60,14 @@ async fn sender(port: u16, tag: &str, requests: usize) -> Sent {
         let mut ids = Vec::new();
         for i in 0..EVENTS_PER_REQUEST {
             let id = uuid::Uuid::new_v4().to_string();
+            let pad = if varied {
+                (i * 37 + request * 11) % 600
+            } else {
+                0
+            };
             body.push_str(&format!(
-                "{{\"event_id\":\"{id}\",\"event_type\":\"login\",\"severity\":\"high\",\"summary\":\"{tag} {request} {i}\"}}\n"
+                "{{\"event_id\":\"{id}\",\"event_type\":\"login\",\"severity\":\"high\",\"summary\":\"{tag} {request} {i} {}\"}}\n",
+                "x".repeat(pad)
             ));
             ids.push(id);
         }
@@ -73,6 +80,9 @@ async fn sender(port: u16, tag: &str, requests: usize) -> Sent {
                 .await;
             match reply {
                 Ok(r) if r.status() == 200 => break,
+                Ok(r) if r.status() != 503 => {
+                    panic!("{tag}: request {request} answered {}", r.status())
+                }
                 Ok(r) => {
                     sent.refusals += 1;
                     let wait = r
@@ -93,24 +103,56 @@ async fn sender(port: u16, tag: &str, requests: usize) -> Sent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_larger_than_the_queue_reach_a_busy_siem_exactly_once() {
+    exactly_once("{ type: memory, max_events: 20 }", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_larger_than_a_byte_sized_queue_reach_a_busy_siem_exactly_once() {
+    exactly_once("{ type: memory, max_events: 100000, max_size: 5KiB }", true).await;
+}
+
+/// The event ids the SIEM received more than once.
+fn duplicates(hec: &FakeHec) -> HashMap<String, u32> {
+    hec.counts().into_iter().filter(|(_, n)| *n > 1).collect()
+}
+
+/// Two senders post three requests each through `queue` while the SIEM is busy, then every
+/// acknowledged event must be in the SIEM once.
+async fn exactly_once(queue: &str, varied: bool) {
     let hec = FakeHec::start_default();
     hec.set_behaviour(Behaviour::Busy);
     let webhook = free_port();
-    let mut relay = Siemrelay::start(&config(webhook, &hec.url()));
+    let mut relay = Siemrelay::start(&config(webhook, &hec.url(), queue));
     relay.wait_ready(SocketAddr::from(([127, 0, 0, 1], webhook)));
 
     let busy_since = Instant::now();
     let senders = tokio::spawn(async move {
-        let (a, b) = tokio::join!(sender(webhook, "a", 3), sender(webhook, "b", 3));
-        (a, b)
+        tokio::join!(
+            sender(webhook, "a", 3, varied),
+            sender(webhook, "b", 3, varied)
+        )
     });
-    // The SIEM is busy well past the first parts being queued, then recovers.
-    tokio::time::sleep(BUSY_FOR.saturating_sub(busy_since.elapsed())).await;
-    hec.set_behaviour(Behaviour::Normal);
+    // The SIEM is busy well past the first parts being queued, then recovers. A duplicate
+    // fails the test as soon as it arrives (a request refused after its first parts were
+    // queued is resent, and could be refused that way again and again).
+    while !senders.is_finished() {
+        if busy_since.elapsed() >= BUSY_FOR {
+            hec.set_behaviour(Behaviour::Normal);
+        }
+        let duplicated = duplicates(&hec);
+        assert!(
+            duplicated.is_empty(),
+            "{} events delivered more than once while the senders still retry\n{}",
+            duplicated.len(),
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let (a, b) = senders.await.unwrap();
     let acked: Vec<String> = a.acked.into_iter().chain(b.acked).collect();
     assert_eq!(acked.len(), 6 * EVENTS_PER_REQUEST);
     // A clean shutdown delivers everything queued, so a late duplicate cannot hide.
+    hec.set_behaviour(Behaviour::Normal);
     let status = relay.terminate(Duration::from_secs(60));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -119,19 +161,11 @@ async fn requests_larger_than_the_queue_reach_a_busy_siem_exactly_once() {
     );
 
     let counts = hec.counts();
-    let missing: Vec<&String> = acked
-        .iter()
-        .filter(|id| !counts.contains_key(*id))
-        .collect();
-    let duplicated: HashMap<&String, u32> = counts
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(id, n)| (id, *n))
-        .collect();
+    let missing = acked.iter().filter(|id| !counts.contains_key(*id)).count();
+    let duplicated = duplicates(&hec);
     assert!(
-        missing.is_empty() && duplicated.is_empty(),
-        "{} of {} acknowledged events missing, {} delivered more than once (senders refused {} times)\n{}",
-        missing.len(),
+        missing == 0 && duplicated.is_empty(),
+        "{missing} of {} acknowledged events missing, {} delivered more than once (senders refused {} times)\n{}",
         acked.len(),
         duplicated.len(),
         a.refusals + b.refusals,
