@@ -2,9 +2,9 @@
 //! parts, and once a part is queued the request is not refused for lack of room (its sender
 //! would resend the queued part). Senders with a real retry loop post 50-event requests to a
 //! webhook receiver whose Splunk HEC exporter holds 20 events (or 5 KiB of events of varied
-//! sizes, so a part's real size can exceed the room reserved for it), while the fake HEC
-//! answers "server is busy" for longer than the old per-part wait: every event must reach the
-//! SIEM exactly once.
+//! sizes, so a part's real size can exceed the room reserved for it; or 20 events on disk),
+//! while the fake HEC answers "server is busy" for longer than the old per-part wait: every
+//! event must reach the SIEM exactly once.
 
 use siemrelay_e2e::Siemrelay;
 use siemrelay_e2e::fake::hec::{Behaviour, FakeHec, TOKEN as HEC_TOKEN};
@@ -109,6 +109,11 @@ async fn requests_larger_than_the_queue_reach_a_busy_siem_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_larger_than_a_byte_sized_queue_reach_a_busy_siem_exactly_once() {
     exactly_once("{ type: memory, max_events: 100000, max_size: 5KiB }", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_larger_than_a_disk_queue_reach_a_busy_siem_exactly_once() {
+    exactly_once("{ type: disk, max_events: 20, max_size: 256KiB }", true).await;
 }
 
 /// The event ids the SIEM received more than once.
