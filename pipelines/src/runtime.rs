@@ -151,60 +151,125 @@ fn refusal_of(error: QueueError) -> Refusal {
     }
 }
 
-/// How long the later parts of a split batch wait for room (the earlier parts are queued, so
-/// refusing now would send them twice).
-const PART_WAIT: Duration = Duration::from_secs(5);
+/// How often a later part of a split batch retries while its queues have no room.
+const PART_RETRY: Duration = Duration::from_millis(20);
+
+/// Where a part of a split batch stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// Nothing of the request is queued yet: a full queue refuses the part (and so the
+    /// request) without side effects, and the sender retries it whole.
+    First,
+    /// An earlier part of the request is queued: refusing the request now would make the
+    /// sender's retry deliver that part twice, so the part waits for room (see
+    /// [`ReceiverEntry::queue_in_parts`]).
+    Later,
+}
 
 impl ReceiverEntry {
     /// Queues a batch; one larger than a target queue can ever hold (`max_events`,
-    /// `max_size`) is split in halves, queued one after the other, the later halves waiting
-    /// (up to [`PART_WAIT`]) for the exporters to make room. An event that alone is larger
-    /// than a queue is refused with the reason.
-    fn queue_in_parts<'a>(
-        &'a self,
+    /// `max_size`) is split in halves, queued one after the other. An event that alone is
+    /// larger than a queue is refused with the reason.
+    ///
+    /// Once a part is queued the request is never refused for lack of room: a later part that
+    /// finds a queue full waits for the exporters to make room (halving itself so that it
+    /// takes room as it frees, not only once its whole size is free), for as long as the
+    /// exporters need. The sender's request stays open meanwhile (backpressure). The wait
+    /// ends only at a shutdown that reached its deadline or with the receiver's removal; the
+    /// request is then refused, logged as possibly duplicating its queued parts (a retried
+    /// event may arrive twice; none is lost).
+    fn queue_in_parts(
+        &self,
         mut batch: Batch,
-        route: &'a Route,
-        wait_until: Option<Instant>,
-    ) -> futures::future::BoxFuture<'a, Result<Accepted, Refusal>> {
+        mut route: Arc<Route>,
+        part: Part,
+    ) -> futures::future::BoxFuture<'_, Result<Accepted, Refusal>> {
         Box::pin(async move {
             loop {
-                let (back, error, exporter) = match self.queue_whole(batch, route).await {
+                let (back, error, exporter) = match self.queue_whole(batch, &route, part).await {
                     Ok(accepted) => return Ok(accepted),
-                    Err(NotQueued::Refused(refusal)) => return Err(refusal),
+                    Err(NotQueued::Refused(refusal)) => {
+                        if part == Part::Later {
+                            self.partly_queued(&refusal);
+                        }
+                        return Err(refusal);
+                    }
                     Err(NotQueued::Unprocessed(back, error, exporter)) => (back, error, exporter),
                 };
-                match error {
-                    QueueError::TooLarge(_) if back.len() > 1 => {
-                        let mut first = back;
-                        let second = first.split_off(first.len() / 2);
-                        let a = self.queue_in_parts(first, route, wait_until).await?;
-                        let deadline = Some(Instant::now() + PART_WAIT);
-                        let b = self.queue_in_parts(second, route, deadline).await?;
-                        return Ok(Accepted {
-                            received: a.received + b.received,
-                            queued: a.queued + b.queued,
-                        });
+                let halves = back.len() > 1;
+                match (error, part) {
+                    (QueueError::TooLarge(_), _) if halves => {
+                        return self.queue_halves(back, route, part).await;
                     }
-                    QueueError::Full if wait_until.is_some_and(|at| Instant::now() < at) => {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Take what room there is: the first half goes in as soon as it fits.
+                    (QueueError::Full, Part::Later) if halves => {
+                        return self.queue_halves(back, route, Part::Later).await;
+                    }
+                    (QueueError::Full | QueueError::Storage(_), Part::Later)
+                        if !self.closing.load(Ordering::Acquire) =>
+                    {
+                        tokio::time::sleep(PART_RETRY).await;
                         batch = back;
                     }
-                    error => {
-                        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
-                            .increment(back.len() as u64);
-                        if let QueueError::TooLarge(reason) = &error {
-                            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+                    // A reload replaced the exporter: the part follows the new route.
+                    (QueueError::Closed, Part::Later) => match self.current_route().await {
+                        Ok(current) if !Arc::ptr_eq(&current, &route) => {
+                            route = current;
+                            batch = back;
                         }
-                        return Err(refusal_of(error));
-                    }
+                        _ => return Err(self.refuse(back, QueueError::Closed, exporter, part)),
+                    },
+                    (error, part) => return Err(self.refuse(back, error, exporter, part)),
                 }
             }
         })
     }
 
+    /// Queues `batch` as two halves in order; the second is a later part.
+    async fn queue_halves(
+        &self,
+        mut first: Batch,
+        route: Arc<Route>,
+        part: Part,
+    ) -> Result<Accepted, Refusal> {
+        let second = first.split_off(first.len() / 2);
+        let a = self.queue_in_parts(first, route.clone(), part).await?;
+        let b = self.queue_in_parts(second, route, Part::Later).await?;
+        Ok(Accepted {
+            received: a.received + b.received,
+            queued: a.queued + b.queued,
+        })
+    }
+
+    /// Counts and logs a part that is not queued, and says why to the sender.
+    fn refuse(&self, back: Batch, error: QueueError, exporter: String, part: Part) -> Refusal {
+        metrics::counter!("siemrelay_pipeline_events_refused_total", "receiver" => self.receiver.clone(), "exporter" => exporter)
+            .increment(back.len() as u64);
+        if let QueueError::TooLarge(reason) = &error {
+            tracing::error!(receiver = %self.receiver, "an event does not fit an exporter queue: {reason}");
+        }
+        let refusal = refusal_of(error);
+        if part == Part::Later {
+            self.partly_queued(&refusal);
+        }
+        refusal
+    }
+
+    /// Logs a request refused after some of its parts were queued.
+    fn partly_queued(&self, refusal: &Refusal) {
+        tracing::error!(receiver = %self.receiver, reason = %refusal,
+            "a request was refused after part of it was queued; the sender's retry delivers that part twice");
+    }
+
     /// Queues a batch as one: room in every target queue first (or nothing happens), then the
-    /// processors, then the pushes.
-    async fn queue_whole(&self, batch: Batch, route: &Route) -> Result<Accepted, NotQueued> {
+    /// processors, then the pushes. A later part of a split request whose push is refused
+    /// (its real size needs more room than was reserved) is pushed again until it is taken.
+    async fn queue_whole(
+        &self,
+        batch: Batch,
+        route: &Route,
+        part: Part,
+    ) -> Result<Accepted, NotQueued> {
         let received = batch.len();
         let pipelines = route.pipelines.as_slice();
         // The one tap check per batch; copies are sent only once the batch is accepted.
@@ -212,25 +277,27 @@ impl ReceiverEntry {
         if let Some(copies) = &mut taps {
             self.taps.copy(&self.receiver, &batch, copies);
         }
-        // 1. Room for the whole batch in every target queue, or refuse without side effects.
-        //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
-        let reservations = match reserve_all(pipelines, received) {
-            Ok(reservations) => reservations,
-            Err((error, exporter)) => return Err(NotQueued::Unprocessed(batch, error, exporter)),
-        };
         // Pipelines whose processors need ordering are serialized from here until queued.
+        // Taken before the room, so no batch holds room while it waits for the order (a later
+        // part pushed again under the order would otherwise wait for that room forever).
         let mut order_guards = Vec::new();
         for pipeline in pipelines {
             if let Some(order) = &pipeline.order {
                 order_guards.push(order.lock().await);
             }
         }
+        // 1. Room for the whole batch in every target queue, or refuse without side effects.
+        //    Bytes are accounted at push time (bounded overshoot of one batch per sender).
+        let reservations = match reserve_all(pipelines, received) {
+            Ok(reservations) => reservations,
+            Err((error, exporter)) => return Err(NotQueued::Unprocessed(batch, error, exporter)),
+        };
         // 2. Run each pipeline's processors on its own copy.
         let processed = self.process(pipelines, batch, &mut taps);
         let queued = processed.iter().map(SizedBatch::len).max().unwrap_or(0);
         // 3. Push into every queue (concurrently: disk queues wait for fsync).
         let results = self
-            .push_all(pipelines, reservations, processed, &mut taps)
+            .push_all(pipelines, reservations, processed, &mut taps, part)
             .await;
         drop(order_guards);
         if let Some(error) = results.into_iter().find_map(Result::err) {
@@ -293,13 +360,15 @@ impl ReceiverEntry {
     }
 
     /// Pushes each pipeline's processed batch into its exporters' queues, on the room reserved
-    /// (an empty batch gives its room back).
+    /// (an empty batch gives its room back). For a later part, a push refused for room is
+    /// retried on a copy (see [`ReceiverEntry::push_until_taken`]).
     async fn push_all(
         &self,
         pipelines: &[Arc<Pipeline>],
         reservations: Vec<Reserved>,
         processed: Vec<SizedBatch>,
         taps: &mut Option<tap::TapCopies>,
+        part: Part,
     ) -> Vec<Result<(), QueueError>> {
         let mut pushes = Vec::with_capacity(reservations.len());
         let mut remaining_per_pipeline: Vec<usize> =
@@ -324,7 +393,10 @@ impl ReceiverEntry {
             }
             pushes.push(async move {
                 let events = batch.len() as u64;
-                let pushed = queue.push(reservation, batch).await;
+                let pushed = match part {
+                    Part::First => queue.push(reservation, batch).await,
+                    Part::Later => self.push_until_taken(&*queue, reservation, batch).await,
+                };
                 if let (Ok(()), Some(queued)) = (&pushed, queued) {
                     queued.fetch_add(events, Ordering::Relaxed);
                 }
@@ -332,6 +404,29 @@ impl ReceiverEntry {
             });
         }
         futures::future::join_all(pushes).await
+    }
+
+    /// Pushes a later part's processed batch, and pushes it again (on new room, sized to the
+    /// batch) while the queue refuses it for room or storage: it was processed (signed,
+    /// counted) and earlier parts are queued, so it must not be dropped. Gives up, like the
+    /// waits of [`ReceiverEntry::queue_in_parts`], only at a shutdown past its deadline.
+    async fn push_until_taken(
+        &self,
+        queue: &dyn siemrelay_exporters::delivery::DeliveryQueue,
+        reservation: Reservation,
+        batch: SizedBatch,
+    ) -> Result<(), QueueError> {
+        let mut pushed = queue.push(reservation, batch.clone()).await;
+        while matches!(pushed, Err(QueueError::Full | QueueError::Storage(_)))
+            && !self.closing.load(Ordering::Acquire)
+        {
+            tokio::time::sleep(PART_RETRY).await;
+            pushed = match queue.try_reserve(batch.len(), batch.total_bytes) {
+                Ok(reservation) => queue.push(reservation, batch.clone()).await,
+                Err(error) => Err(error),
+            };
+        }
+        pushed
     }
 }
 
@@ -376,7 +471,7 @@ impl EventSink for ReceiverEntry {
             return Ok(Accepted::default());
         }
         let route = self.current_route().await?;
-        self.queue_in_parts(batch, &route, None).await
+        self.queue_in_parts(batch, route, Part::First).await
     }
 }
 

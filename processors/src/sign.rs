@@ -43,9 +43,9 @@
 //! `prev` is 64 zeros (`"000…0"`) for the first event ever and after a restart that lost the
 //! chain state: a **chain restart**.
 //!
-//! The chain head is kept in memory and written to `<storage_dir>/chain-state` (write and
-//! rename) when the processor is dropped at a clean shutdown. At start the file is read and
-//! removed, so:
+//! The chain head is kept in memory and written to `<storage_dir>/chain-state` (write,
+//! fsync, rename, fsync the directory) when the processor is dropped at a clean shutdown. At
+//! start the file is read and removed (the removal fsynced too), so:
 //! - after a clean restart the chain continues where it stopped;
 //! - after a crash (or kill) the first event carries a restart marker. Events signed just
 //!   before a crash may never have reached a queue, so continuing from the last signed event
@@ -63,6 +63,7 @@ use crate::filter::counters::BatchCounters;
 use hmac::Mac;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use siemrelay_core::atomic_file::{Access, sync_dir, write_atomically};
 use siemrelay_core::{Batch, ConfigIssue, Event, Processor, ProcessorContext, Signature};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -211,7 +212,10 @@ fn take_chain_state(path: &std::path::Path, id: &str) -> Option<[u8; 32]> {
             return None;
         }
     };
-    if let Err(e) = std::fs::remove_file(path) {
+    // The removal is made durable too, or a crash could bring the old head back.
+    let removed = std::fs::remove_file(path)
+        .and_then(|()| sync_dir(path.parent().unwrap_or(std::path::Path::new("."))));
+    if let Err(e) = removed {
         tracing::warn!(processor = %id, path = %path.display(), error = %e,
             "cannot remove the signature chain state; a crash would reuse it");
     }
@@ -328,15 +332,10 @@ impl Drop for Sign {
     fn drop(&mut self) {
         let Some(head) = &self.chain else { return };
         let last = head.lock().map_or_else(|p| p.into_inner().last, |h| h.last);
-        let tmp = self.state_path.with_extension("tmp");
-        // The storage directory may not exist yet (nothing else writes there).
-        let created = match self.state_path.parent() {
-            Some(dir) => std::fs::create_dir_all(dir),
-            None => Ok(()),
-        };
-        let result = created
-            .and_then(|()| std::fs::write(&tmp, format!("{}\n", hex::encode(last))))
-            .and_then(|()| std::fs::rename(&tmp, &self.state_path));
+        // Durable once written: a crash (or power loss) right after a clean stop must not
+        // leave an empty or torn head that the next start would read as a chain restart.
+        let state = format!("{}\n", hex::encode(last));
+        let result = write_atomically(&self.state_path, state.as_bytes(), Access::Default);
         if let Err(e) = result {
             tracing::warn!(path = %self.state_path.display(), error = %e,
                 "cannot save the signature chain state; the next start begins a new chain");

@@ -266,18 +266,46 @@ async fn a_batch_larger_than_its_queue_is_queued_in_parts_and_never_overfills_it
     );
     assert!(ids.iter().all(|id| hec.count_of(id) >= 1));
 
-    // The SIEM is down: the queue fills to its limit and no further; the sender is refused.
+    // The SIEM is down: the queue fills to its limit and no further. Once a part is queued the
+    // request is not refused (the sender's retry would send that part twice): it is held open
+    // until the SIEM makes room, then answered, and every event arrives once.
     hec.go_down();
-    let response = client
-        .post(format!("http://127.0.0.1:{webhook}/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .body(ndjson(1000, "refused", false).0)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let exporter = admin.exporter("splunk_hec").await;
+    let (body, held_ids) = ndjson(1000, "held", false);
+    let held = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .post(format!("http://127.0.0.1:{webhook}/v1/events"))
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    let mut exporter = admin.exporter("splunk_hec").await;
+    while exporter["queue"]["events"].as_u64().unwrap_or(0) < 100 {
+        assert!(!held.is_finished(), "answered with the SIEM down: {held:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        exporter = admin.exporter("splunk_hec").await;
+    }
     let queued = exporter["queue"]["events"].as_u64().unwrap();
     assert!(queued <= 100, "the queue holds {queued} events: {exporter}");
-    assert!(queued > 0, "the first parts were queued: {exporter}");
+    assert!(
+        !held.is_finished(),
+        "the request waits for room, neither refused nor answered"
+    );
+    hec.come_up();
+    assert_eq!(held.await.unwrap().unwrap(), 200);
+    assert!(
+        hec.events_reached(2000, Duration::from_secs(60)).await,
+        "{} of 2000 arrived\n{}",
+        hec.distinct_events(),
+        relay.logs()
+    );
+    let twice = held_ids.iter().filter(|id| hec.count_of(id) != 1).count();
+    assert_eq!(
+        twice, 0,
+        "events of the held request not delivered exactly once"
+    );
 }
