@@ -13,6 +13,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
+/// Most queue slots allocated up front; a larger queue grows past them as it fills.
+const MAX_PREALLOCATED_SLOTS: usize = 1 << 16;
+
 struct Queued {
     event: Event,
     size: u32,
@@ -50,7 +53,12 @@ impl MemoryQueue {
             max_events,
             max_bytes,
             when_full,
-            state: Mutex::new(State::default()),
+            // Sized once: a deque that grows by doubling ends at the next power of two
+            // (16,384 slots for the default 10,000), and its slots are all touched as it wraps.
+            state: Mutex::new(State {
+                queued: VecDeque::with_capacity(max_events.min(MAX_PREALLOCATED_SLOTS)),
+                ..State::default()
+            }),
             pushed: Notify::new(),
             dropped: AtomicU64::new(0),
             per_event: AtomicUsize::new(0),
@@ -404,5 +412,18 @@ mod tests {
             2
         );
         assert!(queue.pop(limits(1, 100, 0)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_holds_exactly_its_slots_not_the_next_power_of_two() {
+        let queue = MemoryQueue::new("q", 10_000, 1 << 30, WhenFull::Backpressure);
+        for _ in 0..100 {
+            push(&queue, batch(100)).await.unwrap();
+        }
+        let capacity = queue.lock().queued.capacity();
+        assert!(
+            (10_000..16_384).contains(&capacity),
+            "{capacity} slots for 10,000 events"
+        );
     }
 }
