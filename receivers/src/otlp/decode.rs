@@ -12,7 +12,7 @@ use super::mapping::{
     EventIds, MappedRequest, RecordFields, ResourceFields, ScopeFields, bytes_to_json,
     check_record, double_to_json, finish_event, insert_derived, insert_first,
 };
-use super::wire::{Fields, MAX_DEPTH, Occurrences, Read, WireError};
+use super::wire::{Fields, MAX_DEPTH, Occurrences, Read, WireError, schema};
 use siemrelay_core::{Map, Timestamp, Value};
 use uuid::Uuid;
 
@@ -38,7 +38,7 @@ pub fn decode_request(
         attributes: Vec::new(),
     };
     let mut r = 0;
-    for field in Fields::new(body, request_field) {
+    for field in Fields::new(body, schema::request) {
         if let (1, value) = field? {
             let within = |e: WireError| e.within("resource_logs", Some(r));
             decoder
@@ -62,7 +62,7 @@ impl<'a> Decoder<'a> {
     fn resource_logs(&mut self, bytes: &'a [u8], r: usize) -> Read<()> {
         let mut resource = Occurrences::default();
         let mut scopes = 0;
-        for field in Fields::new(bytes, resource_logs_field) {
+        for field in Fields::new(bytes, schema::resource_logs) {
             match field? {
                 (1, value) => resource.push(value.delimited().map_err(at("resource", None))?),
                 (2, value) => {
@@ -79,7 +79,7 @@ impl<'a> Decoder<'a> {
             Map::new()
         });
         let mut s = 0;
-        for field in Fields::new(bytes, resource_logs_field) {
+        for field in Fields::new(bytes, schema::resource_logs) {
             if let (2, value) = field? {
                 let within = |e: WireError| e.within("scope_logs", Some(s));
                 self.scope_logs(value.delimited().map_err(within)?, &resource, [r, s])
@@ -98,7 +98,7 @@ impl<'a> Decoder<'a> {
     ) -> Read<()> {
         let mut scope = Occurrences::default();
         let mut records = 0;
-        for field in Fields::new(bytes, scope_logs_field) {
+        for field in Fields::new(bytes, schema::scope_logs) {
             match field? {
                 (1, value) => scope.push(value.delimited().map_err(at("scope", None))?),
                 (2, value) => {
@@ -117,7 +117,7 @@ impl<'a> Decoder<'a> {
             ScopeFields::default()
         };
         let mut l = 0;
-        for field in Fields::new(bytes, scope_logs_field) {
+        for field in Fields::new(bytes, schema::scope_logs) {
             if let (2, value) = field? {
                 let within = |e: WireError| e.within("log_records", Some(l));
                 let record = value.delimited().map_err(within)?;
@@ -140,9 +140,9 @@ impl<'a> Decoder<'a> {
         let mut body = Occurrences::default();
         let mut attributes = std::mem::take(&mut self.attributes);
         attributes.clear();
-        for field in Fields::new(bytes, log_record_field) {
+        for field in Fields::new(bytes, schema::log_record) {
             let (number, value) = field?;
-            let within = at(log_record_field(number).unwrap_or_default(), None);
+            let within = at(schema::log_record(number).unwrap_or_default(), None);
             match number {
                 1 => record.time_unix_nano = value.fixed64().map_err(within)?,
                 2 => record.severity_number = value.varint().map_err(within)? as i32,
@@ -208,7 +208,7 @@ fn at(field: &'static str, index: Option<usize>) -> impl Fn(WireError) -> WireEr
 fn resource_attributes(bytes: &[u8]) -> Read<Map> {
     let mut map = Map::new();
     let (mut attributes, mut entity_refs) = (0, 0);
-    for field in Fields::new(bytes, resource_field) {
+    for field in Fields::new(bytes, schema::resource) {
         match field? {
             (1, value) => {
                 let within = at("attributes", Some(attributes));
@@ -235,9 +235,9 @@ fn resource_attributes(bytes: &[u8]) -> Read<Map> {
 
 /// Checks an `EntityRef` (all strings), which siemrelay does not map.
 fn entity_ref(bytes: &[u8]) -> Read<()> {
-    for field in Fields::new(bytes, entity_ref_field) {
+    for field in Fields::new(bytes, schema::entity_ref) {
         let (number, value) = field?;
-        if let Some(name) = entity_ref_field(number) {
+        if let Some(name) = schema::entity_ref(number) {
             value.text().map_err(at(name, None))?;
         }
     }
@@ -249,7 +249,7 @@ fn scope_fields(bytes: &[u8]) -> Read<ScopeFields> {
     let (mut name, mut version) = ("", "");
     let mut map = Map::new();
     let mut attributes = 0;
-    for field in Fields::new(bytes, scope_field) {
+    for field in Fields::new(bytes, schema::scope) {
         match field? {
             (1, value) => name = value.text().map_err(at("name", None))?,
             (2, value) => version = value.text().map_err(at("version", None))?,
@@ -279,7 +279,7 @@ fn scope_fields(bytes: &[u8]) -> Read<ScopeFields> {
 fn key_value(bytes: &[u8], depth: usize) -> Read<(String, Value)> {
     let mut key = "";
     let mut value = Occurrences::default();
-    for field in Fields::new(bytes, key_value_field) {
+    for field in Fields::new(bytes, schema::key_value) {
         match field? {
             (1, v) => key = v.text().map_err(at("key", None))?,
             (2, v) => value.push(v.delimited().map_err(at("value", None))?),
@@ -314,9 +314,9 @@ fn any_value(bytes: &[u8], depth: usize) -> Read<Option<Kind<'_>>> {
         return Err(WireError::new("messages nested too deep"));
     }
     let mut kind = None;
-    for field in Fields::new(bytes, any_value_field) {
+    for field in Fields::new(bytes, schema::any_value) {
         let (number, value) = field?;
-        let within = at(any_value_field(number).unwrap_or_default(), None);
+        let within = at(schema::any_value(number).unwrap_or_default(), None);
         let next = match number {
             1 => Kind::String(value.text().map_err(within)?),
             2 => Kind::Bool(value.varint().map_err(within)? != 0),
@@ -375,7 +375,7 @@ fn kind_to_json(kind: Kind<'_>, depth: usize) -> Read<Value> {
         Kind::Array(occurrences) => {
             let bytes = occurrences.bytes();
             let mut values = Vec::new();
-            for field in Fields::new(&bytes, list_field) {
+            for field in Fields::new(&bytes, schema::list) {
                 if let (1, value) = field.map_err(at("array_value", None))? {
                     let within = |e: WireError| {
                         e.within("values", Some(values.len()))
@@ -406,7 +406,7 @@ fn key_value_list(bytes: &[u8], depth: usize) -> Read<Map> {
 /// Calls `each` with every pair of the `KeyValueList` in `bytes`, in wire order.
 fn for_each_key_value(bytes: &[u8], depth: usize, mut each: impl FnMut(String, Value)) -> Read<()> {
     let mut index = 0;
-    for field in Fields::new(bytes, list_field) {
+    for field in Fields::new(bytes, schema::list) {
         if let (1, value) = field? {
             let within = at("values", Some(index));
             let (key, value) =
@@ -450,82 +450,6 @@ fn map_body(bytes: &[u8], attributes: &mut Map) -> Read<Option<String>> {
             None
         }
     })
-}
-
-fn request_field(number: u32) -> Option<&'static str> {
-    (number == 1).then_some("resource_logs")
-}
-
-fn resource_logs_field(number: u32) -> Option<&'static str> {
-    ["resource", "scope_logs", "schema_url"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn resource_field(number: u32) -> Option<&'static str> {
-    ["attributes", "dropped_attributes_count", "entity_refs"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn entity_ref_field(number: u32) -> Option<&'static str> {
-    ["schema_url", "type", "id_keys", "description_keys"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn scope_logs_field(number: u32) -> Option<&'static str> {
-    ["scope", "log_records", "schema_url"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn scope_field(number: u32) -> Option<&'static str> {
-    ["name", "version", "attributes", "dropped_attributes_count"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn log_record_field(number: u32) -> Option<&'static str> {
-    match number {
-        1 => Some("time_unix_nano"),
-        2 => Some("severity_number"),
-        3 => Some("severity_text"),
-        5 => Some("body"),
-        6 => Some("attributes"),
-        7 => Some("dropped_attributes_count"),
-        8 => Some("flags"),
-        9 => Some("trace_id"),
-        10 => Some("span_id"),
-        11 => Some("observed_time_unix_nano"),
-        12 => Some("event_name"),
-        _ => None,
-    }
-}
-
-fn key_value_field(number: u32) -> Option<&'static str> {
-    ["key", "value", "key_strindex"]
-        .get(number.wrapping_sub(1) as usize)
-        .copied()
-}
-
-fn any_value_field(number: u32) -> Option<&'static str> {
-    [
-        "string_value",
-        "bool_value",
-        "int_value",
-        "double_value",
-        "array_value",
-        "kvlist_value",
-        "bytes_value",
-        "string_value_strindex",
-    ]
-    .get(number.wrapping_sub(1) as usize)
-    .copied()
-}
-
-fn list_field(number: u32) -> Option<&'static str> {
-    (number == 1).then_some("values")
 }
 
 #[cfg(test)]

@@ -13,9 +13,13 @@ use std::fmt;
 pub const MAX_DEPTH: usize = 100;
 
 /// Why request bytes are not a valid message, and where: `resource_logs[0].scope_logs[1]
-/// .log_records[3].attributes: truncated length-delimited field`.
+/// .log_records[3].attributes: truncated length-delimited field`. Boxed, so that the results
+/// the reader returns for every field stay small.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WireError {
+pub struct WireError(Box<Failure>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Failure {
     /// The field's path from the request's root (empty: the request itself).
     path: String,
     /// What is wrong.
@@ -24,35 +28,37 @@ pub struct WireError {
 
 impl WireError {
     /// An error in the message being read (its path is added as the error leaves each level).
+    #[cold]
     pub fn new(reason: impl Into<Cow<'static, str>>) -> WireError {
-        WireError {
+        WireError(Box::new(Failure {
             path: String::new(),
             reason: reason.into(),
-        }
+        }))
     }
 
     /// The error seen from the enclosing message: inside its field `field` (item `index` of a
     /// repeated field).
+    #[cold]
     pub fn within(mut self, field: &str, index: Option<usize>) -> WireError {
         let mut path = match index {
             Some(index) => format!("{field}[{index}]"),
             None => field.to_string(),
         };
-        if !self.path.is_empty() {
+        if !self.0.path.is_empty() {
             path.push('.');
-            path.push_str(&self.path);
+            path.push_str(&self.0.path);
         }
-        self.path = path;
+        self.0.path = path;
         self
     }
 }
 
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.path.is_empty() {
-            f.write_str(&self.reason)
+        if self.0.path.is_empty() {
+            f.write_str(&self.0.reason)
         } else {
-            write!(f, "{}: {}", self.path, self.reason)
+            write!(f, "{}: {}", self.0.path, self.0.reason)
         }
     }
 }
@@ -159,7 +165,15 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline]
     fn varint(&mut self) -> Option<u64> {
+        // Most keys and lengths fit one byte.
+        if let Some(&byte) = self.bytes.first()
+            && byte < 0x80
+        {
+            self.bytes = &self.bytes[1..];
+            return Some(u64::from(byte));
+        }
         let mut value: u64 = 0;
         for (index, byte) in self.bytes.iter().take(10).enumerate() {
             value |= u64::from(byte & 0x7f) << (7 * index);
@@ -184,7 +198,8 @@ impl<'a> Fields<'a> {
         Some(taken)
     }
 
-    /// Reads one key; `None` with the bytes exhausted.
+    /// Reads one key.
+    #[inline]
     fn key(&mut self) -> Read<(u32, u8)> {
         let key = self
             .varint()
@@ -199,6 +214,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Reads the value of field `number` of wire type `wire_type` (after its key).
+    #[inline]
     fn value(&mut self, number: u32, wire_type: u8, depth: usize) -> Read<WireValue<'a>> {
         match wire_type {
             0 => self
@@ -232,6 +248,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Skips a group (deprecated wire types 3/4) up to the end tag of field `number`.
+    #[cold]
     fn skip_group(&mut self, number: u32, depth: usize) -> Read<()> {
         if depth > MAX_DEPTH {
             return Err(WireError::new("groups nested too deep"));
@@ -256,6 +273,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Read<(u32, WireValue<'a>)>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.bytes.is_empty() {
             return None;
@@ -306,6 +324,95 @@ impl<'a> Occurrences<'a> {
                 Cow::Owned(all)
             }
         }
+    }
+}
+
+/// The field names of the OTLP logs messages, by field number (for errors).
+pub mod schema {
+    /// The name of field `number`.
+    pub fn request(number: u32) -> Option<&'static str> {
+        (number == 1).then_some("resource_logs")
+    }
+
+    /// The name of field `number`.
+    pub fn resource_logs(number: u32) -> Option<&'static str> {
+        ["resource", "scope_logs", "schema_url"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn resource(number: u32) -> Option<&'static str> {
+        ["attributes", "dropped_attributes_count", "entity_refs"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn entity_ref(number: u32) -> Option<&'static str> {
+        ["schema_url", "type", "id_keys", "description_keys"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn scope_logs(number: u32) -> Option<&'static str> {
+        ["scope", "log_records", "schema_url"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn scope(number: u32) -> Option<&'static str> {
+        ["name", "version", "attributes", "dropped_attributes_count"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn log_record(number: u32) -> Option<&'static str> {
+        match number {
+            1 => Some("time_unix_nano"),
+            2 => Some("severity_number"),
+            3 => Some("severity_text"),
+            5 => Some("body"),
+            6 => Some("attributes"),
+            7 => Some("dropped_attributes_count"),
+            8 => Some("flags"),
+            9 => Some("trace_id"),
+            10 => Some("span_id"),
+            11 => Some("observed_time_unix_nano"),
+            12 => Some("event_name"),
+            _ => None,
+        }
+    }
+
+    /// The name of field `number`.
+    pub fn key_value(number: u32) -> Option<&'static str> {
+        ["key", "value", "key_strindex"]
+            .get(number.wrapping_sub(1) as usize)
+            .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn any_value(number: u32) -> Option<&'static str> {
+        [
+            "string_value",
+            "bool_value",
+            "int_value",
+            "double_value",
+            "array_value",
+            "kvlist_value",
+            "bytes_value",
+            "string_value_strindex",
+        ]
+        .get(number.wrapping_sub(1) as usize)
+        .copied()
+    }
+
+    /// The name of field `number`.
+    pub fn list(number: u32) -> Option<&'static str> {
+        (number == 1).then_some("values")
     }
 }
 
