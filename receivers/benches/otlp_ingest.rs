@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
+/// The allocator of the `siemrelay` binary, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECEIVER_THREAD: &str = "otlp-receiver";
 
 /// Accepts and drops every batch.

@@ -211,10 +211,13 @@ fn map_severity(number: i32, text: &str) -> Severity {
 /// Inserts a value siemrelay derived (not an attribute the sender named) without replacing a
 /// sender's attribute: on a clash the value goes to `otel.<key>` (then `otel.<key>.1`, …).
 pub(super) fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
-    if !attributes.contains_key(key) {
-        attributes.insert(key.to_string(), value);
-        return;
-    }
+    let value = match attributes.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            return;
+        }
+        serde_json::map::Entry::Occupied(_) => value,
+    };
     let base = if key.starts_with("otel.") {
         key.to_string()
     } else {
@@ -231,7 +234,16 @@ pub(super) fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
 
 /// Lowercase hex of a trace or span id, `None` when empty or all zero.
 fn nonzero_hex(id: &[u8]) -> Option<String> {
-    id.iter().any(|b| *b != 0).then(|| hex::encode(id))
+    id.iter().any(|b| *b != 0).then(|| {
+        // `hex::encode` goes through a char iterator; ids are encoded for every record.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(id.len() * 2);
+        for byte in id {
+            text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        text
+    })
 }
 
 /// Inserts a sender's key-value pair; a repeated key loses nothing (see `keep_duplicate`).
