@@ -129,6 +129,21 @@ fn damaged_request(damage: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     body
 }
 
+/// Sends `body` as the Export message; returns the refusal.
+async fn export_raw(channel: &Channel, body: Vec<u8>) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(body),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        ),
+        RawRequest,
+    )
+    .await
+    .expect_err("refused")
+}
+
 #[tokio::test]
 async fn malformed_requests_are_refused_whole_with_the_fields_place() {
     let running = start(plain_config(), Mode::Accept).await;
@@ -137,7 +152,6 @@ async fn malformed_requests_are_refused_whole_with_the_fields_place() {
         .connect()
         .await
         .unwrap();
-    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     let place = "resource_logs[0].scope_logs[0].log_records[3]";
     let cases = [
         // An attribute's length runs past the record.
@@ -159,16 +173,7 @@ async fn malformed_requests_are_refused_whole_with_the_fields_place() {
         ),
     ];
     for (body, want) in cases {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await.unwrap();
-        let status = grpc
-            .unary(
-                tonic::Request::new(body),
-                tonic::codegen::http::uri::PathAndQuery::from_static(path),
-                RawRequest,
-            )
-            .await
-            .expect_err("refused");
+        let status = export_raw(&channel, body).await;
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(
             status.message().contains(&want),
@@ -192,23 +197,13 @@ async fn malformed_and_oversized_requests_are_final_errors() {
         .connect()
         .await
         .unwrap();
-    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     let big = prost::Message::encode_to_vec(&request(10_000));
     assert!(big.len() > 64 * 1024);
     for (body, code) in [
         (vec![0x0a, 0xff, 0x01], Code::InvalidArgument),
         (big.clone(), Code::ResourceExhausted),
     ] {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await.unwrap();
-        let status = grpc
-            .unary(
-                tonic::Request::new(body),
-                tonic::codegen::http::uri::PathAndQuery::from_static(path),
-                RawRequest,
-            )
-            .await
-            .expect_err("refused");
+        let status = export_raw(&channel, body).await;
         assert_eq!(status.code(), code, "{}", status.message());
     }
     // Compressed and too large once decompressed: also final.
