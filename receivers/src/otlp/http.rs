@@ -260,14 +260,13 @@ fn decode(
                 BodyErrorKind::Memory(over) => Refused::Memory(over),
                 _ => Refused::Invalid(format!("request body is not valid JSON: {}", e.message)),
             })?;
-            let request = json::decode_value(value).map_err(|e| {
+            // Written as the protobuf bytes of the same request (no message structs), then
+            // counted, sized and decoded as protobuf.
+            let encoded = json::to_protobuf(value).map_err(|e| {
                 Refused::Invalid(format!(
                     "request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}"
                 ))
             })?;
-            // Mapped from its protobuf form, sized as for protobuf.
-            let encoded = request.encode_to_vec();
-            drop(request);
             let census = census(&encoded, handler.max_events).map_err(Refused::Census)?;
             reservation
                 .try_grow_to(held + limits.charged() + encoded.len() + census.event_bytes)
