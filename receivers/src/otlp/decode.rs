@@ -277,6 +277,14 @@ fn scope_fields(bytes: &[u8]) -> Read<ScopeFields> {
 
 /// A `KeyValue` at nesting `depth`: its key and its value as JSON.
 fn key_value(bytes: &[u8], depth: usize) -> Read<(String, Value)> {
+    // The shape every SDK writes (key, then value, short lengths) is read without the general
+    // field loop; anything else, or anything wrong, takes the loop (and its errors).
+    if let Some((key, value)) = split_key_value(bytes)
+        && let Ok(key) = std::str::from_utf8(key)
+    {
+        let value = any_value_json(value, depth + 1).map_err(at("value", None))?;
+        return Ok((key.to_string(), value));
+    }
     let mut key = "";
     let mut value = Occurrences::default();
     for field in Fields::new(bytes, schema::key_value) {
@@ -293,6 +301,19 @@ fn key_value(bytes: &[u8], depth: usize) -> Read<(String, Value)> {
         Value::Null
     };
     Ok((key.to_string(), value))
+}
+
+/// A `KeyValue` of exactly `key` (field 1) then `value` (field 2), each under 128 bytes.
+fn split_key_value(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&[0x0a, key_length], rest) = bytes.split_first_chunk::<2>()? else {
+        return None;
+    };
+    let (key, rest) = rest.split_at_checked(usize::from(key_length))?;
+    let (&[0x12, value_length], value) = rest.split_first_chunk::<2>()? else {
+        return None;
+    };
+    (key_length < 0x80 && value_length < 0x80 && value.len() == usize::from(value_length))
+        .then_some((key, value))
 }
 
 /// The value an `AnyValue` holds, borrowed from the wire (the last of its `oneof` fields).
@@ -312,6 +333,20 @@ enum Kind<'a> {
 fn any_value(bytes: &[u8], depth: usize) -> Read<Option<Kind<'_>>> {
     if depth > MAX_DEPTH {
         return Err(WireError::new("messages nested too deep"));
+    }
+    // One scalar field (what SDKs write for most values) is read without the general loop.
+    match bytes {
+        [0x0a, length, text @ ..] if *length < 0x80 && text.len() == usize::from(*length) => {
+            if let Ok(text) = std::str::from_utf8(text) {
+                return Ok(Some(Kind::String(text)));
+            }
+        }
+        [0x18, int] if *int < 0x80 => return Ok(Some(Kind::Int(i64::from(*int)))),
+        [0x21, bits @ ..] if bits.len() == 8 => {
+            let bits: [u8; 8] = bits.try_into().unwrap_or_default();
+            return Ok(Some(Kind::Double(f64::from_le_bytes(bits))));
+        }
+        _ => {}
     }
     let mut kind = None;
     for field in Fields::new(bytes, schema::any_value) {
