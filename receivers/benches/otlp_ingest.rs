@@ -1,8 +1,10 @@
-//! OTLP/gRPC ingest benchmark: several tonic clients send `ExportLogsServiceRequest`s of 1,000
-//! realistic log records over loopback into the `otlp` receiver with a null sink.
+//! OTLP ingest benchmark: several clients send `ExportLogsServiceRequest`s of 1,000 realistic
+//! log records over loopback into the `otlp` receiver with a null sink, over OTLP/gRPC (tonic
+//! clients) or OTLP/HTTP protobuf (reqwest clients, `POST /v1/logs`).
 //!
 //! Run: `cargo bench -p siemrelay-receivers --bench otlp_ingest`
-//! Knobs (environment): `OTLP_BENCH_SECS` (default 10), `OTLP_BENCH_CLIENTS` (default 4),
+//! Knobs (environment): `OTLP_BENCH_PROTOCOL` (`grpc`, the default, or `http`),
+//! `OTLP_BENCH_SECS` (default 10), `OTLP_BENCH_CLIENTS` (default 4),
 //! `OTLP_BENCH_RECEIVER_THREADS` (default 1), `OTLP_BENCH_RECORDS` per request (default 1000).
 //!
 //! Prints log records/s and the receiver threads' CPU time (from /proc), so the figure per
@@ -26,6 +28,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// The allocator of the `siemrelay` binary, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const RECEIVER_THREAD: &str = "otlp-receiver";
 
@@ -169,6 +175,30 @@ impl Codec for PreEncoded {
     }
 }
 
+/// One OTLP/HTTP client: posts `body` as `application/x-protobuf` until `deadline`.
+async fn http_client(
+    addr: std::net::SocketAddr,
+    body: Bytes,
+    deadline: Instant,
+    sent: Arc<AtomicU64>,
+    records: u64,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/v1/logs");
+    while Instant::now() < deadline {
+        let response = client
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await?;
+        anyhow::ensure!(response.status().is_success(), "HTTP {}", response.status());
+        response.bytes().await?;
+        sent.fetch_add(records, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// CPU time (seconds) of this process's threads named `name`.
 fn thread_cpu_seconds(name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
@@ -201,6 +231,11 @@ fn main() -> anyhow::Result<()> {
     let clients = env_or("OTLP_BENCH_CLIENTS", 4);
     let receiver_threads = env_or("OTLP_BENCH_RECEIVER_THREADS", 1) as usize;
     let records = env_or("OTLP_BENCH_RECORDS", 1_000) as usize;
+    let http = match std::env::var("OTLP_BENCH_PROTOCOL").as_deref() {
+        Err(_) | Ok("grpc") => false,
+        Ok("http") => true,
+        Ok(other) => anyhow::bail!("OTLP_BENCH_PROTOCOL {other:?}: use grpc or http"),
+    };
 
     let receiver_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(receiver_threads)
@@ -215,12 +250,15 @@ fn main() -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let config: otlp::OtlpConfig = serde_json::from_value(serde_json::json!({
-        "protocols": {"grpc": {"endpoint": "127.0.0.1:0"}}
+        "protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}
     }))?;
     let receiver = receiver_rt.block_on(otlp::bind("otlp", config))?;
-    let addr = receiver
-        .grpc_addr()
-        .ok_or_else(|| anyhow::anyhow!("no grpc listener"))?;
+    let addr = if http {
+        receiver.http_addr()
+    } else {
+        receiver.grpc_addr()
+    }
+    .ok_or_else(|| anyhow::anyhow!("no listener"))?;
     let ctx = ReceiverContext {
         id: "otlp".into(),
         sink: Arc::new(NullSink),
@@ -231,8 +269,9 @@ fn main() -> anyhow::Result<()> {
 
     let body = Bytes::from(request(records).encode_to_vec());
     println!(
-        "otlp_ingest: {clients} gRPC clients, {records} records/request ({} KiB), \
+        "otlp_ingest: {clients} {} clients, {records} records/request ({} KiB), \
          {receiver_threads} receiver thread(s), {secs}s",
+        if http { "OTLP/HTTP" } else { "gRPC" },
         body.len() / 1024
     );
     let sent = Arc::new(AtomicU64::new(0));
@@ -243,6 +282,10 @@ fn main() -> anyhow::Result<()> {
         for _ in 0..clients {
             let body = body.clone();
             let sent = sent.clone();
+            if http {
+                tasks.spawn(http_client(addr, body, deadline, sent, records as u64));
+                continue;
+            }
             tasks.spawn(async move {
                 let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?
                     .initial_stream_window_size(4 * 1024 * 1024)

@@ -5,12 +5,14 @@
 
 mod census;
 mod config;
+mod decode;
 pub mod factory;
 mod grpc;
 mod http;
 mod ingest;
 pub mod json;
 pub mod mapping;
+mod wire;
 
 pub use census::{Census, CensusError, census};
 pub use config::{

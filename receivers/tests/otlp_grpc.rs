@@ -101,6 +101,92 @@ async fn export_plain_and_gzip() {
     running.stop().await;
 }
 
+/// A request of 3 good records, then one whose bytes are `damage`d.
+fn damaged_request(damage: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut requests = request(4);
+    let last = requests.resource_logs[0].scope_logs[0]
+        .log_records
+        .pop()
+        .unwrap();
+    let mut last = prost::Message::encode_to_vec(&last);
+    damage(&mut last);
+    let mut scope = Vec::new();
+    for record in &requests.resource_logs[0].scope_logs[0].log_records {
+        let record = prost::Message::encode_to_vec(record);
+        scope.push(0x12);
+        prost::encoding::encode_varint(record.len() as u64, &mut scope);
+        scope.extend(record);
+    }
+    scope.push(0x12);
+    prost::encoding::encode_varint(last.len() as u64, &mut scope);
+    scope.extend(last);
+    let mut resource_logs = vec![0x12];
+    prost::encoding::encode_varint(scope.len() as u64, &mut resource_logs);
+    resource_logs.extend(scope);
+    let mut body = vec![0x0a];
+    prost::encoding::encode_varint(resource_logs.len() as u64, &mut body);
+    body.extend(resource_logs);
+    body
+}
+
+/// Sends `body` as the Export message; returns the refusal.
+async fn export_raw(channel: &Channel, body: Vec<u8>) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(body),
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        ),
+        RawRequest,
+    )
+    .await
+    .expect_err("refused")
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_whole_with_the_fields_place() {
+    let running = start(plain_config(), Mode::Accept).await;
+    let channel = Channel::from_shared(running.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let place = "resource_logs[0].scope_logs[0].log_records[3]";
+    let cases = [
+        // An attribute's length runs past the record.
+        (
+            damaged_request(|record| record.extend([0x32, 0x7f, 0x0a])),
+            format!("{place}.attributes: truncated length-delimited field"),
+        ),
+        // An attribute key that is not UTF-8.
+        (
+            damaged_request(|record| record.extend([0x32, 0x03, 0x0a, 0x01, 0xff])),
+            format!("{place}.attributes[1].key: a string field is not valid UTF-8"),
+        ),
+        // severity_number sent as a string.
+        (
+            damaged_request(|record| record.extend([0x12, 0x01, b'9'])),
+            format!(
+                "{place}.severity_number: wire type length-delimited where the schema has varint"
+            ),
+        ),
+    ];
+    for (body, want) in cases {
+        let status = export_raw(&channel, body).await;
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains(&want),
+            "{} should name {want}",
+            status.message()
+        );
+    }
+    // Nothing of the three good records before the bad one was accepted.
+    assert_eq!(running.sink.calls(), 0);
+    assert!(running.sink.events().is_empty());
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_and_oversized_requests_are_final_errors() {
     let config =
@@ -111,23 +197,13 @@ async fn malformed_and_oversized_requests_are_final_errors() {
         .connect()
         .await
         .unwrap();
-    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     let big = prost::Message::encode_to_vec(&request(10_000));
     assert!(big.len() > 64 * 1024);
     for (body, code) in [
         (vec![0x0a, 0xff, 0x01], Code::InvalidArgument),
         (big.clone(), Code::ResourceExhausted),
     ] {
-        let mut grpc = tonic::client::Grpc::new(channel.clone());
-        grpc.ready().await.unwrap();
-        let status = grpc
-            .unary(
-                tonic::Request::new(body),
-                tonic::codegen::http::uri::PathAndQuery::from_static(path),
-                RawRequest,
-            )
-            .await
-            .expect_err("refused");
+        let status = export_raw(&channel, body).await;
         assert_eq!(status.code(), code, "{}", status.message());
     }
     // Compressed and too large once decompressed: also final.

@@ -5,14 +5,14 @@
 //! 1,983 bytes of gzip can hold a million empty log records (two bytes each on the wire, a few
 //! hundred bytes each decoded): the count is what stops them, and the estimate, not the wire
 //! size, is what the admission budget is charged. The pass allocates nothing and never
-//! panics; bytes it cannot walk are reported as malformed, as prost would.
+//! panics; bytes it cannot walk are reported as malformed, as prost would, with the field's
+//! place in the request.
 
+use super::wire::{Fields, MAX_DEPTH, WireError, WireValue, schema};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use siemrelay_core::{Event, Value};
 
-/// Deepest message nesting walked (prost refuses deeper messages too).
-const MAX_DEPTH: usize = 100;
 /// Memory of one attribute in an event's map besides its key's text and value's heap.
 const ENTRY_SIZE: usize = size_of::<String>() + size_of::<Value>() + 3 * size_of::<usize>();
 /// Memory of a JSON value slot.
@@ -38,12 +38,48 @@ pub enum CensusError {
         /// The configured limit.
         limit: usize,
     },
-    /// The bytes are not a protobuf message of the expected shape.
+    /// The bytes are not a protobuf message of the expected shape (where and why).
     #[error("request body is not a valid ExportLogsServiceRequest: {0}")]
-    Malformed(&'static str),
+    Malformed(WireError),
+}
+
+impl From<WireError> for CensusError {
+    fn from(error: WireError) -> CensusError {
+        CensusError::Malformed(error)
+    }
+}
+
+impl CensusError {
+    /// A malformed field's place seen from the enclosing message (see [`WireError::within`]).
+    fn within(self, field: &str, index: Option<usize>) -> CensusError {
+        match self {
+            CensusError::Malformed(error) => CensusError::Malformed(error.within(field, index)),
+            other => other,
+        }
+    }
 }
 
 type Walked<T> = Result<T, CensusError>;
+
+/// Adds the field's name (and index) to an error from inside it.
+fn at(field: &'static str, index: Option<usize>) -> impl Fn(CensusError) -> CensusError {
+    move |e| e.within(field, index)
+}
+
+/// The bytes of a message field, or the error naming it.
+fn message<'a>(
+    value: WireValue<'a>,
+    field: &'static str,
+    index: Option<usize>,
+) -> Walked<&'a [u8]> {
+    value
+        .delimited()
+        .map_err(|e| CensusError::Malformed(e.within(field, index)))
+}
+
+fn too_deep() -> CensusError {
+    CensusError::Malformed(WireError::new("messages nested too deep"))
+}
 
 /// Counts and sizes the request in `body`, stopping after `max_records` records.
 pub fn census(body: &[u8], max_records: usize) -> Result<Census, CensusError> {
@@ -52,10 +88,11 @@ pub fn census(body: &[u8], max_records: usize) -> Result<Census, CensusError> {
         max_records,
     };
     let mut resource_logs = 0;
-    for field in Fields::new(body) {
-        let (number, value) = field?;
-        if number == 1 {
-            walk.resource_logs(value.message()?, 1)?;
+    for field in Fields::new(body, schema::request) {
+        if let (1, value) = field? {
+            let place = Some(resource_logs);
+            walk.resource_logs(message(value, "resource_logs", place)?, 1)
+                .map_err(at("resource_logs", place))?;
             resource_logs += 1;
         }
     }
@@ -72,14 +109,22 @@ impl Walk {
     fn resource_logs(&mut self, body: &[u8], depth: usize) -> Walked<()> {
         let records_before = self.census.records;
         let (mut resource_bytes, mut scopes) = (0, 0);
-        for field in Fields::new(body) {
+        for field in Fields::new(body, schema::resource_logs) {
             match field? {
-                (1, value) => resource_bytes = self.resource(value.message()?, depth + 1)?,
+                (1, value) => {
+                    resource_bytes = self
+                        .resource(message(value, "resource", None)?, depth + 1)
+                        .map_err(at("resource", None))?;
+                }
                 (2, value) => {
-                    self.scope_logs(value.message()?, depth + 1)?;
+                    let place = Some(scopes);
+                    self.scope_logs(message(value, "scope_logs", place)?, depth + 1)
+                        .map_err(at("scope_logs", place))?;
                     scopes += 1;
                 }
-                (3, value) => self.census.decoded_bytes += value.message()?.len(),
+                (3, value) => {
+                    self.census.decoded_bytes += message(value, "schema_url", None)?.len();
+                }
                 _ => {}
             }
         }
@@ -94,9 +139,12 @@ impl Walk {
     fn resource(&mut self, body: &[u8], depth: usize) -> Walked<usize> {
         let mut map = 0;
         let mut attributes = 0;
-        for field in Fields::new(body) {
+        for field in Fields::new(body, schema::resource) {
             if let (1, value) = field? {
-                map += self.key_value(value.message()?, depth + 1)?;
+                let place = Some(attributes);
+                map += self
+                    .key_value(message(value, "attributes", place)?, depth + 1)
+                    .map_err(at("attributes", place))?;
                 attributes += 1;
             }
         }
@@ -107,9 +155,13 @@ impl Walk {
     fn scope_logs(&mut self, body: &[u8], depth: usize) -> Walked<()> {
         let records_before = self.census.records;
         let (mut scope_bytes, mut records) = (0, 0);
-        for field in Fields::new(body) {
+        for field in Fields::new(body, schema::scope_logs) {
             match field? {
-                (1, value) => scope_bytes = self.scope(value.message()?, depth + 1)?,
+                (1, value) => {
+                    scope_bytes = self
+                        .scope(message(value, "scope", None)?, depth + 1)
+                        .map_err(at("scope", None))?;
+                }
                 (2, value) => {
                     self.census.records += 1;
                     if self.census.records > self.max_records {
@@ -117,10 +169,14 @@ impl Walk {
                             limit: self.max_records,
                         });
                     }
-                    self.log_record(value.message()?, depth + 1)?;
+                    let place = Some(records);
+                    self.log_record(message(value, "log_records", place)?, depth + 1)
+                        .map_err(at("log_records", place))?;
                     records += 1;
                 }
-                (3, value) => self.census.decoded_bytes += value.message()?.len(),
+                (3, value) => {
+                    self.census.decoded_bytes += message(value, "schema_url", None)?.len();
+                }
                 _ => {}
             }
         }
@@ -133,15 +189,19 @@ impl Walk {
     /// Walks an `InstrumentationScope`; returns what each of its events copies of it.
     fn scope(&mut self, body: &[u8], depth: usize) -> Walked<usize> {
         let (mut copied, mut attributes) = (0, 0);
-        for field in Fields::new(body) {
+        for field in Fields::new(body, schema::scope) {
             match field? {
-                (1 | 2, value) => {
-                    let text = value.message()?.len();
+                (number @ (1 | 2), value) => {
+                    let name = if number == 1 { "name" } else { "version" };
+                    let text = message(value, name, None)?.len();
                     self.census.decoded_bytes += text;
                     copied += text + ENTRY_SIZE + 20;
                 }
                 (3, value) => {
-                    copied += self.key_value(value.message()?, depth + 1)?;
+                    let place = Some(attributes);
+                    copied += self
+                        .key_value(message(value, "attributes", place)?, depth + 1)
+                        .map_err(at("attributes", place))?;
                     attributes += 1;
                 }
                 _ => {}
@@ -156,24 +216,33 @@ impl Walk {
 
     fn log_record(&mut self, body: &[u8], depth: usize) -> Walked<()> {
         if depth > MAX_DEPTH {
-            return Err(CensusError::Malformed("messages nested too deep"));
+            return Err(too_deep());
         }
         let mut event = size_of::<Event>();
         let mut attributes = 0;
-        for field in Fields::new(body) {
-            match field? {
-                (3 | 12, value) => {
-                    let text = value.message()?.len();
+        for field in Fields::new(body, schema::log_record) {
+            let (number, value) = field?;
+            let name = schema::log_record(number).unwrap_or_default();
+            match number {
+                3 | 12 => {
+                    let text = message(value, name, None)?.len();
                     self.census.decoded_bytes += text;
                     event += text;
                 }
-                (5, value) => event += self.any_value(value.message()?, depth + 1)?,
-                (6, value) => {
-                    event += self.key_value(value.message()?, depth + 1)?;
+                5 => {
+                    event += self
+                        .any_value(message(value, name, None)?, depth + 1)
+                        .map_err(at(name, None))?;
+                }
+                6 => {
+                    let place = Some(attributes);
+                    event += self
+                        .key_value(message(value, name, place)?, depth + 1)
+                        .map_err(at(name, place))?;
                     attributes += 1;
                 }
-                (9 | 10, value) => {
-                    let id = value.message()?.len();
+                9 | 10 => {
+                    let id = message(value, name, None)?.len();
                     self.census.decoded_bytes += id;
                     event += 2 * id + ENTRY_SIZE;
                 }
@@ -188,19 +257,21 @@ impl Walk {
     /// Walks a `KeyValue`; returns the memory of the attribute it becomes in an event's map.
     fn key_value(&mut self, body: &[u8], depth: usize) -> Walked<usize> {
         if depth > MAX_DEPTH {
-            return Err(CensusError::Malformed("messages nested too deep"));
+            return Err(too_deep());
         }
         let mut entry = ENTRY_SIZE;
-        for field in Fields::new(body) {
+        for field in Fields::new(body, schema::key_value) {
             match field? {
                 (1, value) => {
-                    let key = value.message()?.len();
+                    let key = message(value, "key", None)?.len();
                     self.census.decoded_bytes += key;
                     entry += key;
                 }
                 (2, value) => {
                     self.census.decoded_bytes += size_of::<AnyValue>();
-                    entry += self.any_value(value.message()?, depth + 1)?;
+                    entry += self
+                        .any_value(message(value, "value", None)?, depth + 1)
+                        .map_err(at("value", None))?;
                 }
                 _ => {}
             }
@@ -211,37 +282,46 @@ impl Walk {
     /// Walks an `AnyValue`; returns the heap memory of the JSON value it becomes.
     fn any_value(&mut self, body: &[u8], depth: usize) -> Walked<usize> {
         if depth > MAX_DEPTH {
-            return Err(CensusError::Malformed("messages nested too deep"));
+            return Err(too_deep());
         }
         let mut heap = 0;
-        for field in Fields::new(body) {
-            match field? {
-                (1, value) => {
-                    let text = value.message()?.len();
+        for field in Fields::new(body, schema::any_value) {
+            let (number, value) = field?;
+            let name = schema::any_value(number).unwrap_or_default();
+            match number {
+                1 => {
+                    let text = message(value, name, None)?.len();
                     self.census.decoded_bytes += text;
                     heap += text;
                 }
-                (7, value) => {
+                7 => {
                     // Bytes become base64 text.
-                    let bytes = value.message()?.len();
+                    let bytes = message(value, name, None)?.len();
                     self.census.decoded_bytes += bytes;
                     heap += bytes.div_ceil(3) * 4;
                 }
-                (5, value) => {
+                5 => {
                     let mut items = 0;
-                    for item in Fields::new(value.message()?) {
-                        if let (1, item) = item? {
-                            heap += VALUE_SIZE + self.any_value(item.message()?, depth + 2)?;
+                    for item in Fields::new(message(value, name, None)?, schema::list) {
+                        if let (1, item) = item.map_err(|e| e.within(name, None))? {
+                            let place = Some(items);
+                            heap += VALUE_SIZE
+                                + self
+                                    .any_value(message(item, "values", place)?, depth + 2)
+                                    .map_err(|e| e.within("values", place).within(name, None))?;
                             items += 1;
                         }
                     }
                     self.census.decoded_bytes += vec_bytes(items, size_of::<AnyValue>());
                 }
-                (6, value) => {
+                6 => {
                     let mut items = 0;
-                    for item in Fields::new(value.message()?) {
-                        if let (1, item) = item? {
-                            heap += self.key_value(item.message()?, depth + 2)?;
+                    for item in Fields::new(message(value, name, None)?, schema::list) {
+                        if let (1, item) = item.map_err(|e| e.within(name, None))? {
+                            let place = Some(items);
+                            heap += self
+                                .key_value(message(item, "values", place)?, depth + 2)
+                                .map_err(|e| e.within("values", place).within(name, None))?;
                             items += 1;
                         }
                     }
@@ -260,132 +340,6 @@ fn vec_bytes(count: usize, size: usize) -> usize {
         0
     } else {
         count.next_power_of_two().max(4) * size
-    }
-}
-
-/// One field's value on the wire.
-enum WireValue<'a> {
-    Scalar,
-    Delimited(&'a [u8]),
-}
-
-impl<'a> WireValue<'a> {
-    /// The bytes of a length-delimited field (a message, string or bytes).
-    fn message(self) -> Walked<&'a [u8]> {
-        match self {
-            WireValue::Delimited(bytes) => Ok(bytes),
-            WireValue::Scalar => Err(CensusError::Malformed(
-                "a message field has a non-length-delimited wire type",
-            )),
-        }
-    }
-}
-
-/// The fields of one message, in wire order.
-struct Fields<'a> {
-    bytes: &'a [u8],
-    failed: bool,
-}
-
-impl<'a> Fields<'a> {
-    fn new(bytes: &'a [u8]) -> Fields<'a> {
-        Fields {
-            bytes,
-            failed: false,
-        }
-    }
-
-    fn varint(&mut self) -> Walked<u64> {
-        let mut value: u64 = 0;
-        for (index, byte) in self.bytes.iter().take(10).enumerate() {
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                self.bytes = &self.bytes[index + 1..];
-                return Ok(value);
-            }
-        }
-        Err(CensusError::Malformed("a varint is cut short or too long"))
-    }
-
-    fn take(&mut self, count: u64) -> Walked<&'a [u8]> {
-        let count = usize::try_from(count)
-            .ok()
-            .filter(|count| *count <= self.bytes.len())
-            .ok_or(CensusError::Malformed("a field is longer than the message"))?;
-        let (taken, rest) = self.bytes.split_at(count);
-        self.bytes = rest;
-        Ok(taken)
-    }
-
-    /// Skips a group (deprecated wire types 3/4) up to its end tag.
-    fn skip_group(&mut self, number: u64, depth: usize) -> Walked<()> {
-        if depth > MAX_DEPTH {
-            return Err(CensusError::Malformed("groups nested too deep"));
-        }
-        loop {
-            if self.bytes.is_empty() {
-                return Err(CensusError::Malformed("a group has no end"));
-            }
-            let key = self.varint()?;
-            let (inner, wire_type) = (key >> 3, key & 7);
-            match wire_type {
-                0 => drop(self.varint()?),
-                1 => drop(self.take(8)?),
-                2 => {
-                    let length = self.varint()?;
-                    self.take(length)?;
-                }
-                3 => self.skip_group(inner, depth + 1)?,
-                4 if inner == number => return Ok(()),
-                5 => drop(self.take(4)?),
-                _ => return Err(CensusError::Malformed("a group ends out of order")),
-            }
-        }
-    }
-
-    fn next_field(&mut self) -> Walked<(u64, WireValue<'a>)> {
-        let key = self.varint()?;
-        let (number, wire_type) = (key >> 3, key & 7);
-        if number == 0 {
-            return Err(CensusError::Malformed("field number 0"));
-        }
-        let value = match wire_type {
-            0 => {
-                self.varint()?;
-                WireValue::Scalar
-            }
-            1 => {
-                self.take(8)?;
-                WireValue::Scalar
-            }
-            2 => {
-                let length = self.varint()?;
-                WireValue::Delimited(self.take(length)?)
-            }
-            3 => {
-                self.skip_group(number, 0)?;
-                WireValue::Scalar
-            }
-            5 => {
-                self.take(4)?;
-                WireValue::Scalar
-            }
-            _ => return Err(CensusError::Malformed("an unknown wire type")),
-        };
-        Ok((number, value))
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Walked<(u64, WireValue<'a>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.bytes.is_empty() {
-            return None;
-        }
-        let field = self.next_field();
-        self.failed = field.is_err();
-        Some(field)
     }
 }
 

@@ -12,10 +12,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use bytes::Buf;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
-use prost::Message;
 use siemrelay_core::Refusal;
 use siemrelay_core::admission::{MemoryBudget, OverBudget, RETRY_AFTER, Reservation};
 use siemrelay_core::config_types::Secret;
@@ -109,14 +109,16 @@ async fn export_logs(
         .into_response()
 }
 
-/// A decoded request with the memory reserved for it.
+/// A request's protobuf bytes, counted and sized, with the memory reserved for them and their
+/// events.
 struct Admitted {
-    request: ExportLogsServiceRequest,
+    body: Bytes,
     census: Census,
     reservation: Arc<Reservation>,
 }
 
-/// Decodes requests after the census and the reservation; encodes responses with prost.
+/// Hands over a request's bytes (no copy) after the census and the reservation; encodes
+/// responses with prost.
 struct AdmissionCodec {
     max_events: usize,
     reservation: Arc<Reservation>,
@@ -150,31 +152,19 @@ impl Decoder for AdmissionDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Admitted>, Status> {
-        // The buffer holds exactly one whole message, contiguous in tonic's decode buffer.
+        // The buffer holds exactly one whole message; taking it out of tonic's decode buffer
+        // shares its memory, it does not copy it.
         let length = src.remaining();
-        let copied;
-        let bytes: &[u8] = if src.chunk().len() == length {
-            src.chunk()
-        } else {
-            copied = src.copy_to_bytes(length);
-            &copied
-        };
-        let census = census(bytes, self.max_events).map_err(|e| match e {
+        let body = src.copy_to_bytes(length);
+        let census = census(&body, self.max_events).map_err(|e| match e {
             CensusError::TooManyRecords { .. } => Status::resource_exhausted(e.to_string()),
             CensusError::Malformed(_) => Status::invalid_argument(e.to_string()),
         })?;
         self.reservation
-            .try_grow(length + census.decoded_bytes + census.event_bytes)
+            .try_grow(length + census.event_bytes)
             .map_err(|over| over_budget_status(&over))?;
-        let request = ExportLogsServiceRequest::decode(bytes).map_err(|e| {
-            Status::invalid_argument(format!(
-                "request body is not a valid ExportLogsServiceRequest: {e}"
-            ))
-        })?;
-        let remaining = src.remaining();
-        src.advance(remaining);
         Ok(Some(Admitted {
-            request,
+            body,
             census,
             reservation: self.reservation.clone(),
         }))
@@ -195,7 +185,8 @@ fn over_budget_status(over: &OverBudget) -> Status {
     }
 }
 
-/// The Export method: maps the admitted request and answers once the pipeline has it.
+/// The Export method: decodes the admitted request into events and answers once the pipeline
+/// has them.
 struct ExportMethod(Arc<Export>);
 
 impl tonic::server::UnaryService<Admitted> for ExportMethod {
@@ -208,17 +199,19 @@ impl tonic::server::UnaryService<Admitted> for ExportMethod {
         let export = self.0.clone();
         Box::pin(async move {
             let Admitted {
-                request,
+                body,
                 census,
                 reservation,
             } = request.into_inner();
-            // The message bytes are gone; the decoded request and its events remain.
-            reservation.shrink_to(census.decoded_bytes + census.event_bytes);
-            match export
-                .ingest
-                .export(request, &reservation, census.event_bytes)
-                .await
-            {
+            let mapped = export.ingest.decode(&body, census.records).map_err(|e| {
+                Status::invalid_argument(format!(
+                    "request body is not a valid ExportLogsServiceRequest: {e}"
+                ))
+            })?;
+            // The message bytes are gone; its events remain until queued.
+            drop(body);
+            reservation.shrink_to(census.event_bytes);
+            match export.ingest.export(mapped).await {
                 Ok(exported) => {
                     let partial_success =
                         (exported.rejected > 0).then(|| ExportLogsPartialSuccess {

@@ -2,6 +2,7 @@
 
 use super::census::{Census, CensusError, census};
 use super::ingest::{Ingest, bearer_matches, retry_after};
+use super::mapping::MappedRequest;
 use super::{NOT_SUPPORTED, Protocol, json};
 use crate::body::{self, BodyError, SizeLimit};
 use axum::Router;
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use prost::Message;
 use siemrelay_core::admission::{
@@ -117,21 +118,19 @@ async fn export_logs(
         }
     }
     match admit(&handler, encoding, &headers, body).await {
-        Ok((request, census, reservation)) => {
-            export(&handler, encoding, request, census, &reservation).await
-        }
+        Ok((mapped, _reservation)) => export(&handler, encoding, mapped).await,
         Err(response) => response,
     }
 }
 
-/// Reads, decompresses, counts and decodes a request under the listener's limits and the
-/// admission budget; the reservation holds the decoded request and its future events.
+/// Reads, decompresses, counts and decodes a request into events under the listener's limits
+/// and the admission budget; the reservation holds the events until they are queued.
 async fn admit(
     handler: &Handler,
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(ExportLogsServiceRequest, Census, Reservation), Response> {
+) -> Result<(MappedRequest, Reservation), Response> {
     let limit = SizeLimit {
         key: "max_request_size",
         bytes: handler.max_request_bytes,
@@ -175,7 +174,7 @@ async fn admit(
         .await
         .map_err(|e| body_error(encoding, e))?;
     // Decoding that runs out of memory is tried again as others give memory back (briefly).
-    let (request, census) = handler
+    let (mapped, census) = handler
         .budget
         .retry_while_busy(
             ADMISSION_WAIT,
@@ -188,8 +187,8 @@ async fn admit(
         .await
         .map_err(|refused| refused.response(encoding))?;
     drop(raw);
-    reservation.shrink_to(census.decoded_bytes + census.event_bytes);
-    Ok((request, census, reservation))
+    reservation.shrink_to(census.event_bytes);
+    Ok((mapped, reservation))
 }
 
 /// Why a read body was not decoded.
@@ -218,8 +217,8 @@ impl Refused {
     }
 }
 
-/// Decompresses, counts and decodes `raw`, growing `reservation` by what decoding and mapping
-/// will allocate.
+/// Decompresses, counts and decodes `raw` into events, growing `reservation` by what they
+/// will hold first.
 fn decode(
     handler: &Handler,
     encoding: Encoding,
@@ -227,7 +226,7 @@ fn decode(
     raw: &[u8],
     limit: SizeLimit,
     reservation: &Reservation,
-) -> Result<(ExportLogsServiceRequest, Census), Refused> {
+) -> Result<(MappedRequest, Census), Refused> {
     let decompressed;
     let body: &[u8] = if gzip {
         decompressed = body::gunzip(raw, limit, reservation, raw.len()).map_err(Refused::Body)?;
@@ -240,14 +239,14 @@ fn decode(
         Encoding::Protobuf => {
             let census = census(body, handler.max_events).map_err(Refused::Census)?;
             reservation
-                .try_grow_to(held + census.decoded_bytes + census.event_bytes)
+                .try_grow_to(held + census.event_bytes)
                 .map_err(Refused::Memory)?;
-            let request = ExportLogsServiceRequest::decode(body).map_err(|e| {
+            let mapped = handler.ingest.decode(body, census.records).map_err(|e| {
                 Refused::Invalid(format!(
                     "request body is not a valid ExportLogsServiceRequest: {e}"
                 ))
             })?;
-            Ok((request, census))
+            Ok((mapped, census))
         }
         Encoding::Json => {
             // The JSON tree is charged while it is parsed and its log records counted.
@@ -261,34 +260,32 @@ fn decode(
                 BodyErrorKind::Memory(over) => Refused::Memory(over),
                 _ => Refused::Invalid(format!("request body is not valid JSON: {}", e.message)),
             })?;
-            let request = json::decode_value(value).map_err(|e| {
+            // Written as the protobuf bytes of the same request (no message structs), then
+            // counted, sized and decoded as protobuf.
+            let encoded = json::to_protobuf(value).map_err(|e| {
                 Refused::Invalid(format!(
                     "request body is not a valid OTLP/JSON ExportLogsServiceRequest: {e}"
                 ))
             })?;
-            // What mapping will allocate, sized as for protobuf.
-            let census =
-                census(&request.encode_to_vec(), handler.max_events).map_err(Refused::Census)?;
+            let census = census(&encoded, handler.max_events).map_err(Refused::Census)?;
             reservation
-                .try_grow_to(held + limits.charged() + census.decoded_bytes + census.event_bytes)
+                .try_grow_to(held + limits.charged() + encoded.len() + census.event_bytes)
                 .map_err(Refused::Memory)?;
-            Ok((request, census))
+            let mapped = handler
+                .ingest
+                .decode(&encoded, census.records)
+                .map_err(|e| {
+                    Refused::Invalid(format!(
+                        "request body is not a valid ExportLogsServiceRequest: {e}"
+                    ))
+                })?;
+            Ok((mapped, census))
         }
     }
 }
 
-async fn export(
-    handler: &Handler,
-    encoding: Encoding,
-    request: ExportLogsServiceRequest,
-    census: Census,
-    reservation: &Reservation,
-) -> Response {
-    match handler
-        .ingest
-        .export(request, reservation, census.event_bytes)
-        .await
-    {
+async fn export(handler: &Handler, encoding: Encoding, mapped: MappedRequest) -> Response {
+    match handler.ingest.export(mapped).await {
         Ok(exported) => {
             let body = match encoding {
                 Encoding::Json => json::encode_response(exported.rejected, &exported.error_message),

@@ -1,8 +1,9 @@
-//! What both protocols do with a decoded request: map it, hand the batch to the pipeline, count.
+//! What both protocols do with a request's protobuf bytes: decode them into events, hand the
+//! batch to the pipeline, count.
 
-use super::mapping::{MappedRequest, map_request};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use siemrelay_core::admission::Reservation;
+use super::decode::decode_request;
+use super::mapping::MappedRequest;
+use super::wire::WireError;
 use siemrelay_core::ingest::receiver_namespace;
 use siemrelay_core::{EventSink, Refusal, Timestamp};
 use std::sync::Arc;
@@ -45,16 +46,14 @@ impl Ingest {
         }
     }
 
-    /// Maps the request and waits until the pipeline accepted (or refused) its events. Once
-    /// mapped, `reservation` shrinks to `event_bytes`, what the events hold until queued.
-    pub async fn export(
-        &self,
-        request: ExportLogsServiceRequest,
-        reservation: &Reservation,
-        event_bytes: usize,
-    ) -> Result<Exported, Refusal> {
-        let mapped = map_request(request, Timestamp::now(), self.namespace);
-        reservation.shrink_to(event_bytes);
+    /// Decodes the `ExportLogsServiceRequest` in `body` (holding `records` log records, as
+    /// the census counted) into events received now; refused whole when any part is invalid.
+    pub fn decode(&self, body: &[u8], records: usize) -> Result<MappedRequest, WireError> {
+        decode_request(body, records, Timestamp::now(), self.namespace)
+    }
+
+    /// Waits until the pipeline accepted (or refused) the events of a decoded request.
+    pub async fn export(&self, mapped: MappedRequest) -> Result<Exported, Refusal> {
         let MappedRequest {
             events, rejected, ..
         } = &mapped;
@@ -114,7 +113,9 @@ pub fn bearer_matches(header: Option<&[u8]>, token: &str) -> bool {
 mod tests {
     use super::*;
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
     use siemrelay_core::{Accepted, Batch};
 
     struct FullSink;
@@ -148,11 +149,9 @@ mod tests {
                 .build()
                 .unwrap()
                 .block_on(async {
-                    let reservation =
-                        siemrelay_core::admission::MemoryBudget::unlimited().empty_reservation();
-                    Ingest::new("otlp/test", Arc::new(FullSink))
-                        .export(request, &reservation, 0)
-                        .await
+                    let ingest = Ingest::new("otlp/test", Arc::new(FullSink));
+                    let mapped = ingest.decode(&request.encode_to_vec(), 3).unwrap();
+                    ingest.export(mapped).await
                 })
         });
         let refusal = result.unwrap_err();

@@ -4,15 +4,20 @@
 //! protobuf's JSON parsers do), `traceId`/`spanId` as hex, 64-bit integers as decimal strings or
 //! numbers, enums as integers, `bytesValue` as base64, unknown keys ignored, `null` = absent.
 //! Errors name the field's path in the request (`resourceLogs[0].scopeLogs[1].logRecords[2]…`).
+//!
+//! [`to_protobuf`] writes the request as protobuf bytes for the protobuf decoder; the mapping to
+//! prost's structs (`decode_value`) is kept for tests only, as the oracle it is checked against.
 
 use base64::Engine as _;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+#[cfg(test)]
+use opentelemetry_proto::tonic::{
+    collector::logs::v1::ExportLogsServiceRequest,
+    common::v1::any_value::Value as AnyValueKind,
+    common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList},
+    logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+    resource::v1::Resource,
 };
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::encoding::WireType;
 use serde_json::{Map, Value};
 
 /// A field of the request that is not what OTLP/JSON allows.
@@ -27,6 +32,7 @@ pub struct JsonError {
 
 type Result<T> = std::result::Result<T, JsonError>;
 
+#[cfg(test)]
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest`.
 pub fn decode_request(body: &[u8]) -> Result<ExportLogsServiceRequest> {
     let root: Value = serde_json::from_slice(body).map_err(|e| JsonError {
@@ -36,6 +42,7 @@ pub fn decode_request(body: &[u8]) -> Result<ExportLogsServiceRequest> {
     decode_value(root)
 }
 
+#[cfg(test)]
 /// Decodes an OTLP/JSON `ExportLogsServiceRequest` already parsed into a JSON tree (the
 /// receiver parses it under its limits first).
 pub fn decode_value(root: Value) -> Result<ExportLogsServiceRequest> {
@@ -49,6 +56,7 @@ pub fn decode_value(root: Value) -> Result<ExportLogsServiceRequest> {
     Ok(request)
 }
 
+#[cfg(test)]
 fn resource_logs(value: Value, path: &str) -> Result<ResourceLogs> {
     let mut out = ResourceLogs::default();
     for (key, value) in object(value, path)? {
@@ -63,6 +71,7 @@ fn resource_logs(value: Value, path: &str) -> Result<ResourceLogs> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn resource(value: Value, path: &str) -> Result<Resource> {
     let mut out = Resource::default();
     for (key, value) in object(value, path)? {
@@ -78,6 +87,7 @@ fn resource(value: Value, path: &str) -> Result<Resource> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn scope_logs(value: Value, path: &str) -> Result<ScopeLogs> {
     let mut out = ScopeLogs::default();
     for (key, value) in object(value, path)? {
@@ -92,6 +102,7 @@ fn scope_logs(value: Value, path: &str) -> Result<ScopeLogs> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn scope(value: Value, path: &str) -> Result<InstrumentationScope> {
     let mut out = InstrumentationScope::default();
     for (key, value) in object(value, path)? {
@@ -109,6 +120,7 @@ fn scope(value: Value, path: &str) -> Result<InstrumentationScope> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn log_record(value: Value, path: &str) -> Result<LogRecord> {
     let mut out = LogRecord::default();
     for (key, value) in object(value, path)? {
@@ -137,6 +149,7 @@ fn log_record(value: Value, path: &str) -> Result<LogRecord> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn key_value(value: Value, path: &str) -> Result<KeyValue> {
     let mut out = KeyValue::default();
     for (key, value) in object(value, path)? {
@@ -150,6 +163,7 @@ fn key_value(value: Value, path: &str) -> Result<KeyValue> {
     Ok(out)
 }
 
+#[cfg(test)]
 fn any_value(value: Value, path: &str) -> Result<AnyValue> {
     let mut out = AnyValue::default();
     for (key, value) in object(value, path)? {
@@ -191,6 +205,240 @@ fn any_value(value: Value, path: &str) -> Result<AnyValue> {
     Ok(out)
 }
 
+/// Writes an OTLP/JSON `ExportLogsServiceRequest`, already parsed into a JSON tree (the
+/// receiver parses it under its limits first), as the protobuf bytes of the same request, which
+/// the protobuf decoder turns into events: the JSON's strings go to the wire once, with no
+/// message structs in between. The same rules and errors as the JSON mapping above; a field
+/// given under both its names keeps the later one, as a JSON object's keys are read in order.
+pub fn to_protobuf(root: Value) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut resource_logs = None;
+    for (key, value) in object(root, "request body")? {
+        if matches!(key.as_str(), "resourceLogs" | "resource_logs") {
+            resource_logs = Some(wire_list(value, "resourceLogs", 1, resource_logs_wire)?);
+        }
+    }
+    out.extend(resource_logs.unwrap_or_default());
+    Ok(out)
+}
+
+/// The protobuf field key of `number` with wire type `wire_type`.
+fn put_key(out: &mut Vec<u8>, number: u32, wire_type: WireType) {
+    prost::encoding::encode_key(number, wire_type, out);
+}
+
+fn put_bytes(out: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+    put_key(out, number, WireType::LengthDelimited);
+    prost::encoding::encode_varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+fn put_varint(out: &mut Vec<u8>, number: u32, value: u64) {
+    put_key(out, number, WireType::Varint);
+    prost::encoding::encode_varint(value, out);
+}
+
+fn put_fixed64(out: &mut Vec<u8>, number: u32, value: u64) {
+    put_key(out, number, WireType::SixtyFourBit);
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+/// A list of messages as repeated field `number` (`null` = empty).
+fn wire_list(
+    value: Value,
+    path: &str,
+    number: u32,
+    item: fn(Value, &str) -> Result<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match value {
+        Value::Null => {}
+        Value::Array(items) => {
+            for (i, value) in items.into_iter().enumerate() {
+                put_bytes(&mut out, number, &item(value, &format!("{path}[{i}]"))?);
+            }
+        }
+        other => return Err(wrong(path, "an array", &other)),
+    }
+    Ok(out)
+}
+
+/// An optional message as field `number` (`null` = absent).
+fn wire_optional(
+    out: &mut Vec<u8>,
+    value: Value,
+    path: &str,
+    number: u32,
+    item: fn(Value, &str) -> Result<Vec<u8>>,
+) -> Result<()> {
+    if !value.is_null() {
+        put_bytes(out, number, &item(value, path)?);
+    }
+    Ok(())
+}
+
+fn resource_logs_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut scope_logs = None;
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        match key.as_str() {
+            "resource" => wire_optional(&mut out, value, &path(), 1, resource_wire)?,
+            "scopeLogs" | "scope_logs" => {
+                scope_logs = Some(wire_list(value, &path(), 2, scope_logs_wire)?);
+            }
+            "schemaUrl" | "schema_url" => drop(string(value, &path())?),
+            _ => {}
+        }
+    }
+    out.extend(scope_logs.unwrap_or_default());
+    Ok(out)
+}
+
+fn resource_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        match key.as_str() {
+            "attributes" => out.extend(wire_list(value, &path(), 1, key_value_wire)?),
+            "droppedAttributesCount" | "dropped_attributes_count" => {
+                unsigned32(value, &path())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn scope_logs_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut log_records = None;
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        match key.as_str() {
+            "scope" => wire_optional(&mut out, value, &path(), 1, scope_wire)?,
+            "logRecords" | "log_records" => {
+                log_records = Some(wire_list(value, &path(), 2, log_record_wire)?);
+            }
+            "schemaUrl" | "schema_url" => drop(string(value, &path())?),
+            _ => {}
+        }
+    }
+    out.extend(log_records.unwrap_or_default());
+    Ok(out)
+}
+
+fn scope_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        match key.as_str() {
+            "name" => put_bytes(&mut out, 1, string(value, &path())?.as_bytes()),
+            "version" => put_bytes(&mut out, 2, string(value, &path())?.as_bytes()),
+            "attributes" => out.extend(wire_list(value, &path(), 3, key_value_wire)?),
+            "droppedAttributesCount" | "dropped_attributes_count" => {
+                unsigned32(value, &path())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn log_record_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut attributes = Vec::new();
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        let out = &mut out;
+        match key.as_str() {
+            "timeUnixNano" | "time_unix_nano" => put_fixed64(out, 1, unsigned64(value, &path())?),
+            "observedTimeUnixNano" | "observed_time_unix_nano" => {
+                put_fixed64(out, 11, unsigned64(value, &path())?);
+            }
+            "severityNumber" | "severity_number" => {
+                // int32 on the wire: sign-extended to 64 bits, as protobuf writes it.
+                put_varint(out, 2, i64::from(signed32(value, &path())?) as u64);
+            }
+            "severityText" | "severity_text" => {
+                put_bytes(out, 3, string(value, &path())?.as_bytes());
+            }
+            "body" => wire_optional(out, value, &path(), 5, any_value_wire)?,
+            "attributes" => attributes = wire_list(value, &path(), 6, key_value_wire)?,
+            "droppedAttributesCount" | "dropped_attributes_count" => {
+                unsigned32(value, &path())?;
+            }
+            "flags" => drop(unsigned32(value, &path())?),
+            "traceId" | "trace_id" => put_bytes(out, 9, &hex_id(value, &path(), 16)?),
+            "spanId" | "span_id" => put_bytes(out, 10, &hex_id(value, &path(), 8)?),
+            "eventName" | "event_name" => put_bytes(out, 12, string(value, &path())?.as_bytes()),
+            _ => {}
+        }
+    }
+    out.extend(attributes);
+    Ok(out)
+}
+
+fn key_value_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (key, value) in object(value, path)? {
+        let path = || format!("{path}.{key}");
+        match key.as_str() {
+            "key" => put_bytes(&mut out, 1, string(value, &path())?.as_bytes()),
+            "value" => wire_optional(&mut out, value, &path(), 2, any_value_wire)?,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn any_value_wire(value: Value, path: &str) -> Result<Vec<u8>> {
+    // The last value given wins; only it goes to the wire (two message values would merge).
+    let mut kind = Vec::new();
+    for (key, value) in object(value, path)? {
+        if value.is_null() {
+            continue;
+        }
+        let path = format!("{path}.{key}");
+        let mut out = Vec::new();
+        match key.as_str() {
+            "stringValue" | "string_value" => {
+                put_bytes(&mut out, 1, string(value, &path)?.as_bytes());
+            }
+            "boolValue" | "bool_value" => match value {
+                Value::Bool(b) => put_varint(&mut out, 2, u64::from(b)),
+                other => return Err(wrong(&path, "true or false", &other)),
+            },
+            "intValue" | "int_value" => put_varint(&mut out, 3, signed64(value, &path)? as u64),
+            "doubleValue" | "double_value" => {
+                put_fixed64(&mut out, 4, double(value, &path)?.to_bits());
+            }
+            "bytesValue" | "bytes_value" => put_bytes(&mut out, 7, &base64_bytes(value, &path)?),
+            "arrayValue" | "array_value" => {
+                let mut values = Vec::new();
+                for (key, value) in object(value, &path)? {
+                    if key == "values" {
+                        values = wire_list(value, &format!("{path}.values"), 1, any_value_wire)?;
+                    }
+                }
+                put_bytes(&mut out, 5, &values);
+            }
+            "kvlistValue" | "kvlist_value" => {
+                let mut values = Vec::new();
+                for (key, value) in object(value, &path)? {
+                    if key == "values" {
+                        values = wire_list(value, &format!("{path}.values"), 1, key_value_wire)?;
+                    }
+                }
+                put_bytes(&mut out, 6, &values);
+            }
+            _ => continue,
+        }
+        kind = out;
+    }
+    Ok(kind)
+}
+
 fn object(value: Value, path: &str) -> Result<Map<String, Value>> {
     match value {
         Value::Object(map) => Ok(map),
@@ -198,6 +446,7 @@ fn object(value: Value, path: &str) -> Result<Map<String, Value>> {
     }
 }
 
+#[cfg(test)]
 fn optional<T>(value: Value, path: &str, item: fn(Value, &str) -> Result<T>) -> Result<Option<T>> {
     if value.is_null() {
         Ok(None)
@@ -206,6 +455,7 @@ fn optional<T>(value: Value, path: &str, item: fn(Value, &str) -> Result<T>) -> 
     }
 }
 
+#[cfg(test)]
 fn list<T>(value: Value, path: &str, item: fn(Value, &str) -> Result<T>) -> Result<Vec<T>> {
     match value {
         Value::Null => Ok(Vec::new()),
@@ -358,6 +608,7 @@ pub fn encode_status(code: i32, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// The sample of siem-protocols.md §8.
     const SAMPLE: &str = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"acme-edr"}}]},"scopeLogs":[{"scope":{"name":"acme.exporter"},"logRecords":[{"timeUnixNano":"1718000000123000000","severityNumber":17,"severityText":"ERROR","body":{"stringValue":"malware blocked"},"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}]}"#;
@@ -436,6 +687,229 @@ mod tests {
         for (json, want) in cases {
             let err = decode_request(json.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(want), "{err} should contain {want}");
+        }
+    }
+
+    /// Both ways from a JSON tree to events: written as protobuf and decoded directly, and
+    /// through prost's structs then the old mapping. Same events, or the same error.
+    fn differential(root: Value) {
+        use super::super::decode::decode_request;
+        use super::super::mapping::oracle;
+        use prost::Message;
+        use siemrelay_core::Timestamp;
+        const NOW: Timestamp = Timestamp(1_763_629_200_000_000_000);
+        let namespace = uuid::Uuid::from_u128(0x5eed);
+        let direct = to_protobuf(root.clone())
+            .map(|bytes| decode_request(&bytes, 0, NOW, namespace).expect("valid protobuf"));
+        match (direct, decode_value(root)) {
+            (Ok(direct), Ok(request)) => {
+                oracle::assert_same(&direct, &oracle::map_request(request, NOW, namespace));
+            }
+            (Err(direct), Err(old)) => assert_eq!(direct.to_string(), old.to_string()),
+            (direct, old) => panic!(
+                "direct {:?} but prost {:?}",
+                direct.map(|m| m.events.len()),
+                old.map(|r| r.encoded_len())
+            ),
+        }
+    }
+
+    /// Values of every JSON type, mostly of the types OTLP/JSON fields take.
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-3i64..40).prop_map(Value::from),
+            any::<i64>().prop_map(|i| Value::String(i.to_string())),
+            Just(Value::from(u64::MAX)),
+            any::<f64>().prop_map(|d| serde_json::json!(d)),
+            prop::sample::select(vec![
+                "",
+                "abc",
+                "event.name",
+                "NaN",
+                "-Infinity",
+                "AQID",
+                "_-8",
+                "1718000000123000000",
+                "5b8efff798038103d269b633813fc60c",
+                "eee19b7ec3c1b174",
+                "0192f0c4-8a52-7c3e-9d4b-2f6a1b3c4d5e",
+            ])
+            .prop_map(|s| Value::String(s.into())),
+        ]
+    }
+
+    const KEYS: &[&str] = &[
+        "resourceLogs",
+        "resource",
+        "scopeLogs",
+        "scope_logs",
+        "scope",
+        "logRecords",
+        "log_records",
+        "attributes",
+        "key",
+        "value",
+        "values",
+        "name",
+        "version",
+        "body",
+        "timeUnixNano",
+        "time_unix_nano",
+        "observedTimeUnixNano",
+        "severityNumber",
+        "severity_number",
+        "severityText",
+        "traceId",
+        "spanId",
+        "eventName",
+        "flags",
+        "stringValue",
+        "string_value",
+        "boolValue",
+        "intValue",
+        "doubleValue",
+        "bytesValue",
+        "arrayValue",
+        "array_value",
+        "kvlistValue",
+        "kvlist_value",
+        "schemaUrl",
+        "other",
+    ];
+
+    /// JSON trees whose objects use OTLP's keys, any value anywhere.
+    fn tree() -> impl Strategy<Value = Value> {
+        scalar().prop_recursive(6, 48, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((prop::sample::select(KEYS), inner), 0..5).prop_map(
+                    |pairs| Value::Object(
+                        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                    )
+                ),
+            ]
+        })
+    }
+
+    fn text() -> impl Strategy<Value = Value> {
+        prop::sample::select(vec![
+            "",
+            "a",
+            "b",
+            "event.name",
+            "event_type",
+            "event.id",
+            "body",
+            "trace_id",
+            "0192f0c4-8a52-7c3e-9d4b-2f6a1b3c4d5e",
+            "warn",
+            "ERROR",
+        ])
+        .prop_map(|s| Value::String(s.into()))
+    }
+
+    /// An OTLP/JSON `AnyValue`, well-typed most of the time.
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            text().prop_map(|v| serde_json::json!({"stringValue": v})),
+            any::<i64>().prop_map(|v| serde_json::json!({"intValue": v.to_string()})),
+            (-5i64..5).prop_map(|v| serde_json::json!({"int_value": v})),
+            prop_oneof![
+                any::<f64>().prop_map(|d| serde_json::json!(d)),
+                Just(serde_json::json!("NaN"))
+            ]
+            .prop_map(|v| serde_json::json!({"doubleValue": v})),
+            prop::sample::select(vec!["AQID", "_-8", "/w=="])
+                .prop_map(|v| serde_json::json!({"bytesValue": v})),
+            any::<bool>().prop_map(|v| serde_json::json!({"boolValue": v})),
+            Just(serde_json::json!({})),
+            scalar().prop_map(|v| serde_json::json!({"stringValue": v})),
+            tree(),
+        ];
+        leaf.prop_recursive(2, 12, 3, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|v| serde_json::json!({"arrayValue": {"values": v}})),
+                proptest::collection::vec((text(), inner), 0..3).prop_map(|v| {
+                    let values: Vec<Value> = v
+                        .into_iter()
+                        .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                        .collect();
+                    serde_json::json!({"kvlistValue": {"values": values}})
+                }),
+            ]
+        })
+    }
+
+    fn key_value() -> impl Strategy<Value = Value> {
+        (prop_oneof![9 => text(), 1 => scalar()], any_value())
+            .prop_map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+    }
+
+    /// A record's scalar fields, well-typed most of the time.
+    fn field() -> impl Strategy<Value = (&'static str, Value)> {
+        prop_oneof![
+            any::<u64>().prop_map(|t| ("timeUnixNano", Value::String(t.to_string()))),
+            (0u64..2_000_000_000_000_000_000)
+                .prop_map(|t| ("observed_time_unix_nano", Value::from(t))),
+            (-2i64..30).prop_map(|n| ("severityNumber", Value::from(n))),
+            text().prop_map(|t| ("severityText", t)),
+            text().prop_map(|t| ("eventName", t)),
+            prop::sample::select(vec![
+                "",
+                "5b8efff798038103d269b633813fc60c",
+                "00000000000000000000000000000000"
+            ])
+            .prop_map(|t| ("traceId", Value::String(t.into()))),
+            prop::sample::select(vec!["", "eee19b7ec3c1b174"])
+                .prop_map(|t| ("spanId", Value::String(t.into()))),
+            (prop::sample::select(KEYS), scalar()),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = Value> {
+        (
+            proptest::collection::vec(key_value(), 0..4),
+            proptest::option::of(any_value()),
+            proptest::collection::vec(field(), 0..6),
+        )
+            .prop_map(|(attributes, body, fields)| {
+                let mut record: Map<String, Value> = fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                record.insert("attributes".into(), Value::Array(attributes));
+                if let Some(body) = body {
+                    record.insert("body".into(), body);
+                }
+                Value::Object(record)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn json_requests_map_to_the_events_of_the_prost_path(
+            records in proptest::collection::vec(record(), 0..5),
+            resource in proptest::collection::vec(key_value(), 0..3),
+            scope in prop_oneof![
+                (text(), text(), proptest::collection::vec(key_value(), 0..2))
+                    .prop_map(|(name, version, attributes)| serde_json::json!({"name": name, "version": version, "attributes": attributes})),
+                tree(),
+            ],
+        ) {
+            differential(serde_json::json!({"resourceLogs": [{
+                "resource": {"attributes": resource},
+                "scopeLogs": [{"scope": scope, "logRecords": records}],
+            }]}));
+        }
+
+        #[test]
+        fn arbitrary_json_trees_agree_with_the_prost_path(root in tree()) {
+            differential(root);
         }
     }
 

@@ -1,13 +1,11 @@
-//! OTLP log records → siemrelay events (the mapping table is in `README-otlp.md`).
-//!
-//! One request becomes one batch. Strings are moved out of the decoded request, never copied,
-//! except the resource map, which every event of a `ResourceLogs` carries.
+//! OTLP log records → siemrelay events (the mapping table is in `docs/receivers/otlp.md`):
+//! what a record's decoded fields become. The decoders (`decode` for protobuf bytes) read the
+//! wire and call these; one request becomes one batch.
+
+#[cfg(test)]
+pub(super) mod oracle;
 
 use base64::Engine as _;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use siemrelay_core::ingest::keep_duplicate;
 use siemrelay_core::severity::{name_for_number, number_for_name};
 use siemrelay_core::{Batch, Event, EventFields, Map, Severity, Timestamp, Value};
@@ -38,57 +36,8 @@ impl MappedRequest {
     }
 }
 
-/// Maps every log record of `request` to an event observed at `now`; an `event.id` that is not
-/// a UUID becomes the UUIDv5 of its text in `namespace` (the receiver's).
-pub fn map_request(
-    request: ExportLogsServiceRequest,
-    now: Timestamp,
-    namespace: Uuid,
-) -> MappedRequest {
-    let total: usize = request
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
-        .sum();
-    let mut mapped = MappedRequest {
-        events: Vec::with_capacity(total),
-        ..MappedRequest::default()
-    };
-    let mut ids = EventIds::new(now, namespace);
-    for (r, resource_logs) in request.resource_logs.into_iter().enumerate() {
-        let resource = resource_logs
-            .resource
-            .map(|res| key_values_to_map(res.attributes))
-            .unwrap_or_default();
-        let source = match resource.get("service.name") {
-            Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
-            _ => None,
-        };
-        for (s, scope_logs) in resource_logs.scope_logs.into_iter().enumerate() {
-            let scope = ScopeFields::new(scope_logs.scope);
-            for (l, record) in scope_logs.log_records.into_iter().enumerate() {
-                if let Err(reason) = check_record(&record) {
-                    mapped.rejected += 1;
-                    if mapped.first_rejection.is_none() {
-                        mapped.first_rejection = Some(format!(
-                            "resource_logs[{r}].scope_logs[{s}].log_records[{l}]: {reason}"
-                        ));
-                    }
-                    continue;
-                }
-                let mut event = map_record(record, &scope, now, &mut ids);
-                event.resource = resource.clone();
-                event.source = source.clone();
-                mapped.events.push(event);
-            }
-        }
-    }
-    mapped
-}
-
-/// Why a record cannot become an event, if it cannot.
-fn check_record(record: &LogRecord) -> Result<(), String> {
+/// Why a record with these fields cannot become an event, if it cannot.
+pub(super) fn check_record(record: &RecordFields) -> Result<(), String> {
     if !(0..=24).contains(&record.severity_number) {
         return Err(format!(
             "severity_number {} is outside 0-24",
@@ -109,36 +58,59 @@ fn check_record(record: &LogRecord) -> Result<(), String> {
 }
 
 /// The instrumentation scope's fields, converted once per `ScopeLogs`.
-struct ScopeFields {
-    name: Option<String>,
-    version: Option<String>,
-    attributes: Option<Map>,
+#[derive(Debug, Default)]
+pub(super) struct ScopeFields {
+    /// `otel.scope.name` (absent when empty).
+    pub name: Option<String>,
+    /// `otel.scope.version` (absent when empty).
+    pub version: Option<String>,
+    /// `otel.scope.attributes` (absent when empty).
+    pub attributes: Option<Map>,
 }
 
-impl ScopeFields {
-    fn new(scope: Option<InstrumentationScope>) -> ScopeFields {
-        let Some(scope) = scope else {
-            return ScopeFields {
-                name: None,
-                version: None,
-                attributes: None,
-            };
+/// A log record's fields besides its attributes and body, as the wire gives them.
+#[derive(Debug, Default)]
+pub(super) struct RecordFields<'a> {
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+    pub severity_number: i32,
+    pub severity_text: &'a str,
+    pub event_name: &'a str,
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+}
+
+/// What every event of one `ResourceLogs` carries.
+#[derive(Debug, Default)]
+pub(super) struct ResourceFields {
+    /// The resource's attributes.
+    pub attributes: Map,
+    /// `service.name`, when a non-empty string.
+    pub source: Option<String>,
+}
+
+impl ResourceFields {
+    /// The resource with these attributes.
+    pub fn new(attributes: Map) -> ResourceFields {
+        let source = match attributes.get("service.name") {
+            Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+            _ => None,
         };
-        ScopeFields {
-            name: Some(scope.name).filter(|n| !n.is_empty()),
-            version: Some(scope.version).filter(|v| !v.is_empty()),
-            attributes: Some(key_values_to_map(scope.attributes)).filter(|a| !a.is_empty()),
-        }
+        ResourceFields { attributes, source }
     }
 }
 
-/// Maps one checked record.
-fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut EventIds) -> Event {
-    let mut attributes = Map::with_capacity(record.attributes.len() + 4);
-    for KeyValue { key, value, .. } in record.attributes {
-        insert_first(&mut attributes, key, any_value_to_json(value));
-    }
-    let summary = record.body.and_then(|body| map_body(body, &mut attributes));
+/// The event of one checked record whose attributes (with its body merged) and summary are
+/// mapped: adds what siemrelay derives and picks type, id, time and severity.
+pub(super) fn finish_event(
+    mut attributes: Map,
+    summary: Option<String>,
+    record: &RecordFields,
+    scope: &ScopeFields,
+    resource: &ResourceFields,
+    now: Timestamp,
+    ids: &mut EventIds,
+) -> Event {
     if let Some(name) = &scope.name {
         insert_derived(
             &mut attributes,
@@ -160,10 +132,10 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
             Value::Object(scope_attributes.clone()),
         );
     }
-    if let Some(trace_id) = nonzero_hex(&record.trace_id) {
+    if let Some(trace_id) = nonzero_hex(record.trace_id) {
         insert_derived(&mut attributes, "trace_id", Value::String(trace_id));
     }
-    if let Some(span_id) = nonzero_hex(&record.span_id) {
+    if let Some(span_id) = nonzero_hex(record.span_id) {
         insert_derived(&mut attributes, "span_id", Value::String(span_id));
     }
     if record.observed_time_unix_nano != 0
@@ -186,7 +158,7 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
             })
             .unwrap_or_else(|| DEFAULT_EVENT_TYPE.to_string())
     } else {
-        record.event_name
+        record.event_name.to_string()
     };
     let event_id = ["event.id", "event_id"]
         .iter()
@@ -208,68 +180,44 @@ fn map_record(record: LogRecord, scope: &ScopeFields, now: Timestamp, ids: &mut 
         observed_timestamp: now,
         event_type,
         severity: map_severity(record.severity_number, record.severity_text),
-        source: None,
+        source: resource.source.clone(),
         summary,
         attributes,
-        resource: Map::new(),
+        resource: resource.attributes.clone(),
         signature: None,
     })
 }
 
 /// Severity from the record's number (0–24, checked) and text.
-fn map_severity(number: i32, text: String) -> Severity {
+fn map_severity(number: i32, text: &str) -> Severity {
     let number = u8::try_from(number).unwrap_or(0);
     match (number, text.is_empty()) {
         (0, true) => Severity::default(),
         (0, false) => Severity {
-            number: number_for_name(&text).unwrap_or(0),
-            text,
+            number: number_for_name(text).unwrap_or(0),
+            text: text.to_string(),
         },
         (_, true) => Severity {
             number,
             text: name_for_number(number),
         },
-        (_, false) => Severity { number, text },
-    }
-}
-
-/// Maps the body: a string is the summary, a kvlist is merged into the attributes, a scalar
-/// becomes the summary as JSON text, bytes and arrays go to the `body` attribute.
-fn map_body(body: AnyValue, attributes: &mut Map) -> Option<String> {
-    match body.value? {
-        AnyValueKind::StringValue(text) => Some(text),
-        AnyValueKind::BoolValue(b) => Some(b.to_string()),
-        AnyValueKind::IntValue(i) => Some(i.to_string()),
-        AnyValueKind::DoubleValue(d) => Some(double_to_json(d).to_string()),
-        AnyValueKind::KvlistValue(list) => {
-            let mut clashes = Map::new();
-            for KeyValue { key, value, .. } in list.values {
-                let value = any_value_to_json(value);
-                if attributes.contains_key(&key) {
-                    clashes.insert(key, value);
-                } else {
-                    attributes.insert(key, value);
-                }
-            }
-            if !clashes.is_empty() {
-                insert_derived(attributes, "body", Value::Object(clashes));
-            }
-            None
-        }
-        other => {
-            insert_derived(attributes, "body", any_value_kind_to_json(other));
-            None
-        }
+        (_, false) => Severity {
+            number,
+            text: text.to_string(),
+        },
     }
 }
 
 /// Inserts a value siemrelay derived (not an attribute the sender named) without replacing a
 /// sender's attribute: on a clash the value goes to `otel.<key>` (then `otel.<key>.1`, …).
-fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
-    if !attributes.contains_key(key) {
-        attributes.insert(key.to_string(), value);
-        return;
-    }
+pub(super) fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
+    let value = match attributes.entry(key) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            return;
+        }
+        serde_json::map::Entry::Occupied(_) => value,
+    };
     let base = if key.starts_with("otel.") {
         key.to_string()
     } else {
@@ -286,21 +234,20 @@ fn insert_derived(attributes: &mut Map, key: &str, value: Value) {
 
 /// Lowercase hex of a trace or span id, `None` when empty or all zero.
 fn nonzero_hex(id: &[u8]) -> Option<String> {
-    id.iter().any(|b| *b != 0).then(|| hex::encode(id))
-}
-
-/// Converts key-value pairs to a map (a repeated key keeps its first value; later ones go to
-/// `_duplicate.<key>`).
-pub fn key_values_to_map(pairs: Vec<KeyValue>) -> Map {
-    let mut map = Map::with_capacity(pairs.len());
-    for KeyValue { key, value, .. } in pairs {
-        insert_first(&mut map, key, any_value_to_json(value));
-    }
-    map
+    id.iter().any(|b| *b != 0).then(|| {
+        // `hex::encode` goes through a char iterator; ids are encoded for every record.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = String::with_capacity(id.len() * 2);
+        for byte in id {
+            text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+        }
+        text
+    })
 }
 
 /// Inserts a sender's key-value pair; a repeated key loses nothing (see `keep_duplicate`).
-fn insert_first(map: &mut Map, key: String, value: Value) {
+pub(super) fn insert_first(map: &mut Map, key: String, value: Value) {
     match map.entry(key) {
         serde_json::map::Entry::Vacant(slot) => {
             slot.insert(value);
@@ -312,38 +259,14 @@ fn insert_first(map: &mut Map, key: String, value: Value) {
     }
 }
 
-/// Converts an OTLP `AnyValue` to a JSON value (see the mapping table).
-pub fn any_value_to_json(value: Option<AnyValue>) -> Value {
-    value
-        .and_then(|v| v.value)
-        .map_or(Value::Null, any_value_kind_to_json)
-}
-
-fn any_value_kind_to_json(kind: AnyValueKind) -> Value {
-    match kind {
-        AnyValueKind::StringValue(s) => Value::String(s),
-        AnyValueKind::BoolValue(b) => Value::Bool(b),
-        AnyValueKind::IntValue(i) => Value::from(i),
-        AnyValueKind::DoubleValue(d) => double_to_json(d),
-        AnyValueKind::BytesValue(bytes) => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
-        AnyValueKind::ArrayValue(array) => Value::Array(
-            array
-                .values
-                .into_iter()
-                .map(|v| any_value_to_json(Some(v)))
-                .collect(),
-        ),
-        AnyValueKind::KvlistValue(list) => Value::Object(key_values_to_map(list.values)),
-        // Profiling-only string table reference: meaningless for logs.
-        AnyValueKind::StringValueStrindex(_) => Value::Null,
-    }
+/// OTLP bytes as JSON: base64 text.
+pub(super) fn bytes_to_json(bytes: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
 /// A double as JSON; NaN and infinities (not JSON numbers) become the strings protobuf's JSON
 /// mapping uses: `"NaN"`, `"Infinity"`, `"-Infinity"`.
-fn double_to_json(d: f64) -> Value {
+pub(super) fn double_to_json(d: f64) -> Value {
     match serde_json::Number::from_f64(d) {
         Some(n) => Value::Number(n),
         None if d.is_nan() => Value::String("NaN".into()),
@@ -354,14 +277,14 @@ fn double_to_json(d: f64) -> Value {
 
 /// UUIDv7 ids for one batch without a syscall or lock per event: the batch's millisecond
 /// timestamp plus 74 bits from a SplitMix64 sequence seeded once per batch.
-struct EventIds {
+pub(super) struct EventIds {
     millis: u64,
     state: u64,
     namespace: Uuid,
 }
 
 impl EventIds {
-    fn new(now: Timestamp, namespace: Uuid) -> EventIds {
+    pub(super) fn new(now: Timestamp, namespace: Uuid) -> EventIds {
         // One OS-random UUIDv7 per batch seeds the sequence.
         let seed = Uuid::now_v7().as_u128();
         EventIds {
@@ -398,12 +321,32 @@ impl EventIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValueKind;
+    use opentelemetry_proto::tonic::common::v1::{
+        AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    };
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
     use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
     use serde_json::json;
 
     const NAMESPACE: Uuid = Uuid::from_u128(0x5eed);
+
+    /// The request's events as the receiver decodes them from its bytes, checked against the
+    /// mapping of prost's decoded request (the oracle).
+    fn map_request(
+        request: ExportLogsServiceRequest,
+        now: Timestamp,
+        namespace: Uuid,
+    ) -> MappedRequest {
+        let direct =
+            super::super::decode::decode_request(&request.encode_to_vec(), 0, now, namespace)
+                .unwrap();
+        oracle::assert_same(&direct, &oracle::map_request(request, now, namespace));
+        direct
+    }
 
     fn string(s: &str) -> Option<AnyValue> {
         Some(AnyValue {
