@@ -394,9 +394,10 @@ mod tests {
                             round.wait();
                         }
                     }
+                    // A fifth pause still holding, then give it all back.
+                    round.wait();
                     round.wait();
                     drop(held);
-                    round.wait();
                 });
             }
             for _ in 0..5 {

@@ -466,7 +466,7 @@ impl HecEncoder {
         match &self.host {
             Some(host) => out.extend_from_slice(host),
             None => {
-                if let Some(host) = event_host(event) {
+                if let Some(host) = event.host() {
                     out.extend_from_slice(b",\"host\":");
                     json_string(host, out);
                 }
@@ -530,12 +530,6 @@ impl HttpEncoder for HecEncoder {
     fn hint(&self, record: &RequestRecord) -> Option<String> {
         hint_for(record, self.index.as_deref())
     }
-}
-
-/// The event's host: resource `host.name` (flat or nested), else attribute `host` (a string, or an
-/// object's `name`).
-pub fn event_host(event: &Event) -> Option<&str> {
-    event.host()
 }
 
 /// Writes epoch seconds with a 6-digit microsecond fraction (`1718000000.123456`), exactly.
@@ -650,7 +644,14 @@ mod tests {
         assert!(envelope.get("host").is_none() && envelope.get("source").is_none());
         bare.attributes
             .insert("host".into(), serde_json::json!({"name": "db-7"}));
-        assert_eq!(event_host(&bare), Some("db-7"));
+        assert_eq!(bare.host(), Some("db-7"));
+        // A queued (compact) event has no attribute tree, and still names its host.
+        bare.compact();
+        assert_eq!(bare.host(), Some("db-7"));
+        out.clear();
+        plain.write_envelope(&bare, &mut out);
+        let envelope: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(envelope["host"], "db-7");
     }
 
     #[test]

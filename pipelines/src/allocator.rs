@@ -14,7 +14,7 @@
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Milliseconds after which freed allocator memory is returned to the OS.
-pub const PURGE_DELAY_MS: i64 = 10;
+pub const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
 /// Applies the settings above; call first thing in `main`.
 pub fn tune() {
@@ -25,9 +25,9 @@ pub fn tune() {
 }
 
 /// mimalloc's current purge delay in milliseconds.
-pub fn purge_delay_ms() -> i64 {
+pub fn purge_delay_ms() -> std::ffi::c_long {
     // SAFETY: reading an option has no preconditions.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 #[cfg(test)]
