@@ -17,8 +17,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Messages one batch holds at most. Small enough that a batch fits any sane exporter queue
-/// whole: the runtime splits a batch larger than a queue, and a split batch refused after its
-/// first half was queued would be offered (and delivered) twice.
+/// whole: the runtime splits a batch larger than a queue and then holds the stream until every
+/// part is queued, which a whole batch never needs.
 pub const MAX_BATCH_MESSAGES: usize = 100;
 /// Bytes of raw messages one batch holds at most.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
