@@ -27,7 +27,7 @@ use serde::Deserialize;
 use siemrelay_core::ConfigIssue;
 use siemrelay_core::cidr::CidrAllowList;
 use siemrelay_core::config_types::{ConfigDuration, ConfigSize};
-use siemrelay_core::listener_tls::ReloadableTls;
+use siemrelay_core::listener_tls::{ListenerTlsConfig, ReloadableTls};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -113,6 +113,50 @@ impl Default for ListenerLimits {
             idle_timeout: default_idle_timeout(),
         }
     }
+}
+
+/// Issues of a listener's `tls` block, their keys under `prefix` (`tls`, `protocols.tcp.tls`).
+pub fn tls_issues(prefix: &str, tls: Option<&ListenerTlsConfig>) -> Vec<ConfigIssue> {
+    tls.map_or_else(Vec::new, |tls| {
+        tls.validate()
+            .into_iter()
+            .map(|issue| ConfigIssue::new(format!("{prefix}.{}", issue.key), issue.message))
+            .collect()
+    })
+}
+
+/// Issues of what every HTTP listener shares, its `tls` block and its connection `limits`,
+/// their keys under `prefix` (empty for a receiver's own block, `protocols.grpc.` for OTLP's).
+pub fn listener_issues(
+    prefix: &str,
+    tls: Option<&ListenerTlsConfig>,
+    limits: &ListenerLimits,
+) -> Vec<ConfigIssue> {
+    let mut issues = tls_issues(&format!("{prefix}tls"), tls);
+    issues.extend(limits.validate(&format!("{prefix}limits")));
+    issues
+}
+
+/// Issues of the request limits the JSON-over-HTTP receivers share: `max_body_size` and
+/// `max_events_per_request` must be greater than 0.
+pub fn request_limit_issues(
+    max_body_size: ConfigSize,
+    max_events_per_request: usize,
+) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    if max_body_size.0 == 0 {
+        issues.push(ConfigIssue::new(
+            "max_body_size",
+            "max_body_size must be greater than 0",
+        ));
+    }
+    if max_events_per_request == 0 {
+        issues.push(ConfigIssue::new(
+            "max_events_per_request",
+            "max_events_per_request must be greater than 0",
+        ));
+    }
+    issues
 }
 
 impl ListenerLimits {

@@ -67,26 +67,15 @@ impl DatadogConfig {
                 "give at least one API key (senders present it as DD-API-KEY)",
             ));
         }
-        if self.max_body_size.0 == 0 {
-            issues.push(ConfigIssue::new(
-                "max_body_size",
-                "max_body_size must be greater than 0",
-            ));
-        }
-        if self.max_events_per_request == 0 {
-            issues.push(ConfigIssue::new(
-                "max_events_per_request",
-                "max_events_per_request must be greater than 0",
-            ));
-        }
-        if let Some(tls) = &self.tls {
-            issues.extend(
-                tls.validate()
-                    .into_iter()
-                    .map(|issue| ConfigIssue::new(format!("tls.{}", issue.key), issue.message)),
-            );
-        }
-        issues.extend(self.limits.validate("limits"));
+        issues.extend(crate::listener::request_limit_issues(
+            self.max_body_size,
+            self.max_events_per_request,
+        ));
+        issues.extend(crate::listener::listener_issues(
+            "",
+            self.tls.as_ref(),
+            &self.limits,
+        ));
         issues
     }
 

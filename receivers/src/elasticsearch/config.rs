@@ -109,18 +109,10 @@ impl ElasticsearchConfig {
                 }
             }
         }
-        if self.max_body_size.0 == 0 {
-            issues.push(ConfigIssue::new(
-                "max_body_size",
-                "max_body_size must be greater than 0",
-            ));
-        }
-        if self.max_events_per_request == 0 {
-            issues.push(ConfigIssue::new(
-                "max_events_per_request",
-                "max_events_per_request must be greater than 0",
-            ));
-        }
+        issues.extend(crate::listener::request_limit_issues(
+            self.max_body_size,
+            self.max_events_per_request,
+        ));
         let parts: Vec<&str> = self.version.split('.').collect();
         if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
             issues.push(ConfigIssue::new(
@@ -128,14 +120,11 @@ impl ElasticsearchConfig {
                 format!("version {:?} is not MAJOR.MINOR.PATCH", self.version),
             ));
         }
-        if let Some(tls) = &self.tls {
-            issues.extend(
-                tls.validate()
-                    .into_iter()
-                    .map(|issue| ConfigIssue::new(format!("tls.{}", issue.key), issue.message)),
-            );
-        }
-        issues.extend(self.limits.validate("limits"));
+        issues.extend(crate::listener::listener_issues(
+            "",
+            self.tls.as_ref(),
+            &self.limits,
+        ));
         issues
     }
 

@@ -115,16 +115,11 @@ impl OtlpConfig {
                     "must be greater than 0",
                 ));
             }
-            if let Some(tls) = &protocol.tls {
-                issues.extend(tls.validate().into_iter().map(|issue| {
-                    ConfigIssue::new(format!("protocols.{name}.tls.{}", issue.key), issue.message)
-                }));
-            }
-            issues.extend(
-                protocol
-                    .limits
-                    .validate(&format!("protocols.{name}.limits")),
-            );
+            issues.extend(crate::listener::listener_issues(
+                &format!("protocols.{name}."),
+                protocol.tls.as_ref(),
+                &protocol.limits,
+            ));
         }
         if let (Some(grpc), Some(http)) = (&self.protocols.grpc, &self.protocols.http)
             && grpc.endpoint.addr == http.endpoint.addr

@@ -157,14 +157,11 @@ impl SplunkHecConfig {
                 issues.push(ConfigIssue::new(key, "must be greater than 0"));
             }
         }
-        if let Some(tls) = &self.tls {
-            issues.extend(
-                tls.validate()
-                    .into_iter()
-                    .map(|issue| ConfigIssue::new(format!("tls.{}", issue.key), issue.message)),
-            );
-        }
-        issues.extend(self.limits.validate("limits"));
+        issues.extend(crate::listener::listener_issues(
+            "",
+            self.tls.as_ref(),
+            &self.limits,
+        ));
         issues
     }
 

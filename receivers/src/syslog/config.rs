@@ -141,11 +141,10 @@ impl SyslogConfig {
                     "must be greater than 0",
                 ));
             }
-            if let Some(tls) = &tcp.tls {
-                issues.extend(tls.validate().into_iter().map(|issue| {
-                    ConfigIssue::new(format!("protocols.tcp.tls.{}", issue.key), issue.message)
-                }));
-            }
+            issues.extend(crate::listener::tls_issues(
+                "protocols.tcp.tls",
+                tcp.tls.as_ref(),
+            ));
         }
         issues
     }
