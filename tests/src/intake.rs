@@ -72,6 +72,29 @@ pub async fn admin_metric(admin: u16, name: &str, labels: &[(&str, &str)]) -> f6
         .sum()
 }
 
+/// Waits (at most 60 s) until `receiver` has answered a request "busy": the queue is full.
+pub async fn wait_for_backpressure(relay: &Siemrelay, admin: u16, receiver: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let labels = [("receiver", receiver), ("reason", "backpressure")];
+    while admin_metric(admin, "siemrelay_receiver_events_refused_total", &labels).await == 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no backpressure answer; logs:\n{}",
+            relay.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Unblocks the file exporter of these tests, held back by a plain file where its `out`
+/// directory belongs: the file becomes the directory. Returns the directory.
+pub fn unblock_out(relay: &Siemrelay) -> std::path::PathBuf {
+    let out = relay.dir().join("out");
+    std::fs::remove_file(&out).expect("unblock");
+    std::fs::create_dir(&out).expect("unblock");
+    out
+}
+
 /// A JSON fixture: `tests/fixtures/<dir>/<name>`.
 pub fn json_fixture(dir: &str, name: &str) -> Value {
     let path = repo().join("tests/fixtures").join(dir).join(name);

@@ -11,12 +11,12 @@
 
 use serde_json::{Value, json};
 use siemrelay_e2e::intake::{
-    admin_metric, client_report, json_fixture, receiver_status_row, wait_run_output,
+    admin_metric, client_report, json_fixture, receiver_status_row, unblock_out,
+    wait_for_backpressure, wait_run_output,
 };
 use siemrelay_e2e::{Siemrelay, free_port, python, read_ndjson_files, repo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 const KEY: &str = "dd-receiver-key-5e2a9c";
 
@@ -158,25 +158,8 @@ async fn a_full_queue_answers_503_and_the_clients_retry_brings_every_log_in() {
     .spawn()
     .expect("run datadog_logs_client.py");
     // Wait until the receiver has answered "busy" (the queue holds 300 of the 2000).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while admin_metric(
-        admin,
-        "siemrelay_receiver_events_refused_total",
-        &[("receiver", "datadog/nt"), ("reason", "backpressure")],
-    )
-    .await
-        == 0.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no backpressure answer; logs:\n{}",
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock");
-    std::fs::create_dir(&out).expect("unblock");
+    wait_for_backpressure(&relay, admin, "datadog/nt").await;
+    unblock_out(&relay);
     let output = tokio::task::spawn_blocking(move || sender.wait_with_output())
         .await
         .expect("join")
@@ -392,9 +375,7 @@ async fn replies_match_the_documented_send_logs_examples() {
         "{full:?}"
     );
 
-    let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock");
-    std::fs::create_dir(&out).expect("unblock");
+    let out = unblock_out(&relay);
     let events = wait_run_output(&relay, "r", 2);
     let three = read_ndjson_files(&out, "events")
         .into_iter()

@@ -13,12 +13,12 @@
 
 use serde_json::{Value, json};
 use siemrelay_e2e::intake::{
-    admin_metric, client_report, json_fixture, receiver_status_row, wait_run_output,
+    admin_metric, client_report, json_fixture, receiver_status_row, unblock_out,
+    wait_for_backpressure, wait_run_output,
 };
 use siemrelay_e2e::{Siemrelay, free_port, python, repo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "es-receiver-pass-3b7d";
 /// An `encoded` API key value (base64 of `id:api_key`).
@@ -230,25 +230,8 @@ async fn a_full_queue_answers_item_429s_and_streaming_bulk_retries_bring_every_d
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("run es_bulk_client.py");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while admin_metric(
-        admin,
-        "siemrelay_receiver_events_refused_total",
-        &[("receiver", "elasticsearch/nt"), ("reason", "backpressure")],
-    )
-    .await
-        == 0.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no backpressure answer; logs:\n{}",
-            relay.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock");
-    std::fs::create_dir(&out).expect("unblock");
+    wait_for_backpressure(&relay, admin, "elasticsearch/nt").await;
+    unblock_out(&relay);
     let output = tokio::task::spawn_blocking(move || sender.wait_with_output())
         .await
         .expect("join")
@@ -446,9 +429,7 @@ async fn answers_match_the_documented_examples() {
     assert_eq!(body["error"]["type"], "illegal_argument_exception");
     assert_eq!(body["status"], 400);
 
-    let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock");
-    std::fs::create_dir(&out).expect("unblock");
+    unblock_out(&relay);
     let events = wait_run_output(&relay, "r", 2);
     assert!(
         events
