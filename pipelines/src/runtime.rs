@@ -417,16 +417,58 @@ impl ReceiverEntry {
         batch: SizedBatch,
     ) -> Result<(), QueueError> {
         let mut pushed = queue.push(reservation, batch.clone()).await;
-        while matches!(pushed, Err(QueueError::Full | QueueError::Storage(_)))
-            && !self.closing.load(Ordering::Acquire)
-        {
-            tokio::time::sleep(PART_RETRY).await;
+        loop {
+            match pushed {
+                Err(QueueError::Full | QueueError::Storage(_))
+                    if !self.closing.load(Ordering::Acquire) =>
+                {
+                    tokio::time::sleep(PART_RETRY).await;
+                }
+                // Its real size (measured after processing) is more than the whole queue
+                // holds, although the estimate it was split by fit: push it in halves.
+                Err(QueueError::TooLarge(_)) if batch.len() > 1 => {
+                    let mut first = batch;
+                    let second = first.split_off(first.len() / 2);
+                    for half in [first, second] {
+                        Box::pin(self.reserve_and_push(queue, half)).await?;
+                    }
+                    return Ok(());
+                }
+                done => return done,
+            }
             pushed = match queue.try_reserve(batch.len(), batch.total_bytes) {
                 Ok(reservation) => queue.push(reservation, batch.clone()).await,
                 Err(error) => Err(error),
             };
         }
-        pushed
+    }
+
+    /// Reserves room for a processed later part (waiting while the queue is full) and pushes
+    /// it with [`ReceiverEntry::push_until_taken`]; a part larger than the queue is halved.
+    async fn reserve_and_push(
+        &self,
+        queue: &dyn siemrelay_exporters::delivery::DeliveryQueue,
+        batch: SizedBatch,
+    ) -> Result<(), QueueError> {
+        loop {
+            match queue.try_reserve(batch.len(), batch.total_bytes) {
+                Ok(reservation) => return self.push_until_taken(queue, reservation, batch).await,
+                Err(QueueError::Full | QueueError::Storage(_))
+                    if !self.closing.load(Ordering::Acquire) =>
+                {
+                    tokio::time::sleep(PART_RETRY).await;
+                }
+                Err(QueueError::TooLarge(_)) if batch.len() > 1 => {
+                    let mut first = batch;
+                    let second = first.split_off(first.len() / 2);
+                    for half in [first, second] {
+                        Box::pin(self.reserve_and_push(queue, half)).await?;
+                    }
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 

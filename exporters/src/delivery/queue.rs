@@ -44,6 +44,19 @@ impl SizedBatch {
         }
     }
 
+    /// Splits off the events from `at` on (with their sizes) into a batch of their own.
+    pub fn split_off(&mut self, at: usize) -> SizedBatch {
+        let events = self.events.split_off(at);
+        let sizes = self.sizes.split_off(at);
+        let total_bytes: usize = sizes.iter().map(|s| *s as usize).sum();
+        self.total_bytes -= total_bytes;
+        SizedBatch {
+            events,
+            sizes,
+            total_bytes,
+        }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.events.len()
