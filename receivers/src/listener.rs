@@ -48,6 +48,12 @@ use tower::ServiceExt;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection being closed for idleness may take to finish cleanly (HTTP/2 GOAWAY).
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a closed connection keeps reading and discarding what its client still sends (a
+/// request body refused before it was read), so that the client can finish writing and read
+/// the answer instead of getting a reset that destroys it: nginx's lingering close.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// Lingering ends sooner when the client sends nothing for this long.
+const LINGER_IDLE: Duration = Duration::from_secs(1);
 /// HTTP/2 flow-control windows: large enough that a 1–4 MB export is not throttled on loopback.
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
@@ -360,7 +366,9 @@ struct Shared {
 }
 
 impl Shared {
-    /// Serves one connection until it ends, idles out, or the listener shuts down.
+    /// Serves one connection until it ends, idles out, or the listener shuts down. A connection
+    /// that HTTP ended (after an answer) lingers (see [`linger`]); one the watchdog cut off or
+    /// the shutdown closed does not.
     async fn connection<I>(
         self: Arc<Self>,
         io: I,
@@ -368,6 +376,35 @@ impl Shared {
         allowed: bool,
         shutdown: CancellationToken,
     ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let returned = Arc::new(std::sync::Mutex::new(None));
+        let io = Returned {
+            inner: Some(io),
+            slot: returned.clone(),
+        };
+        let ended_by_http = self
+            .serve_connection(io, peer, allowed, shutdown.clone())
+            .await;
+        let io = returned.lock().ok().and_then(|mut slot| slot.take());
+        if let (true, Some(io)) = (ended_by_http, io) {
+            tokio::select! {
+                () = linger(io) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    /// Serves HTTP on one connection until it ends, idles out, or the listener shuts down.
+    /// Returns true when HTTP ended it.
+    async fn serve_connection<I>(
+        self: Arc<Self>,
+        io: I,
+        peer: SocketAddr,
+        allowed: bool,
+        shutdown: CancellationToken,
+    ) -> bool
+    where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let activity = Arc::new(Activity::new());
@@ -417,7 +454,7 @@ impl Shared {
                 if let Err(e) = result {
                     tracing::debug!(listener = %self.name, %peer, error = %e, "connection ended with an error");
                 }
-                return;
+                return true;
             }
             () = shutdown.cancelled() => None,
             reason = activity.expired(limits.header_read_timeout.0, limits.idle_timeout.0) => Some(reason),
@@ -434,6 +471,7 @@ impl Shared {
             DRAIN_TIMEOUT
         };
         let _ = tokio::time::timeout(grace, connection).await;
+        false
     }
 }
 
@@ -529,6 +567,109 @@ impl Activity {
                 () = &mut changed => {}
             }
         }
+    }
+}
+
+/// Half-closes a connection HTTP is done with, then reads and discards what the client still
+/// sends until it closes, pauses for [`LINGER_IDLE`], or [`LINGER_TIME`] passes. A close with
+/// unread bytes makes the kernel send a reset, which destroys the answer the client has not
+/// read yet; a client that already closed costs one read.
+async fn linger<I: AsyncRead + AsyncWrite + Unpin>(mut io: I) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + LINGER_TIME;
+    if tokio::time::timeout(LINGER_IDLE, io.shutdown())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut discard = [0u8; 16 * 1024];
+    loop {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(LINGER_IDLE);
+        match tokio::time::timeout(left, io.read(&mut discard)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            _ => return,
+        }
+    }
+}
+
+/// A connection's IO that is handed back through `slot` when HTTP drops it, so that the
+/// connection can [`linger`] before it is closed.
+struct Returned<I> {
+    inner: Option<I>,
+    slot: Arc<std::sync::Mutex<Option<I>>>,
+}
+
+impl<I> Returned<I> {
+    fn io(&mut self) -> io::Result<&mut I> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl<I> Drop for Returned<I> {
+    fn drop(&mut self) {
+        if let (Some(io), Ok(mut slot)) = (self.inner.take(), self.slot.lock()) {
+            *slot = Some(io);
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Returned<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.io() {
+            Ok(io) => Pin::new(io).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Returned<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.io() {
+            Ok(io) => Pin::new(io).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io() {
+            Ok(io) => Pin::new(io).poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.io() {
+            Ok(io) => Pin::new(io).poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.io() {
+            Ok(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.as_ref().is_some_and(I::is_write_vectored)
     }
 }
 

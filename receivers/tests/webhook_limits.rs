@@ -353,3 +353,37 @@ async fn what_is_written_is_what_was_seen() {
     let reply = post_ndjson(&strict, body).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
 }
+
+/// A body refused before it is read (over `max_body_size`) still gets its answer: the client
+/// finishes writing it and reads the 413, instead of a reset that destroys the answer. The
+/// server keeps reading and discarding for a while after answering, as nginx's lingering close
+/// does. Without that, a client whose body arrives in pieces sees "broken pipe" and no status.
+#[tokio::test]
+async fn a_body_refused_before_it_is_read_still_gets_its_413() {
+    let sink = Arc::new(CollectingSink::default());
+    let running = start(json!({"max_body_size": "64KiB"}), sink.clone()).await;
+    let length = 2 * 1024 * 1024;
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream
+        .write_all(
+            format!("POST /v1/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-ndjson\r\ncontent-length: {length}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The body comes in pieces, as over a real network: the server has answered long before
+    // the last one, and finds nothing to read for a moment between them.
+    let piece = vec![b' '; 64 * 1024];
+    for i in 0..length / piece.len() {
+        if let Err(e) = stream.write_all(&piece).await {
+            panic!("writing piece {i} of the body failed: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("max_body_size"), "{answer}");
+    assert!(closed, "the connection is closed after the refusal");
+    assert_eq!(post_ndjson(&running, ndjson(1)).await.status, 200);
+    assert_eq!(sink.event_count(), 1);
+}

@@ -90,8 +90,15 @@ pub async fn wait_for_backpressure(relay: &Siemrelay, admin: u16, receiver: &str
 /// directory belongs: the file becomes the directory. Returns the directory.
 pub fn unblock_out(relay: &Siemrelay) -> std::path::PathBuf {
     let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock");
-    std::fs::create_dir(&out).expect("unblock");
+    std::fs::remove_file(&out).expect("unblock the output");
+    // The file exporter's next retry may make the directory first (it creates missing
+    // parents): either way the output is a directory now.
+    match std::fs::create_dir(&out) {
+        Err(e) if !(e.kind() == std::io::ErrorKind::AlreadyExists && out.is_dir()) => {
+            panic!("unblock the output: {e}")
+        }
+        _ => {}
+    }
     out
 }
 

@@ -620,9 +620,7 @@ impl Relay {
     }
 
     fn unblock(&self) {
-        let out = self.relay.dir().join("out");
-        std::fs::remove_file(&out).expect("unblock the output");
-        std::fs::create_dir(&out).expect("unblock the output");
+        siemrelay_e2e::intake::unblock_out(&self.relay);
     }
 
     /// Deliveries per event id in the output.

@@ -56,9 +56,7 @@ service:
 }
 
 fn unblock(relay: &Siemrelay) {
-    let out = relay.dir().join("out");
-    std::fs::remove_file(&out).expect("unblock the output");
-    std::fs::create_dir(&out).expect("unblock the output");
+    siemrelay_e2e::intake::unblock_out(relay);
 }
 
 /// Output events by the id at `path` (`attributes.message.id`, …).

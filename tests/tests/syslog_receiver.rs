@@ -81,9 +81,7 @@ impl Relay {
     }
 
     fn unblock(&self) {
-        let out = self.relay.dir().join("out");
-        std::fs::remove_file(&out).expect("unblock the output");
-        std::fs::create_dir(&out).expect("unblock the output");
+        siemrelay_e2e::intake::unblock_out(&self.relay);
     }
 
     /// The sum of a counter's series for this receiver (0 when absent).
