@@ -1,0 +1,176 @@
+//! The canonical form of event attributes for signing, written from their JSON bytes
+//! (`canonical_json`, issue 24) against parsing them into a `serde_json::Value` and writing
+//! the tree (`canonical::write_canonical`), on the attributes of the product samples in
+//! `tests/fixtures/samples/`. Also prints heap allocations per call of each path.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::Value;
+use siemrelay_processors::sign::canonical::write_canonical;
+use siemrelay_processors::sign::canonical_json::{CanonicalJsonScratch, write_canonical_json};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting allocations (and reallocations).
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is passed on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Fields that become an event's well-known fields rather than attributes.
+const WELL_KNOWN: &[&str] = &[
+    "event_id",
+    "id",
+    "timestamp",
+    "created_at",
+    "event_type",
+    "type",
+    "severity",
+    "level",
+    "summary",
+    "source",
+];
+
+/// The attributes of each sample event, as the compact bytes serde_json writes for them.
+fn attributes(name: &str, text: &str) -> Vec<Vec<u8>> {
+    let objects: Vec<Value> = if name.ends_with(".ndjson") {
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).expect("sample line"))
+            .collect()
+    } else {
+        serde_json::from_str(text).expect("sample array")
+    };
+    objects
+        .into_iter()
+        .map(|object| {
+            let mut map = object.as_object().cloned().expect("sample object");
+            map.retain(|key, _| !WELL_KNOWN.contains(&key.as_str()));
+            serde_json::to_vec(&map).expect("attributes")
+        })
+        .collect()
+}
+
+fn samples() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let files = [
+        (
+            "keeptrusts.ndjson",
+            include_str!("../../tests/fixtures/samples/keeptrusts.ndjson"),
+        ),
+        (
+            "toktra.ndjson",
+            include_str!("../../tests/fixtures/samples/toktra.ndjson"),
+        ),
+        (
+            "neuraltrust.json",
+            include_str!("../../tests/fixtures/samples/neuraltrust.json"),
+        ),
+        (
+            "truthlocks.json",
+            include_str!("../../tests/fixtures/samples/truthlocks.json"),
+        ),
+    ];
+    files
+        .into_iter()
+        .map(|(name, text)| (name, attributes(name, text)))
+        .collect()
+}
+
+/// Heap allocations per call of `write` over all of `inputs`, after one warm-up pass.
+fn allocations_per_call(inputs: &[Vec<u8>], mut write: impl FnMut(&[u8])) -> f64 {
+    inputs.iter().for_each(|json| write(json));
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    inputs.iter().for_each(|json| write(json));
+    (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / inputs.len() as f64
+}
+
+fn canonical_json(c: &mut Criterion) {
+    for (name, inputs) in samples() {
+        let bytes: usize = inputs.iter().map(Vec::len).sum();
+        let trees: Vec<Value> = inputs
+            .iter()
+            .map(|json| serde_json::from_slice(json).expect("attributes"))
+            .collect();
+        let mut scratch = CanonicalJsonScratch::default();
+        let mut out = Vec::new();
+
+        let raw = allocations_per_call(&inputs, |json| {
+            out.clear();
+            write_canonical_json(json, &mut out, &mut scratch);
+        });
+        let parsed = allocations_per_call(&inputs, |json| {
+            out.clear();
+            let value: Value = serde_json::from_slice(json).expect("attributes");
+            write_canonical(&value, &mut out);
+        });
+        println!(
+            "{name}: {} events, {} attribute bytes each on average; allocations per call: \
+             raw {raw:.1}, parse + tree {parsed:.1}",
+            inputs.len(),
+            bytes / inputs.len()
+        );
+
+        let mut group = c.benchmark_group(format!("canonical_json/{name}"));
+        group.throughput(Throughput::Elements(inputs.len() as u64));
+        group.bench_function("raw", |b| {
+            b.iter(|| {
+                for json in &inputs {
+                    out.clear();
+                    black_box(write_canonical_json(json, &mut out, &mut scratch));
+                    black_box(&out);
+                }
+            })
+        });
+        group.bench_function("parse_and_tree", |b| {
+            b.iter(|| {
+                for json in &inputs {
+                    out.clear();
+                    let value: Value = serde_json::from_slice(json).expect("attributes");
+                    write_canonical(black_box(&value), &mut out);
+                    black_box(&out);
+                }
+            })
+        });
+        group.bench_function("tree_only", |b| {
+            b.iter(|| {
+                for value in &trees {
+                    out.clear();
+                    write_canonical(black_box(value), &mut out);
+                    black_box(&out);
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = canonical_json
+}
+criterion_main!(benches);
