@@ -116,10 +116,13 @@ pub fn try_write_canonical_json(
         bytes: json,
         pos: 0,
         depth: 0,
+        spaces: 0,
         tape,
         decoded,
     };
-    parser.document()?;
+    parser
+        .document()
+        .map_err(|Stop| InvalidJson { at: parser.pos })?;
     let mut writer = Writer {
         text,
         tape,
@@ -171,11 +174,47 @@ enum Token {
     /// An object; `end` is the index of the first token after it.
     Object {
         end: u32,
+        text: AsWritten,
     },
     /// An array; `end` is the index of the first token after it.
     Array {
         end: u32,
+        text: AsWritten,
     },
+}
+
+/// Whether a value's text is its canonical form already (then it is copied as one slice),
+/// and whether that form is sendable.
+#[derive(Clone, Copy, Debug)]
+struct AsWritten {
+    /// The value's text with brackets.
+    raw: Span,
+    /// The text is canonical: no whitespace, members in order and unique, every string
+    /// and number written as JCS writes it.
+    canonical: bool,
+    /// See [`write_canonical_json`]; exact when `canonical`.
+    sendable: bool,
+}
+
+/// What a value's text is, as the parser found it.
+#[derive(Clone, Copy, Debug)]
+struct Form {
+    canonical: bool,
+    sendable: bool,
+}
+
+impl Form {
+    const CANONICAL: Form = Form {
+        canonical: true,
+        sendable: true,
+    };
+
+    fn and(self, other: Form) -> Form {
+        Form {
+            canonical: self.canonical && other.canonical,
+            sendable: self.sendable && other.sendable,
+        }
+    }
 }
 
 /// An object member being sorted: where its key's text is, and its tokens.
@@ -196,15 +235,22 @@ struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
     depth: usize,
+    /// How many runs of whitespace were skipped so far: a container whose text has any is
+    /// not canonical.
+    spaces: usize,
     tape: &'a mut Vec<Token>,
     decoded: &'a mut String,
 }
 
-type Parsed<T = ()> = Result<T, InvalidJson>;
+/// The text is not valid JSON at the parser's position. (Small, so that results are
+/// returned in registers.)
+struct Stop;
+
+type Parsed<T = ()> = Result<T, Stop>;
 
 impl Parser<'_> {
-    fn error(&self) -> InvalidJson {
-        InvalidJson { at: self.pos }
+    fn error(&self) -> Stop {
+        Stop
     }
 
     fn peek(&self) -> Option<u8> {
@@ -212,8 +258,11 @@ impl Parser<'_> {
     }
 
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
+        if let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.spaces += 1;
+            while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+                self.pos += 1;
+            }
         }
     }
 
@@ -229,15 +278,15 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Parsed {
+    /// One value, recorded on the tape; returns what its text is.
+    fn value(&mut self) -> Parsed<Form> {
         match self.peek() {
             Some(b'{') => self.object(),
             Some(b'[') => self.array(),
-            Some(b'"') => {
-                let token = self.string(false)?;
-                self.tape.push(token);
-                Ok(())
-            }
+            Some(b'"') => Ok(Form {
+                canonical: self.string(false)?,
+                sendable: true,
+            }),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b'n') => self.literal(b"null", Token::Null),
             Some(b't') => self.literal(b"true", Token::True),
@@ -246,26 +295,28 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, text: &[u8], token: Token) -> Parsed {
+    fn literal(&mut self, text: &[u8], token: Token) -> Parsed<Form> {
         if self.bytes[self.pos..].starts_with(text) {
             self.pos += text.len();
             self.tape.push(token);
-            Ok(())
+            Ok(Form::CANONICAL)
         } else {
             Err(self.error())
         }
     }
 
-    /// Opens an array or object at the current `[` or `{`; returns its tape index.
-    fn open(&mut self, token: Token) -> Parsed<usize> {
+    /// Opens an array or object at the current `[` or `{`; returns its tape index and the
+    /// whitespace count before it.
+    fn open(&mut self, token: Token) -> Parsed<(usize, usize)> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error());
         }
+        let spaces = self.spaces;
         self.pos += 1;
         self.tape.push(token);
         self.skip_whitespace();
-        Ok(self.tape.len() - 1)
+        Ok((self.tape.len() - 1, spaces))
     }
 
     /// After a member or item: `,` (then whitespace) continues, `close` ends the container.
@@ -285,62 +336,115 @@ impl Parser<'_> {
         }
     }
 
-    fn close(&mut self, at: usize) {
+    /// Closes the container opened at tape index `at` (its text started at byte `start`);
+    /// `form` is its members' or items'.
+    fn close(&mut self, at: usize, start: usize, spaces: usize, form: Form) -> Form {
         self.depth -= 1;
         let end = self.tape.len() as u32;
-        self.tape[at] = match self.tape[at] {
-            Token::Object { .. } => Token::Object { end },
-            _ => Token::Array { end },
+        let form = Form {
+            canonical: form.canonical && spaces == self.spaces,
+            sendable: form.sendable,
         };
+        let text = AsWritten {
+            raw: Span::new(start, self.pos),
+            canonical: form.canonical,
+            sendable: form.sendable,
+        };
+        self.tape[at] = match self.tape[at] {
+            Token::Object { .. } => Token::Object { end, text },
+            _ => Token::Array { end, text },
+        };
+        form
     }
 
-    fn object(&mut self) -> Parsed {
-        let at = self.open(Token::Object { end: 0 })?;
+    fn object(&mut self) -> Parsed<Form> {
+        let start = self.pos;
+        let (at, spaces) = self.open(Token::Object {
+            end: 0,
+            text: PLACEHOLDER,
+        })?;
+        let mut form = Form::CANONICAL;
         if self.peek() == Some(b'}') {
             self.pos += 1;
         } else {
+            let mut previous: Option<&str> = None;
             loop {
                 if self.peek() != Some(b'"') {
                     return Err(self.error());
                 }
-                let key = self.string(true)?;
-                self.tape.push(key);
+                self.string(true)?;
+                // Members already in canonical order (serde_json writes a map's keys in UTF-8
+                // order, the same but for rare characters) need no sorting. Keys with escapes
+                // (rare too) always go through the sorting writer.
+                match self.tape.last() {
+                    Some(&Token::String { raw, decoded: None }) => {
+                        let current = &self.text[raw.start as usize + 1..raw.end as usize - 1];
+                        form.canonical &=
+                            previous.is_none_or(|previous| in_order(previous, current));
+                        previous = Some(current);
+                    }
+                    _ => form.canonical = false,
+                }
                 self.skip_whitespace();
                 if self.peek() != Some(b':') {
                     return Err(self.error());
                 }
                 self.pos += 1;
                 self.skip_whitespace();
-                self.value()?;
+                form = form.and(self.value()?);
                 if !self.next_or_close(b'}')? {
                     break;
                 }
             }
         }
-        self.close(at);
-        Ok(())
+        Ok(self.close(at, start, spaces, form))
     }
 
-    fn array(&mut self) -> Parsed {
-        let at = self.open(Token::Array { end: 0 })?;
+    fn array(&mut self) -> Parsed<Form> {
+        let start = self.pos;
+        let (at, spaces) = self.open(Token::Array {
+            end: 0,
+            text: PLACEHOLDER,
+        })?;
+        let mut form = Form::CANONICAL;
         if self.peek() == Some(b']') {
             self.pos += 1;
         } else {
             loop {
-                self.value()?;
+                form = form.and(self.value()?);
                 if !self.next_or_close(b']')? {
                     break;
                 }
             }
         }
-        self.close(at);
-        Ok(())
+        Ok(self.close(at, start, spaces, form))
     }
 
     /// The string at the current `"`. Decodes it when it is a key with an escape, or when an
-    /// escape is not written as JCS writes it.
-    fn string(&mut self, is_key: bool) -> Parsed<Token> {
+    /// escape is not written as JCS writes it. Records it; returns whether its text is
+    /// canonical.
+    #[inline]
+    fn string(&mut self, is_key: bool) -> Parsed<bool> {
         let start = self.pos;
+        let pos = start + 1;
+        // Most strings have no escape: their end is the first byte JCS escapes.
+        match first_to_escape(&self.bytes[pos..]).map(|at| (pos + at, self.bytes[pos + at])) {
+            Some((end, b'"')) => {
+                self.pos = end + 1;
+                self.tape.push(Token::String {
+                    raw: Span::new(start, end + 1),
+                    decoded: None,
+                });
+                Ok(true)
+            }
+            _ => self.escaped_string(start, is_key),
+        }
+    }
+
+    /// [`Self::string`] for a string with escapes (or an invalid one).
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize, is_key: bool) -> Parsed<bool> {
         let mut pos = start + 1;
         let mut escaped = false;
         let mut canonical = true;
@@ -370,13 +474,16 @@ impl Parser<'_> {
         let raw = Span::new(start, pos + 1);
         let decoded = if escaped && (is_key || !canonical) {
             let from = self.decoded.len();
-            decode(&self.text[start + 1..pos], self.decoded)
-                .map_err(|at| InvalidJson { at: start + 1 + at })?;
+            if let Err(at) = decode(&self.text[start + 1..pos], self.decoded) {
+                self.pos = start + 1 + at;
+                return Err(Stop);
+            }
             Some(Span::new(from, self.decoded.len()))
         } else {
             None
         };
-        Ok(Token::String { raw, decoded })
+        self.tape.push(Token::String { raw, decoded });
+        Ok(!escaped || canonical)
     }
 
     /// Checks the escape at `pos` (a `\`); returns its length and whether JCS writes the
@@ -399,7 +506,7 @@ impl Parser<'_> {
     /// A number, read as `serde_json` reads it: an integer within `u64` or (when negative
     /// and not zero) `i64` stays an integer, everything else is an `f64`, which must be
     /// finite.
-    fn number(&mut self) -> Parsed {
+    fn number(&mut self) -> Parsed<Form> {
         let bytes = self.bytes;
         let start = self.pos;
         let mut pos = start;
@@ -446,17 +553,29 @@ impl Parser<'_> {
             Some(m) if integer => !negative || (m != 0 && m <= 1 << 63),
             _ => false,
         };
-        let token = if exact {
-            Token::Integer(Span::new(start, pos))
+        let (token, form) = if exact {
+            (Token::Integer(Span::new(start, pos)), Form::CANONICAL)
         } else {
-            match self.text[start..pos].parse::<f64>() {
-                Ok(float) if float.is_finite() => Token::Float(float),
-                _ => return Err(InvalidJson { at: start }),
+            let raw = &self.text[start..pos];
+            match raw.parse::<f64>() {
+                Ok(float) if float.is_finite() => {
+                    let mut buffer = ryu_js::Buffer::new();
+                    let text = buffer.format(float);
+                    let form = Form {
+                        canonical: text == raw,
+                        sendable: float_sendable(text),
+                    };
+                    (Token::Float(float), form)
+                }
+                _ => {
+                    self.pos = start;
+                    return Err(Stop);
+                }
             }
         };
         self.pos = pos;
         self.tape.push(token);
-        Ok(())
+        Ok(form)
     }
 
     /// One or more digits from `pos`; returns the position after them.
@@ -470,6 +589,29 @@ impl Parser<'_> {
             return Err(self.error());
         }
         Ok(pos)
+    }
+}
+
+/// Placeholder of a container's text until it is closed.
+const PLACEHOLDER: AsWritten = AsWritten {
+    raw: Span { start: 0, end: 0 },
+    canonical: false,
+    sendable: false,
+};
+
+/// Whether a double's canonical text reads back as a double (JCS writes `4.0` as `4`).
+fn float_sendable(text: &str) -> bool {
+    text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E'))
+}
+
+/// Whether `a` sorts before `b` in UTF-16 order ([`cmp_utf16`]). Keys that differ in their
+/// first byte, both below 0xEE (where UTF-8 and UTF-16 order may part), need no full
+/// comparison: the common case, checked inline.
+#[inline]
+fn in_order(a: &str, b: &str) -> bool {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(&x), Some(&y)) if x != y && x < 0xee && y < 0xee => x < y,
+        _ => cmp_utf16(a, b).is_lt(),
     }
 }
 
@@ -549,7 +691,7 @@ impl Writer<'_> {
     /// Tape index of the first token after the value at `at`.
     fn after(&self, at: usize) -> usize {
         match self.tape[at] {
-            Token::Object { end } | Token::Array { end } => end as usize,
+            Token::Object { end, .. } | Token::Array { end, .. } => end as usize,
             _ => at + 1,
         }
     }
@@ -566,12 +708,17 @@ impl Writer<'_> {
                 .extend_from_slice(&self.text.as_bytes()[span.range()]),
             Token::Float(float) => {
                 let mut buffer = ryu_js::Buffer::new();
-                let text = buffer.format(float).as_bytes();
-                self.out.extend_from_slice(text);
-                return text.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                let text = buffer.format(float);
+                self.out.extend_from_slice(text.as_bytes());
+                return float_sendable(text);
             }
             Token::String { .. } => self.string(at),
-            Token::Array { end } => {
+            Token::Object { text, .. } | Token::Array { text, .. } if text.canonical => {
+                self.out
+                    .extend_from_slice(&self.text.as_bytes()[text.raw.range()]);
+                return text.sendable;
+            }
+            Token::Array { end, .. } => {
                 let mut exact = true;
                 self.out.push(b'[');
                 let mut item = at + 1;
@@ -585,7 +732,7 @@ impl Writer<'_> {
                 self.out.push(b']');
                 return exact;
             }
-            Token::Object { end } => return self.object(at, end as usize),
+            Token::Object { end, .. } => return self.object(at, end as usize),
         }
         true
     }

@@ -273,10 +273,17 @@ fn numbers_are_written_as_serde_json_reads_them() {
         ("1e20", "100000000000000000000", false),
         ("5e-324", "5e-324", true),
         ("1e-400", "0", false),
+        // A double whose canonical text is this integer text: copied, and not sendable.
+        ("18446744073709552000", "18446744073709552000", false),
     ];
     for (json, form, sendable) in cases {
         assert_eq!(canonical(json), (form.to_string(), sendable), "{json}");
+        // Inside containers, whose text may be copied whole.
+        let nested = format!(r#"{{"a":[{json}],"b":{{"c":{json}}}}}"#);
+        let nested_form = format!(r#"{{"a":[{form}],"b":{{"c":{form}}}}}"#);
+        assert_eq!(canonical(&nested), (nested_form, sendable), "{nested}");
         assert_same_as_tree(json.as_bytes()).unwrap();
+        assert_same_as_tree(nested.as_bytes()).unwrap();
     }
 }
 
