@@ -66,7 +66,9 @@ impl std::error::Error for InvalidJson {}
 /// [`super::canonical`]'s tree writer).
 ///
 /// This is what an event's MAC input holds for `attributes` kept as raw bytes:
-/// `write_canonical_json(raw_attributes, out, scratch)` in place of writing the map.
+/// `write_canonical_json(raw_attributes, out, scratch)` in place of writing the map. An
+/// empty map must be passed as `{}` (empty bytes are not JSON). Only appends to `out`; keep
+/// one scratch per thread (e.g. beside the entry stack the sign processor reuses).
 ///
 /// Text that is not valid JSON cannot occur for bytes `serde_json` wrote (and never
 /// panics): it is then parsed as a `Value` and written from the tree, and when even that
