@@ -165,8 +165,8 @@ enum Token {
     False,
     /// An integer `serde_json` reads as `u64` or `i64`, written as in the input.
     Integer(Span),
-    /// Any other number.
-    Float(f64),
+    /// Any other number: a finite double (checked), its text at the span.
+    Float(Span),
     /// A string: its text with quotes in the input, and its decoded text (in
     /// `decoded`) when it was decoded: keys with escapes, strings with non-JCS escapes.
     String {
@@ -555,8 +555,11 @@ impl Parser<'_> {
             Some(m) if integer => !negative || (m != 0 && m <= 1 << 63),
             _ => false,
         };
+        let span = Span::new(start, pos);
         let (token, form) = if exact {
-            (Token::Integer(Span::new(start, pos)), Form::CANONICAL)
+            (Token::Integer(span), Form::CANONICAL)
+        } else if plain_decimal_is_canonical(&bytes[start..pos]) {
+            (Token::Float(span), Form::CANONICAL)
         } else {
             let raw = &self.text[start..pos];
             match raw.parse::<f64>() {
@@ -567,7 +570,7 @@ impl Parser<'_> {
                         canonical: text == raw,
                         sendable: float_sendable(text),
                     };
-                    (Token::Float(float), form)
+                    (Token::Float(span), form)
                 }
                 _ => {
                     self.pos = start;
@@ -600,6 +603,37 @@ const PLACEHOLDER: AsWritten = AsWritten {
     canonical: false,
     sendable: false,
 };
+
+/// Whether a number's text (valid JSON, not an integer) is what ECMAScript writes for its
+/// double, known without converting: a plain decimal `[-]int.frac` with at most 15
+/// significant digits, no trailing zero, and no more than five zeros after `0.`. Every
+/// decimal of at most 15 significant digits is the shortest text of the double nearest to
+/// it (a double has 15.95 decimal digits of precision), and ECMAScript writes such values
+/// (10^-6 ≤ |x| < 10^21) as `int.frac`. Such a text is a finite double with a point: sendable.
+/// Common in attributes (`87.5`, `0.25`), and it spares a float conversion both ways.
+fn plain_decimal_is_canonical(text: &[u8]) -> bool {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let Some(point) = digits.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
+    if fraction.last().is_none_or(|&digit| digit == b'0')
+        || !fraction.iter().all(u8::is_ascii_digit)
+    {
+        // A trailing zero, or an exponent.
+        return false;
+    }
+    let significant = if whole == b"0" {
+        let zeros = fraction.iter().take_while(|&&digit| digit == b'0').count();
+        if zeros > 5 {
+            return false;
+        }
+        fraction.len() - zeros
+    } else {
+        whole.len() + fraction.len()
+    };
+    significant <= 15
+}
 
 /// Whether a double's canonical text reads back as a double (JCS writes `4.0` as `4`).
 fn float_sendable(text: &str) -> bool {
@@ -708,7 +742,9 @@ impl Writer<'_> {
             Token::Integer(span) => self
                 .out
                 .extend_from_slice(&self.text.as_bytes()[span.range()]),
-            Token::Float(float) => {
+            Token::Float(span) => {
+                // The parser checked that the text is a finite double.
+                let float = self.text[span.range()].parse::<f64>().unwrap_or_default();
                 let mut buffer = ryu_js::Buffer::new();
                 let text = buffer.format(float);
                 self.out.extend_from_slice(text.as_bytes());

@@ -179,6 +179,67 @@ proptest! {
     }
 }
 
+/// Decimal texts around the limits of the plain-decimal shortcut: up to 18 digits on
+/// either side of the point, runs of zeros after `0.`.
+fn decimal_text() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        prop_oneof![Just("0".to_string()), "[1-9][0-9]{0,17}"],
+        "0{0,8}[0-9]{0,12}",
+    )
+        .prop_map(|(negative, whole, fraction)| {
+            let fraction = if fraction.is_empty() {
+                "1".into()
+            } else {
+                fraction
+            };
+            format!("{}{whole}.{fraction}", if negative { "-" } else { "" })
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    /// The shortcut says "canonical" only for texts that ryu-js writes back unchanged, and
+    /// such numbers are written as the tree writer writes them, alone and in containers.
+    #[test]
+    fn plain_decimals_are_canonical_only_when_ryu_js_agrees(text in decimal_text()) {
+        let float: f64 = text.parse().unwrap();
+        let mut buffer = ryu_js::Buffer::new();
+        if plain_decimal_is_canonical(text.as_bytes()) {
+            prop_assert_eq!(buffer.format(float), text.as_str());
+        }
+        assert_same_as_tree(text.as_bytes())?;
+        assert_same_as_tree(format!("[{text},{{\"a\":{text}}}]").as_bytes())?;
+    }
+}
+
+#[test]
+fn plain_decimal_shortcut_limits() {
+    for (text, canonical) in [
+        ("0.5", true),
+        ("-0.5", true),
+        ("87.5", true),
+        ("0.000001", true),
+        ("0.0000001", false),
+        ("12345678901234.5", true),
+        ("123456789012345.5", false),
+        ("0.123456789012345", true),
+        ("0.1234567890123456", false),
+        ("1.10", false),
+        ("1.0", false),
+        ("1.5e3", false),
+        ("15", false),
+    ] {
+        assert_eq!(
+            plain_decimal_is_canonical(text.as_bytes()),
+            canonical,
+            "{text}"
+        );
+        assert_same_as_tree(format!("[{text}]").as_bytes()).unwrap();
+    }
+}
+
 #[test]
 fn sorts_members_by_utf16_code_units() {
     assert_eq!(
