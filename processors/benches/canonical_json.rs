@@ -92,10 +92,39 @@ fn samples() -> Vec<(&'static str, Vec<Vec<u8>>)> {
             include_str!("../../tests/fixtures/samples/truthlocks.json"),
         ),
     ];
-    files
+    let mut samples: Vec<_> = files
         .into_iter()
         .map(|(name, text)| (name, attributes(name, text)))
-        .collect()
+        .collect();
+    // The same members in reverse order (as a sender's own order may be): every object
+    // takes the sorting path.
+    let reversed = samples[0].1.iter().map(|json| reversed(json)).collect();
+    samples.push(("keeptrusts-reversed", reversed));
+    samples
+}
+
+/// The JSON text of an object with its members (at every level) in reverse order.
+fn reversed(json: &[u8]) -> Vec<u8> {
+    fn write(value: &Value, out: &mut String) {
+        match value {
+            Value::Object(map) => {
+                out.push('{');
+                for (i, (key, value)) in map.iter().rev().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&Value::from(key.as_str()).to_string());
+                    out.push(':');
+                    write(value, out);
+                }
+                out.push('}');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(&serde_json::from_slice(json).expect("attributes"), &mut out);
+    out.into_bytes()
 }
 
 /// One call of the raw path. Not inlined, so that callgrind counts its calls and their

@@ -26,6 +26,7 @@
 
 use super::canonical::{cmp_utf16, first_to_escape, write_string, write_value};
 use siemrelay_core::Value;
+use std::cmp::Ordering;
 
 /// Deepest nesting of arrays and objects `serde_json` reads (its recursion limit, 128, counts
 /// the level that fails).
@@ -160,36 +161,26 @@ impl Span {
 /// and value, one after the other.
 #[derive(Clone, Copy, Debug)]
 enum Token {
-    Null,
-    True,
-    False,
+    /// `null`, `true` or `false`, at the span.
+    Literal(Span),
     /// An integer `serde_json` reads as `u64` or `i64`, written as in the input.
     Integer(Span),
-    /// Any other number: a finite double (checked), its text at the span.
-    Float(Span),
+    /// Any other number: a finite double (checked).
+    Float(AsWritten),
     /// A string: its text with quotes in the input, and its decoded text (in
     /// `decoded`) when it was decoded: keys with escapes, strings with non-JCS escapes.
-    String {
-        raw: Span,
-        decoded: Option<Span>,
-    },
+    String { raw: Span, decoded: Option<Span> },
     /// An object; `end` is the index of the first token after it.
-    Object {
-        end: u32,
-        text: AsWritten,
-    },
+    Object { end: u32, text: AsWritten },
     /// An array; `end` is the index of the first token after it.
-    Array {
-        end: u32,
-        text: AsWritten,
-    },
+    Array { end: u32, text: AsWritten },
 }
 
 /// Whether a value's text is its canonical form already (then it is copied as one slice),
 /// and whether that form is sendable.
 #[derive(Clone, Copy, Debug)]
 struct AsWritten {
-    /// The value's text with brackets.
+    /// The value's text.
     raw: Span,
     /// The text is canonical: no whitespace, members in order and unique, every string
     /// and number written as JCS writes it.
@@ -222,6 +213,8 @@ impl Form {
 /// An object member being sorted: where its key's text is, and its tokens.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
+    /// [`lead`] of the key.
+    lead: u16,
     /// The key's text (without quotes), in the input or in `decoded`.
     key_text: Span,
     key_decoded: bool,
@@ -290,17 +283,18 @@ impl Parser<'_> {
                 sendable: true,
             }),
             Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(b'n') => self.literal(b"null", Token::Null),
-            Some(b't') => self.literal(b"true", Token::True),
-            Some(b'f') => self.literal(b"false", Token::False),
+            Some(b'n') => self.literal(b"null"),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
             _ => Err(self.error()),
         }
     }
 
-    fn literal(&mut self, text: &[u8], token: Token) -> Parsed<Form> {
+    fn literal(&mut self, text: &[u8]) -> Parsed<Form> {
         if self.bytes[self.pos..].starts_with(text) {
+            let start = self.pos;
             self.pos += text.len();
-            self.tape.push(token);
+            self.tape.push(Token::Literal(Span::new(start, self.pos)));
             Ok(Form::CANONICAL)
         } else {
             Err(self.error())
@@ -559,7 +553,10 @@ impl Parser<'_> {
         let (token, form) = if exact {
             (Token::Integer(span), Form::CANONICAL)
         } else if plain_decimal_is_canonical(&bytes[start..pos]) {
-            (Token::Float(span), Form::CANONICAL)
+            (
+                Token::Float(as_written(span, Form::CANONICAL)),
+                Form::CANONICAL,
+            )
         } else {
             let raw = &self.text[start..pos];
             match raw.parse::<f64>() {
@@ -570,7 +567,7 @@ impl Parser<'_> {
                         canonical: text == raw,
                         sendable: float_sendable(text),
                     };
-                    (Token::Float(span), form)
+                    (Token::Float(as_written(span, form)), form)
                 }
                 _ => {
                     self.pos = start;
@@ -594,6 +591,15 @@ impl Parser<'_> {
             return Err(self.error());
         }
         Ok(pos)
+    }
+}
+
+/// A value's text and what the parser found it to be.
+fn as_written(raw: Span, form: Form) -> AsWritten {
+    AsWritten {
+        raw,
+        canonical: form.canonical,
+        sendable: form.sendable,
     }
 }
 
@@ -645,10 +651,21 @@ fn float_sendable(text: &str) -> bool {
 /// comparison: the common case, checked inline.
 #[inline]
 fn in_order(a: &str, b: &str) -> bool {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
-        (Some(&x), Some(&y)) if x != y && x < 0xee && y < 0xee => x < y,
-        _ => cmp_utf16(a, b).is_lt(),
-    }
+    lead_order(lead(a), lead(b)).map_or_else(|| cmp_utf16(a, b).is_lt(), Ordering::is_lt)
+}
+
+/// A key's first byte plus one, 0 for the empty key: enough to order most keys.
+fn lead(key: &str) -> u16 {
+    key.as_bytes()
+        .first()
+        .map_or(0, |&byte| u16::from(byte) + 1)
+}
+
+/// The UTF-16 order of two keys from their [`lead`]s, when these decide it: they differ and
+/// neither key starts with a byte from 0xEE on (where UTF-8 and UTF-16 order may part).
+#[inline]
+fn lead_order(a: u16, b: u16) -> Option<Ordering> {
+    (a != b && a <= 0xee && b <= 0xee).then(|| a.cmp(&b))
 }
 
 /// The value of four hex digits.
@@ -707,10 +724,14 @@ fn decode(content: &str, out: &mut String) -> Result<(), usize> {
 
 /// The text of an entry's key.
 fn key_text<'t>(text: &'t str, decoded: &'t str, entry: &Entry) -> &'t str {
-    if entry.key_decoded {
-        &decoded[entry.key_text.range()]
+    key_text_in(text, decoded, entry.key_text, entry.key_decoded)
+}
+
+fn key_text_in<'t>(text: &'t str, decoded: &'t str, span: Span, in_decoded: bool) -> &'t str {
+    if in_decoded {
+        &decoded[span.range()]
     } else {
-        &text[entry.key_text.range()]
+        &text[span.range()]
     }
 }
 
@@ -734,28 +755,39 @@ impl Writer<'_> {
 
     /// Writes the value at tape index `at`; returns whether it is sendable (see
     /// [`write_canonical_json`]).
-    fn value(&mut self, at: usize) -> bool {
+    /// The text of the value at `at` and whether it is sendable, when the text is its
+    /// canonical form.
+    fn canonical_text(&self, at: usize) -> Option<(Span, bool)> {
         match self.tape[at] {
-            Token::Null => self.out.extend_from_slice(b"null"),
-            Token::True => self.out.extend_from_slice(b"true"),
-            Token::False => self.out.extend_from_slice(b"false"),
-            Token::Integer(span) => self
-                .out
-                .extend_from_slice(&self.text.as_bytes()[span.range()]),
-            Token::Float(span) => {
+            Token::Literal(span) | Token::Integer(span) => Some((span, true)),
+            Token::String { raw, decoded: None } => Some((raw, true)),
+            Token::Float(text) | Token::Object { text, .. } | Token::Array { text, .. }
+                if text.canonical =>
+            {
+                Some((text.raw, text.sendable))
+            }
+            _ => None,
+        }
+    }
+
+    fn value(&mut self, at: usize) -> bool {
+        if let Some((span, sendable)) = self.canonical_text(at) {
+            self.out
+                .extend_from_slice(&self.text.as_bytes()[span.range()]);
+            return sendable;
+        }
+        match self.tape[at] {
+            Token::Float(text) => {
                 // The parser checked that the text is a finite double.
-                let float = self.text[span.range()].parse::<f64>().unwrap_or_default();
+                let float = self.text[text.raw.range()]
+                    .parse::<f64>()
+                    .unwrap_or_default();
                 let mut buffer = ryu_js::Buffer::new();
                 let text = buffer.format(float);
                 self.out.extend_from_slice(text.as_bytes());
                 return float_sendable(text);
             }
             Token::String { .. } => self.string(at),
-            Token::Object { text, .. } | Token::Array { text, .. } if text.canonical => {
-                self.out
-                    .extend_from_slice(&self.text.as_bytes()[text.raw.range()]);
-                return text.sendable;
-            }
             Token::Array { end, .. } => {
                 let mut exact = true;
                 self.out.push(b'[');
@@ -771,6 +803,8 @@ impl Writer<'_> {
                 return exact;
             }
             Token::Object { end, .. } => return self.object(at, end as usize),
+            // Written above: their text is always canonical.
+            Token::Literal(_) | Token::Integer(_) => {}
         }
         true
     }
@@ -807,7 +841,9 @@ impl Writer<'_> {
                     false,
                 ),
             };
+            let lead = lead(key_text_in(self.text, self.decoded, key_text, key_decoded));
             self.entries.push(Entry {
+                lead,
                 key_text,
                 key_decoded,
                 key: key as u32,
@@ -820,9 +856,11 @@ impl Writer<'_> {
         let members = &mut self.entries[base..];
         let mut duplicates = false;
         members.sort_unstable_by(|a, b| {
-            cmp_utf16(key_of(a), key_of(b)).then_with(|| {
-                duplicates = true;
-                a.key.cmp(&b.key)
+            lead_order(a.lead, b.lead).unwrap_or_else(|| {
+                cmp_utf16(key_of(a), key_of(b)).then_with(|| {
+                    duplicates = true;
+                    a.key.cmp(&b.key)
+                })
             })
         });
         // A correct sort compares every pair that ends up adjacent, so equal keys set the flag.
@@ -846,9 +884,21 @@ impl Writer<'_> {
             if i > base {
                 self.out.push(b',');
             }
+            // `"key":value` as written when both are canonical and only `:` is between them.
+            let value = entry.value as usize;
+            if let (Token::String { raw, decoded: None }, Some((text, sendable))) =
+                (self.tape[entry.key as usize], self.canonical_text(value))
+                && text.start == raw.end + 1
+            {
+                self.out.extend_from_slice(
+                    &self.text.as_bytes()[raw.start as usize..text.end as usize],
+                );
+                exact &= sendable;
+                continue;
+            }
             self.string(entry.key as usize);
             self.out.push(b':');
-            exact &= self.value(entry.value as usize);
+            exact &= self.value(value);
         }
         self.out.push(b'}');
         self.entries.truncate(base);

@@ -48,6 +48,25 @@ fn assert_same_as_tree(json: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The compact JSON text of `value` with every object's members in reverse order.
+fn reversed(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let members: Vec<String> = map
+                .iter()
+                .rev()
+                .map(|(key, value)| format!("{}:{}", Value::from(key.as_str()), reversed(value)))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(reversed).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Characters that JCS escapes, or that sort differently in UTF-16 and UTF-8, or that
 /// serde_json and JCS could escape differently.
 fn awkward_char() -> impl Strategy<Value = char> {
@@ -144,6 +163,22 @@ proptest! {
         // Whitespace changes nothing.
         let pretty = serde_json::to_vec_pretty(&value).unwrap();
         prop_assert_eq!(raw_form(&pretty).unwrap(), ours);
+    }
+
+    /// Members in another order than serde_json's (reversed at every level, as a sender's
+    /// own order may be): every object goes through the sorting writer.
+    #[test]
+    fn members_in_any_order_are_sorted(value in value()) {
+        let json = reversed(&value);
+        let ours = raw_form(json.as_bytes());
+        prop_assert!(ours.is_ok(), "rejected {:?}", json);
+        let tree = tree_form(&value);
+        prop_assert_eq!(
+            ours.map(|(form, sendable)| (String::from_utf8_lossy(&form).into_owned(), sendable)),
+            Ok((String::from_utf8_lossy(&tree.0).into_owned(), tree.1)),
+            "input {:?}",
+            json
+        );
     }
 
     /// Corrupted texts: accepted exactly when serde_json accepts them, then written as the
