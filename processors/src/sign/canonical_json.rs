@@ -218,10 +218,9 @@ struct Entry {
     /// The key's text (without quotes), in the input or in `decoded`.
     key_text: Span,
     key_decoded: bool,
-    /// Tape index of the key; ties between equal keys are broken by it.
+    /// Tape index of the key (the value follows it); ties between equal keys are broken by
+    /// it.
     key: u32,
-    /// Tape index of the value.
-    value: u32,
 }
 
 /// The first pass: checks the text and records the tape.
@@ -654,7 +653,8 @@ fn in_order(a: &str, b: &str) -> bool {
     lead_order(lead(a), lead(b)).map_or_else(|| cmp_utf16(a, b).is_lt(), Ordering::is_lt)
 }
 
-/// A key's first byte plus one, 0 for the empty key: enough to order most keys.
+/// A key's first byte plus one, 0 for the empty key: enough to order most keys (kept in
+/// [`Entry::lead`]).
 fn lead(key: &str) -> u16 {
     key.as_bytes()
         .first()
@@ -724,14 +724,10 @@ fn decode(content: &str, out: &mut String) -> Result<(), usize> {
 
 /// The text of an entry's key.
 fn key_text<'t>(text: &'t str, decoded: &'t str, entry: &Entry) -> &'t str {
-    key_text_in(text, decoded, entry.key_text, entry.key_decoded)
-}
-
-fn key_text_in<'t>(text: &'t str, decoded: &'t str, span: Span, in_decoded: bool) -> &'t str {
-    if in_decoded {
-        &decoded[span.range()]
+    if entry.key_decoded {
+        &decoded[entry.key_text.range()]
     } else {
-        &text[span.range()]
+        &text[entry.key_text.range()]
     }
 }
 
@@ -841,13 +837,21 @@ impl Writer<'_> {
                     false,
                 ),
             };
-            let lead = lead(key_text_in(self.text, self.decoded, key_text, key_decoded));
+            let texts = if key_decoded {
+                self.decoded.as_bytes()
+            } else {
+                self.text.as_bytes()
+            };
+            let lead = if key_text.start < key_text.end {
+                u16::from(texts[key_text.start as usize]) + 1
+            } else {
+                0
+            };
             self.entries.push(Entry {
                 lead,
                 key_text,
                 key_decoded,
                 key: key as u32,
-                value: key as u32 + 1,
             });
             key = self.after(key + 1);
         }
@@ -885,7 +889,7 @@ impl Writer<'_> {
                 self.out.push(b',');
             }
             // `"key":value` as written when both are canonical and only `:` is between them.
-            let value = entry.value as usize;
+            let value = entry.key as usize + 1;
             if let (Token::String { raw, decoded: None }, Some((text, sendable))) =
                 (self.tape[entry.key as usize], self.canonical_text(value))
                 && text.start == raw.end + 1
