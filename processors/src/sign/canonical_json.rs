@@ -18,7 +18,15 @@
 //!      as UTF-8; tested), so its strings are copied as written;
 //!    - integers that `serde_json` reads as `u64`/`i64` are copied as written; `-0` and
 //!      integers beyond 64 bits are doubles to `serde_json`, written as such;
-//!    - other numbers are parsed to `f64` and written as ECMAScript does (`ryu-js`).
+//!    - other numbers are parsed to `f64` and written as ECMAScript does (`ryu-js`);
+//!      plain decimals of up to 15 significant digits (`87.5`) are canonical as written.
+//!
+//!    The tape marks every container whose text is canonical already (no whitespace, keys
+//!    unescaped and strictly in order, every value canonical): the writer copies it as one
+//!    slice. serde_json writes a map's keys in UTF-8 order, which is UTF-16 order but for
+//!    keys mixing U+E000–U+FFFF with characters above U+FFFF, so attributes `serde_json`
+//!    wrote are usually one copy; objects in another order are sorted, and their members
+//!    copied as `"key":value` slices where those are canonical.
 //!
 //! The result is byte for byte what [`super::canonical`] writes for the tree
 //! `serde_json::from_slice::<Value>(json)`, with the same "sendable" flag (tested
