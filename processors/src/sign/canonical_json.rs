@@ -11,7 +11,7 @@
 //!    decoded when they must be: keys with a backslash escape (they sort by their decoded
 //!    text) and strings with an escape JCS writes differently (`\/`, `\u00e9`, `\u001F`).
 //! 2. **Write**: objects' members are sorted by key as UTF-16 code units
-//!    ([`super::canonical::cmp_utf16`]) and written in that order, values copied through
+//!    (`canonical::cmp_utf16`) and written in that order, values copied through
 //!    where the text already is canonical:
 //!    - strings: `serde_json` escapes exactly as JCS does (`"` `\` `\b \t \n \f \r`, other
 //!      control characters as lowercase `\u00xx`; `/`, DEL, U+2028 and all other characters
