@@ -69,6 +69,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 pub mod canonical;
+pub mod canonical_json;
 pub mod factory;
 mod keys;
 mod verify;

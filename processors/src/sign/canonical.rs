@@ -159,7 +159,11 @@ fn write_signed_fields(signed: SignedFields<'_>, out: &mut Vec<u8>) -> usize {
 
 /// Writes `value`; returns false when a float was written as integer text (`4.0` → `4`),
 /// i.e. when reading the text back would change a value's JSON type.
-fn write_value<'a>(value: &'a Value, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) -> bool {
+pub(crate) fn write_value<'a>(
+    value: &'a Value,
+    out: &mut Vec<u8>,
+    stack: &mut EntryStack<'a>,
+) -> bool {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
@@ -217,7 +221,7 @@ fn write_map<'a>(map: &'a Map, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) ->
 }
 
 /// Writes a JSON string escaped as JCS requires.
-fn write_string(text: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(text: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = text.as_bytes();
     out.push(b'"');
