@@ -44,7 +44,7 @@ fn full_event(n: u64) -> Event {
     event.summary = Some(format!(
         "Blocked upload #{n} of \"secrets.txt\" — été 😀\tby bob"
     ));
-    event.attributes = json!({
+    *event.attributes = json!({
         "user_email": "bob@corp.example",
         "count": n,
         "ratio": 0.25,
@@ -408,7 +408,7 @@ fn signature_matches_an_independent_hmac_over_a_hand_written_canonical_form() {
     event.observed_timestamp = Timestamp(1_795_000_000_500_000_000);
     event.severity = Severity::from_name("high").unwrap();
     event.source = Some("toktra".into());
-    event.attributes = json!({"user": "bob", "n": 1.50, "a": {"y": 2, "x": "é\n"}})
+    *event.attributes = json!({"user": "bob", "n": 1.50, "a": {"y": 2, "x": "é\n"}})
         .as_object()
         .unwrap()
         .clone();
