@@ -668,3 +668,27 @@ fn the_word_at_a_time_escape_scan_agrees_with_a_byte_scan() {
     }
     assert_eq!(first_to_escape(b""), None);
 }
+
+#[test]
+fn a_signature_is_the_same_whether_the_attributes_were_raw_or_a_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    for config in [
+        format!("{{ keys: [{K1}], active: k1 }}"),
+        format!("{{ keys: [{K1}], active: k1, chain: true }}"),
+    ] {
+        let trees: Vec<Event> = (0..3).map(full_event).collect();
+        let mut raws = trees.clone();
+        for event in &mut raws {
+            event.attributes = siemrelay_core::Attributes::raw_from_map(&event.attributes);
+            assert!(event.attributes.raw_json().is_some());
+        }
+        let (mut trees, mut raws) = (trees, raws);
+        signer(&config, &dir.path().join("tree")).process(&mut trees);
+        signer(&config, &dir.path().join("raw")).process(&mut raws);
+        assert_eq!(ndjson(&raws), ndjson(&trees), "{config}");
+        for (raw, tree) in raws.iter().zip(&trees) {
+            assert!(raw.signature.is_some());
+            assert_eq!(raw.signature, tree.signature);
+        }
+    }
+}
