@@ -340,7 +340,8 @@ pub fn event_from_received(
     if !options.mapping.is_empty()
         && let Some(attributes) = raw.take()
     {
-        // A mapping reads attribute paths: it works on members.
+        // A mapping reads the members as sent, which `parse_body_raw` keeps for it; should raw
+        // attributes come here anyway, they are read as top-level members.
         members.extend(
             attributes
                 .into_map()

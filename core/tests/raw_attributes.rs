@@ -28,7 +28,7 @@ fn tree_path(body: &[u8], format: BodyFormat, options: &IngestOptions) -> Outcom
 
 fn raw_path(body: &[u8], format: BodyFormat, options: &IngestOptions) -> Outcome {
     let limits = Limits::new(10_000).strict(options.strict);
-    let objects = parse_body_raw(body, format, &limits).map_err(|e| e.message)?;
+    let objects = parse_body_raw(body, format, &limits, &options.mapping).map_err(|e| e.message)?;
     objects
         .into_iter()
         .enumerate()
@@ -123,7 +123,13 @@ fn what_the_raw_form_cannot_hold_takes_the_tree_path() {
         (br#"{"u":{"k":1,"k":2}}"#, 0),
         (br#"{"u":[{"k":1,"k":2}]}"#, 0),
         (br#"{"attributes":{"a":1},"a":2}"#, 0),
-        (br#"{"attributes":{"a":1}}"#, 0),
+        (br#"{"attributes":{"a":1},"b":{"a":2}}"#, 1),
+        (br#"{"c":0,"attributes":{"b":1,"a":[{"y":1,"x":2}]},"b2":{"a":2}}"#, 1),
+        (br#"{"attributes":{"a":1}}"#, 1),
+        (br#"{"attributes":{"a":1},"attributes":{"b":1}}"#, 0),
+        (br#"{"attributes":[],"b":1}"#, 0),
+        (br#"{"attributes":"x"}"#, 0),
+        (br#"{"event_id":"evt-1","attributes":{"event_id":"mine"}}"#, 0),
         (br#"{"event_id":"evt-1","observed_timestamp":"2020-01-01T00:00:00Z","z":1}"#, 1),
         (br#"{"severity":"severe","z":1}"#, 0),
         (br#"{"event_type":"x","event_type":"y","z":1}"#, 0),

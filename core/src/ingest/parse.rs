@@ -452,11 +452,18 @@ impl<'de> Visitor<'de> for MembersSeed<'_, '_, '_, 'de> {
             if let Cow::Owned(text) = &key {
                 limits.charge_or_stop(text.len())?;
             }
-            if let Some(raw) = &mut raw
-                && super::WellKnown::from_key(&key).is_none()
-            {
-                raw.member(key, &mut map)?;
-                continue;
+            if let Some(raw) = &mut raw {
+                match super::WellKnown::from_key(&key) {
+                    None => {
+                        raw.member(key, &mut map)?;
+                        continue;
+                    }
+                    Some(super::WellKnown::Attributes) => {
+                        raw.merge_attributes(&mut map)?;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
             let value = map.next_value_seed(ValueSeed(limits))?;
             let capacity = members.capacity();
@@ -466,12 +473,7 @@ impl<'de> Visitor<'de> for MembersSeed<'_, '_, '_, 'de> {
             }
         }
         let raw_attributes = match raw {
-            Some(raw) => {
-                // The `attributes` member and top-level extras merge by rules that depend on
-                // their received order: the tree path does that.
-                let merges = members.iter().any(|(key, _)| key == "attributes");
-                raw.finish(merges)?
-            }
+            Some(raw) => raw.finish()?,
             None => None,
         };
         Ok(Object {
@@ -656,17 +658,21 @@ pub fn parse_body<'b>(
     Ok(objects.into_iter().map(|object| object.members).collect())
 }
 
-/// Like [`parse_body`], but each object's members that are not well-known fields are written
-/// straight into its raw attributes (`serde_json::to_vec` of the map they would make) instead
-/// of trees, for [`super::event_from_received`]. An object the raw form cannot hold exactly (a
-/// key repeated at any depth, an `attributes` member beside other extras) makes the whole body
-/// parse the tree way, so results and errors are those of [`parse_body`].
+/// Like [`parse_body`], but each object's members that are not well-known fields, and those of
+/// its `attributes` member, are written straight into its raw attributes (`serde_json::to_vec`
+/// of the map the tree path makes of them) instead of trees, for
+/// [`super::event_from_received`] with options that have this `mapping`. An object the raw
+/// form cannot hold exactly (a key repeated at any depth or given both at the top level and in
+/// `attributes`, an `attributes` member that is not one object) makes the whole body parse
+/// the tree way, so results and errors are those of [`parse_body`]. With a mapping (which
+/// reads the members as sent) every body is parsed the tree way.
 pub fn parse_body_raw<'b>(
     body: &'b [u8],
     format: BodyFormat,
     limits: &Limits<'_>,
+    mapping: &super::FieldMapping,
 ) -> Result<Vec<Object<'b>>, BodyError> {
-    if !limits.counted_keys.is_empty() {
+    if !limits.counted_keys.is_empty() || !mapping.is_empty() {
         return parse_objects(body, format, limits, false);
     }
     let (events, charged) = (limits.events.get(), limits.charged.get());

@@ -7,9 +7,11 @@
 //! 64-bit value, floats as serde_json prints the `f64` it parsed. The buffer is charged to the
 //! request's [`Limits`] as it grows, like the trees it replaces.
 //!
-//! What the raw form cannot hold exactly is left to the tree path: a key repeated in any object
-//! (kept under `_duplicate`, or refused when strict) and an `attributes` member beside other
-//! extras set [`Limits::raw_fallback`], and the body is parsed again as trees.
+//! The members of the `attributes` member join the top-level extras, as the tree path merges
+//! them. What the raw form cannot hold exactly is left to the tree path: a key repeated in any
+//! object or in both places (kept under `_duplicate`, or refused when strict), an `attributes`
+//! member that is not an object or is given twice set `Limits::raw_fallback`, and the body is
+//! parsed again as trees.
 
 use super::Key;
 use super::parse::Limits;
@@ -32,6 +34,8 @@ pub(super) struct RawObject<'a, 'r, 's, 'de> {
     /// Capacity of `out` and `copy` already charged to `limits`.
     charged: usize,
     scratch: &'s mut RawScratch<'de>,
+    /// True once the `attributes` member was merged in.
+    merged: bool,
 }
 
 impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
@@ -41,13 +45,15 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
         scratch: &'s mut RawScratch<'de>,
     ) -> RawObject<'a, 'r, 's, 'de> {
         scratch.entries.clear();
-        let mut out = Vec::new();
-        out.push(b'{');
+        // Room for the attributes of a typical event; charged as it grows.
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{");
         RawObject {
             limits,
             out,
             charged: 0,
             scratch,
+            merged: false,
         }
     }
 
@@ -69,14 +75,25 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
         self.charge()
     }
 
-    /// The finished attributes (`None` when the object had no other members). `merges`: the
-    /// object also has an `attributes` member, which the tree path merges with these.
-    pub(super) fn finish<E: de::Error>(mut self, merges: bool) -> Result<Option<Vec<u8>>, E> {
+    /// Writes the members of the object's `attributes` member among the top-level ones: with
+    /// no key in both (a clash sends the body down the tree path) the tree path's merge gives
+    /// their union. An `attributes` member given twice or that is not an object (a misfit)
+    /// takes the tree path too.
+    pub(super) fn merge_attributes<A: MapAccess<'de>>(
+        &mut self,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        if self.merged {
+            return Err(self.fallback());
+        }
+        self.merged = true;
+        map.next_value_seed(Merge(self))
+    }
+
+    /// The finished attributes (`None` when the object had no other members).
+    pub(super) fn finish<E: de::Error>(mut self) -> Result<Option<Vec<u8>>, E> {
         if self.scratch.entries.is_empty() {
             return Ok(None);
-        }
-        if merges {
-            return Err(self.fallback());
         }
         self.close(0, 0)?;
         Ok(Some(self.out))
@@ -124,6 +141,7 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
 }
 
 /// `"key":` as serde_json writes it.
+#[allow(clippy::ptr_arg)] // Borrowed or owned tells whether the key had escapes.
 fn write_key(key: &Cow<'_, str>, out: &mut Vec<u8>) {
     match key {
         // Borrowed from the input: it had no escapes, so it holds nothing serde_json escapes
@@ -254,5 +272,58 @@ impl<'de> Visitor<'de> for Transcode<'_, '_, '_, '_, 'de> {
             object.charge()?;
         }
         object.close(start, base)
+    }
+}
+
+/// The value of the `attributes` member: its members join the top-level ones.
+struct Merge<'w, 'a, 'r, 's, 'de>(&'w mut RawObject<'a, 'r, 's, 'de>);
+
+impl<'de> DeserializeSeed<'de> for Merge<'_, '_, '_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Merge<'_, '_, '_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key()? {
+            if let Cow::Owned(text) = &key {
+                self.0.limits.charge_or_stop(text.len())?;
+            }
+            self.0.member(key, &mut map)?;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Err(self.0.fallback())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(self.0.fallback())
     }
 }

@@ -254,8 +254,8 @@ impl Intake {
         let limits = Limits::new(self.max_events)
             .strict(self.options.strict)
             .charging(reservation);
-        let objects =
-            parse_body_raw(&decoded, framing.format, &limits).map_err(|e| match e.kind {
+        let objects = parse_body_raw(&decoded, framing.format, &limits, &self.options.mapping)
+            .map_err(|e| match e.kind {
                 BodyErrorKind::TooManyEvents { limit } => Rejection::TooManyEvents { limit },
                 BodyErrorKind::Memory(over) => Rejection::Memory(over),
                 _ => Rejection::Malformed(e.message),
