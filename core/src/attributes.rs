@@ -187,12 +187,12 @@ fn find_member(json: &[u8], key: &str) -> Found {
 /// Index of the closing quote of the string whose opening quote is at `at`.
 fn string_end(json: &[u8], at: usize) -> usize {
     let mut i = at + 1;
-    while i < json.len() {
-        match json[i] {
-            b'\\' => i += 2,
-            b'"' => return i,
-            _ => i += 1,
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &json[i.min(json.len())..]) {
+        i += found;
+        if json[i] == b'"' {
+            return i;
         }
+        i += 2;
     }
     json.len()
 }

@@ -118,7 +118,7 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
     fn close<E: de::Error>(&mut self, start: usize, base: usize) -> Result<(), E> {
         let entries = &mut self.scratch.entries[base..];
         if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
                 return Err(self.fallback());
             }
