@@ -8,6 +8,7 @@
 //! ```
 //! `source`, `summary`, `resource` and `signature` are left out when absent or empty.
 
+use crate::attributes::Attributes;
 use crate::severity::Severity;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -82,8 +83,9 @@ pub struct EventFields {
     pub source: Option<String>,
     /// Human-readable text or body.
     pub summary: Option<String>,
-    /// Everything else the sender said, as a typed tree.
-    pub attributes: Map,
+    /// Everything else the sender said: a typed tree, or the JSON bytes of one that are
+    /// parsed on first read (see [`Attributes`]).
+    pub attributes: Attributes,
     /// Attributes of the sender (OpenTelemetry resource).
     pub resource: Map,
     /// Signature added by the `sign` processor (boxed: most events have none, and a queued
@@ -197,7 +199,7 @@ impl Event {
             severity: Severity::default(),
             source: None,
             summary: None,
-            attributes: Map::new(),
+            attributes: Attributes::new(),
             resource: Map::new(),
             signature: None,
         })
@@ -256,9 +258,9 @@ impl Event {
             self.write_json(&mut json);
             self.written_json = WrittenJson(Some(json));
         }
-        let host = host_of(&self.fields).map(Box::from);
+        let host = host_owned(&self.fields);
         let f = &mut self.fields;
-        f.attributes = Map::new();
+        f.attributes = Attributes::new();
         f.summary = None;
         f.signature = None;
         self.compact = Some(Box::new(CompactState {
@@ -309,6 +311,10 @@ impl Event {
             out.extend_from_slice(json);
             return;
         }
+        if let Some(attributes) = self.attributes.raw_json() {
+            write_json_form_with_raw_attributes(self, attributes, out);
+            return;
+        }
         // Writing into a Vec cannot fail, and every field serializes.
         let _ = serde_json::to_writer(&mut *out, &JsonForm(self));
     }
@@ -350,7 +356,10 @@ impl Event {
             + self.severity.text.len()
             + self.source.as_ref().map_or(0, String::len)
             + self.summary.as_ref().map_or(0, String::len)
-            + map_size(&self.attributes)
+            + self
+                .attributes
+                .raw_len()
+                .unwrap_or_else(|| map_size(&self.attributes))
             + map_size(&self.resource)
             + self.signature.as_ref().map_or(0, |s| 160 + s.value.len())
     }
@@ -368,6 +377,80 @@ fn host_of(fields: &EventFields) -> Option<&str> {
         .or_else(|| name(fields.resource.get("host")))
         .or_else(|| text(fields.attributes.get("host")))
         .or_else(|| name(fields.attributes.get("host")))
+}
+
+/// [`host_of`], owned, reading raw attributes without parsing them (what a compact event keeps).
+fn host_owned(fields: &EventFields) -> Option<Box<str>> {
+    if fields.attributes.raw_json().is_none() {
+        return host_of(fields).map(Box::from);
+    }
+    fn text(value: Option<&Value>) -> Option<&str> {
+        value.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    if let Some(host) = text(fields.resource.get("host.name"))
+        .or_else(|| text(fields.resource.get("host").and_then(|v| v.get("name"))))
+    {
+        return Some(Box::from(host));
+    }
+    let json = fields.attributes.raw_member("host")?;
+    let value: Value = if json.first() == Some(&b'"') {
+        Value::String(serde_json::from_slice(json).ok()?)
+    } else if json.first() == Some(&b'{') {
+        serde_json::from_slice(json).ok()?
+    } else {
+        return None;
+    };
+    text(Some(&value))
+        .or_else(|| text(value.get("name")))
+        .map(Box::from)
+}
+
+/// The JSON form of an event whose attributes are held raw: the same members as [`JsonForm`],
+/// with the attributes' bytes copied.
+fn write_json_form_with_raw_attributes(event: &Event, attributes: &[u8], out: &mut Vec<u8>) {
+    // Writing into a Vec cannot fail, and every field serializes.
+    let mut id_buf = Uuid::encode_buffer();
+    let mut time = crate::time::Rfc3339Buf::default();
+    out.extend_from_slice(b"{\"event_id\":\"");
+    out.extend_from_slice(
+        event
+            .event_id
+            .hyphenated()
+            .encode_lower(&mut id_buf)
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\",\"timestamp\":");
+    let _ = serde_json::to_writer(&mut *out, event.timestamp.format_rfc3339(&mut time));
+    out.extend_from_slice(b",\"observed_timestamp\":");
+    let _ = serde_json::to_writer(
+        &mut *out,
+        event.observed_timestamp.format_rfc3339(&mut time),
+    );
+    out.extend_from_slice(b",\"event_type\":");
+    let _ = serde_json::to_writer(&mut *out, &event.event_type);
+    out.extend_from_slice(b",\"severity\":");
+    let _ = serde_json::to_writer(&mut *out, &event.severity.text);
+    out.extend_from_slice(b",\"severity_number\":");
+    let _ = serde_json::to_writer(&mut *out, &event.severity.number);
+    if let Some(source) = &event.source {
+        out.extend_from_slice(b",\"source\":");
+        let _ = serde_json::to_writer(&mut *out, source);
+    }
+    if let Some(summary) = &event.summary {
+        out.extend_from_slice(b",\"summary\":");
+        let _ = serde_json::to_writer(&mut *out, summary);
+    }
+    out.extend_from_slice(b",\"attributes\":");
+    out.extend_from_slice(attributes);
+    if !event.resource.is_empty() {
+        out.extend_from_slice(b",\"resource\":");
+        let _ = serde_json::to_writer(&mut *out, &event.resource);
+    }
+    if let Some(signature) = &event.signature {
+        out.extend_from_slice(b",\"signature\":");
+        let _ = serde_json::to_writer(&mut *out, signature);
+    }
+    out.push(b'}');
 }
 
 /// Serializes an event in its JSON form.
@@ -453,6 +536,7 @@ mod tests {
         assert!(event.is_compact());
         // The tree is gone from the held fields; what is held is the JSON form.
         assert!(event.fields.attributes.is_empty() && event.fields.summary.is_none());
+        assert!(event.fields.attributes.raw_json().is_none());
         assert_eq!(event.written_json(), Some(&whole.to_json_bytes()[..]));
         assert_eq!(event.estimated_size(), whole.to_json_bytes().len());
         // Scalars and the host are read without parsing anything back.

@@ -21,12 +21,15 @@
 //!   `attributes`. An object that carries a `signature` keeps every field as signed.
 
 pub mod parse;
+mod raw;
 
 pub use parse::{
-    DUPLICATE_KEY, Limits, Stop, keep_duplicate, parse_body, parse_object, parse_value,
+    DUPLICATE_KEY, Limits, Stop, keep_duplicate, parse_body, parse_body_raw, parse_object,
+    parse_value,
 };
 
 use crate::admission::OverBudget;
+use crate::attributes::Attributes;
 use crate::event::{Event, EventFields, Map, Signature, Value};
 use crate::path::AttrPath;
 use crate::severity::Severity;
@@ -193,6 +196,26 @@ impl<'de> Deserialize<'de> for Members<'de> {
     }
 }
 
+/// One received object as [`parse_body_raw`] gives it: its well-known members, and its other
+/// members already written as raw attributes (`serde_json::to_vec` of their map), for
+/// [`event_from_received`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Object<'a> {
+    /// The members kept as values (with [`parse_body_raw`]: the well-known fields).
+    pub members: Members<'a>,
+    /// The other members as raw attributes; `None` when there are none or they are members.
+    pub raw_attributes: Option<Vec<u8>>,
+}
+
+impl<'a> From<Members<'a>> for Object<'a> {
+    fn from(members: Members<'a>) -> Object<'a> {
+        Object {
+            members,
+            raw_attributes: None,
+        }
+    }
+}
+
 /// An object key, borrowed from the input when it has no escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -298,6 +321,35 @@ pub fn event_from_object<'a>(
     options: &IngestOptions,
     observed: Timestamp,
 ) -> Result<Ingested, IngestError> {
+    event_from_received(Object::from(object.into()), options, observed)
+}
+
+/// Builds an event from one object of a request as [`parse_body_raw`] gives it: the same
+/// event as [`event_from_object`] gives for the object's members, with the attributes kept
+/// raw when nothing (a mapping, a misfit, a clash) needs them as a map.
+pub fn event_from_received(
+    object: Object<'_>,
+    options: &IngestOptions,
+    observed: Timestamp,
+) -> Result<Ingested, IngestError> {
+    let Object {
+        members: Members(mut members),
+        raw_attributes,
+    } = object;
+    let mut raw = raw_attributes.map(Attributes::from_serialized_map);
+    if !options.mapping.is_empty()
+        && let Some(attributes) = raw.take()
+    {
+        // A mapping reads the members as sent, which `parse_body_raw` keeps for it; should raw
+        // attributes come here anyway, they are read as top-level members.
+        members.extend(
+            attributes
+                .into_map()
+                .into_iter()
+                .map(|(key, value)| (Cow::Owned(key), value)),
+        );
+    }
+    let object = Members(members);
     let mut fields = EventFields {
         event_id: Uuid::nil(),
         timestamp: Timestamp(0),
@@ -306,13 +358,13 @@ pub fn event_from_object<'a>(
         severity: Severity::default(),
         source: None,
         summary: None,
-        attributes: Map::new(),
+        attributes: Attributes::new(),
         resource: Map::new(),
         signature: None,
     };
     let mut sorted = Sorted::default();
     // Take mapped source fields out first so they do not also land in attributes.
-    let (members, mapped) = take_mapped(object.into().0, &options.mapping, &mut sorted.misfits);
+    let (members, mapped) = take_mapped(object.0, &options.mapping, &mut sorted.misfits);
     sorted.sort_members(members, &mapped, &mut fields);
     sorted.set_mapped(mapped, &mut fields);
     sorted.set_severity_number(&mut fields);
@@ -320,7 +372,7 @@ pub fn event_from_object<'a>(
     let sender = options.sender.filter(|_| fields.signature.is_none());
     sorted.set_observed_timestamp(sender, &mut fields);
     sorted.set_event_id(sender, &mut fields);
-    let mapping_errors = sorted.keep_the_rest(options.strict, &mut fields.attributes)?;
+    let mapping_errors = sorted.keep_the_rest(options.strict, raw, &mut fields.attributes)?;
     if fields.event_id.is_nil() {
         fields.event_id = Uuid::now_v7();
     }
@@ -427,7 +479,7 @@ impl Sorted {
             value: Some(value),
         };
         match (field, value) {
-            (WellKnown::Attributes, Value::Object(map)) => fields.attributes = map,
+            (WellKnown::Attributes, Value::Object(map)) => fields.attributes = map.into(),
             (WellKnown::Attributes, other) => self
                 .misfits
                 .push(misfit("attributes must be a JSON object".into(), other)),
@@ -539,7 +591,39 @@ impl Sorted {
 
     /// Keeps extras, displaced and repeated members and misfit values as attributes (with a
     /// `mapping_error` note), or refuses the object in strict mode. Returns the misfit count.
-    fn keep_the_rest(self, strict: bool, attributes: &mut Map) -> Result<usize, IngestError> {
+    /// `raw`: the object's other members as raw attributes; they stay raw when nothing else
+    /// but members they do not hold (a sender's `observed_timestamp`, a derived id's text) is
+    /// added, else they are kept like extras.
+    fn keep_the_rest(
+        mut self,
+        strict: bool,
+        raw: Option<Attributes>,
+        attributes: &mut Attributes,
+    ) -> Result<usize, IngestError> {
+        if let Some(mut raw) = raw {
+            let simple = attributes.is_empty()
+                && self.displaced.is_empty()
+                && self.repeated.is_empty()
+                && self.misfits.is_empty();
+            if simple {
+                let mut extras = std::mem::take(&mut self.extras).into_iter();
+                for (key, value) in extras.by_ref() {
+                    if !raw.insert_raw_if_absent(&key, &value) {
+                        self.extras.push((key, value));
+                        break;
+                    }
+                }
+                self.extras.extend(extras);
+                if self.extras.is_empty() {
+                    *attributes = raw;
+                    return Ok(0);
+                }
+            }
+            let mut extras: Vec<(String, Value)> = raw.into_map().into_iter().collect();
+            extras.append(&mut self.extras);
+            self.extras = extras;
+        }
+        let attributes: &mut Map = attributes;
         if strict {
             if let Some(first) = self.misfits.first() {
                 return Err(IngestError {

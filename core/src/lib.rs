@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod atomic_file;
+pub mod attributes;
 pub mod cidr;
 pub mod completion;
 pub mod component;
@@ -18,6 +19,7 @@ pub mod scrub;
 pub mod severity;
 pub mod time;
 
+pub use attributes::Attributes;
 pub use completion::Completion;
 pub use component::{
     Accepted, Batch, EventSink, Processor, ProcessorContext, ReceiverContext, Refusal,

@@ -25,7 +25,7 @@ fn events() -> Vec<Event> {
                 "tags": {"env": "prod", "team": "sec", "region": "eu"},
                 "deployment": {"env": "prod"}, "relay": {"region": "eu-west-1"}
             }) {
-                event.attributes = attributes;
+                *event.attributes = attributes;
             }
             event
         })

@@ -504,7 +504,7 @@ mod tests {
         let mut event = Event::new("lockout");
         event.severity = Severity::from_name("high").unwrap();
         event.source = Some("toktra".into());
-        event.attributes =
+        *event.attributes =
             serde_json::json!({"tags": {"env": "stage,eu"}, "labels": ["a", 2, {"x": 1}]})
                 .as_object()
                 .unwrap()

@@ -57,7 +57,7 @@ fn event() -> impl Strategy<Value = Event> {
                 event.source = source;
                 event.summary = summary;
                 event.severity = Severity::from_number(i64::from(severity)).unwrap_or_default();
-                event.attributes = attributes.into_iter().collect();
+                *event.attributes = attributes.into_iter().collect();
                 event.timestamp = Timestamp(nanos);
                 event
             },

@@ -34,7 +34,7 @@ fn events(n: usize) -> Vec<Event> {
             event.source = (i % 4 != 0).then(|| format!("sensor-{}", i % 5));
             event.summary = (i % 2 == 0).then(|| format!("event number {i}"));
             let env = ["prod", "stage"][i % 2];
-            event.attributes =
+            *event.attributes =
                 serde_json::json!({"tags": {"env": env}, "user": format!("u{i}"), "n": i})
                     .as_object()
                     .unwrap()

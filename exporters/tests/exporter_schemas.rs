@@ -19,7 +19,7 @@ fn blocked() -> Event {
     event.timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:37.123456Z").unwrap();
     event.summary = Some("prompt injection blocked".into());
     event.source = Some("keeptrusts".into());
-    event.attributes =
+    *event.attributes =
         json!({"action": "block", "policy_name": "prompt-injection", "user_id": "svc-1"})
             .as_object()
             .unwrap()

@@ -51,7 +51,7 @@ fn events(n: usize) -> Vec<Event> {
             event.severity = Severity::from_number([5, 9, 13, 17, 21][i % 5]).unwrap();
             event.source = (i % 4 != 0).then(|| format!("sensor-{}", i % 5));
             event.summary = Some(format!("event number {i}"));
-            event.attributes = serde_json::json!({"user": format!("u{i}"), "n": i})
+            *event.attributes = serde_json::json!({"user": format!("u{i}"), "n": i})
                 .as_object()
                 .unwrap()
                 .clone();

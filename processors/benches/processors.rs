@@ -18,7 +18,7 @@ fn events() -> Vec<Event> {
                 "Blocked upload of customer export #{i:05} to an unapproved personal cloud storage domain"
             ));
             let email = if i % 7 == 0 { "qa@test.example" } else { "alice@corp.example" };
-            event.attributes = json!({
+            *event.attributes = json!({
                 "user_email": email,
                 "policy": "dlp-uploads",
                 "action": "block",

@@ -41,7 +41,7 @@ pub mod factory;
 use crate::filter::counters::BatchCounters;
 use serde::Deserialize;
 use siemrelay_core::path::AttrPath;
-use siemrelay_core::{Batch, ConfigIssue, Event, Processor, ProcessorContext, Value};
+use siemrelay_core::{Attributes, Batch, ConfigIssue, Event, Processor, ProcessorContext, Value};
 
 /// Config of the `enrich` processor.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -290,6 +290,9 @@ impl Action {
         let event = &mut **event;
         let attributes = &mut event.attributes;
         match self {
+            // A first key that raw attributes lack is written into their bytes.
+            Action::Insert(path, value) | Action::Upsert(path, value)
+                if insert_raw(path, value, attributes) => {}
             Action::Insert(path, value) => {
                 if path_is_free(path, attributes) {
                     path.insert(attributes, value.clone());
@@ -338,6 +341,28 @@ impl Action {
 }
 
 /// Whether `path` is absent and every existing parent on it is a map, so `insert` may set it.
+/// Sets `path` to `value` in attributes held raw, without parsing them, when the path's first
+/// key is not there (then insert and upsert give the same: `{first: {…: value}}`). False,
+/// changing nothing, otherwise.
+fn insert_raw(path: &AttrPath, value: &Value, attributes: &mut Attributes) -> bool {
+    let Some((first, rest)) = path.segments().split_first() else {
+        return false;
+    };
+    if attributes.raw_json().is_none() {
+        return false;
+    }
+    if rest.is_empty() {
+        return attributes.insert_raw_if_absent(first, value);
+    }
+    let mut nested = value.clone();
+    for key in rest.iter().rev() {
+        let mut map = siemrelay_core::Map::new();
+        map.insert(key.clone(), nested);
+        nested = Value::Object(map);
+    }
+    attributes.insert_raw_if_absent(first, &nested)
+}
+
 fn path_is_free(path: &AttrPath, map: &siemrelay_core::Map) -> bool {
     let Some((last, parents)) = path.segments().split_last() else {
         return false;

@@ -11,7 +11,8 @@
 //!   of being rounded to a float (serde_json reads such literals as `f64`; only then is the
 //!   text scanned again to tell `1e20` from `100000000000000000000`).
 
-use super::{BodyError, BodyErrorKind, BodyFormat, Members};
+use super::raw::{RawObject, RawScratch};
+use super::{BodyError, BodyErrorKind, BodyFormat, Members, Object};
 use crate::admission::{OverBudget, Reservation};
 use crate::event::{Map, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -30,7 +31,7 @@ const ENTRY_SIZE: usize = size_of::<String>() + VALUE_SIZE + 3 * size_of::<usize
 /// Memory of one member of a received object (key and value).
 const MEMBER_SIZE: usize = size_of::<(Cow<'static, str>, Value)>();
 /// Memory of one parsed object in a request's list.
-const OBJECT_SIZE: usize = size_of::<Members<'static>>();
+const OBJECT_SIZE: usize = size_of::<Object<'static>>();
 /// The reservation grows in steps of at least this, so the budget is touched rarely.
 const GROW_STEP: usize = 256 * 1024;
 
@@ -76,8 +77,10 @@ pub struct Limits<'r> {
     events: Cell<usize>,
     charged: Cell<usize>,
     allowed: Cell<usize>,
-    float_beyond_64_bits: Cell<bool>,
+    pub(super) float_beyond_64_bits: Cell<bool>,
     stop: RefCell<Option<Stop>>,
+    /// Set when an object cannot be held raw: [`parse_body_raw`] parses the tree way instead.
+    pub(super) raw_fallback: Cell<bool>,
 }
 
 impl fmt::Debug for Limits<'_> {
@@ -103,6 +106,7 @@ impl<'r> Limits<'r> {
             allowed: Cell::new(usize::MAX),
             float_beyond_64_bits: Cell::new(false),
             stop: RefCell::new(None),
+            raw_fallback: Cell::new(false),
         }
     }
 
@@ -172,8 +176,17 @@ impl<'r> Limits<'r> {
         self.stop.borrow_mut().take()
     }
 
-    fn charge_or_stop<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
+    pub(super) fn charge_or_stop<E: de::Error>(&self, bytes: usize) -> Result<(), E> {
         self.charge(bytes).map_err(|stop| self.stopped(stop))
+    }
+
+    /// An integer literal wider than 64 bits arrives as a rounded float; the text tells.
+    pub(super) fn note_float(&self, value: f64) {
+        if value.fract() == 0.0
+            && (value >= 18_446_744_073_709_551_616.0 || value <= -9_223_372_036_854_775_808.0)
+        {
+            self.float_beyond_64_bits.set(true);
+        }
     }
 
     fn count_event<E: de::Error>(&self) -> Result<(), E> {
@@ -281,12 +294,7 @@ impl<'de> Visitor<'de> for ValueVisitor<'_, '_> {
     }
 
     fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-        // An integer literal wider than 64 bits arrives here rounded; the text tells.
-        if value.fract() == 0.0
-            && (value >= 18_446_744_073_709_551_616.0 || value <= -9_223_372_036_854_775_808.0)
-        {
-            self.0.float_beyond_64_bits.set(true);
-        }
+        self.0.note_float(value);
         Ok(serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number))
     }
 
@@ -412,33 +420,50 @@ impl<'de> Visitor<'de> for CountedVisitor<'_, '_> {
     }
 }
 
-/// One received object: its members in arrival order (repeated keys kept for ingest).
-struct MembersSeed<'a, 'r> {
+/// One received object: its members in arrival order (repeated keys kept for ingest); with
+/// `raw`, the members that are not well-known fields are transcoded into the object's raw
+/// attributes instead (see [`super::raw`]).
+struct MembersSeed<'a, 'r, 's, 'de> {
     limits: &'a Limits<'r>,
     place: Place,
+    raw: Option<&'s mut RawScratch<'de>>,
 }
 
-impl<'de> DeserializeSeed<'de> for MembersSeed<'_, '_> {
-    type Value = Members<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Members<'de>, D::Error> {
+impl<'de> DeserializeSeed<'de> for MembersSeed<'_, '_, '_, 'de> {
+    type Value = Object<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Object<'de>, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MembersSeed<'_, '_> {
-    type Value = Members<'de>;
+impl<'de> Visitor<'de> for MembersSeed<'_, '_, '_, 'de> {
+    type Value = Object<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object<'de>, A::Error> {
         let limits = self.limits;
         let mut members: Vec<(Cow<'de, str>, Value)> = Vec::with_capacity(12);
         limits.charge_or_stop(12 * MEMBER_SIZE)?;
+        let mut raw = self.raw.map(|scratch| RawObject::start(limits, scratch));
         while let Some(super::Key(key)) = map.next_key()? {
             if let Cow::Owned(text) = &key {
                 limits.charge_or_stop(text.len())?;
+            }
+            if let Some(raw) = &mut raw {
+                match super::WellKnown::from_key(&key) {
+                    None => {
+                        raw.member(key, &mut map)?;
+                        continue;
+                    }
+                    Some(super::WellKnown::Attributes) => {
+                        raw.merge_attributes(&mut map)?;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
             let value = map.next_value_seed(ValueSeed(limits))?;
             let capacity = members.capacity();
@@ -447,71 +472,85 @@ impl<'de> Visitor<'de> for MembersSeed<'_, '_> {
                 limits.charge_or_stop((members.capacity() - capacity) * MEMBER_SIZE)?;
             }
         }
-        Ok(Members(members))
+        let raw_attributes = match raw {
+            Some(raw) => raw.finish()?,
+            None => None,
+        };
+        Ok(Object {
+            members: Members(members),
+            raw_attributes,
+        })
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Members<'de>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, _seq: A) -> Result<Object<'de>, A::Error> {
         Err(self.wrong("an array"))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Members<'de>, E> {
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Object<'de>, E> {
         Err(self.wrong("a boolean"))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Members<'de>, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Object<'de>, E> {
         Err(self.wrong("a number"))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Members<'de>, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Object<'de>, E> {
         Err(self.wrong("a number"))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Members<'de>, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Object<'de>, E> {
         Err(self.wrong("a number"))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Members<'de>, E> {
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Object<'de>, E> {
         Err(self.wrong("a string"))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Members<'de>, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Object<'de>, E> {
         Err(self.wrong("null"))
     }
 }
 
-impl MembersSeed<'_, '_> {
+impl MembersSeed<'_, '_, '_, '_> {
     fn wrong<E: de::Error>(&self, found: &str) -> E {
         self.limits.stopped(shape_error(self.place, found))
     }
 }
 
 /// A JSON body: one object, or an array whose elements are objects (each one event).
-struct BodySeed<'a, 'r>(&'a Limits<'r>);
+struct BodySeed<'a, 'r> {
+    limits: &'a Limits<'r>,
+    raw: bool,
+}
 
 impl<'de> DeserializeSeed<'de> for BodySeed<'_, '_> {
-    type Value = Vec<Members<'de>>;
+    type Value = Vec<Object<'de>>;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for BodySeed<'_, '_> {
-    type Value = Vec<Members<'de>>;
+    type Value = Vec<Object<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object or an array of objects")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.0.count_event()?;
+        self.limits.count_event()?;
+        let mut scratch = RawScratch::default();
         let object = MembersSeed {
-            limits: self.0,
+            limits: self.limits,
             place: Place::Body,
+            raw: self.raw.then_some(&mut scratch),
         }
         .visit_map(map)?;
         Ok(vec![object])
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let limits = self.0;
+        let limits = self.limits;
         let mut objects = Vec::new();
+        let mut scratch = RawScratch::default();
         loop {
             let place = Place::Element(objects.len());
-            let Some(object) = seq.next_element_seed(MembersSeed { limits, place })? else {
+            let raw = self.raw.then_some(&mut scratch);
+            let Some(object) = seq.next_element_seed(MembersSeed { limits, place, raw })? else {
                 break;
             };
             limits.count_event()?;
@@ -546,7 +585,7 @@ impl<'de> Visitor<'de> for BodySeed<'_, '_> {
 
 impl BodySeed<'_, '_> {
     fn wrong<E: de::Error>(&self, found: &str) -> E {
-        self.0.stopped(shape_error(Place::Body, found))
+        self.limits.stopped(shape_error(Place::Body, found))
     }
 }
 
@@ -615,17 +654,58 @@ pub fn parse_body<'b>(
     format: BodyFormat,
     limits: &Limits<'_>,
 ) -> Result<Vec<Members<'b>>, BodyError> {
+    let objects = parse_objects(body, format, limits, false)?;
+    Ok(objects.into_iter().map(|object| object.members).collect())
+}
+
+/// Like [`parse_body`], but each object's members that are not well-known fields, and those of
+/// its `attributes` member, are written straight into its raw attributes (`serde_json::to_vec`
+/// of the map the tree path makes of them) instead of trees, for
+/// [`super::event_from_received`] with options that have this `mapping`. An object the raw
+/// form cannot hold exactly (a key repeated at any depth or given both at the top level and in
+/// `attributes`, an `attributes` member that is not one object) makes the whole body parse
+/// the tree way, so results and errors are those of [`parse_body`]. With a mapping (which
+/// reads the members as sent) every body is parsed the tree way.
+pub fn parse_body_raw<'b>(
+    body: &'b [u8],
+    format: BodyFormat,
+    limits: &Limits<'_>,
+    mapping: &super::FieldMapping,
+) -> Result<Vec<Object<'b>>, BodyError> {
+    if !limits.counted_keys.is_empty() || !mapping.is_empty() {
+        return parse_objects(body, format, limits, false);
+    }
+    let (events, charged) = (limits.events.get(), limits.charged.get());
+    let first = parse_objects(body, format, limits, true);
+    if !limits.raw_fallback.replace(false) {
+        return first;
+    }
+    drop(first);
+    limits.events.set(events);
+    limits.charged.set(charged);
+    limits.float_beyond_64_bits.set(false);
+    limits.stop.borrow_mut().take();
+    parse_objects(body, format, limits, false)
+}
+
+fn parse_objects<'b>(
+    body: &'b [u8],
+    format: BodyFormat,
+    limits: &Limits<'_>,
+    raw: bool,
+) -> Result<Vec<Object<'b>>, BodyError> {
     // One UTF-8 check of the whole body costs far less than one per JSON string; a valid body
     // is then parsed as text, which serde_json does not check again.
     let text = std::str::from_utf8(body).ok();
     match format {
         BodyFormat::Json => {
-            let objects = parse_text(body, text, limits, BodySeed(limits))?;
+            let objects = parse_text(body, text, limits, BodySeed { limits, raw })?;
             check_wide_integers(body, limits, "")?;
             Ok(objects)
         }
         BodyFormat::Ndjson => {
-            let mut objects: Vec<Members<'b>> = Vec::new();
+            let mut objects: Vec<Object<'b>> = Vec::new();
+            let mut scratch = RawScratch::default();
             let mut start = 0;
             let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
             for (index, end) in ends.enumerate() {
@@ -642,19 +722,23 @@ pub fn parse_body<'b>(
                 // Line ends are ASCII, so `from..to` falls on character boundaries.
                 let line_text = text.map(|text| &text[from..to]);
                 let place = Place::Line(line_number);
-                let object = parse_text(line, line_text, limits, MembersSeed { limits, place })
-                    .map_err(|mut error| {
-                        if let BodyErrorKind::Malformed { .. } = error.kind {
-                            error.message = error.message.replacen(
-                                "at line 1, column",
-                                &format!("at line {line_number}, column"),
-                                1,
-                            );
-                        } else if !matches!(error.kind, BodyErrorKind::Shape) {
-                            error.message = format!("line {line_number}: {}", error.message);
-                        }
-                        error
-                    })?;
+                let seed = MembersSeed {
+                    limits,
+                    place,
+                    raw: raw.then_some(&mut scratch),
+                };
+                let object = parse_text(line, line_text, limits, seed).map_err(|mut error| {
+                    if let BodyErrorKind::Malformed { .. } = error.kind {
+                        error.message = error.message.replacen(
+                            "at line 1, column",
+                            &format!("at line {line_number}, column"),
+                            1,
+                        );
+                    } else if !matches!(error.kind, BodyErrorKind::Shape) {
+                        error.message = format!("line {line_number}: {}", error.message);
+                    }
+                    error
+                })?;
                 check_wide_integers(line, limits, &format!("line {line_number}: "))?;
                 limits
                     .count_event::<serde_json::Error>()
@@ -694,10 +778,11 @@ pub fn parse_object<'b>(text: &'b [u8], limits: &Limits<'_>) -> Result<Members<'
         MembersSeed {
             limits,
             place: Place::Object,
+            raw: None,
         },
     )?;
     check_wide_integers(text, limits, "")?;
-    Ok(object)
+    Ok(object.members)
 }
 
 /// Parses any JSON document under `limits` (a protocol's JSON body, such as OTLP/JSON).

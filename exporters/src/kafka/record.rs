@@ -240,7 +240,7 @@ mod tests {
         else {
             unreachable!()
         };
-        event.attributes = attributes;
+        *event.attributes = attributes;
         event
     }
 

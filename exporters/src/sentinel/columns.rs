@@ -285,7 +285,7 @@ mod tests {
         e.observed_timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:01Z").unwrap();
         e.severity = Severity::from_name("high").unwrap();
         e.source = Some("toktra".into());
-        e.attributes = serde_json::json!({"user": {"name": "alice"}, "n": 3})
+        *e.attributes = serde_json::json!({"user": {"name": "alice"}, "n": 3})
             .as_object()
             .unwrap()
             .clone();

@@ -18,9 +18,9 @@ fn enrich(yaml: &str) -> Enrich {
 /// Runs `yaml`'s processor over one event with `attributes` and returns the attributes after.
 fn run(yaml: &str, attributes: Value) -> Value {
     let mut batch = vec![Event::new("login")];
-    batch[0].attributes = attributes.as_object().unwrap().clone();
+    *batch[0].attributes = attributes.as_object().unwrap().clone();
     enrich(yaml).process(&mut batch);
-    Value::Object(batch.remove(0).into_fields().attributes)
+    Value::Object(batch.remove(0).into_fields().attributes.into())
 }
 
 fn issue_keys(yaml: &str) -> Vec<String> {
@@ -101,18 +101,18 @@ fn promote_resource_copies_listed_or_all_without_overwriting() {
         .as_object()
         .unwrap()
         .clone();
-    event.attributes = json!({"zone": "mine"}).as_object().unwrap().clone();
+    *event.attributes = json!({"zone": "mine"}).as_object().unwrap().clone();
     let mut batch = vec![event.clone()];
     enrich("actions: [{ action: promote_resource, keys: [service.name, missing] }]")
         .process(&mut batch);
     assert_eq!(
-        Value::Object(batch[0].attributes.clone()),
+        Value::Object(batch[0].attributes.clone().into()),
         json!({"zone": "mine", "service.name": "auth"})
     );
     let mut batch = vec![event];
     enrich("actions: [{ action: promote_resource }]").process(&mut batch);
     assert_eq!(
-        Value::Object(batch[0].attributes.clone()),
+        Value::Object(batch[0].attributes.clone().into()),
         json!({"zone": "mine", "service.name": "auth", "host.name": "h1"})
     );
 }
@@ -203,4 +203,65 @@ fn a_form_kept_by_an_earlier_sign_does_not_survive_enrich() {
     assert!(batch[0].written_json().is_none());
     let sent: Value = serde_json::from_slice(&batch[0].to_json_bytes()).unwrap();
     assert_eq!(sent["attributes"]["team"], "sec");
+}
+
+/// Runs `yaml` over one event whose attributes are `attributes`, held raw or as a tree.
+fn run_on(yaml: &str, attributes: &Value, raw: bool) -> Event {
+    let map = attributes.as_object().unwrap().clone();
+    let mut event = Event::new("login");
+    event.event_id = uuid::Uuid::nil();
+    event.timestamp = siemrelay_core::Timestamp(1);
+    event.observed_timestamp = siemrelay_core::Timestamp(1);
+    let mut batch = vec![event];
+    batch[0].attributes = if raw {
+        Attributes::raw_from_map(&map)
+    } else {
+        map.into()
+    };
+    enrich(yaml).process(&mut batch);
+    batch.remove(0)
+}
+
+#[test]
+fn enrich_on_raw_attributes_equals_enrich_on_the_tree_and_keeps_them_raw_when_it_can() {
+    let reference = "actions: [{ action: upsert, key: deployment.env, value: prod }, \
+                     { action: upsert, key: relay.region, value: eu-west-1 }]";
+    let inputs = [
+        json!({}),
+        json!({"user": "ann", "z": [1, 2.5, {"b": null}], "a\"q": "é\n"}),
+        json!({"deployment": {"env": "dev", "x": 1}, "relay": 5}),
+        json!({"deployment": "flat", "zone": "mine", "tags": {"env": "dev"}}),
+    ];
+    let actions = [
+        reference,
+        "actions: [{ action: insert, key: tags.env, value: prod }]",
+        "actions: [{ action: insert, key: zone, value: { nested: [1, x] } }]",
+        "actions: [{ action: upsert, key: deployment, value: 7 }]",
+        "actions: [{ action: update, key: zone, value: yours }]",
+        "actions: [{ action: delete, key: user }]",
+        "actions: [{ action: rename, from: zone, to: place }]",
+        "actions: [{ action: copy, from: user, to: who }]",
+    ];
+    for yaml in actions {
+        for input in &inputs {
+            let tree = run_on(yaml, input, false);
+            let raw = run_on(yaml, input, true);
+            assert_eq!(raw, tree, "{yaml} on {input}");
+            assert_eq!(
+                raw.to_json_bytes(),
+                tree.to_json_bytes(),
+                "{yaml} on {input}"
+            );
+        }
+    }
+    // The reference pipeline's upserts of absent keys leave the bytes raw, in serde_json's form.
+    let input = json!({"user": "ann", "z": 1});
+    let raw = run_on(reference, &input, true);
+    assert_eq!(
+        raw.attributes.raw_json(),
+        Some(&serde_json::to_vec(&*run_on(reference, &input, false).attributes).unwrap()[..])
+    );
+    // A present key makes them a map.
+    let raw = run_on(reference, &inputs[2], true);
+    assert!(raw.attributes.raw_json().is_none());
 }

@@ -26,7 +26,7 @@ fn issues(yaml: &str) -> Vec<ConfigIssue> {
 fn event(event_type: &str, severity: &str, attributes: Value) -> Event {
     let mut event = Event::new(event_type);
     event.severity = Severity::from_name(severity).unwrap();
-    event.attributes = attributes.as_object().unwrap().clone();
+    *event.attributes = attributes.as_object().unwrap().clone();
     event
 }
 

@@ -111,7 +111,7 @@ pub(crate) fn write_event_signing_input<'a>(
     let mut id = uuid::Uuid::encode_buffer();
     // Members in sorted order; all top-level keys are ASCII.
     out.extend_from_slice(br#"{"attributes":"#);
-    let mut sendable = write_map(&event.attributes, out, stack);
+    let mut sendable = write_attributes_canonical(event, out, stack);
     out.extend_from_slice(br#","event_id":""#);
     out.extend_from_slice(event.event_id.hyphenated().encode_lower(&mut id).as_bytes());
     out.extend_from_slice(br#"","event_type":"#);
@@ -140,6 +140,20 @@ pub(crate) fn write_event_signing_input<'a>(
     write_string(event.timestamp.format_rfc3339(&mut time), out);
     out.push(b'}');
     EventSigningInput { value_at, sendable }
+}
+
+/// Writes the canonical form of the event's attributes; returns what [`write_value`] does.
+///
+/// The one place that chooses how: attributes held raw (`raw_json()` is `Some`, the webhook's
+/// events) are to be canonicalized straight from their bytes, without a tree. Until that
+/// writer (`canonical_json::write_canonical_json`) is merged, raw attributes take the map
+/// path, which parses them once (correct, not yet fast).
+fn write_attributes_canonical<'a>(
+    event: &'a Event,
+    out: &mut Vec<u8>,
+    stack: &mut EntryStack<'a>,
+) -> bool {
+    write_map(&event.attributes, out, stack)
 }
 
 /// Writes `{"alg":…,"kid":…[,"prev":…]}`; returns the offset of its closing `}`.

@@ -44,7 +44,7 @@ fn full_event(n: u64) -> Event {
     event.summary = Some(format!(
         "Blocked upload #{n} of \"secrets.txt\" — été 😀\tby bob"
     ));
-    event.attributes = json!({
+    *event.attributes = json!({
         "user_email": "bob@corp.example",
         "count": n,
         "ratio": 0.25,
@@ -408,7 +408,7 @@ fn signature_matches_an_independent_hmac_over_a_hand_written_canonical_form() {
     event.observed_timestamp = Timestamp(1_795_000_000_500_000_000);
     event.severity = Severity::from_name("high").unwrap();
     event.source = Some("toktra".into());
-    event.attributes = json!({"user": "bob", "n": 1.50, "a": {"y": 2, "x": "é\n"}})
+    *event.attributes = json!({"user": "bob", "n": 1.50, "a": {"y": 2, "x": "é\n"}})
         .as_object()
         .unwrap()
         .clone();
@@ -667,4 +667,28 @@ fn the_word_at_a_time_escape_scan_agrees_with_a_byte_scan() {
         }
     }
     assert_eq!(first_to_escape(b""), None);
+}
+
+#[test]
+fn a_signature_is_the_same_whether_the_attributes_were_raw_or_a_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    for config in [
+        format!("{{ keys: [{K1}], active: k1 }}"),
+        format!("{{ keys: [{K1}], active: k1, chain: true }}"),
+    ] {
+        let trees: Vec<Event> = (0..3).map(full_event).collect();
+        let mut raws = trees.clone();
+        for event in &mut raws {
+            event.attributes = siemrelay_core::Attributes::raw_from_map(&event.attributes);
+            assert!(event.attributes.raw_json().is_some());
+        }
+        let (mut trees, mut raws) = (trees, raws);
+        signer(&config, &dir.path().join("tree")).process(&mut trees);
+        signer(&config, &dir.path().join("raw")).process(&mut raws);
+        assert_eq!(ndjson(&raws), ndjson(&trees), "{config}");
+        for (raw, tree) in raws.iter().zip(&trees) {
+            assert!(raw.signature.is_some());
+            assert_eq!(raw.signature, tree.signature);
+        }
+    }
 }

@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(e.resource[HOST_NAME], json!("sensor-1"));
         assert_eq!(e.resource[SERVICE_NAME], json!("edr"));
         assert_eq!(
-            Value::Object(e.attributes.clone()),
+            Value::Object(e.attributes.clone().into()),
             json!({"ddtags": "env:prod,tenant:t1", "rule": {"id": "R12"}})
         );
     }

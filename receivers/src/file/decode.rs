@@ -114,7 +114,7 @@ impl LineDecoder {
             severity: Severity::default(),
             source: None,
             summary: Some(String::from_utf8_lossy(bytes).into_owned()),
-            attributes: Map::new(),
+            attributes: Map::new().into(),
             resource: Map::new(),
             signature: None,
         })

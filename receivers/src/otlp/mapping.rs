@@ -182,7 +182,7 @@ pub(super) fn finish_event(
         severity: map_severity(record.severity_number, record.severity_text),
         source: resource.source.clone(),
         summary,
-        attributes,
+        attributes: attributes.into(),
         resource: resource.attributes.clone(),
         signature: None,
     })
@@ -428,7 +428,7 @@ mod tests {
         assert_eq!(event.summary.as_deref(), Some("malware blocked"));
         assert_eq!(event.source.as_deref(), Some("edr"));
         assert_eq!(event.resource["service.name"], "edr");
-        let attributes = Value::Object(event.attributes.clone());
+        let attributes = Value::Object(event.attributes.clone().into());
         assert_eq!(attributes["count"], json!(i64::MAX));
         assert_eq!(attributes["ratio"], json!(0.5));
         assert_eq!(attributes["blob"], "AQID");
@@ -551,7 +551,7 @@ mod tests {
             },
         ];
         let mapped = map_request(request(records), Timestamp(1), NAMESPACE);
-        let attrs = Value::Object(mapped.events[0].attributes.clone());
+        let attrs = Value::Object(mapped.events[0].attributes.clone().into());
         assert_eq!(attrs["user"], "attr-user");
         assert_eq!(attrs["action"], "delete");
         assert_eq!(attrs["body"], json!({"user": "body-user"}));

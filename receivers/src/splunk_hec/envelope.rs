@@ -579,7 +579,7 @@ fn plain_event(observed: Timestamp) -> EventFields {
         severity: Severity::default(),
         source: None,
         summary: None,
-        attributes: Map::new(),
+        attributes: Map::new().into(),
         resource: Map::new(),
         signature: None,
     }

@@ -12,8 +12,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use siemrelay_core::admission::{MemoryBudget, OverBudget, Reservation};
 use siemrelay_core::ingest::{
-    BodyErrorKind, BodyFormat, IngestError, IngestOptions, Limits, event_from_object, insert_stamp,
-    parse_body,
+    BodyErrorKind, BodyFormat, IngestError, IngestOptions, Limits, event_from_received,
+    insert_stamp, parse_body_raw,
 };
 use siemrelay_core::{Batch, ConfigIssue, Event, Timestamp};
 use std::borrow::Cow;
@@ -254,11 +254,12 @@ impl Intake {
         let limits = Limits::new(self.max_events)
             .strict(self.options.strict)
             .charging(reservation);
-        let objects = parse_body(&decoded, framing.format, &limits).map_err(|e| match e.kind {
-            BodyErrorKind::TooManyEvents { limit } => Rejection::TooManyEvents { limit },
-            BodyErrorKind::Memory(over) => Rejection::Memory(over),
-            _ => Rejection::Malformed(e.message),
-        })?;
+        let objects = parse_body_raw(&decoded, framing.format, &limits, &self.options.mapping)
+            .map_err(|e| match e.kind {
+                BodyErrorKind::TooManyEvents { limit } => Rejection::TooManyEvents { limit },
+                BodyErrorKind::Memory(over) => Rejection::Memory(over),
+                _ => Rejection::Malformed(e.message),
+            })?;
         limits
             .charge(objects.len() * size_of::<Event>())
             .map_err(|stop| match stop {
@@ -271,15 +272,15 @@ impl Intake {
         let mut batch = Vec::with_capacity(objects.len());
         let mut mapping_errors = 0;
         for (index, object) in objects.into_iter().enumerate() {
-            let mut ingested = event_from_object(object, &self.options, observed)
+            let mut ingested = event_from_received(object, &self.options, observed)
                 .map_err(|error| Rejection::Invalid { index, error })?;
             mapping_errors += ingested.mapping_errors;
             if let Some(stamp) = &verified_by {
-                insert_stamp(
-                    &mut ingested.event.attributes,
-                    VERIFIED_BY_KEY,
-                    stamp.clone(),
-                );
+                // Raw attributes without the key stay raw.
+                let attributes = &mut ingested.event.attributes;
+                if !attributes.insert_raw_if_absent(VERIFIED_BY_KEY, stamp) {
+                    insert_stamp(attributes, VERIFIED_BY_KEY, stamp.clone());
+                }
             }
             batch.push(ingested.event);
         }

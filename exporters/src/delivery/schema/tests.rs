@@ -6,7 +6,7 @@ fn keeptrusts_blocked() -> Event {
     event.timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:37.123456Z").unwrap();
     event.observed_timestamp = event.timestamp;
     event.source = Some("keeptrusts".into());
-    event.attributes = serde_json::json!({
+    *event.attributes = serde_json::json!({
         "action": "block", "policy_name": "prompt-injection", "model": "claude-y",
         "gateway_id": "gw-eu-2", "user_id": "svc-1", "org_id": "org-7",
         "severity": "sender's own", "client_ip": "203.0.113.9"
@@ -76,7 +76,7 @@ fn ecs_places_the_seed_fields() {
 #[test]
 fn ecs_maps_only_values_of_the_ecs_type() {
     let mut event = Event::new("x");
-    event.attributes = serde_json::json!({"client_ip": "not-an-ip", "tags": {"a": {"b": 1}}})
+    *event.attributes = serde_json::json!({"client_ip": "not-an-ip", "tags": {"a": {"b": 1}}})
         .as_object()
         .unwrap()
         .clone();
@@ -84,7 +84,7 @@ fn ecs_maps_only_values_of_the_ecs_type() {
     assert!(value.get("source").is_none() && value.get("labels").is_none());
     assert_eq!(
         value["siemrelay"]["attributes"],
-        Value::Object(event.attributes.clone())
+        Value::Object(event.attributes.clone().into())
     );
 }
 

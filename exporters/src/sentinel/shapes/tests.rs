@@ -37,7 +37,7 @@ fn with_attributes(event_type: &str, attributes: serde_json::Value) -> Event {
     e.timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:37.123456789Z").unwrap();
     e.observed_timestamp = Timestamp::parse_rfc3339("2026-11-20T09:00:38Z").unwrap();
     e.severity = Severity::from_name("high").unwrap();
-    e.attributes = attributes.as_object().unwrap().clone();
+    *e.attributes = attributes.as_object().unwrap().clone();
     e
 }
 

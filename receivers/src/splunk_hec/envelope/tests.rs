@@ -94,7 +94,10 @@ fn a_signed_event_is_kept_exactly_as_signed() {
     let parsed = parse(&body.to_string());
     let event = &parsed.batch[0];
     assert!(event.resource.is_empty());
-    assert_eq!(Value::Object(event.attributes.clone()), json!({"a": 1}));
+    assert_eq!(
+        Value::Object(event.attributes.clone().into()),
+        json!({"a": 1})
+    );
 }
 
 #[test]
