@@ -171,6 +171,8 @@ struct ChainHead {
 struct Scratch {
     canonical: Vec<u8>,
     stack: EntryStack<'static>,
+    /// The canonical writer's buffers for attributes held as JSON bytes.
+    json: canonical_json::CanonicalJsonScratch,
     /// Capacity to give a new buffer: the last full form's length with some room.
     typical_len: usize,
 }
@@ -247,7 +249,13 @@ impl Sign {
             kid: &self.kid,
             prev,
         };
-        let input = canonical::write_event_signing_input(event, signed, &mut form, &mut stack);
+        let input = canonical::write_event_signing_input(
+            event,
+            signed,
+            &mut form,
+            &mut stack,
+            &mut work.json,
+        );
         work.stack = canonical::recycle(stack);
         let mut mac = self.mac.clone();
         mac.update(&form);

@@ -12,6 +12,7 @@
 //!   becoming `18446744073709552000`, so integers beyond 2^53 stay exact and are covered by the
 //!   signature digit for digit. For integers up to 2^53 in magnitude both rules give the same text.
 
+use super::canonical_json::{CanonicalJsonScratch, write_canonical_json};
 use siemrelay_core::{Event, Map, Value};
 use std::cmp::Ordering;
 
@@ -106,12 +107,13 @@ pub(crate) fn write_event_signing_input<'a>(
     signed: SignedFields<'_>,
     out: &mut Vec<u8>,
     stack: &mut EntryStack<'a>,
+    json: &mut CanonicalJsonScratch,
 ) -> EventSigningInput {
     let mut time = siemrelay_core::time::Rfc3339Buf::default();
     let mut id = uuid::Uuid::encode_buffer();
     // Members in sorted order; all top-level keys are ASCII.
     out.extend_from_slice(br#"{"attributes":"#);
-    let mut sendable = write_attributes_canonical(event, out, stack);
+    let mut sendable = write_attributes_canonical(event, out, stack, json);
     out.extend_from_slice(br#","event_id":""#);
     out.extend_from_slice(event.event_id.hyphenated().encode_lower(&mut id).as_bytes());
     out.extend_from_slice(br#"","event_type":"#);
@@ -143,17 +145,19 @@ pub(crate) fn write_event_signing_input<'a>(
 }
 
 /// Writes the canonical form of the event's attributes; returns what [`write_value`] does.
-///
-/// The one place that chooses how: attributes held raw (`raw_json()` is `Some`, the webhook's
-/// events) are to be canonicalized straight from their bytes, without a tree. Until that
-/// writer (`canonical_json::write_canonical_json`) is merged, raw attributes take the map
-/// path, which parses them once (correct, not yet fast).
+/// Attributes held raw (`raw_json()` is `Some`: the webhook's events) are canonicalized
+/// straight from their bytes, without a tree ([`write_canonical_json`]); a tree is written
+/// as a tree.
 fn write_attributes_canonical<'a>(
     event: &'a Event,
     out: &mut Vec<u8>,
     stack: &mut EntryStack<'a>,
+    json: &mut CanonicalJsonScratch,
 ) -> bool {
-    write_map(&event.attributes, out, stack)
+    match event.attributes.raw_json() {
+        Some(raw) => write_canonical_json(raw, out, json),
+        None => write_map(&event.attributes, out, stack),
+    }
 }
 
 /// Writes `{"alg":…,"kid":…[,"prev":…]}`; returns the offset of its closing `}`.

@@ -579,8 +579,14 @@ fn direct_event_writer_matches_the_generic_canonical_form() {
                 prev,
             };
             let (mut direct, mut generic) = (Vec::new(), Vec::new());
-            let direct_at =
-                write_event_signing_input(&event, signed, &mut direct, &mut Vec::new()).value_at;
+            let direct_at = write_event_signing_input(
+                &event,
+                signed,
+                &mut direct,
+                &mut Vec::new(),
+                &mut Default::default(),
+            )
+            .value_at;
             let json = event.to_json_value();
             let map = json.as_object().unwrap();
             let generic_at = write_signing_input(map, signed, &mut generic, &mut Vec::new());
