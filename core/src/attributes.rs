@@ -211,7 +211,7 @@ impl Raw {
             let at = *start as usize;
             let key_end = string_end(json, at);
             let text = &json[at + 1..key_end];
-            if text.iter().any(|byte| *byte == b'\\') {
+            if text.contains(&b'\\') {
                 let decoded: String =
                     serde_json::from_slice(&json[at..=key_end]).unwrap_or_default();
                 decoded.as_str().cmp(key)
