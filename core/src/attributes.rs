@@ -9,7 +9,6 @@
 
 use crate::event::{Map, Value};
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
@@ -21,17 +20,12 @@ use std::sync::OnceLock;
 pub struct Attributes(Repr);
 
 /// Both forms boxed (an event waits in queues: 16 bytes here instead of a map's 24 inline).
-#[derive(Clone)]
+#[derive(Clone, Default)]
 enum Repr {
+    #[default]
     Empty,
     Tree(Box<Map>),
     Raw(Box<Raw>),
-}
-
-impl Default for Repr {
-    fn default() -> Repr {
-        Repr::Empty
-    }
 }
 
 /// What an empty [`Repr`] reads as.
@@ -41,6 +35,9 @@ static EMPTY: std::sync::LazyLock<Map> = std::sync::LazyLock::new(Map::new);
 struct Raw {
     /// `serde_json::to_vec` of the map: `{…}`, compact, keys sorted, no key twice.
     json: Vec<u8>,
+    /// Offset of each top-level member (its key's opening quote), in key order: a key is found
+    /// by binary search instead of a scan.
+    starts: Vec<u32>,
     /// The map, parsed on first read.
     tree: OnceLock<Map>,
 }
@@ -53,18 +50,34 @@ impl Attributes {
 
     /// Attributes held as `json`, which the caller guarantees is exactly what
     /// `serde_json::to_vec` writes for some [`Map`] (so it parses back, to that map).
-    pub(crate) fn from_serialized_map(json: Vec<u8>) -> Attributes {
+    /// `starts`: where each top-level member begins (see [`Attributes::member_starts`]).
+    pub(crate) fn from_serialized_map(json: Vec<u8>, starts: Vec<u32>) -> Attributes {
         Attributes(Repr::Raw(Box::new(Raw {
             json,
+            starts,
             tree: OnceLock::new(),
         })))
+    }
+
+    /// Where each top-level member of the serialized map `json` begins, found by one scan.
+    pub(crate) fn member_starts(json: &[u8]) -> Vec<u32> {
+        let mut starts = Vec::new();
+        let mut at = 1;
+        while at < json.len() && json[at] == b'"' {
+            starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            let value_end = value_end(json, string_end(json, at) + 2);
+            at = value_end + usize::from(json.get(value_end) == Some(&b','));
+        }
+        starts
     }
 
     /// Attributes held as the JSON bytes of `map` (serialized now): what the webhook's ingest
     /// gives, for tests and tools that start from a map.
     pub fn raw_from_map(map: &Map) -> Attributes {
         // Serializing a map of JSON values into a Vec cannot fail.
-        Attributes::from_serialized_map(serde_json::to_vec(map).unwrap_or_else(|_| b"{}".into()))
+        let json = serde_json::to_vec(map).unwrap_or_else(|_| b"{}".into());
+        let starts = Attributes::member_starts(&json);
+        Attributes::from_serialized_map(json, starts)
     }
 
     /// The JSON bytes of the attributes (`serde_json::to_vec` of the map) while they are held
@@ -96,42 +109,84 @@ impl Attributes {
     /// The JSON text of the top-level attribute `key`, found in the raw bytes without parsing
     /// them; `None` when the attributes are not raw or have no such key.
     pub fn raw_member(&self, key: &str) -> Option<&[u8]> {
-        let json = self.raw_json()?;
-        match find_member(json, key) {
-            Found::At { value, .. } => Some(&json[value]),
-            Found::Before(_) => None,
-        }
+        let Repr::Raw(raw) = &self.0 else {
+            return None;
+        };
+        let index = raw.find(key).ok()?;
+        let start = raw.starts[index] as usize;
+        let value_start = string_end(&raw.json, start) + 2;
+        let value_end = match raw.starts.get(index + 1) {
+            Some(next) => *next as usize - 1,
+            None => raw.json.len() - 1,
+        };
+        raw.json.get(value_start..value_end)
     }
 
     /// Adds the top-level attribute `key` with `value` when the attributes are held raw and have
     /// no such key, keeping the bytes raw (written where `serde_json` would put the key, in
     /// its form). Returns false, changing nothing, when they are not raw or the key is there.
     pub fn insert_raw_if_absent(&mut self, key: &str, value: &Value) -> bool {
+        self.insert_raw_path_if_absent(key, &[], value)
+    }
+
+    /// Like [`Attributes::insert_raw_if_absent`] with the value `{inner[0]: {…: value}}`: sets
+    /// the path `key.inner…` when its first key is absent, writing the nested objects straight
+    /// into the bytes.
+    pub fn insert_raw_path_if_absent(
+        &mut self,
+        key: &str,
+        inner: &[String],
+        value: &Value,
+    ) -> bool {
         let Repr::Raw(raw) = &mut self.0 else {
             return false;
         };
-        let at = match find_member(&raw.json, key) {
-            Found::At { .. } => return false,
-            Found::Before(at) => at,
+        let index = match raw.find(key) {
+            Ok(_) => return false,
+            Err(index) => index,
         };
-        let mut member = Vec::with_capacity(key.len() + 16);
-        // Writing a string and a JSON value into a Vec cannot fail.
+        let mut member = Vec::with_capacity(key.len() + 32);
+        // Writing strings and a JSON value into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut member, key);
         member.push(b':');
-        let _ = serde_json::to_writer(&mut member, value);
-        let json = &mut raw.json;
-        let empty = json.len() <= 2;
-        if at + 1 == json.len() {
-            // After the last member (or into `{}`).
-            if !empty {
-                member.insert(0, b',');
-            }
-        } else {
-            member.push(b',');
+        for segment in inner {
+            member.push(b'{');
+            let _ = serde_json::to_writer(&mut member, segment);
+            member.push(b':');
         }
+        let _ = serde_json::to_writer(&mut member, value);
+        member.extend(std::iter::repeat_n(b'}', inner.len()));
+        let json = &mut raw.json;
+        let (at, start) = match raw.starts.get(index) {
+            // Before the member that follows in key order.
+            Some(next) => {
+                member.push(b',');
+                (*next as usize, *next as usize)
+            }
+            // After the last member (or into `{}`), before the closing brace.
+            None if raw.starts.is_empty() => (json.len() - 1, json.len() - 1),
+            None => {
+                member.insert(0, b',');
+                (json.len() - 1, json.len())
+            }
+        };
+        let Ok(grown) = u32::try_from(member.len()) else {
+            return false;
+        };
         json.splice(at..at, member);
+        for later in &mut raw.starts[index..] {
+            *later += grown;
+        }
+        raw.starts
+            .insert(index, u32::try_from(start).unwrap_or(u32::MAX));
         if let Some(tree) = raw.tree.get_mut() {
-            tree.insert(key.to_string(), value.clone());
+            let mut nested = value.clone();
+            for segment in inner.iter().rev() {
+                let mut map = Map::new();
+                map.insert(segment.clone(), nested);
+                nested = Value::Object(map);
+            }
+            tree.insert(key.to_string(), nested);
         }
         true
     }
@@ -148,51 +203,35 @@ fn parse(json: &[u8]) -> Map {
     }
 }
 
-/// Where a top-level key is in raw attributes.
-enum Found {
-    /// The member's value bytes.
-    At { value: std::ops::Range<usize> },
-    /// Absent: the offset where a member with this key goes (a member's start, or the `}`).
-    Before(usize),
-}
-
-/// Finds `key` among the members of the serialized map `json` (compact, keys sorted).
-fn find_member(json: &[u8], key: &str) -> Found {
-    let mut at = 1;
-    while at < json.len() && json[at] == b'"' {
-        let key_end = string_end(json, at);
-        let text = &json[at + 1..key_end];
-        let order = if text.contains(&b'\\') {
-            let decoded: String = serde_json::from_slice(&json[at..=key_end]).unwrap_or_default();
-            decoded.as_str().cmp(key)
-        } else {
-            text.cmp(key.as_bytes())
-        };
-        let value_start = key_end + 2;
-        let value_end = value_end(json, value_start);
-        match order {
-            Ordering::Equal => {
-                return Found::At {
-                    value: value_start..value_end,
-                };
+impl Raw {
+    /// The index of the member with `key` among the top-level ones, or where it would go.
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        let json = &self.json;
+        self.starts.binary_search_by(|start| {
+            let at = *start as usize;
+            let key_end = string_end(json, at);
+            let text = &json[at + 1..key_end];
+            if text.contains(&b'\\') {
+                let decoded: String =
+                    serde_json::from_slice(&json[at..=key_end]).unwrap_or_default();
+                decoded.as_str().cmp(key)
+            } else {
+                text.cmp(key.as_bytes())
             }
-            Ordering::Greater => return Found::Before(at),
-            Ordering::Less => {}
-        }
-        at = value_end + usize::from(json.get(value_end) == Some(&b','));
+        })
     }
-    Found::Before(json.len().saturating_sub(1))
 }
 
 /// Index of the closing quote of the string whose opening quote is at `at`.
 fn string_end(json: &[u8], at: usize) -> usize {
+    // Keys and most values are short: a plain loop beats a vectorized search's setup here.
     let mut i = at + 1;
-    while let Some(found) = memchr::memchr2(b'"', b'\\', &json[i.min(json.len())..]) {
-        i += found;
-        if json[i] == b'"' {
-            return i;
+    while i < json.len() {
+        match json[i] {
+            b'\\' => i += 2,
+            b'"' => return i,
+            _ => i += 1,
         }
-        i += 2;
     }
     json.len()
 }
@@ -381,5 +420,44 @@ mod tests {
                 assert_eq!(*raw, expected, "the cached tree");
             }
         }
+        // Inserts one after another keep every member findable.
+        let mut raw = Attributes::raw_from_map(&Map::new());
+        let mut expected = Map::new();
+        for (n, key) in ["m", "c", "x", "a", "é", "b\"", "n", "m0"]
+            .iter()
+            .enumerate()
+        {
+            assert!(raw.insert_raw_if_absent(key, &json!([n, {"k": key}])));
+            expected.insert(key.to_string(), json!([n, {"k": key}]));
+            assert_eq!(
+                raw.raw_json().unwrap(),
+                &serde_json::to_vec(&expected).unwrap()[..]
+            );
+            for (key, value) in &expected {
+                let text = serde_json::to_vec(value).unwrap();
+                assert_eq!(raw.raw_member(key), Some(&text[..]), "{key}");
+                assert!(!raw.insert_raw_if_absent(key, &json!(0)));
+            }
+        }
+        assert_eq!(
+            Attributes::member_starts(raw.raw_json().unwrap()),
+            match &raw.0 {
+                Repr::Raw(raw) => raw.starts.clone(),
+                _ => unreachable!(),
+            }
+        );
+        // A path: the nested objects are written into the bytes.
+        let mut raw = Attributes::raw_from_map(&tree);
+        let _ = raw.get("b");
+        let inner = ["y".to_string(), "a\"q".to_string()];
+        assert!(raw.insert_raw_path_if_absent("c", &inner, &json!(1.5)));
+        assert!(!raw.insert_raw_path_if_absent("d", &inner, &json!(1.5)));
+        let mut expected = tree.clone();
+        expected.insert("c".into(), json!({"y": {"a\"q": 1.5}}));
+        assert_eq!(
+            raw.raw_json().unwrap(),
+            &serde_json::to_vec(&expected).unwrap()[..]
+        );
+        assert_eq!(*raw, expected, "the cached tree");
     }
 }

@@ -203,9 +203,14 @@ impl<'de> Deserialize<'de> for Members<'de> {
 pub struct Object<'a> {
     /// The members kept as values (with [`parse_body_raw`]: the well-known fields).
     pub members: Members<'a>,
-    /// The other members as raw attributes; `None` when there are none or they are members.
-    pub raw_attributes: Option<Vec<u8>>,
+    /// The other members as raw attributes (`serde_json::to_vec` of their map) and where each
+    /// top-level member starts in them; `None` when there are none or they are members.
+    pub raw_attributes: Option<RawAttributes>,
 }
+
+/// Raw attributes as ingest writes them: `serde_json::to_vec` of their map, and the offset
+/// where each top-level member starts.
+pub type RawAttributes = (Vec<u8>, Vec<u32>);
 
 impl<'a> From<Members<'a>> for Object<'a> {
     fn from(members: Members<'a>) -> Object<'a> {
@@ -336,7 +341,8 @@ pub fn event_from_received(
         members: Members(mut members),
         raw_attributes,
     } = object;
-    let mut raw = raw_attributes.map(Attributes::from_serialized_map);
+    let mut raw =
+        raw_attributes.map(|(json, starts)| Attributes::from_serialized_map(json, starts));
     if !options.mapping.is_empty()
         && let Some(attributes) = raw.take()
     {

@@ -67,6 +67,10 @@ fn assert_same(body: &[u8], format: BodyFormat, options: &IngestOptions) -> usiz
                 serde_json::to_string(&*tree.attributes).unwrap(),
                 "raw attributes are serde_json's form of the tree"
             );
+            for (key, value) in tree.attributes.iter() {
+                let text = serde_json::to_vec(value).unwrap();
+                assert_eq!(raw.attributes.raw_member(key), Some(&text[..]), "{key}");
+            }
         }
         assert_eq!(
             String::from_utf8_lossy(&raw.to_json_bytes()),
@@ -153,6 +157,7 @@ fn what_the_raw_form_cannot_hold_takes_the_tree_path() {
         br#"{"a":{"b":1,"b":2},"c":}"#,
         br#"{"a":[1,2"#,
         br#"[{"a":1},3]"#,
+        br#"{"attributes":{"a":null,"\u0061":null},"severity":{"a":{"host":null,"host":null}}}"#,
     ] {
         for options in options() {
             assert_same(body, BodyFormat::Json, &options);

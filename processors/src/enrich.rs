@@ -348,19 +348,7 @@ fn insert_raw(path: &AttrPath, value: &Value, attributes: &mut Attributes) -> bo
     let Some((first, rest)) = path.segments().split_first() else {
         return false;
     };
-    if attributes.raw_json().is_none() {
-        return false;
-    }
-    if rest.is_empty() {
-        return attributes.insert_raw_if_absent(first, value);
-    }
-    let mut nested = value.clone();
-    for key in rest.iter().rev() {
-        let mut map = siemrelay_core::Map::new();
-        map.insert(key.clone(), nested);
-        nested = Value::Object(map);
-    }
-    attributes.insert_raw_if_absent(first, &nested)
+    attributes.insert_raw_path_if_absent(first, rest, value)
 }
 
 fn path_is_free(path: &AttrPath, map: &siemrelay_core::Map) -> bool {

@@ -663,8 +663,8 @@ pub fn parse_body<'b>(
 /// of the map the tree path makes of them) instead of trees, for
 /// [`super::event_from_received`] with options that have this `mapping`. An object the raw
 /// form cannot hold exactly (a key repeated at any depth or given both at the top level and in
-/// `attributes`, an `attributes` member that is not one object) makes the whole body parse
-/// the tree way, so results and errors are those of [`parse_body`]. With a mapping (which
+/// `attributes`, an `attributes` member that is not one object), and a body that fails, are
+/// parsed again the tree way, so results and errors are those of [`parse_body`]. With a mapping (which
 /// reads the members as sent) every body is parsed the tree way.
 pub fn parse_body_raw<'b>(
     body: &'b [u8],
@@ -677,7 +677,9 @@ pub fn parse_body_raw<'b>(
     }
     let (events, charged) = (limits.events.get(), limits.charged.get());
     let first = parse_objects(body, format, limits, true);
-    if !limits.raw_fallback.replace(false) {
+    // A failed body is read again the tree way too, so that its error is the tree path's (a
+    // key repeated at the top level is only seen at the object's end, after a later error).
+    if !limits.raw_fallback.replace(false) && first.is_ok() {
         return first;
     }
     drop(first);

@@ -91,12 +91,13 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
     }
 
     /// The finished attributes (`None` when the object had no other members).
-    pub(super) fn finish<E: de::Error>(mut self) -> Result<Option<Vec<u8>>, E> {
+    pub(super) fn finish<E: de::Error>(mut self) -> Result<Option<super::RawAttributes>, E> {
         if self.scratch.entries.is_empty() {
             return Ok(None);
         }
-        self.close(0, 0)?;
-        Ok(Some(self.out))
+        let mut starts = Vec::with_capacity(self.scratch.entries.len());
+        self.close(0, 0, Some(&mut starts))?;
+        Ok(Some((self.out, starts)))
     }
 
     fn charge<E: de::Error>(&mut self) -> Result<(), E> {
@@ -115,9 +116,24 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
 
     /// Closes the object that starts at `start` (its `{`) and whose members are the entries
     /// from `base`: sorts its members by key, as the map would.
-    fn close<E: de::Error>(&mut self, start: usize, base: usize) -> Result<(), E> {
+    /// `starts`: receives where each member begins (for the top-level object).
+    fn close<E: de::Error>(
+        &mut self,
+        start: usize,
+        base: usize,
+        mut starts: Option<&mut Vec<u32>>,
+    ) -> Result<(), E> {
         let entries = &mut self.scratch.entries[base..];
-        if !entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+        let mut note = |at: usize| {
+            if let Some(starts) = starts.as_mut() {
+                starts.push(u32::try_from(at).unwrap_or(u32::MAX));
+            }
+        };
+        if entries.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+            for (_, from, _) in entries.iter() {
+                note(*from);
+            }
+        } else {
             entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             if entries.windows(2).any(|pair| pair[0].0 == pair[1].0) {
                 return Err(self.fallback());
@@ -130,6 +146,7 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
                 if index > 0 {
                     self.out.push(b',');
                 }
+                note(self.out.len());
                 self.out
                     .extend_from_slice(&copy[from - start - 1..to - start - 1]);
             }
@@ -271,7 +288,7 @@ impl<'de> Visitor<'de> for Transcode<'_, '_, '_, '_, 'de> {
             object.scratch.entries.push((key, from, to));
             object.charge()?;
         }
-        object.close(start, base)
+        object.close(start, base, None)
     }
 }
 
