@@ -173,8 +173,6 @@ struct Scratch {
     stack: EntryStack<'static>,
     /// The canonical writer's buffers for attributes held as JSON bytes.
     json: canonical_json::CanonicalJsonScratch,
-    /// Capacity to give a new buffer: the last full form's length with some room.
-    typical_len: usize,
 }
 
 /// Builds a `sign` processor. With `chain`, reads and removes `chain-state` in
@@ -239,11 +237,10 @@ impl Sign {
         // Changing a field drops any kept JSON form.
         event.signature = None;
         let mut stack = canonical::recycle(std::mem::take(&mut work.stack));
-        // The buffer becomes the event's JSON form when it can be sent as written; then the
-        // next event starts a new one, sized like this one.
+        // The MAC input is written into one buffer reused for every event; what an event keeps
+        // is a copy of exactly its size (see `full_form`).
         let mut form = std::mem::take(&mut work.canonical);
         form.clear();
-        form.reserve(work.typical_len);
         let signed = SignedFields {
             alg: ALGORITHM,
             kid: &self.kid,
@@ -277,22 +274,28 @@ impl Sign {
         }));
         if input.sendable {
             // Sign the bytes you send: the full canonical form is the event's JSON form.
-            insert_signature_value(&mut form, input.value_at, &hex_digits);
-            work.typical_len = form.len() + 64;
-            event.keep_written_json(form);
-        } else {
-            work.canonical = form;
+            event.keep_written_json(full_form(&form, input.value_at, &hex_digits));
         }
+        work.canonical = form;
         hash
     }
 }
 
-/// Turns the MAC input into the full canonical form: `,"value":"<hex>"` goes in at `value_at`.
-fn insert_signature_value(signing_input: &mut Vec<u8>, value_at: usize, value_hex: &[u8]) {
+/// The full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`, in a buffer
+/// of exactly its length. The form waits in exporter queues for as long as the event does, so
+/// room left over in it (a buffer grown while writing, or sized for a typical event) would be
+/// memory held per queued event: about a tenth of a queue's bytes with the reference event.
+fn full_form(signing_input: &[u8], value_at: usize, value_hex: &[u8]) -> Vec<u8> {
     const VALUE_MEMBER: &[u8] = br#","value":""#;
-    let at = value_at.min(signing_input.len());
-    let member = VALUE_MEMBER.iter().chain(value_hex).chain(b"\"").copied();
-    signing_input.splice(at..at, member);
+    let (head, tail) = signing_input.split_at(value_at.min(signing_input.len()));
+    let mut form =
+        Vec::with_capacity(signing_input.len() + VALUE_MEMBER.len() + value_hex.len() + 1);
+    form.extend_from_slice(head);
+    form.extend_from_slice(VALUE_MEMBER);
+    form.extend_from_slice(value_hex);
+    form.push(b'"');
+    form.extend_from_slice(tail);
+    form
 }
 
 /// SHA-256 of the full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.

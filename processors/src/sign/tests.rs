@@ -698,3 +698,18 @@ fn a_signature_is_the_same_whether_the_attributes_were_raw_or_a_tree() {
         }
     }
 }
+
+#[test]
+fn the_kept_form_is_the_signing_input_with_the_value_in_a_buffer_of_exactly_its_size() {
+    let input = br#"{"a":1,"signature":{"alg":"HMAC-SHA256","kid":"k1"},"z":2}"#;
+    let value_at = input.iter().position(|b| *b == b'}').unwrap();
+    let hex = [b'f'; 64];
+    let form = super::full_form(input, value_at, &hex);
+    let expected = format!(
+        r#"{{"a":1,"signature":{{"alg":"HMAC-SHA256","kid":"k1","value":"{}"}},"z":2}}"#,
+        "f".repeat(64)
+    );
+    assert_eq!(String::from_utf8(form.clone()).unwrap(), expected);
+    // It waits in queues: no room left over.
+    assert_eq!(form.capacity(), form.len());
+}
