@@ -29,6 +29,9 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{}: {warning}", loaded.file);
     }
+    if let Err(e) = crate::allocator::start_collector() {
+        tracing::warn!(error = %e, "cannot start the allocator's collector thread; freed memory may be returned to the OS later");
+    }
     let runtime = match super::tokio_runtime() {
         Ok(runtime) => runtime,
         Err(e) => {
