@@ -224,16 +224,7 @@ impl Raw {
 
 /// Index of the closing quote of the string whose opening quote is at `at`.
 fn string_end(json: &[u8], at: usize) -> usize {
-    // Keys and most values are short: a plain loop beats a vectorized search's setup here.
-    let mut i = at + 1;
-    while i < json.len() {
-        match json[i] {
-            b'\\' => i += 2,
-            b'"' => return i,
-            _ => i += 1,
-        }
-    }
-    json.len()
+    crate::ingest::parse::string_end(json, at + 1)
 }
 
 /// End (exclusive) of the compact JSON value starting at `at`.

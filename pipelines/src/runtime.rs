@@ -427,12 +427,7 @@ impl ReceiverEntry {
                 // Its real size (measured after processing) is more than the whole queue
                 // holds, although the estimate it was split by fit: push it in halves.
                 Err(QueueError::TooLarge(_)) if batch.len() > 1 => {
-                    let mut first = batch;
-                    let second = first.split_off(first.len() / 2);
-                    for half in [first, second] {
-                        Box::pin(self.reserve_and_push(queue, half)).await?;
-                    }
-                    return Ok(());
+                    return self.push_in_halves(queue, batch).await;
                 }
                 done => return done,
             }
@@ -441,6 +436,20 @@ impl ReceiverEntry {
                 Err(error) => Err(error),
             };
         }
+    }
+
+    /// Pushes `batch` as two halves, each reserved and pushed on its own (and halved again when
+    /// still larger than the whole queue).
+    async fn push_in_halves(
+        &self,
+        queue: &dyn siemrelay_exporters::delivery::DeliveryQueue,
+        mut batch: SizedBatch,
+    ) -> Result<(), QueueError> {
+        let second = batch.split_off(batch.len() / 2);
+        for half in [batch, second] {
+            Box::pin(self.reserve_and_push(queue, half)).await?;
+        }
+        Ok(())
     }
 
     /// Reserves room for a processed later part (waiting while the queue is full) and pushes
@@ -459,12 +468,7 @@ impl ReceiverEntry {
                     tokio::time::sleep(PART_RETRY).await;
                 }
                 Err(QueueError::TooLarge(_)) if batch.len() > 1 => {
-                    let mut first = batch;
-                    let second = first.split_off(first.len() / 2);
-                    for half in [first, second] {
-                        Box::pin(self.reserve_and_push(queue, half)).await?;
-                    }
-                    return Ok(());
+                    return self.push_in_halves(queue, batch).await;
                 }
                 Err(error) => return Err(error),
             }
