@@ -7,5 +7,6 @@ pub mod allocator;
 pub mod build_info;
 pub mod commands;
 pub mod config;
+pub mod footprint;
 pub mod registry;
 pub mod runtime;

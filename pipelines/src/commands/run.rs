@@ -87,6 +87,11 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     tracing::info!(config = %file, pipelines = %pipelines.join(","), version = %env!("CARGO_PKG_VERSION"), "siemrelay is running");
     // Every receiver listens (Runtime::start bound them) and the admin listener serves.
     notify::ready(&format!("running {} pipeline(s)", pipelines.len()));
+    // Startup is done: the code only it used need not stay resident.
+    match crate::footprint::release_startup_code() {
+        Ok(bytes) => tracing::debug!(bytes, "startup code pages handed back"),
+        Err(e) => tracing::debug!(error = %e, "startup code pages not handed back"),
+    }
     let watchdog = notify::spawn_watchdog();
     let watcher = (watch && config_path.is_some())
         .then(|| tokio::spawn(watch_config(control.clone(), config_path.clone())));
