@@ -2,7 +2,10 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use siemrelay_core::Timestamp;
-use siemrelay_core::ingest::{BodyFormat, IngestOptions, Limits, event_from_object, parse_body};
+use siemrelay_core::ingest::{
+    BodyFormat, IngestOptions, Limits, event_from_object, event_from_received, parse_body,
+    parse_body_raw,
+};
 
 fn reference_body(events: usize) -> Vec<u8> {
     let mut body = String::new();
@@ -37,6 +40,38 @@ fn ingest(c: &mut Criterion) {
                 .into_iter()
                 .map(|o| {
                     event_from_object(o, &options, observed)
+                        .expect("ingest")
+                        .event
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    // The webhook's path: attributes written raw, no trees.
+    group.bench_function("parse_raw_100_reference_events", |b| {
+        b.iter(|| {
+            parse_body_raw(
+                &body,
+                BodyFormat::Ndjson,
+                &Limits::new(10_000),
+                &options.mapping,
+            )
+            .expect("valid body")
+        })
+    });
+    group.bench_function("ndjson_raw_100_reference_events", |b| {
+        b.iter(|| {
+            let objects = parse_body_raw(
+                &body,
+                BodyFormat::Ndjson,
+                &Limits::new(10_000),
+                &options.mapping,
+            )
+            .expect("valid body");
+            let observed = Timestamp::now();
+            objects
+                .into_iter()
+                .map(|o| {
+                    event_from_received(o, &options, observed)
                         .expect("ingest")
                         .event
                 })

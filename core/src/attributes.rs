@@ -9,6 +9,7 @@
 
 use crate::event::{Map, Value};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
@@ -38,6 +39,8 @@ struct Raw {
     /// Offset of each top-level member (its key's opening quote), in key order: a key is found
     /// by binary search instead of a scan.
     starts: Vec<u32>,
+    /// `json` is exactly its RFC 8785 canonical form (see [`Attributes::raw_canonical_json`]).
+    canonical: bool,
     /// The map, parsed on first read.
     tree: OnceLock<Map>,
 }
@@ -51,10 +54,18 @@ impl Attributes {
     /// Attributes held as `json`, which the caller guarantees is exactly what
     /// `serde_json::to_vec` writes for some [`Map`] (so it parses back, to that map).
     /// `starts`: where each top-level member begins (see [`Attributes::member_starts`]).
-    pub(crate) fn from_serialized_map(json: Vec<u8>, starts: Vec<u32>) -> Attributes {
+    /// `canonical`: the writer found every key and float canonical as it wrote them (see
+    /// [`key_is_canonical`] and [`plain_decimal_is_canonical`]), so `json` is its own RFC 8785
+    /// form; false is always safe.
+    pub(crate) fn from_serialized_map(
+        json: Vec<u8>,
+        starts: Vec<u32>,
+        canonical: bool,
+    ) -> Attributes {
         Attributes(Repr::Raw(Box::new(Raw {
             json,
             starts,
+            canonical,
             tree: OnceLock::new(),
         })))
     }
@@ -77,7 +88,7 @@ impl Attributes {
         // Serializing a map of JSON values into a Vec cannot fail.
         let json = serde_json::to_vec(map).unwrap_or_else(|_| b"{}".into());
         let starts = Attributes::member_starts(&json);
-        Attributes::from_serialized_map(json, starts)
+        Attributes::from_serialized_map(json, starts, map_is_canonical(map))
     }
 
     /// The JSON bytes of the attributes (`serde_json::to_vec` of the map) while they are held
@@ -86,6 +97,20 @@ impl Attributes {
         match &self.0 {
             Repr::Raw(raw) => Some(&raw.json),
             Repr::Tree(_) | Repr::Empty => None,
+        }
+    }
+
+    /// The JSON bytes of the attributes while they are held raw and are exactly their RFC 8785
+    /// canonical form (as the sign processor's `canonical_json` writes it): no key at any
+    /// depth has an escape or a character from U+E000 on (so serde_json's key order is
+    /// UTF-16 order and the keys are written as JCS writes them), and every number that is
+    /// not an integer is a plain decimal JCS writes the same ([`plain_decimal_is_canonical`]).
+    /// serde_json's strings and integers are canonical already. The signer copies these bytes
+    /// instead of canonicalizing them. `None` when not raw or not known to be canonical.
+    pub fn raw_canonical_json(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Raw(raw) if raw.canonical => Some(&raw.json),
+            Repr::Raw(_) | Repr::Tree(_) | Repr::Empty => None,
         }
     }
 
@@ -131,65 +156,202 @@ impl Attributes {
 
     /// Like [`Attributes::insert_raw_if_absent`] with the value `{inner[0]: {…: value}}`: sets
     /// the path `key.inner…` when its first key is absent, writing the nested objects straight
-    /// into the bytes.
+    /// into the bytes. (Serializes the member first: to add the same member to many events,
+    /// make a [`RawMember`] once and use [`Attributes::insert_raw_member_if_absent`].)
     pub fn insert_raw_path_if_absent(
         &mut self,
         key: &str,
         inner: &[String],
         value: &Value,
     ) -> bool {
+        if !matches!(self.0, Repr::Raw(_)) {
+            return false;
+        }
+        self.insert_raw_member_if_absent(&RawMember::new(key, inner, value))
+    }
+
+    /// Adds `member` when the attributes are held raw and have no top-level attribute with its
+    /// key: one binary search, one copy of its prepared text into the bytes (where `serde_json`
+    /// would write it), the later members' offsets shifted. The bytes stay canonical (see
+    /// [`Attributes::raw_canonical_json`]) when they were and the member is. Returns false,
+    /// changing nothing, when they are not raw or the key is there.
+    pub fn insert_raw_member_if_absent(&mut self, member: &RawMember) -> bool {
         let Repr::Raw(raw) = &mut self.0 else {
             return false;
         };
-        let index = match raw.find(key) {
-            Ok(_) => return false,
-            Err(index) => index,
-        };
-        let mut member = Vec::with_capacity(key.len() + 32);
-        // Writing strings and a JSON value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut member, key);
-        member.push(b':');
-        for segment in inner {
-            member.push(b'{');
-            let _ = serde_json::to_writer(&mut member, segment);
-            member.push(b':');
-        }
-        let _ = serde_json::to_writer(&mut member, value);
-        member.extend(std::iter::repeat_n(b'}', inner.len()));
-        let json = &mut raw.json;
-        let (at, start) = match raw.starts.get(index) {
-            // Before the member that follows in key order.
-            Some(next) => {
-                member.push(b',');
-                (*next as usize, *next as usize)
-            }
-            // After the last member (or into `{}`), before the closing brace.
-            None if raw.starts.is_empty() => (json.len() - 1, json.len() - 1),
-            None => {
-                member.insert(0, b',');
-                (json.len() - 1, json.len())
-            }
-        };
-        let Ok(grown) = u32::try_from(member.len()) else {
+        let Err(index) = raw.find(&member.key) else {
             return false;
         };
-        json.splice(at..at, member);
-        for later in &mut raw.starts[index..] {
-            *later += grown;
+        let json = &mut raw.json;
+        let old_len = json.len();
+        let comma = !raw.starts.is_empty();
+        let grown = member.text.len() + usize::from(comma);
+        // Offsets are u32: attributes are not grown beyond 4 GiB.
+        let (Ok(grown_u32), Ok(_)) = (u32::try_from(grown), u32::try_from(old_len + grown)) else {
+            return false;
+        };
+        // Before the member that follows in key order (a comma after the text), or after the
+        // last member, before the closing brace (a comma before it unless the map is empty).
+        let (at, comma_after) = match raw.starts.get(index) {
+            Some(&next) => (next as usize, true),
+            None => (old_len - 1, false),
+        };
+        json.resize(old_len + grown, 0);
+        json.copy_within(at..old_len, at + grown);
+        let start = at + usize::from(comma && !comma_after);
+        json[start..start + member.text.len()].copy_from_slice(&member.text);
+        if comma {
+            let comma_at = if comma_after {
+                start + member.text.len()
+            } else {
+                at
+            };
+            json[comma_at] = b',';
         }
-        raw.starts
-            .insert(index, u32::try_from(start).unwrap_or(u32::MAX));
+        for later in &mut raw.starts[index..] {
+            *later += grown_u32;
+        }
+        // Fits: checked above.
+        raw.starts.insert(index, start as u32);
+        raw.canonical &= member.canonical;
         if let Some(tree) = raw.tree.get_mut() {
-            let mut nested = value.clone();
-            for segment in inner.iter().rev() {
-                let mut map = Map::new();
-                map.insert(segment.clone(), nested);
-                nested = Value::Object(map);
-            }
-            tree.insert(key.to_string(), nested);
+            tree.insert(member.key.clone(), member.value.clone());
         }
         true
     }
+}
+
+/// One top-level attribute (`"key":value`, the value nested under a path's inner keys),
+/// serialized once in `serde_json`'s form, to be added to the raw attributes of many events
+/// ([`Attributes::insert_raw_member_if_absent`]): what the enrich processor prepares for each
+/// action when it is built.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawMember {
+    /// The top-level key.
+    key: String,
+    /// `"key":value` as `serde_json` writes it.
+    text: Vec<u8>,
+    /// The value under `key` (nested under the inner keys), for a cached tree.
+    value: Value,
+    /// `text` is its own canonical form (see [`Attributes::raw_canonical_json`]).
+    canonical: bool,
+}
+
+impl RawMember {
+    /// The member `key` with the value `{inner[0]: {…: value}}` (just `value` when `inner`
+    /// is empty).
+    pub fn new(key: &str, inner: &[String], value: &Value) -> RawMember {
+        let mut text = Vec::with_capacity(key.len() + 32);
+        // Writing strings and a JSON value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut text, key);
+        text.push(b':');
+        for segment in inner {
+            text.push(b'{');
+            let _ = serde_json::to_writer(&mut text, segment);
+            text.push(b':');
+        }
+        let _ = serde_json::to_writer(&mut text, value);
+        text.extend(std::iter::repeat_n(b'}', inner.len()));
+        let mut nested = value.clone();
+        for segment in inner.iter().rev() {
+            let mut map = Map::new();
+            map.insert(segment.clone(), nested);
+            nested = Value::Object(map);
+        }
+        let canonical = key_text_is_canonical(key) && value_is_canonical(&nested);
+        RawMember {
+            key: key.to_string(),
+            text,
+            value: nested,
+            canonical,
+        }
+    }
+
+    /// The top-level key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// `"key":value` as `serde_json` writes it.
+    pub fn text(&self) -> &[u8] {
+        &self.text
+    }
+}
+
+/// Whether an object key as `serde_json` wrote it (the bytes between its quotes, escapes as
+/// written) keeps raw attributes canonical: no backslash (an escape; JCS sorts keys by their
+/// decoded text) and no byte from 0xEE on (a character from U+E000 on, where UTF-8 order,
+/// serde_json's, and UTF-16 order, JCS's, may part). Checked by whatever writes raw attributes.
+pub fn key_is_canonical(written: &[u8]) -> bool {
+    !written.iter().any(|&byte| byte == b'\\' || byte >= 0xee)
+}
+
+/// [`key_is_canonical`] of the text `serde_json` writes for `key` (it escapes `"`, `\` and
+/// control characters).
+fn key_text_is_canonical(key: &str) -> bool {
+    !key.bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\' || byte >= 0xee)
+}
+
+/// Whether `serde_json`'s text of `value` is its canonical form: every key canonical
+/// ([`key_is_canonical`]) and every float's text a [`plain_decimal_is_canonical`].
+fn value_is_canonical(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+        Value::Number(number) => !number.is_f64() || float_text_is_canonical(number),
+        Value::Array(items) => items.iter().all(value_is_canonical),
+        Value::Object(map) => map_is_canonical(map),
+    }
+}
+
+/// [`value_is_canonical`] of a map.
+fn map_is_canonical(map: &Map) -> bool {
+    map.iter()
+        .all(|(key, value)| key_text_is_canonical(key) && value_is_canonical(value))
+}
+
+/// Whether `serde_json`'s text of a float is canonical.
+fn float_text_is_canonical(number: &serde_json::Number) -> bool {
+    let mut text = [0u8; 40];
+    let mut out = &mut text[..];
+    let room = out.len();
+    // A float's text is at most 24 bytes; a failed write (never) counts as not canonical.
+    serde_json::to_writer(&mut out, number).is_ok() && {
+        let written = room - out.len();
+        plain_decimal_is_canonical(&text[..written])
+    }
+}
+
+/// Whether a number's text (valid JSON, not an integer) is what ECMAScript writes for its
+/// double, known without converting: a plain decimal `[-]int.frac` with at most 15
+/// significant digits, no trailing zero, and no more than five zeros after `0.`. Every
+/// decimal of at most 15 significant digits is the shortest text of the double nearest to
+/// it (a double has 15.95 decimal digits of precision), and ECMAScript writes such values
+/// (10^-6 ≤ |x| < 10^21) as `int.frac`. Such a text is a finite double with a point: sendable.
+/// Common in attributes (`87.5`, `0.25`), and it spares a float conversion both ways. Used by
+/// the canonical writer and by whatever writes raw attributes (their canonical flag).
+pub fn plain_decimal_is_canonical(text: &[u8]) -> bool {
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    let Some(point) = digits.iter().position(|&b| b == b'.') else {
+        return false;
+    };
+    let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
+    if fraction.last().is_none_or(|&digit| digit == b'0')
+        || !fraction.iter().all(u8::is_ascii_digit)
+    {
+        // A trailing zero, or an exponent.
+        return false;
+    }
+    let significant = if whole == b"0" {
+        let zeros = fraction.iter().take_while(|&&digit| digit == b'0').count();
+        if zeros > 5 {
+            return false;
+        }
+        fraction.len() - zeros
+    } else {
+        whole.len() + fraction.len()
+    };
+    significant <= 15
 }
 
 fn parse(json: &[u8]) -> Map {
@@ -204,22 +366,52 @@ fn parse(json: &[u8]) -> Map {
 }
 
 impl Raw {
-    /// The index of the member with `key` among the top-level ones, or where it would go.
+    /// The index of the member with `key` among the top-level ones, or where it would go: a
+    /// binary search with the comparison inline (a few probes per insert of every event).
     fn find(&self, key: &str) -> Result<usize, usize> {
-        let json = &self.json;
-        self.starts.binary_search_by(|start| {
-            let at = *start as usize;
-            let key_end = string_end(json, at);
-            let text = &json[at + 1..key_end];
-            if text.contains(&b'\\') {
-                let decoded: String =
-                    serde_json::from_slice(&json[at..=key_end]).unwrap_or_default();
-                decoded.as_str().cmp(key)
-            } else {
-                text.cmp(key.as_bytes())
+        let (json, starts) = (&self.json[..], &self.starts[..]);
+        let (mut low, mut high) = (0, starts.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            match cmp_key(json, starts[middle] as usize, key.as_bytes()) {
+                Ordering::Less => low = middle + 1,
+                Ordering::Greater => high = middle,
+                Ordering::Equal => return Ok(middle),
             }
-        })
+        }
+        Err(low)
     }
+}
+
+/// Orders the key whose opening quote is at `at` in `json` against `key`, comparing bytes
+/// only up to the first that differs: the stored text is the key itself until an escape,
+/// which is decoded (rare: a key with a quote, backslash or control character).
+#[inline(always)]
+fn cmp_key(json: &[u8], at: usize, key: &[u8]) -> Ordering {
+    let stored = json.get(at + 1..).unwrap_or_default();
+    for (i, &byte) in stored.iter().enumerate() {
+        match (byte, key.get(i)) {
+            (b'\\', _) => break,
+            (b'"', None) => return Ordering::Equal,
+            (b'"', Some(_)) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (byte, Some(&wanted)) if byte != wanted => return byte.cmp(&wanted),
+            _ => {}
+        }
+    }
+    cmp_escaped_key(json, at, key)
+}
+
+/// [`cmp_key`] for a key written with an escape: decoded, then compared.
+#[cold]
+#[inline(never)]
+fn cmp_escaped_key(json: &[u8], at: usize, key: &[u8]) -> Ordering {
+    let key_end = string_end(json, at);
+    let decoded: String = json
+        .get(at..=key_end)
+        .and_then(|text| serde_json::from_slice(text).ok())
+        .unwrap_or_default();
+    decoded.as_bytes().cmp(key)
 }
 
 /// Index of the closing quote of the string whose opening quote is at `at`.
@@ -388,6 +580,45 @@ mod tests {
         let mut expected = tree;
         expected.insert("d".into(), json!(true));
         assert_eq!(raw, expected);
+    }
+
+    #[test]
+    fn the_canonical_flag_follows_keys_and_floats_and_survives_only_canonical_inserts() {
+        let canonical = map(json!({"a": 1, "b": {"c": [0.25, "x\n\"", -7]}, "d": "é"}));
+        let mut raw = Attributes::raw_from_map(&canonical);
+        assert!(raw.raw_canonical_json().is_some());
+        assert_eq!(raw.raw_canonical_json(), raw.raw_json());
+        assert!(raw.insert_raw_if_absent("c", &json!({"e": 1.5})));
+        assert_eq!(
+            raw.raw_canonical_json(),
+            raw.raw_json(),
+            "a canonical insert"
+        );
+        assert!(raw.insert_raw_path_if_absent("e", &["\u{e000}".into()], &json!(1)));
+        assert!(raw.raw_json().is_some());
+        assert!(raw.raw_canonical_json().is_none(), "a key from U+E000 on");
+        for (name, value) in [
+            ("escaped key", json!({"x": {"a\"": 1}})),
+            ("control key", json!({"x": [{"a\nb": 1}]})),
+            ("high key", json!({"x": {"\u{ffff}": 1}})),
+            ("float as integer", json!({"x": [1.0]})),
+            ("exponent", json!({"x": 1e300})),
+            ("too many digits", json!({"x": 0.1 + 0.2})),
+        ] {
+            let raw = Attributes::raw_from_map(&map(value));
+            assert!(raw.raw_json().is_some(), "{name}");
+            assert!(raw.raw_canonical_json().is_none(), "{name}");
+            let mut canonical = Attributes::raw_from_map(&canonical);
+            let member = RawMember::new("x", &[], &raw["x"]);
+            assert!(canonical.insert_raw_member_if_absent(&member), "{name}");
+            assert!(canonical.raw_canonical_json().is_none(), "{name}: inserted");
+        }
+        assert!(Attributes::from(canonical).raw_canonical_json().is_none());
+        assert!(Attributes::new().raw_canonical_json().is_none());
+        assert!(plain_decimal_is_canonical(b"-87.5"));
+        assert!(!plain_decimal_is_canonical(b"87.50"));
+        assert!(key_is_canonical(br#""a.b""#));
+        assert!(!key_is_canonical(br#""a\"b""#));
     }
 
     #[test]

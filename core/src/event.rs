@@ -12,6 +12,7 @@ use crate::attributes::Attributes;
 use crate::severity::Severity;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Attribute values: null, bool, integer (exact up to 64 bits), float, string, array, map.
@@ -35,17 +36,173 @@ pub const WELL_KNOWN_FIELDS: &[&str] = &[
 ];
 
 /// A per-event HMAC signature added by the `sign` processor.
+///
+/// Its members are [`SignatureText`]s, not `String`s: the sign processor signs every event, and
+/// its algorithm name is a constant, its key id is shared by every event it signs, and the MAC
+/// and chain link are 64 hex digits held inline, so a signature is one allocation (its box in
+/// the event), not five. The JSON form is the same as with strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// Algorithm name, `HMAC-SHA256`.
-    pub alg: String,
+    pub alg: SignatureText,
     /// Id of the key that signed the event.
-    pub kid: String,
+    pub kid: SignatureText,
     /// Lowercase hex of the MAC.
-    pub value: String,
+    pub value: SignatureText,
     /// With chaining: hex SHA-256 of the previous signed event of the same pipeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev: Option<String>,
+    pub prev: Option<SignatureText>,
+}
+
+/// The text of a [`Signature`] member: reads as a `str` (`Deref`), compares and serializes as
+/// one, and is held without a heap string of its own where it can be.
+#[derive(Clone)]
+pub struct SignatureText(TextRepr);
+
+#[derive(Clone)]
+enum TextRepr {
+    /// A text fixed in the program (the algorithm name).
+    Static(&'static str),
+    /// A text shared by many signatures (the key id of one sign processor).
+    Shared(Arc<str>),
+    /// 64 ASCII characters (a SHA-256 digest or MAC in hex), inline.
+    Ascii64([u8; 64]),
+    /// Any other text (as received).
+    Other(Box<str>),
+}
+
+impl SignatureText {
+    /// A text fixed in the program, held by reference.
+    pub const fn from_static(text: &'static str) -> SignatureText {
+        SignatureText(TextRepr::Static(text))
+    }
+
+    /// 64 ASCII characters (hex digits) held inline; `None` when a byte is not ASCII.
+    pub fn ascii64(bytes: [u8; 64]) -> Option<SignatureText> {
+        bytes
+            .is_ascii()
+            .then_some(SignatureText(TextRepr::Ascii64(bytes)))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            TextRepr::Static(text) => text,
+            TextRepr::Shared(text) => text,
+            // Only ASCII is put there (checked), so it is valid UTF-8.
+            TextRepr::Ascii64(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            TextRepr::Other(text) => text,
+        }
+    }
+}
+
+/// Copies `text`: inline when it is 64 ASCII characters.
+impl From<&str> for SignatureText {
+    fn from(text: &str) -> SignatureText {
+        let ascii64 = <[u8; 64]>::try_from(text.as_bytes())
+            .ok()
+            .and_then(SignatureText::ascii64);
+        ascii64.unwrap_or_else(|| SignatureText(TextRepr::Other(text.into())))
+    }
+}
+
+/// Inline when it is 64 ASCII characters, else the string's own buffer.
+impl From<String> for SignatureText {
+    fn from(text: String) -> SignatureText {
+        if text.len() == 64 {
+            return SignatureText::from(text.as_str());
+        }
+        SignatureText(TextRepr::Other(text.into_boxed_str()))
+    }
+}
+
+/// Shares the text (e.g. a key id with the processor that signs).
+impl From<Arc<str>> for SignatureText {
+    fn from(text: Arc<str>) -> SignatureText {
+        SignatureText(TextRepr::Shared(text))
+    }
+}
+
+impl std::ops::Deref for SignatureText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SignatureText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for SignatureText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for SignatureText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for SignatureText {
+    fn eq(&self, other: &SignatureText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SignatureText {}
+
+impl PartialEq<str> for SignatureText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SignatureText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for SignatureText {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// Serialized as the string.
+impl Serialize for SignatureText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Read from a string, as a `String` would be (the same errors for other types).
+impl<'de> Deserialize<'de> for SignatureText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SignatureText;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SignatureText, E> {
+                Ok(SignatureText::from(text))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<SignatureText, E> {
+                Ok(SignatureText::from(text))
+            }
+        }
+        deserializer.deserialize_string(Text)
+    }
 }
 
 /// The event's JSON form as bytes, written once by the processor that last changed the event
@@ -578,5 +735,55 @@ mod tests {
         event.compact();
         assert_eq!(event.written_json().map(<[u8]>::to_vec), kept);
         assert_eq!(event.into_fields(), whole.into_fields());
+    }
+
+    #[test]
+    fn a_signature_reads_and_writes_as_strings_whatever_holds_its_members() {
+        let hex = "ab".repeat(32);
+        let zeros = "0".repeat(64);
+        let signature = Signature {
+            alg: SignatureText::from_static("HMAC-SHA256"),
+            kid: SignatureText::from(Arc::<str>::from("k1")),
+            value: SignatureText::from(hex.as_str()),
+            prev: Some(SignatureText::from(zeros.clone())),
+        };
+        assert!(matches!(signature.value.0, TextRepr::Ascii64(_)));
+        let json = serde_json::to_string(&signature).unwrap();
+        assert_eq!(
+            json,
+            format!(r#"{{"alg":"HMAC-SHA256","kid":"k1","value":"{hex}","prev":"{zeros}"}}"#)
+        );
+        let back: Signature = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, signature);
+        assert_eq!(back.kid, "k1");
+        assert_eq!(back.prev.as_deref(), Some(zeros.as_str()));
+        // Any string reads back as it was sent: short, long, escaped, 64 bytes not all ASCII.
+        for text in [
+            String::new(),
+            "00".into(),
+            "x".repeat(65),
+            "é".repeat(32),
+            "\"q\\\n".into(),
+        ] {
+            let sent = serde_json::json!({"alg": text, "kid": text, "value": text});
+            let read: Signature = serde_json::from_value(sent.clone()).unwrap();
+            assert_eq!(read.value, text);
+            assert_eq!(serde_json::to_value(&read).unwrap(), sent);
+        }
+        // Not a string: the error a `String` member gave.
+        let error = serde_json::from_str::<Signature>(r#"{"alg":5,"kid":"k","value":"v"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("invalid type: integer `5`, expected a string"),
+            "{error}"
+        );
+        // The JSON form with a signature reads back (what a disk queue stores).
+        let mut event = Event::new("login");
+        event.signature = Some(Box::new(signature));
+        let bytes = event.to_json_bytes();
+        let read = crate::ingest::event_from_json_form(&bytes).unwrap();
+        assert_eq!(read.signature, event.signature);
+        assert_eq!(Event::from(read).to_json_bytes(), bytes);
     }
 }

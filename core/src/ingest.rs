@@ -22,6 +22,7 @@
 
 pub mod parse;
 mod raw;
+mod scan;
 
 pub use parse::{
     DUPLICATE_KEY, Limits, Stop, keep_duplicate, parse_body, parse_body_raw, parse_object,
@@ -206,17 +207,72 @@ pub struct Object<'a> {
     /// The other members as raw attributes (`serde_json::to_vec` of their map) and where each
     /// top-level member starts in them; `None` when there are none or they are members.
     pub raw_attributes: Option<RawAttributes>,
+    /// Well-known members the hand-written scanner parsed into their typed fields as it read
+    /// them (see [`ParsedFields`]); not in `members`.
+    pub parsed: ParsedFields,
 }
 
-/// Raw attributes as ingest writes them: `serde_json::to_vec` of their map, and the offset
-/// where each top-level member starts.
-pub type RawAttributes = (Vec<u8>, Vec<u32>);
+/// The well-known members that only feed a typed field (`event_id`, `timestamp`,
+/// `severity`), parsed by the hand-written scanner as it reads them: their text is never
+/// copied. A value that does not parse stays in `members`, in its place, and takes the usual
+/// path (kept as a misfit), so the event is the same either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParsedFields {
+    /// `event_id`, a UUID.
+    pub event_id: Option<Uuid>,
+    /// `timestamp`, RFC 3339 text.
+    pub timestamp: Option<Timestamp>,
+    /// `severity`, a known name.
+    pub severity: Option<Severity>,
+}
+
+impl ParsedFields {
+    /// Parses the string `text` of the well-known member `field` into its place; false (and
+    /// nothing kept) when `field` is not one of these or the text does not parse.
+    fn take(&mut self, field: WellKnown, text: &str) -> bool {
+        match field {
+            WellKnown::EventId => match Uuid::parse_str(text) {
+                Ok(id) => self.event_id = Some(id),
+                Err(_) => return false,
+            },
+            WellKnown::Timestamp => match Timestamp::parse_rfc3339(text) {
+                Some(time) => self.timestamp = Some(time),
+                None => return false,
+            },
+            WellKnown::Severity => match Severity::from_name(text) {
+                Some(severity) => self.severity = Some(severity),
+                None => return false,
+            },
+            _ => return false,
+        }
+        true
+    }
+
+    /// Sets the fields parsed.
+    fn set(self, fields: &mut EventFields) {
+        if let Some(id) = self.event_id {
+            fields.event_id = id;
+        }
+        if let Some(time) = self.timestamp {
+            fields.timestamp = time;
+        }
+        if let Some(severity) = self.severity {
+            fields.severity = severity;
+        }
+    }
+}
+
+/// Raw attributes as ingest writes them: `serde_json::to_vec` of their map, the offset
+/// where each top-level member starts, and whether the bytes are their own canonical form
+/// (every key and float canonical as written: see [`Attributes::raw_canonical_json`]).
+pub type RawAttributes = (Vec<u8>, Vec<u32>, bool);
 
 impl<'a> From<Members<'a>> for Object<'a> {
     fn from(members: Members<'a>) -> Object<'a> {
         Object {
             members,
             raw_attributes: None,
+            parsed: ParsedFields::default(),
         }
     }
 }
@@ -340,9 +396,10 @@ pub fn event_from_received(
     let Object {
         members: Members(mut members),
         raw_attributes,
+        parsed,
     } = object;
-    let mut raw =
-        raw_attributes.map(|(json, starts)| Attributes::from_serialized_map(json, starts));
+    let mut raw = raw_attributes
+        .map(|(json, starts, canonical)| Attributes::from_serialized_map(json, starts, canonical));
     if !options.mapping.is_empty()
         && let Some(attributes) = raw.take()
     {
@@ -368,6 +425,8 @@ pub fn event_from_received(
         resource: Map::new(),
         signature: None,
     };
+    // The scanner parses these only when there is no mapping (which reads members as sent).
+    parsed.set(&mut fields);
     let mut sorted = Sorted::default();
     // Take mapped source fields out first so they do not also land in attributes.
     let (members, mapped) = take_mapped(object.0, &options.mapping, &mut sorted.misfits);
@@ -441,7 +500,7 @@ struct Sorted {
     severity_number: Option<Value>,
     sender_observed: Option<Value>,
     /// The event_id value and the key it came under (or its mapping source and target note).
-    id: Option<(String, Value, Option<String>)>,
+    id: Option<(Cow<'static, str>, Value, Option<String>)>,
 }
 
 impl Sorted {
@@ -467,7 +526,7 @@ impl Sorted {
                 continue;
             }
             seen |= field.bit();
-            self.sort_well_known(field, key.into_owned(), value, fields);
+            self.sort_well_known(field, key, value, fields);
         }
     }
 
@@ -475,13 +534,14 @@ impl Sorted {
     fn sort_well_known(
         &mut self,
         field: WellKnown,
-        key: String,
+        key: Cow<'_, str>,
         value: Value,
         fields: &mut EventFields,
     ) {
+        // The key is copied only when it is kept (a misfit, the event id).
         let misfit = |reason: String, value: Value| Misfit {
             reason,
-            key: key.clone(),
+            key: key.to_string(),
             value: Some(value),
         };
         match (field, value) {
@@ -499,7 +559,8 @@ impl Sorted {
             },
             (WellKnown::SeverityNumber, value) => self.severity_number = Some(value),
             (WellKnown::ObservedTimestamp, value) => self.sender_observed = Some(value),
-            (WellKnown::EventId, value) => self.id = Some((key, value, None)),
+            // The key is the field's name (`WellKnown::from_key`).
+            (WellKnown::EventId, value) => self.id = Some((Cow::Borrowed("event_id"), value, None)),
             (_, value) => {
                 if let Err((reason, value)) = set_well_known(fields, &key, value) {
                     self.misfits.push(misfit(reason, value));
@@ -513,7 +574,7 @@ impl Sorted {
         for (target, source, value) in mapped {
             if target == "event_id" {
                 let note = format!("mapped field {source} for {target}");
-                self.id = Some((source, value, Some(note)));
+                self.id = Some((Cow::Owned(source), value, Some(note)));
                 continue;
             }
             if let Err((reason, value)) = set_well_known(fields, target, value) {
@@ -576,7 +637,7 @@ impl Sorted {
             (_, Some(rules)) if id_text(&value).is_some() => {
                 let text = id_text(&value).unwrap_or_default();
                 fields.event_id = Uuid::new_v5(&rules.id_namespace, text.as_bytes());
-                self.extras.push((key, value));
+                self.extras.push((key.into_owned(), value));
             }
             (parsed, _) => {
                 let reason = match parsed {
@@ -588,7 +649,7 @@ impl Sorted {
                         Some(note) => format!("{note}: {reason}"),
                         None => reason.to_string(),
                     },
-                    key,
+                    key: key.into_owned(),
                     value: Some(value),
                 });
             }

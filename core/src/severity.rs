@@ -38,8 +38,16 @@ impl Default for Severity {
 ///
 /// OpenTelemetry sub-level names (`INFO2`, `WARN3`, …) map to their exact numbers.
 pub fn number_for_name(name: &str) -> Option<u8> {
-    let lower = name.trim().to_ascii_lowercase();
-    let base = match lower.as_str() {
+    // Lower-cased on the stack: every known name is shorter than the buffer (this runs once
+    // per received event).
+    let name = name.trim();
+    let mut buffer = [0u8; 16];
+    let folded = buffer.get_mut(..name.len())?;
+    folded.copy_from_slice(name.as_bytes());
+    folded.make_ascii_lowercase();
+    // ASCII lower-casing keeps UTF-8 valid.
+    let lower = std::str::from_utf8(folded).ok()?;
+    let base = match lower {
         "unspecified" | "" => 0,
         "trace" => 1,
         "debug" => 5,
@@ -118,6 +126,14 @@ mod tests {
         assert_eq!(number_for_name("😀"), None);
         assert_eq!(number_for_name("info😀"), None);
         assert_eq!(number_for_name("INFO2"), Some(10));
+    }
+
+    #[test]
+    fn names_are_read_trimmed_in_any_case_and_long_ones_are_unknown() {
+        assert_eq!(number_for_name("  Informational \t"), Some(9));
+        assert_eq!(number_for_name("EMERGENCY"), Some(21));
+        assert_eq!(number_for_name("informational-informational"), None);
+        assert_eq!(number_for_name(&"x".repeat(100)), None);
     }
 
     #[test]

@@ -533,13 +533,36 @@ impl HttpEncoder for HecEncoder {
 }
 
 /// Writes epoch seconds with a 6-digit microsecond fraction (`1718000000.123456`), exactly.
+/// Digits written by hand: this runs once per delivered event, and `write!` costs several times
+/// more.
 pub fn write_epoch_seconds(nanos: i64, out: &mut Vec<u8>) {
-    use std::io::Write;
     let micros = nanos.div_euclid(1_000);
-    let sign = if micros < 0 { "-" } else { "" };
+    if micros < 0 {
+        out.push(b'-');
+    }
     let abs = micros.unsigned_abs();
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000);
+    // u64::MAX / 10^6 has 14 digits; the fraction is always 6.
+    let mut digits = [0u8; 21];
+    let mut at = digits.len();
+    let mut rest = abs;
+    for place in 0..6 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if place == 5 {
+            at -= 1;
+            digits[at] = b'.';
+        }
+    }
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A scalar's text for an indexed field; `None` for maps and null.
@@ -585,6 +608,24 @@ mod tests {
         out.clear();
         write_epoch_seconds(-1_500_000_000, &mut out);
         assert_eq!(out, b"-1.500000");
+        for nanos in [
+            0,
+            999,
+            1_000,
+            999_999_999,
+            -1,
+            -999,
+            i64::MAX,
+            i64::MIN,
+            1_234_567,
+        ] {
+            out.clear();
+            write_epoch_seconds(nanos, &mut out);
+            let micros = i128::from(nanos).div_euclid(1_000);
+            let (sign, abs) = (if micros < 0 { "-" } else { "" }, micros.unsigned_abs());
+            let expected = format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000);
+            assert_eq!(String::from_utf8_lossy(&out), expected, "{nanos}");
+        }
     }
 
     #[test]

@@ -361,7 +361,7 @@ async fn every_schema_reaches_its_own_stream_with_only_declared_columns() {
         event.signature = Some(Box::new(siemrelay_core::Signature {
             alg: "HMAC-SHA256".into(),
             kid: "k1".into(),
-            value: format!("{i:064x}"),
+            value: format!("{i:064x}").into(),
             prev: None,
         }));
         event.attributes.insert("action".into(), "block".into());

@@ -40,8 +40,11 @@ pub mod factory;
 
 use crate::filter::counters::BatchCounters;
 use serde::Deserialize;
+use siemrelay_core::attributes::RawMember;
 use siemrelay_core::path::AttrPath;
-use siemrelay_core::{Attributes, Batch, ConfigIssue, Event, Processor, ProcessorContext, Value};
+use siemrelay_core::{
+    Attributes, Batch, ConfigIssue, Event, EventFields, Processor, ProcessorContext, Value,
+};
 
 /// Config of the `enrich` processor.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -175,8 +178,8 @@ impl ActionConfig {
                     }
                 };
                 target.zip(value).map(|(target, value)| match self.action {
-                    ActionKind::Insert => Action::Insert(target, value),
-                    ActionKind::Upsert => Action::Upsert(target, value),
+                    ActionKind::Insert => Action::Insert(SetValue::new(target, value)),
+                    ActionKind::Upsert => Action::Upsert(SetValue::new(target, value)),
                     _ => Action::Update(target, value),
                 })
             }
@@ -275,8 +278,8 @@ impl ActionKind {
 /// A compiled action.
 #[derive(Clone, Debug, PartialEq)]
 enum Action {
-    Insert(AttrPath, Value),
-    Upsert(AttrPath, Value),
+    Insert(SetValue),
+    Upsert(SetValue),
     Update(AttrPath, Value),
     Delete(AttrPath),
     Rename { from: AttrPath, to: AttrPath },
@@ -284,21 +287,47 @@ enum Action {
     PromoteResource(Option<Vec<String>>),
 }
 
+/// What `insert` and `upsert` set: the path and value, and the member that raw attributes
+/// lacking the path's first key get, serialized once here.
+#[derive(Clone, Debug, PartialEq)]
+struct SetValue {
+    path: AttrPath,
+    value: Value,
+    /// `"first":{…:value}` (see [`RawMember`]); none for a path without segments.
+    raw: Option<RawMember>,
+}
+
+impl SetValue {
+    fn new(path: AttrPath, value: Value) -> SetValue {
+        let raw = path
+            .segments()
+            .split_first()
+            .map(|(first, rest)| RawMember::new(first, rest, &value));
+        SetValue { path, value, raw }
+    }
+
+    /// Sets the value in attributes held raw, without parsing them, when the path's first key
+    /// is not there (then insert and upsert give the same: `{first: {…: value}}`): a copy of
+    /// the prepared member into the bytes. False, changing nothing, otherwise.
+    fn insert_raw(&self, attributes: &mut Attributes) -> bool {
+        self.raw
+            .as_ref()
+            .is_some_and(|member| attributes.insert_raw_member_if_absent(member))
+    }
+}
+
 impl Action {
-    fn apply(&self, event: &mut Event) {
-        // One mutable access to the fields (it drops any kept JSON form), split below.
-        let event = &mut **event;
+    fn apply(&self, event: &mut EventFields) {
         let attributes = &mut event.attributes;
         match self {
             // A first key that raw attributes lack is written into their bytes.
-            Action::Insert(path, value) | Action::Upsert(path, value)
-                if insert_raw(path, value, attributes) => {}
-            Action::Insert(path, value) => {
+            Action::Insert(set) | Action::Upsert(set) if set.insert_raw(attributes) => {}
+            Action::Insert(SetValue { path, value, .. }) => {
                 if path_is_free(path, attributes) {
                     path.insert(attributes, value.clone());
                 }
             }
-            Action::Upsert(path, value) => {
+            Action::Upsert(SetValue { path, value, .. }) => {
                 path.insert(attributes, value.clone());
             }
             Action::Update(path, value) => {
@@ -341,16 +370,6 @@ impl Action {
 }
 
 /// Whether `path` is absent and every existing parent on it is a map, so `insert` may set it.
-/// Sets `path` to `value` in attributes held raw, without parsing them, when the path's first
-/// key is not there (then insert and upsert give the same: `{first: {…: value}}`). False,
-/// changing nothing, otherwise.
-fn insert_raw(path: &AttrPath, value: &Value, attributes: &mut Attributes) -> bool {
-    let Some((first, rest)) = path.segments().split_first() else {
-        return false;
-    };
-    attributes.insert_raw_path_if_absent(first, rest, value)
-}
-
 fn path_is_free(path: &AttrPath, map: &siemrelay_core::Map) -> bool {
     let Some((last, parents)) = path.segments().split_last() else {
         return false;
@@ -388,8 +407,12 @@ pub fn build(config: EnrichConfig, ctx: &ProcessorContext) -> Result<Enrich, Vec
 impl Enrich {
     /// Applies the actions and the default source to one event.
     pub fn enrich(&self, event: &mut Event) {
-        for action in &self.actions {
-            action.apply(event);
+        // One mutable access to the fields for all actions (it drops any kept JSON form).
+        if !self.actions.is_empty() {
+            let fields = &mut **event;
+            for action in &self.actions {
+                action.apply(fields);
+            }
         }
         if event.source.is_none()
             && let Some(source) = &self.source

@@ -64,9 +64,10 @@ use hmac::Mac;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use siemrelay_core::atomic_file::{Access, sync_dir, write_atomically};
+use siemrelay_core::event::SignatureText;
 use siemrelay_core::{Batch, ConfigIssue, Event, Processor, ProcessorContext, Signature};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub mod canonical;
 pub mod canonical_json;
@@ -144,7 +145,8 @@ impl SignConfig {
 
 /// The running `sign` processor.
 pub struct Sign {
-    kid: String,
+    /// The active key's id, shared with every signature it writes.
+    kid: Arc<str>,
     mac: HmacSha256,
     chain: Option<Mutex<ChainHead>>,
     state_path: PathBuf,
@@ -187,7 +189,7 @@ pub fn build(config: SignConfig, ctx: &ProcessorContext) -> Result<Sign, Vec<Con
         })
     });
     Ok(Sign {
-        kid,
+        kid: Arc::from(kid),
         mac,
         chain,
         state_path,
@@ -256,21 +258,20 @@ impl Sign {
         work.stack = canonical::recycle(stack);
         let mut mac = self.mac.clone();
         mac.update(&form);
-        let mut hex_digits = [0u8; 64];
-        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex_digits);
-        // Hex digits are ASCII, so the text is always valid UTF-8.
-        let value = String::from(std::str::from_utf8(&hex_digits).unwrap_or_default());
+        let hex_digits = hex_lower(&mac.finalize().into_bytes().into());
+        let value = hex_str(&hex_digits);
         let hash = if prev.is_some() {
-            chain_hash(&form, input.value_at, &value)
+            chain_hash(&form, input.value_at, value)
         } else {
             [0; 32]
         };
-        // Set before the form is kept: a change to the fields drops a kept form.
+        // Set before the form is kept: a change to the fields drops a kept form. No string is
+        // allocated: the name is a constant, the key id shared, the hex digits inline.
         event.signature = Some(Box::new(Signature {
-            alg: ALGORITHM.to_string(),
-            kid: self.kid.clone(),
-            value,
-            prev: prev.map(str::to_string),
+            alg: SignatureText::from_static(ALGORITHM),
+            kid: SignatureText::from(Arc::clone(&self.kid)),
+            value: SignatureText::from(value),
+            prev: prev.map(SignatureText::from),
         }));
         if input.sendable {
             // Sign the bytes you send: the full canonical form is the event's JSON form.
@@ -296,6 +297,34 @@ fn full_form(signing_input: &[u8], value_at: usize, value_hex: &[u8]) -> Vec<u8>
     form.push(b'"');
     form.extend_from_slice(tail);
     form
+}
+
+/// Two lowercase hex digits for every byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
+/// Lowercase hex of a MAC or digest: one table lookup per byte (this runs once or twice for
+/// every signed event).
+fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
+    }
+    out
+}
+
+/// The text of [`hex_lower`]'s digits.
+fn hex_str(digits: &[u8; 64]) -> &str {
+    // Hex digits are ASCII: always valid UTF-8 (the fallback is never taken).
+    std::str::from_utf8(digits).unwrap_or(CHAIN_START)
 }
 
 /// SHA-256 of the full canonical form: the MAC input with `,"value":"<hex>"` at `value_at`.
@@ -326,11 +355,10 @@ impl Processor for Sign {
             Some(head) => {
                 let mut head = head.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let ChainHead { last, work } = &mut *head;
-                let mut prev = [0u8; 64];
                 for event in batch.iter_mut() {
                     // Hex digits are ASCII, so the text is always valid UTF-8.
-                    let _ = hex::encode_to_slice(*last, &mut prev);
-                    let prev = std::str::from_utf8(&prev).unwrap_or(CHAIN_START);
+                    let prev = hex_lower(last);
+                    let prev = hex_str(&prev);
                     *last = self.sign_event(event, Some(prev), work);
                 }
             }

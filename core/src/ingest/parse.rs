@@ -25,13 +25,13 @@ use std::fmt;
 pub const DUPLICATE_KEY: &str = "_duplicate";
 
 /// Memory of one JSON value slot (in an array, or as a map entry's value).
-const VALUE_SIZE: usize = size_of::<Value>();
+pub(super) const VALUE_SIZE: usize = size_of::<Value>();
 /// Memory of one map entry besides its key's text: key `String`, value, hash and index slot.
-const ENTRY_SIZE: usize = size_of::<String>() + VALUE_SIZE + 3 * size_of::<usize>();
+pub(super) const ENTRY_SIZE: usize = size_of::<String>() + VALUE_SIZE + 3 * size_of::<usize>();
 /// Memory of one member of a received object (key and value).
-const MEMBER_SIZE: usize = size_of::<(Cow<'static, str>, Value)>();
+pub(super) const MEMBER_SIZE: usize = size_of::<(Cow<'static, str>, Value)>();
 /// Memory of one parsed object in a request's list.
-const OBJECT_SIZE: usize = size_of::<Object<'static>>();
+pub(super) const OBJECT_SIZE: usize = size_of::<Object<'static>>();
 /// The reservation grows in steps of at least this, so the budget is touched rarely.
 const GROW_STEP: usize = 256 * 1024;
 
@@ -146,12 +146,19 @@ impl<'r> Limits<'r> {
     }
 
     /// Charges `bytes` more (memory the caller allocates for the request's events).
+    #[inline]
     pub fn charge(&self, bytes: usize) -> Result<(), Stop> {
         let total = self.charged.get().saturating_add(bytes);
         self.charged.set(total);
         if total <= self.allowed.get() {
             return Ok(());
         }
+        self.grow_to(total)
+    }
+
+    /// Grows the reservation so that `total` bytes are allowed (the rare part of
+    /// [`Limits::charge`], kept out of line so that the common part inlines).
+    fn grow_to(&self, total: usize) -> Result<(), Stop> {
         let Some(reservation) = self.reservation else {
             self.allowed.set(usize::MAX);
             return Ok(());
@@ -187,6 +194,14 @@ impl<'r> Limits<'r> {
         {
             self.float_beyond_64_bits.set(true);
         }
+    }
+
+    /// Counts one more event for the scanner ([`super::scan`]); `false` when that is over
+    /// `max_events` (no stop is recorded: the current path runs again and stops there).
+    pub(super) fn count_scanned_event(&self) -> bool {
+        let count = self.events.get() + 1;
+        self.events.set(count);
+        count <= self.max_events
     }
 
     fn count_event<E: de::Error>(&self) -> Result<(), E> {
@@ -479,6 +494,7 @@ impl<'de> Visitor<'de> for MembersSeed<'_, '_, '_, 'de> {
         Ok(Object {
             members: Members(members),
             raw_attributes,
+            parsed: super::ParsedFields::default(),
         })
     }
 
@@ -666,6 +682,10 @@ pub fn parse_body<'b>(
 /// `attributes`, an `attributes` member that is not one object), and a body that fails, are
 /// parsed again the tree way, so results and errors are those of [`parse_body`]. With a mapping (which
 /// reads the members as sent) every body is parsed the tree way.
+///
+/// A body of the common shape is read by a hand-written single-pass scanner (`ingest::scan`)
+/// instead of serde_json's reader, with the same results and the same charges; any other body
+/// (or one it stops on) is parsed as described above, from the start.
 pub fn parse_body_raw<'b>(
     body: &'b [u8],
     format: BodyFormat,
@@ -675,6 +695,26 @@ pub fn parse_body_raw<'b>(
     if !limits.counted_keys.is_empty() || !mapping.is_empty() {
         return parse_objects(body, format, limits, false);
     }
+    // The common bodies first, with the hand-written scanner; whatever it does not take is
+    // parsed from the start as before, with what it counted and charged taken back.
+    if let Ok(text) = simdutf8::basic::from_utf8(body) {
+        let (events, charged) = (limits.events.get(), limits.charged.get());
+        if let Some(scanned) = super::scan::scan_body(text, format, limits) {
+            return Ok(scanned.objects);
+        }
+        limits.events.set(events);
+        limits.charged.set(charged);
+    }
+    parse_body_raw_serde(body, format, limits)
+}
+
+/// [`parse_body_raw`] without the scanner: serde_json's reader with the raw visitors, then
+/// the tree path for a body they do not take.
+pub(super) fn parse_body_raw_serde<'b>(
+    body: &'b [u8],
+    format: BodyFormat,
+    limits: &Limits<'_>,
+) -> Result<Vec<Object<'b>>, BodyError> {
     let (events, charged) = (limits.events.get(), limits.charged.get());
     let first = parse_objects(body, format, limits, true);
     // A failed body is read again the tree way too, so that its error is the tree path's (a
@@ -690,6 +730,25 @@ pub fn parse_body_raw<'b>(
     parse_objects(body, format, limits, false)
 }
 
+/// The non-blank lines of an NDJSON body: their 1-based number and byte range, without the
+/// line end (`\n` or `\r\n`). Line ends are ASCII, so the ranges fall on character
+/// boundaries.
+pub(super) fn ndjson_lines(body: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', body)
+        .chain(std::iter::once(body.len()))
+        .enumerate()
+        .filter_map(move |(index, end)| {
+            let (from, mut to) = (start, end);
+            start = end + 1;
+            if to > from && body[to - 1] == b'\r' {
+                to -= 1;
+            }
+            let blank = body[from..to].iter().all(u8::is_ascii_whitespace);
+            (!blank).then_some((index + 1, from, to))
+        })
+}
+
 fn parse_objects<'b>(
     body: &'b [u8],
     format: BodyFormat,
@@ -698,7 +757,7 @@ fn parse_objects<'b>(
 ) -> Result<Vec<Object<'b>>, BodyError> {
     // One UTF-8 check of the whole body costs far less than one per JSON string; a valid body
     // is then parsed as text, which serde_json does not check again.
-    let text = std::str::from_utf8(body).ok();
+    let text = simdutf8::basic::from_utf8(body).ok();
     match format {
         BodyFormat::Json => {
             let objects = parse_text(body, text, limits, BodySeed { limits, raw })?;
@@ -708,19 +767,8 @@ fn parse_objects<'b>(
         BodyFormat::Ndjson => {
             let mut objects: Vec<Object<'b>> = Vec::new();
             let mut scratch = RawScratch::default();
-            let mut start = 0;
-            let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
-            for (index, end) in ends.enumerate() {
-                let (from, mut to) = (start, end);
-                start = end + 1;
-                if to > from && body[to - 1] == b'\r' {
-                    to -= 1;
-                }
+            for (line_number, from, to) in ndjson_lines(body) {
                 let line = &body[from..to];
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let line_number = index + 1;
                 // Line ends are ASCII, so `from..to` falls on character boundaries.
                 let line_text = text.map(|text| &text[from..to]);
                 let place = Place::Line(line_number);

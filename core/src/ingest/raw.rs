@@ -7,6 +7,9 @@
 //! 64-bit value, floats as serde_json prints the `f64` it parsed. The buffer is charged to the
 //! request's [`Limits`] as it grows, like the trees it replaces.
 //!
+//! While writing, it notes whether every key and float is in its RFC 8785 canonical form as
+//! written (see [`crate::Attributes::raw_canonical_json`]), so the signer can copy the bytes.
+//!
 //! The members of the `attributes` member join the top-level extras, as the tree path merges
 //! them. What the raw form cannot hold exactly is left to the tree path: a key repeated in any
 //! object or in both places (kept under `_duplicate`, or refused when strict), an `attributes`
@@ -15,6 +18,7 @@
 
 use super::Key;
 use super::parse::Limits;
+use crate::attributes::{key_is_canonical, plain_decimal_is_canonical};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
@@ -36,6 +40,9 @@ pub(super) struct RawObject<'a, 'r, 's, 'de> {
     scratch: &'s mut RawScratch<'de>,
     /// True once the `attributes` member was merged in.
     merged: bool,
+    /// False once a key or a float was written in a form that is not canonical (see
+    /// [`crate::Attributes::raw_canonical_json`]).
+    canonical: bool,
 }
 
 impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
@@ -54,6 +61,7 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
             charged: 0,
             scratch,
             merged: false,
+            canonical: true,
         }
     }
 
@@ -68,7 +76,7 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
             self.out.push(b',');
         }
         let start = self.out.len();
-        write_key(&key, &mut self.out);
+        self.canonical &= write_key(&key, &mut self.out);
         map.next_value_seed(Transcode(&mut *self))?;
         let end = self.out.len();
         self.scratch.entries.push((key, start, end));
@@ -95,9 +103,10 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
         if self.scratch.entries.is_empty() {
             return Ok(None);
         }
-        let mut starts = Vec::with_capacity(self.scratch.entries.len());
+        // Room for two more members: what an enrich adds is then one copy, no reallocation.
+        let mut starts = Vec::with_capacity(self.scratch.entries.len() + 2);
         self.close(0, 0, Some(&mut starts))?;
-        Ok(Some((self.out, starts)))
+        Ok(Some((self.out, starts, self.canonical)))
     }
 
     fn charge<E: de::Error>(&mut self) -> Result<(), E> {
@@ -157,9 +166,11 @@ impl<'a, 'r, 's, 'de> RawObject<'a, 'r, 's, 'de> {
     }
 }
 
-/// `"key":` as serde_json writes it.
+/// `"key":` as serde_json writes it; returns whether the written key is canonical
+/// ([`crate::attributes::key_is_canonical`]).
 #[allow(clippy::ptr_arg)] // Borrowed or owned tells whether the key had escapes.
-fn write_key(key: &Cow<'_, str>, out: &mut Vec<u8>) {
+fn write_key(key: &Cow<'_, str>, out: &mut Vec<u8>) -> bool {
+    let start = out.len();
     match key {
         // Borrowed from the input: it had no escapes, so it holds nothing serde_json escapes
         // (a quote, a backslash or a control character would have had to be escaped).
@@ -173,7 +184,9 @@ fn write_key(key: &Cow<'_, str>, out: &mut Vec<u8>) {
             let _ = serde_json::to_writer(&mut *out, text.as_str());
         }
     }
+    let canonical = key_is_canonical(&out[start..]);
     out.push(b':');
+    canonical
 }
 
 /// Writes one JSON value as serde_json would write its parsed form.
@@ -213,7 +226,9 @@ impl<'de> Visitor<'de> for Transcode<'_, '_, '_, '_, 'de> {
         self.0.limits.note_float(value);
         match serde_json::Number::from_f64(value) {
             Some(number) => {
+                let start = self.0.out.len();
                 let _ = serde_json::to_writer(&mut self.0.out, &number);
+                self.0.canonical &= plain_decimal_is_canonical(&self.0.out[start..]);
             }
             None => self.0.out.extend_from_slice(b"null"),
         }
@@ -282,7 +297,7 @@ impl<'de> Visitor<'de> for Transcode<'_, '_, '_, '_, 'de> {
                 object.out.push(b',');
             }
             let from = object.out.len();
-            write_key(&key, &mut object.out);
+            object.canonical &= write_key(&key, &mut object.out);
             map.next_value_seed(Transcode(&mut *object))?;
             let to = object.out.len();
             object.scratch.entries.push((key, from, to));

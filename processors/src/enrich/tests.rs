@@ -265,3 +265,62 @@ fn enrich_on_raw_attributes_equals_enrich_on_the_tree_and_keeps_them_raw_when_it
     let raw = run_on(reference, &inputs[2], true);
     assert!(raw.attributes.raw_json().is_none());
 }
+
+#[test]
+fn insert_and_upsert_on_raw_attributes_equal_the_tree_path_at_every_position() {
+    let input = json!({"b": 1, "m": {"x": 2.5}, "t": "z"});
+    // First, middle and last among the members; present at the top or below; nested paths.
+    for key in ["a", "c", "z", "b", "m", "m.x", "m.y", "a.b.c", "n.x", "t.u"] {
+        for action in ["insert", "upsert"] {
+            for (value, canonical) in [("{ v: [1, 0.5, é] }", true), ("1.0", false)] {
+                let yaml = format!("actions: [{{ action: {action}, key: {key}, value: {value} }}]");
+                let tree = run_on(&yaml, &input, false);
+                let raw = run_on(&yaml, &input, true);
+                assert_eq!(raw, tree, "{yaml}");
+                assert_eq!(raw.to_json_bytes(), tree.to_json_bytes(), "{yaml}");
+                let first = key.split('.').next().unwrap();
+                if input.get(first).is_none() {
+                    // Absent: written into the bytes, in serde_json's form.
+                    let expected = serde_json::to_vec(&*tree.attributes).unwrap();
+                    assert_eq!(raw.attributes.raw_json(), Some(&expected[..]), "{yaml}");
+                    assert_eq!(
+                        raw.attributes.raw_canonical_json().is_some(),
+                        canonical,
+                        "{yaml}: canonical as long as the value is"
+                    );
+                } else if action == "upsert" {
+                    assert!(raw.attributes.raw_json().is_none(), "{yaml}: made a map");
+                }
+            }
+        }
+    }
+    // Several actions one after another on the same bytes, as the reference pipeline does.
+    let yaml = "actions: [{ action: upsert, key: deployment.env, value: prod }, \
+                { action: upsert, key: relay.region, value: eu-west-1 }, \
+                { action: insert, key: a, value: 0 }, { action: insert, key: zz, value: x }]";
+    let tree = run_on(yaml, &input, false);
+    let raw = run_on(yaml, &input, true);
+    assert_eq!(raw, tree);
+    let expected = serde_json::to_vec(&*tree.attributes).unwrap();
+    assert_eq!(raw.attributes.raw_canonical_json(), Some(&expected[..]));
+}
+
+#[test]
+fn insert_and_upsert_serialize_their_member_once_when_built() {
+    let enrich = enrich(
+        "actions: [{ action: upsert, key: deployment.env, value: prod }, \
+         { action: insert, key: \"a\\\\.b\", value: [1, 0.5] }]",
+    );
+    let members: Vec<&[u8]> = enrich
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Insert(set) | Action::Upsert(set) => set.raw.as_ref().map(|m| m.text()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [&br#""deployment":{"env":"prod"}"#[..], br#""a.b":[1,0.5]"#]
+    );
+}

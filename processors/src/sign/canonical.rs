@@ -119,7 +119,7 @@ pub(crate) fn write_event_signing_input<'a>(
     out.extend_from_slice(br#"","event_type":"#);
     write_string(&event.event_type, out);
     out.extend_from_slice(br#","observed_timestamp":"#);
-    write_string(event.observed_timestamp.format_rfc3339(&mut time), out);
+    write_rfc3339(event.observed_timestamp, &mut time, out);
     if !event.resource.is_empty() {
         out.extend_from_slice(br#","resource":"#);
         sendable &= write_map(&event.resource, out, stack);
@@ -139,21 +139,26 @@ pub(crate) fn write_event_signing_input<'a>(
         write_string(summary, out);
     }
     out.extend_from_slice(br#","timestamp":"#);
-    write_string(event.timestamp.format_rfc3339(&mut time), out);
+    write_rfc3339(event.timestamp, &mut time, out);
     out.push(b'}');
     EventSigningInput { value_at, sendable }
 }
 
 /// Writes the canonical form of the event's attributes; returns what [`write_value`] does.
-/// Attributes held raw (`raw_json()` is `Some`: the webhook's events) are canonicalized
-/// straight from their bytes, without a tree ([`write_canonical_json`]); a tree is written
-/// as a tree.
+/// Attributes held raw that are their own canonical form (`raw_canonical_json()`: what the
+/// webhook's ingest usually gives) are copied; other raw ones are canonicalized straight from
+/// their bytes, without a tree ([`write_canonical_json`]); a tree is written as a tree.
 fn write_attributes_canonical<'a>(
     event: &'a Event,
     out: &mut Vec<u8>,
     stack: &mut EntryStack<'a>,
     json: &mut CanonicalJsonScratch,
 ) -> bool {
+    if let Some(canonical) = event.attributes.raw_canonical_json() {
+        // Canonical text holds no float written as an integer: sendable.
+        out.extend_from_slice(canonical);
+        return true;
+    }
     match event.attributes.raw_json() {
         Some(raw) => write_canonical_json(raw, out, json),
         None => write_map(&event.attributes, out, stack),
@@ -239,6 +244,18 @@ fn write_map<'a>(map: &'a Map, out: &mut Vec<u8>, stack: &mut EntryStack<'a>) ->
 }
 
 /// Writes a JSON string escaped as JCS requires.
+/// A time as its RFC 3339 JSON string: ASCII digits and separators, which JCS writes as
+/// they are (what [`write_string`] gives for it, without its escape scan).
+fn write_rfc3339(
+    time: siemrelay_core::Timestamp,
+    buf: &mut siemrelay_core::time::Rfc3339Buf,
+    out: &mut Vec<u8>,
+) {
+    out.push(b'"');
+    out.extend_from_slice(time.format_rfc3339_bytes(buf));
+    out.push(b'"');
+}
+
 pub(crate) fn write_string(text: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = text.as_bytes();
@@ -317,6 +334,34 @@ pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
             } else {
                 x.cmp(&y)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siemrelay_core::Timestamp;
+    use siemrelay_core::time::Rfc3339Buf;
+
+    #[test]
+    fn times_are_written_as_their_escaped_strings_would_be() {
+        let mut buf = Rfc3339Buf::default();
+        // Across the fast range, with every fraction length, and years chrono writes.
+        for nanos in [
+            0,
+            1_700_000_000_123_456_789,
+            1_700_000_000_120_000_000,
+            1_700_000_000_123_456_000,
+            -1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let time = Timestamp(nanos);
+            let (mut fast, mut escaped) = (Vec::new(), Vec::new());
+            write_rfc3339(time, &mut buf, &mut fast);
+            write_string(&time.to_rfc3339(), &mut escaped);
+            assert_eq!(fast, escaped, "{nanos}");
         }
     }
 }

@@ -34,6 +34,7 @@
 
 use super::canonical::{cmp_utf16, first_to_escape, write_string, write_value};
 use siemrelay_core::Value;
+use siemrelay_core::attributes::plain_decimal_is_canonical;
 use std::cmp::Ordering;
 
 /// Deepest nesting of arrays and objects `serde_json` reads (its recursion limit, 128, counts
@@ -616,37 +617,6 @@ const PLACEHOLDER: AsWritten = AsWritten {
     canonical: false,
     sendable: false,
 };
-
-/// Whether a number's text (valid JSON, not an integer) is what ECMAScript writes for its
-/// double, known without converting: a plain decimal `[-]int.frac` with at most 15
-/// significant digits, no trailing zero, and no more than five zeros after `0.`. Every
-/// decimal of at most 15 significant digits is the shortest text of the double nearest to
-/// it (a double has 15.95 decimal digits of precision), and ECMAScript writes such values
-/// (10^-6 ≤ |x| < 10^21) as `int.frac`. Such a text is a finite double with a point: sendable.
-/// Common in attributes (`87.5`, `0.25`), and it spares a float conversion both ways.
-fn plain_decimal_is_canonical(text: &[u8]) -> bool {
-    let digits = text.strip_prefix(b"-").unwrap_or(text);
-    let Some(point) = digits.iter().position(|&b| b == b'.') else {
-        return false;
-    };
-    let (whole, fraction) = (&digits[..point], &digits[point + 1..]);
-    if fraction.last().is_none_or(|&digit| digit == b'0')
-        || !fraction.iter().all(u8::is_ascii_digit)
-    {
-        // A trailing zero, or an exponent.
-        return false;
-    }
-    let significant = if whole == b"0" {
-        let zeros = fraction.iter().take_while(|&&digit| digit == b'0').count();
-        if zeros > 5 {
-            return false;
-        }
-        fraction.len() - zeros
-    } else {
-        whole.len() + fraction.len()
-    };
-    significant <= 15
-}
 
 /// Whether a double's canonical text reads back as a double (JCS writes `4.0` as `4`).
 fn float_sendable(text: &str) -> bool {

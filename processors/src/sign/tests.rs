@@ -713,3 +713,12 @@ fn the_kept_form_is_the_signing_input_with_the_value_in_a_buffer_of_exactly_its_
     // It waits in queues: no room left over.
     assert_eq!(form.capacity(), form.len());
 }
+
+#[test]
+fn hex_lower_writes_every_byte_as_the_hex_crate_does() {
+    for round in 0..8u8 {
+        let bytes: [u8; 32] = std::array::from_fn(|i| round * 32 + i as u8);
+        let digits = super::hex_lower(&bytes);
+        assert_eq!(super::hex_str(&digits), hex::encode(bytes));
+    }
+}

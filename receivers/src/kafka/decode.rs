@@ -154,7 +154,7 @@ mod tests {
         event.signature = Some(Box::new(siemrelay_core::Signature {
             alg: "HMAC-SHA256".into(),
             kid: "k1".into(),
-            value: "ab".repeat(32),
+            value: "ab".repeat(32).into(),
             prev: None,
         }));
         event.attributes.insert("user".into(), Value::from("u@x"));

@@ -133,7 +133,7 @@ fn a_signed_event_carries_its_native_form_in_every_shape() {
     event.signature = Some(Box::new(Signature {
         alg: "HMAC-SHA256".into(),
         kid: "k1".into(),
-        value: "00".repeat(32),
+        value: "00".repeat(32).into(),
         prev: None,
     }));
     let native = String::from_utf8(event.to_json_bytes()).unwrap();

@@ -65,8 +65,8 @@ fn events() -> Vec<Event> {
     blocked.signature = Some(Box::new(Signature {
         alg: "HMAC-SHA256".into(),
         kid: "k1".into(),
-        value: "ab".repeat(32),
-        prev: Some("cd".repeat(32)),
+        value: "ab".repeat(32).into(),
+        prev: Some("cd".repeat(32).into()),
     }));
     let mut lockout = with_attributes(
         "lockout",
