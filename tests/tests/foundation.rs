@@ -99,6 +99,35 @@ async fn run_without_flags_uses_the_embedded_default_config() {
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
 }
 
+#[test]
+fn a_sigterm_while_starting_up_is_a_clean_stop_not_a_kill() {
+    // The signal comes once the webhook listens, before `run` says it is running: the moment a
+    // service manager's stop or a rolling update can hit. It must be waited for like any other
+    // SIGTERM (a clean drain, exit 0), not end the process by the signal's default action.
+    let port = free_port();
+    let mut relay = Siemrelay::start(&webhook_file_config(port, ""));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the webhook did not listen:\n{}",
+            relay.logs()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = relay.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "clean exit after a SIGTERM while starting up: {status:?}\n{}",
+        relay.logs()
+    );
+    assert!(
+        relay.logs().contains("signal received"),
+        "the signal was handled:\n{}",
+        relay.logs()
+    );
+}
+
 #[tokio::test]
 async fn ten_thousand_events_in_100_requests_arrive_once_each() {
     let port = free_port();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// How often `service.watch_config` looks at the file's modification time.
 const WATCH_INTERVAL: Duration = Duration::from_secs(2);
@@ -43,6 +44,9 @@ pub fn run(config_path: Option<&Path>) -> ExitCode {
 }
 
 async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
+    // Before anything starts: a signal that comes while starting up is then waited for below,
+    // not fatal (the default action) and not lost.
+    let mut signals = Signals::register();
     let file = loaded.file.clone();
     let pipelines: Vec<String> = loaded.service.pipelines.keys().cloned().collect();
     let admin = loaded.service.admin.clone();
@@ -87,17 +91,18 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     tracing::info!(config = %file, pipelines = %pipelines.join(","), version = %env!("CARGO_PKG_VERSION"), "siemrelay is running");
     // Every receiver listens (Runtime::start bound them) and the admin listener serves.
     notify::ready(&format!("running {} pipeline(s)", pipelines.len()));
-    // Startup is done: the code only it used need not stay resident.
-    match crate::footprint::release_startup_code() {
+    // Startup is done: the code only it used need not stay resident. Off the runtime's threads:
+    // it syncs the binary's file and walks every mapping.
+    tokio::task::spawn_blocking(|| match crate::footprint::release_startup_code() {
         Ok(bytes) => tracing::debug!(bytes, "startup code pages handed back"),
         Err(e) => tracing::debug!(error = %e, "startup code pages not handed back"),
-    }
+    });
     let watchdog = notify::spawn_watchdog();
     let watcher = (watch && config_path.is_some())
         .then(|| tokio::spawn(watch_config(control.clone(), config_path.clone())));
     let mut exit = ExitCode::SUCCESS;
     tokio::select! {
-        signal = wait_for_stop_signal(&control) => tracing::info!(signal = %signal, "signal received"),
+        signal = signals.stop_or_reload(&control) => tracing::info!(signal = %signal, "signal received"),
         (receiver, result) = running.wait_for_receiver_failure() => {
             let error = result.err().map_or_else(|| "it returned without an error".to_string(), |e| format!("{e:#}"));
             tracing::error!(receiver = %receiver, error = %error, "a receiver stopped unexpectedly; shutting down");
@@ -111,7 +116,7 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     // A second signal during the drain stops at once.
     let report = tokio::select! {
         report = running.shutdown() => report,
-        signal = wait_for_signal() => {
+        signal = signals.stop() => {
             tracing::error!(signal = %signal, "second signal: exiting without finishing the drain (memory queues lose what they hold)");
             return ExitCode::from(130);
         }
@@ -128,43 +133,78 @@ async fn serve(loaded: LoadedConfig, config_path: Option<PathBuf>) -> ExitCode {
     exit
 }
 
-/// Waits for SIGINT or SIGTERM, reloading the config on every SIGHUP meanwhile.
-async fn wait_for_stop_signal(control: &Control) -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        return wait_for_signal().await;
-    };
-    let stop = wait_for_signal();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            signal = &mut stop => return signal,
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                notify::reloading();
-                // The outcome is logged and counted by the reload itself.
-                let _ = control.reload("SIGHUP").await;
-                // Listener certificates too (each outcome is logged).
-                siemrelay_core::listener_tls::reload_all();
-                notify::ready("running (reloaded)");
+/// The signals `run` answers, registered once when it starts: from then on SIGTERM, SIGINT and
+/// SIGHUP are recorded until waited for, whatever the process is doing. (Registering a stream
+/// only when waiting would leave a window in which the signal's default action, ending the
+/// process, applies; and one registered later than another does not see what came before it.)
+struct Signals {
+    /// SIGTERM and SIGINT; `None` when they could not be registered (the process can then
+    /// only be killed).
+    stop: Option<(Signal, Signal)>,
+    /// SIGHUP; `None` when it could not be registered.
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn register() -> Signals {
+        let stop = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot handle SIGTERM/SIGINT: stopping takes a kill");
+                None
+            }
+        };
+        let hangup = signal(SignalKind::hangup())
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot handle SIGHUP: reload through the admin API"))
+            .ok();
+        Signals { stop, hangup }
+    }
+
+    /// Waits for SIGINT or SIGTERM, reloading the config on every SIGHUP meanwhile.
+    async fn stop_or_reload(&mut self, control: &Control) -> &'static str {
+        loop {
+            tokio::select! {
+                signal = stop_signal(&mut self.stop) => return signal,
+                _ = hangup_signal(&mut self.hangup) => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    notify::reloading();
+                    // The outcome is logged and counted by the reload itself.
+                    let _ = control.reload("SIGHUP").await;
+                    // Listener certificates too (each outcome is logged).
+                    siemrelay_core::listener_tls::reload_all();
+                    notify::ready("running (reloaded)");
+                }
             }
         }
     }
+
+    /// Waits for SIGINT or SIGTERM.
+    async fn stop(&mut self) -> &'static str {
+        stop_signal(&mut self.stop).await
+    }
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can only be killed; run until then.
-        std::future::pending::<()>().await;
-        return "none";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// The next SIGTERM or SIGINT; never, when they are not handled.
+async fn stop_signal(stop: &mut Option<(Signal, Signal)>) -> &'static str {
+    match stop {
+        Some((term, int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The next SIGHUP; never, when it is not handled.
+async fn hangup_signal(hangup: &mut Option<Signal>) {
+    match hangup {
+        Some(hangup) => {
+            hangup.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
