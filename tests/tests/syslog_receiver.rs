@@ -306,9 +306,12 @@ log {{ source(s_in); destination(d_out); }};
     command
         .env(
             "LD_LIBRARY_PATH",
+            // Debian's packages put some libraries under /lib (libpcre3's libpcre.so.3),
+            // others under /usr/lib: both, so nothing depends on the host having them installed.
             format!(
-                "{}:{}",
+                "{}:{}:{}",
                 root.join("usr/lib/x86_64-linux-gnu").display(),
+                root.join("lib/x86_64-linux-gnu").display(),
                 root.join("usr/lib/syslog-ng").display()
             ),
         )
