@@ -942,6 +942,41 @@ pub(crate) fn string_end(json: &[u8], mut from: usize) -> usize {
     json.len()
 }
 
+/// Index of the first byte from `at` that ends a string's plain run in JSON text: `"`, `\` or
+/// a control character (`bytes.len()` when there is none). Eight bytes at a time, then one by
+/// one. The webhook's scanner reads strings with it, and `sign`'s canonical writer finds what
+/// it must escape with it.
+#[inline(always)]
+pub fn first_special_byte(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const BACKSLASHES: u64 = ONES * b'\\' as u64;
+    const SPACES: u64 = ONES * 0x20;
+    // The lowest flag of each test marks its first real match (a false flag only ever sits
+    // above a real one), so the lowest flag of all three marks the first special byte.
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let flags = zero_byte(word ^ QUOTES)
+            | zero_byte(word ^ BACKSLASHES)
+            | (word.wrapping_sub(SPACES) & !word & HIGHS);
+        if flags != 0 {
+            return at + (flags.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&byte) = bytes.get(at) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            return at;
+        }
+        at += 1;
+    }
+    bytes.len()
+}
+
 fn is_wide_integer(literal: &str) -> bool {
     if literal.contains(['.', 'e', 'E']) {
         return false;

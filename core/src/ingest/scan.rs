@@ -638,7 +638,7 @@ impl<'b> Scanner<'b, '_, '_> {
     #[inline(always)]
     fn string(&mut self) -> Scan<Text> {
         let from = self.pos;
-        let at = special_byte(self.bytes, from);
+        let at = super::parse::first_special_byte(self.bytes, from);
         match self.bytes.get(at) {
             Some(b'"') => {
                 self.pos = at + 1;
@@ -701,7 +701,7 @@ impl<'b> Scanner<'b, '_, '_> {
             };
             self.decoded.push(decoded);
             plain = at;
-            at = special_byte(bytes, at);
+            at = super::parse::first_special_byte(bytes, at);
         }
     }
 
@@ -911,39 +911,6 @@ fn hex4(bytes: &[u8], at: usize) -> Scan<u32> {
         let value = (digit as char).to_digit(16).ok_or(Fallback)?;
         Ok(code * 16 + value)
     })
-}
-
-/// Index of the first byte from `at` that ends a string's plain run: `"`, `\` or a control
-/// character (`bytes.len()` when there is none). Eight bytes at a time, then one by one.
-#[inline(always)]
-fn special_byte(bytes: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    const QUOTES: u64 = ONES * b'"' as u64;
-    const BACKSLASHES: u64 = ONES * b'\\' as u64;
-    const SPACES: u64 = ONES * 0x20;
-    // The lowest flag of each test marks its first real match (a false flag only ever sits
-    // above a real one), so the lowest flag of all three marks the first special byte.
-    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let flags = zero_byte(word ^ QUOTES)
-            | zero_byte(word ^ BACKSLASHES)
-            | (word.wrapping_sub(SPACES) & !word & HIGHS);
-        if flags != 0 {
-            return at + (flags.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while let Some(&byte) = bytes.get(at) {
-        if byte == b'"' || byte == b'\\' || byte < 0x20 {
-            return at;
-        }
-        at += 1;
-    }
-    bytes.len()
 }
 
 #[cfg(test)]

@@ -286,33 +286,12 @@ pub(crate) fn write_string(text: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
-/// Index of the first byte JCS escapes (a control character, `"` or `\\`), looking at eight
-/// bytes at a time: most strings have none, and this runs over every string of every event.
+/// Index of the first byte JCS escapes (a control character, `"` or `\`): the bytes JSON
+/// text escapes, found by core's word-at-a-time search (most strings have none, and this runs
+/// over every string of every event).
 pub(crate) fn first_to_escape(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // Bit 7 of a byte is set where the byte is below `n` (or zero, for `== 0`); lower bytes'
-    // results are exact, so the lowest set bit marks the first match.
-    let below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let found = below(word, 0x20)
-            | below(word ^ (ONES * u64::from(b'"')), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1);
-        if found != 0 {
-            return Some(offset + (found.trailing_zeros() / 8) as usize);
-        }
-        offset += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|at| offset + at)
+    let at = siemrelay_core::ingest::parse::first_special_byte(bytes, 0);
+    (at < bytes.len()).then_some(at)
 }
 
 /// Orders strings by their UTF-16 code units, as RFC 8785 sorts object keys.
