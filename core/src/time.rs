@@ -155,7 +155,6 @@ impl Rfc3339Buf {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 /// The common shape of received timestamps, `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, read without
 /// chrono (a fifth of its cost; this runs once per received event). `None` for anything else —
 /// other separators, offsets, a leap second, more than nine fraction digits — which
@@ -233,20 +232,27 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The last two seconds [`seconds_text`] wrote on a thread (an event's own time and the time it
+/// was received, which the events of a batch mostly share, so most calls copy) and their texts.
+#[derive(Clone, Copy)]
+struct RecentSeconds {
+    seconds: [i64; 2],
+    texts: [[u8; 19]; 2],
+    /// Which of the two the next new second replaces.
+    next: usize,
+}
+
 thread_local! {
-    /// The last two seconds [`seconds_text`] wrote on this thread (an event's own time and the
-    /// time it was received, which the events of a batch mostly share, so most calls copy),
-    /// their texts, and which of the two to replace next.
-    static RECENT_SECONDS: std::cell::Cell<[i64; 2]> = const { std::cell::Cell::new([i64::MIN; 2]) };
-    static RECENT_TEXTS: std::cell::Cell<[[u8; 19]; 2]> = const { std::cell::Cell::new([[0; 19]; 2]) };
-    static NEXT_SLOT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    static RECENT_SECONDS: std::cell::Cell<RecentSeconds> = const {
+        std::cell::Cell::new(RecentSeconds { seconds: [i64::MIN; 2], texts: [[0; 19]; 2], next: 0 })
+    };
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a second since the epoch; `None` for years outside 0000–9999.
 fn seconds_text(secs: i64) -> Option<[u8; 19]> {
-    let recent = RECENT_SECONDS.with(std::cell::Cell::get);
-    if let Some(slot) = recent.iter().position(|cached| *cached == secs) {
-        return Some(RECENT_TEXTS.with(std::cell::Cell::get)[slot]);
+    let mut recent = RECENT_SECONDS.with(std::cell::Cell::get);
+    if let Some(slot) = recent.seconds.iter().position(|cached| *cached == secs) {
+        return Some(recent.texts[slot]);
     }
     let days = secs.div_euclid(86_400);
     let of_day = secs.rem_euclid(86_400) as u32;
@@ -272,18 +278,15 @@ fn seconds_text(secs: i64) -> Option<[u8; 19]> {
     b[10] = b'T';
     b[13] = b':';
     b[16] = b':';
-    let slot = NEXT_SLOT.with(|next| next.replace(1 - next.get()));
-    let mut seconds = recent;
-    seconds[slot] = secs;
-    RECENT_SECONDS.with(|cache| cache.set(seconds));
-    RECENT_TEXTS.with(|texts| {
-        let mut all = texts.get();
-        all[slot] = b;
-        texts.set(all);
-    });
+    let slot = recent.next;
+    recent.seconds[slot] = secs;
+    recent.texts[slot] = b;
+    recent.next = 1 - slot;
+    RECENT_SECONDS.with(|cache| cache.set(recent));
     Some(b)
 }
 
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
